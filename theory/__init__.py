@@ -1,0 +1,24 @@
+"""riskrl.theory: risk measures, advantage estimators and entropy identities, written once.
+
+Everything is a small pure torch function (tensors in, tensors out) except the
+stateful ``QuantileTracker`` and the estimator objects of the registry.
+"""
+from . import advantages, bundles, dynamics, passk, population, quantiles, risk_measures
+from .estimators import AdvantageEstimator, AdvantageOutput, estimator_parameters, get_estimator, list_estimators
+from .quantiles import QuantileTracker
+
+__all__ = [
+    "advantages",
+    "bundles",
+    "dynamics",
+    "passk",
+    "population",
+    "quantiles",
+    "risk_measures",
+    "AdvantageEstimator",
+    "AdvantageOutput",
+    "QuantileTracker",
+    "estimator_parameters",
+    "get_estimator",
+    "list_estimators",
+]

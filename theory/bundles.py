@@ -1,0 +1,74 @@
+"""RiskPO bundling (Ren et al., 2025, §4.1).
+
+B questions form a bundle block. Each question's G responses are shuffled by
+an independent random permutation and the j-th shuffled response of every
+question in the block goes to bundle j, giving G disjoint bundles per block.
+The bundle score is the sum of its B rewards, so with binary rewards
+R_B ∈ {0, …, B}: a block where one question always fails still produces
+bundles of different scores, and hence a gradient.
+
+Layout: ``rewards`` is (P, G) with prompts in block order (prompts
+bB … bB+B−1 form block b). ``permutation[p, j]`` is the response of prompt p
+placed in bundle j of its block.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_finite, check_rank
+
+Tensor = torch.Tensor
+
+__all__ = ["check_bundle_size", "random_bundle_permutation", "bundle_scores", "broadcast_to_responses", "bundle_ids"]
+
+
+def check_bundle_size(num_prompts: int, bundle_size: int) -> int:
+    """Number of bundle blocks; a bundle size that does not divide the prompts is an error, never trimmed."""
+    if int(bundle_size) != bundle_size or bundle_size < 1:
+        raise ValueError(f"bundle_size={bundle_size} must be a positive integer")
+    if num_prompts % bundle_size != 0:
+        raise ValueError(
+            f"bundle_size={bundle_size} must divide the number of prompts in the batch ({num_prompts}); "
+            f"use a prompt batch that is a multiple of {bundle_size}"
+        )
+    return num_prompts // bundle_size
+
+
+def random_bundle_permutation(
+    num_prompts: int, group_size: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> Tensor:
+    """One independent uniform permutation of range(G) per prompt, shape (P, G), int64."""
+    if group_size < 1:
+        raise ValueError(f"group_size={group_size} must be >= 1")
+    keys = torch.rand(num_prompts, group_size, generator=generator, device=generator.device if generator is not None else device)
+    return torch.argsort(keys, dim=-1).to(device)
+
+
+def bundle_scores(rewards: Tensor, permutation: Tensor, bundle_size: int) -> Tensor:
+    """R_B[b, j] = Σ_{p in block b} rewards[p, permutation[p, j]],  (P, G) -> (P/B, G)."""
+    check_finite("rewards", rewards)
+    check_rank("rewards", rewards, 2)
+    if permutation.shape != rewards.shape:
+        raise ValueError(f"permutation {tuple(permutation.shape)} must match rewards {tuple(rewards.shape)}")
+    num_blocks = check_bundle_size(rewards.shape[0], bundle_size)
+    shuffled = torch.gather(rewards, 1, permutation)
+    return shuffled.reshape(num_blocks, bundle_size, rewards.shape[1]).sum(1)
+
+
+def broadcast_to_responses(bundle_values: Tensor, permutation: Tensor, bundle_size: int) -> Tensor:
+    """Inverse of the bundling: every response gets the value of the bundle it sits in, (P/B, G) -> (P, G)."""
+    num_prompts, group_size = permutation.shape
+    num_blocks = check_bundle_size(num_prompts, bundle_size)
+    if bundle_values.shape != (num_blocks, group_size):
+        raise ValueError(f"bundle_values {tuple(bundle_values.shape)} must be {(num_blocks, group_size)}")
+    per_slot = bundle_values.repeat_interleave(bundle_size, dim=0)
+    out = torch.empty_like(per_slot)
+    return out.scatter_(1, permutation, per_slot)
+
+
+def bundle_ids(permutation: Tensor, bundle_size: int) -> Tensor:
+    """Flat id (block·G + j) of the bundle that holds each response, (P, G) int64."""
+    num_prompts, group_size = permutation.shape
+    num_blocks = check_bundle_size(num_prompts, bundle_size)
+    ids = torch.arange(num_blocks * group_size, device=permutation.device).reshape(num_blocks, group_size)
+    return broadcast_to_responses(ids, permutation, bundle_size)

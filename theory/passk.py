@@ -1,0 +1,194 @@
+"""Pass@k: the unbiased estimator and the pass@k-oriented advantage baselines.
+
+All functions take a group of G = n samples per prompt on the last dim.
+Combinatorial ratios are evaluated in log space with lgamma, so n up to
+thousands neither overflows nor loses precision.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_finite, check_group_size, check_k
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "log_binom",
+    "pass_at_k",
+    "pass_at_k_from_rewards",
+    "chen_passk_advantage",
+    "leave_one_out_max_advantage",
+    "max_at_k_estimate",
+    "pkpo_effective_rewards",
+    "pkpo_advantage",
+    "passk_reweighted_advantage",
+]
+
+
+def log_binom(n: Tensor, k: Tensor) -> Tensor:
+    """log C(n, k) for 0 <= k <= n (float64); −inf where k > n or k < 0."""
+    n = torch.as_tensor(n, dtype=torch.float64)
+    k = torch.as_tensor(k, dtype=torch.float64)
+    valid = (k >= 0) & (k <= n)
+    safe_k = torch.where(valid, k, torch.zeros_like(k))
+    safe_n = torch.where(valid, n, torch.zeros_like(n))
+    value = torch.lgamma(safe_n + 1) - torch.lgamma(safe_k + 1) - torch.lgamma(safe_n - safe_k + 1)
+    return torch.where(valid, value, torch.full_like(value, -torch.inf))
+
+
+def _binom_ratio(n_top: Tensor, k_top: Tensor, n_bottom: Tensor, k_bottom: Tensor) -> Tensor:
+    """C(n_top, k_top) / C(n_bottom, k_bottom), zero where the numerator is empty."""
+    return torch.exp(log_binom(n_top, k_top) - log_binom(n_bottom, k_bottom))
+
+
+def pass_at_k(n: Tensor | int, c: Tensor | int, k: int) -> Tensor:
+    """Unbiased pass@k estimator (Chen et al., 2021, Codex): ρ(n, c, k) = 1 − C(n−c, k) / C(n, k).
+
+    n samples of which c are correct; exactly 1 when n − c < k.
+    """
+    n_t = torch.as_tensor(n, dtype=torch.float64)
+    c_t = torch.as_tensor(c, dtype=torch.float64)
+    if bool((c_t < 0).any()) or bool((c_t > n_t).any()):
+        raise ValueError("c must satisfy 0 <= c <= n")
+    check_k(int(k), int(n_t.min()), n_name="n")
+    return 1.0 - _binom_ratio(n_t - c_t, torch.full_like(n_t, float(k)), n_t, torch.full_like(n_t, float(k)))
+
+
+def _check_binary(rewards: Tensor) -> Tensor:
+    check_finite("rewards", rewards)
+    check_group_size("group size G (rewards.shape[-1])", rewards.shape[-1])
+    if not bool(((rewards == 0) | (rewards == 1)).all()):
+        raise ValueError("rewards must be binary (0 or 1) for this pass@k estimator")
+    return rewards.to(torch.float64)
+
+
+def pass_at_k_from_rewards(rewards: Tensor, k: int) -> Tensor:
+    """ρ(n, c, k) per group of binary rewards (..., n) -> (...)."""
+    rewards = _check_binary(rewards)
+    n = rewards.shape[-1]
+    return pass_at_k(torch.full(rewards.shape[:-1], n, dtype=torch.float64), rewards.sum(-1), k)
+
+
+def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
+    """Analytic pass@k advantage (Chen et al., 2025, "Pass@k Training for Adaptively
+    Balancing Exploration and Exploitation"), binary rewards, group of N with c correct:
+
+        R̄ = 1 − C(N−c, k)/C(N, k),   σ = sqrt(R̄ (1 − R̄)),
+        A⁺ = (1 − R̄) / σ,
+        A⁻ = (1 − R̄ − C(N−c−1, k−1)/C(N−1, k−1)) / σ.
+
+    σ = 0 (no correct sample, or every k-subset already passes) carries no
+    signal: those groups get 0.
+    """
+    rewards = _check_binary(rewards)
+    n = rewards.shape[-1]
+    check_k(k, n, n_name="group size")
+    c = rewards.sum(-1, keepdim=True)
+    n_t = torch.full_like(c, float(n))
+    k_t = torch.full_like(c, float(k))
+    mean_pass = 1.0 - _binom_ratio(n_t - c, k_t, n_t, k_t)
+    std = torch.sqrt((mean_pass * (1.0 - mean_pass)).clamp(min=0.0))
+    all_fail_given_neg = _binom_ratio(n_t - c - 1, k_t - 1, n_t - 1, k_t - 1)
+    positive = 1.0 - mean_pass
+    negative = 1.0 - mean_pass - all_fail_given_neg
+    raw = torch.where(rewards > 0, positive, negative)
+    safe_std = torch.where(std > 0, std, torch.ones_like(std))
+    return torch.where(std > 0, raw / safe_std, torch.zeros_like(raw))
+
+
+def leave_one_out_max_advantage(rewards: Tensor) -> Tensor:
+    """Leave-one-out max baseline (Tang et al., 2025, "Optimizing Language Models for
+    Inference Time Objectives using RL"), the pass@N objective:  A_i = max_j r_j − max_{j≠i} r_j.
+
+    Only the unique best sample gets a positive weight (the gap to the runner-up).
+    """
+    check_finite("rewards", rewards)
+    check_group_size("group size G (rewards.shape[-1])", rewards.shape[-1])
+    top2 = torch.topk(rewards, 2, dim=-1).values
+    best, runner_up = top2[..., :1], top2[..., 1:2]
+    max_without_i = torch.where(rewards == best, runner_up, best)
+    return best - max_without_i
+
+
+def _max_at_k_weights(n: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """w_i = C(i−1, k−1)/C(n, k) for ascending order statistics i = 1..n (P[x_(i) is the max of a k-subset])."""
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    return _binom_ratio(i - 1, torch.full_like(i, k - 1.0), torch.full_like(i, float(n)), torch.full_like(i, float(k))).to(dtype)
+
+
+def max_at_k_estimate(rewards: Tensor, k: int) -> Tensor:
+    """Unbiased estimate of E[max of k draws] from n >= k draws: Σ_i C(i−1, k−1)/C(n, k) · x_(i).
+
+    For binary rewards this is exactly pass@k.
+    """
+    check_finite("rewards", rewards)
+    n = rewards.shape[-1]
+    check_k(k, n, n_name="group size")
+    ordered = torch.sort(rewards.to(torch.float64), dim=-1).values
+    return (ordered * _max_at_k_weights(n, k)).sum(-1)
+
+
+def pkpo_effective_rewards(rewards: Tensor, k: int) -> Tensor:
+    """PKPO effective rewards (Walder & Karkhanis, 2025, "Pass@K Policy Optimization"),
+    our reconstruction for general rewards:
+
+        s_i = (n/k) · (1/C(n,k)) Σ_{|S|=k, S∋i} max_{j∈S} x_j.
+
+    Σ_i s_i ∇log π(x_i) · (k/n) is the unbiased gradient of E[max@k]; the n/k
+    factor makes mean_i s_i equal the unbiased max@k estimate, so s lives on
+    the reward scale. In sorted order (ascending, 1-based)
+    s_(i) = (n/k)/C(n,k) · [C(i−1, k−1) x_(i) + Σ_{j>i} C(j−2, k−2) x_(j)].
+    """
+    check_finite("rewards", rewards)
+    n = rewards.shape[-1]
+    check_k(k, n, n_name="group size")
+    values = rewards.to(torch.float64)
+    ordered, order = torch.sort(values, dim=-1)
+    pos = torch.arange(1, n + 1, dtype=torch.float64)
+    own = _binom_ratio(pos - 1, torch.full_like(pos, k - 1.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k)))
+    # Subsets whose max is x_(j) > i and that contain i: choose the other k−2 from j−2 below j.
+    above = _binom_ratio(pos - 2, torch.full_like(pos, k - 2.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k)))
+    weighted_above = ordered * above
+    # suffix sum over j > i
+    suffix = torch.flip(torch.cumsum(torch.flip(weighted_above, [-1]), -1), [-1])
+    strictly_above = suffix - weighted_above
+    sorted_s = (n / k) * (ordered * own + strictly_above)
+    return torch.empty_like(sorted_s).scatter_(-1, order, sorted_s).to(rewards.dtype if rewards.is_floating_point() else torch.float64)
+
+
+def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
+    """PKPO effective reward minus a leave-one-out baseline (our reconstruction):
+
+        A_i = s_i − max@k'(x_{−i}),   k' = min(k, n − 1),
+
+    where max@k'(x_{−i}) is the unbiased estimate from the other n − 1 samples.
+    The baseline does not depend on x_i, so the gradient stays unbiased; for
+    k = n it reduces to the leave-one-out max advantage of Tang et al.
+    """
+    check_finite("rewards", rewards)
+    n = rewards.shape[-1]
+    check_group_size("group size G (rewards.shape[-1])", n)
+    check_k(k, n, n_name="group size")
+    s = pkpo_effective_rewards(rewards, k).to(torch.float64)
+    k_loo = min(k, n - 1)
+    values = rewards.to(torch.float64)
+    others = torch.stack([torch.cat([values[..., :i], values[..., i + 1 :]], -1) for i in range(n)], -2)
+    return s - max_at_k_estimate(others, k_loo)
+
+
+def passk_reweighted_advantage(rewards: Tensor, k: int) -> Tensor:
+    """Pass@k reweighting (Mahdavi et al., 2025), our reconstruction from the chain rule:
+
+        ∇ pass@k = ∇[1 − (1 − p)^k] = k (1 − p)^{k−1} ∇p,
+        A_i = k (1 − p̂)^{k−1} (r_i − p̂),   p̂ = mean_j r_j.
+
+    Prompts the policy already solves (p̂ -> 1) are down-weighted; hard ones keep
+    up to k times the Dr. GRPO signal.
+    """
+    check_finite("rewards", rewards)
+    check_group_size("group size G (rewards.shape[-1])", rewards.shape[-1])
+    if int(k) != k or k < 1:
+        raise ValueError(f"k={k} must be a positive integer")
+    values = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
+    p_hat = values.mean(-1, keepdim=True)
+    return k * (1.0 - p_hat).clamp(min=0) ** (k - 1) * (values - p_hat)

@@ -1,0 +1,127 @@
+"""Online quantile tracking for RiskPO (Ren et al., 2025, Algorithm 1).
+
+Stochastic approximation of the u-quantile of a stream of bundle scores:
+
+    q_{k+1} = q_k + γ_k (u − mean_j 1{R_j < q_k}),   γ_k = γ_0 / k^p.
+
+At the root of the mean update F(q−) <= u <= F(q), i.e. q is a u-quantile.
+``p = 0`` gives a constant step (tracks a drifting policy); p in (1/2, 1]
+gives Robbins–Monro convergence for a fixed distribution.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ._checks import check_finite, check_nonnegative, check_positive, check_probability
+from .risk_measures import empirical_quantile
+
+Tensor = torch.Tensor
+
+__all__ = ["QuantileTracker", "fraction_below"]
+
+
+def fraction_below(quantiles: Tensor, scores: Tensor) -> Tensor:
+    """mean_j 1{R_j < q_l} for each quantile q_l: shapes (L,), (n,) -> (L,)."""
+    return (scores.reshape(1, -1) < quantiles.reshape(-1, 1)).to(quantiles.dtype).mean(-1)
+
+
+class QuantileTracker:
+    """Tracks several quantile levels of bundle scores across training steps.
+
+    Args:
+        levels: increasing quantile levels, e.g. (α, β) = (0.2, 0.8).
+        step_size: γ_0 > 0.
+        decay: p >= 0 in γ_k = γ_0 / k^p (0 = constant step).
+        init: "batch" sets q to the first batch's empirical quantiles (then
+            tracks from the second batch on); "given" starts from
+            ``initial_values``.
+        reduce_mean: optional ``Tensor -> Tensor`` applied to every statistic
+            the update averages over the batch (the indicator means and the
+            first-batch quantiles). Distributed training passes an all-reduce
+            mean here so every rank holds bit-identical quantiles.
+
+    Quantiles of increasing levels are increasing. A large constant step can
+    push them out of order on discrete scores; the update then sorts them
+    (the projection onto ordered vectors) and counts the event in
+    ``crossings`` rather than hiding it.
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[float] = (0.2, 0.8),
+        step_size: float = 0.1,
+        decay: float = 0.0,
+        init: str = "batch",
+        initial_values: Sequence[float] | None = None,
+        reduce_mean: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        levels = [float(u) for u in levels]
+        if not levels:
+            raise ValueError("levels must name at least one quantile level")
+        for i, u in enumerate(levels):
+            check_probability(f"levels[{i}]", u)
+        if any(b <= a for a, b in zip(levels, levels[1:])):
+            raise ValueError(f"levels={levels} must be strictly increasing")
+        check_positive("step_size", step_size)
+        check_nonnegative("decay", decay)
+        if init not in ("batch", "given"):
+            raise ValueError(f"init={init!r} must be 'batch' or 'given'")
+        if init == "given":
+            if initial_values is None or len(initial_values) != len(levels):
+                raise ValueError("init='given' needs initial_values with one value per level")
+        self.levels = torch.tensor(levels, dtype=torch.float64)
+        self.step_size = float(step_size)
+        self.decay = float(decay)
+        self.init = init
+        self.reduce_mean = reduce_mean
+        self.values = torch.tensor(initial_values if initial_values is not None else [0.0] * len(levels), dtype=torch.float64)
+        self.initialized = init == "given"
+        self.step = 0
+        self.crossings = 0
+
+    def current_step_size(self) -> float:
+        """γ_k for the next update (k counts tracking updates from 1)."""
+        return self.step_size / float(max(self.step, 1)) ** self.decay if self.decay else self.step_size
+
+    def _reduce(self, x: Tensor) -> Tensor:
+        return self.reduce_mean(x) if self.reduce_mean is not None else x
+
+    def update(self, scores: Tensor) -> Tensor:
+        """Feed one batch of scores (any shape); returns the new quantiles (L,) float64."""
+        check_finite("scores", scores)
+        if scores.numel() == 0:
+            raise ValueError("scores must not be empty")
+        flat = scores.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
+        if not self.initialized:
+            batch_q = torch.stack([empirical_quantile(flat, float(u)) for u in self.levels])
+            self.values = self._reduce(batch_q)
+            self.initialized = True
+        else:
+            self.step += 1
+            below = self._reduce(fraction_below(self.values, flat))
+            self.values = self.values + self.current_step_size() * (self.levels - below)
+        if bool((self.values[1:] < self.values[:-1]).any()):
+            self.crossings += 1
+            self.values = torch.sort(self.values).values
+        return self.values.clone()
+
+    def state_dict(self) -> dict:
+        return {
+            "levels": self.levels.tolist(),
+            "values": self.values.tolist(),
+            "initialized": self.initialized,
+            "step": self.step,
+            "crossings": self.crossings,
+            "step_size": self.step_size,
+            "decay": self.decay,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if [round(u, 12) for u in state["levels"]] != [round(float(u), 12) for u in self.levels]:
+            raise ValueError(f"checkpoint quantile levels {state['levels']} differ from configured {self.levels.tolist()}")
+        self.values = torch.tensor(state["values"], dtype=torch.float64)
+        self.initialized = bool(state["initialized"])
+        self.step = int(state["step"])
+        self.crossings = int(state.get("crossings", 0))
