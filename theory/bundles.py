@@ -19,7 +19,14 @@ from ._checks import check_finite, check_rank
 
 Tensor = torch.Tensor
 
-__all__ = ["check_bundle_size", "random_bundle_permutation", "bundle_scores", "broadcast_to_responses", "bundle_ids"]
+__all__ = [
+    "check_bundle_size",
+    "random_bundle_permutation",
+    "bundle_scores",
+    "broadcast_to_responses",
+    "bundle_ids",
+    "bundle_score_distribution",
+]
 
 
 def check_bundle_size(num_prompts: int, bundle_size: int) -> int:
@@ -72,3 +79,28 @@ def bundle_ids(permutation: Tensor, bundle_size: int) -> Tensor:
     num_blocks = check_bundle_size(num_prompts, bundle_size)
     ids = torch.arange(num_blocks * group_size, device=permutation.device).reshape(num_blocks, group_size)
     return broadcast_to_responses(ids, permutation, bundle_size)
+
+
+def bundle_score_distribution(accuracies: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact law of one bundle's score for binary rewards (RiskPO §4.1 bundling):
+
+        R_B = Σ_b Bernoulli(p_b)  (independent),   P[R_B = z], z = 0..B  (Poisson binomial).
+
+    Each bundle draws one uniformly shuffled response per question, so with
+    question accuracies p_b its score is a sum of independent Bernoulli(p_b).
+    Computed by convolving the B two-point laws one question at a time.
+    accuracies (B,) in [0, 1] -> (values (B+1,), probs (B+1,)), float64.
+    """
+    check_finite("accuracies", accuracies)
+    check_rank("accuracies", accuracies, 1)
+    if accuracies.numel() < 1:
+        raise ValueError("accuracies must name at least one question")
+    p = accuracies.to(torch.float64)
+    if bool(((p < 0) | (p > 1)).any()):
+        raise ValueError(f"accuracies={p.tolist()} must lie in [0, 1]")
+    probs = torch.ones(1, dtype=torch.float64)
+    for p_b in p:
+        probs = torch.cat([probs * (1 - p_b), torch.zeros(1, dtype=torch.float64)]) + torch.cat(
+            [torch.zeros(1, dtype=torch.float64), probs * p_b]
+        )
+    return torch.arange(p.numel() + 1, dtype=torch.float64), probs

@@ -1,0 +1,127 @@
+"""Plotly figures for the explorer. Each takes tidy DataFrames and returns a ``go.Figure``.
+
+One colour per estimator label, fixed by the order the labels first appear,
+so the same estimator keeps its colour across views.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.Plotly + qualitative.Dark24
+
+
+def colour_map(labels) -> dict[str, str]:
+    unique = list(dict.fromkeys(labels))
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(unique)}
+
+
+def _hex_to_rgba(colour: str, alpha: float) -> str:
+    colour = colour.lstrip("#")
+    r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = None) -> go.Figure:
+    """A⁺, A⁻ and Σ|A| vs group accuracy p̂ = c/G, one line per estimator."""
+    panels = [("adv_correct", "A⁺ (correct response)"), ("adv_incorrect", "A⁻ (incorrect response)"), ("sum_abs_adv", "Σ|A| over the group")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
+    colours = colour_map(table["estimator"])
+    for label, part in table.groupby("estimator", sort=False):
+        for col, (field, _) in enumerate(panels, start=1):
+            fig.add_trace(
+                go.Scatter(
+                    x=part["p_hat"],
+                    y=part[field],
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    line=dict(color=colours[label]),
+                    marker=dict(size=5),
+                    hovertemplate=f"{label}<br>p̂=%{{x:.3f}}<br>{field}=%{{y:.4f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    for col in (1, 2, 3):
+        fig.update_xaxes(title_text="group accuracy p̂ = c/G", range=[-0.02, 1.02], row=1, col=col)
+        fig.add_hline(y=0, line=dict(color="grey", width=1, dash="dot"), row=1, col=col)
+        if marked_p_hat is not None:
+            fig.add_vline(x=marked_p_hat, line=dict(color="black", width=1, dash="dash"), row=1, col=col)
+    fig.update_yaxes(title_text="advantage", row=1, col=1)
+    fig.update_layout(height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22))
+    return fig
+
+
+def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figure:
+    """Population advantage vs bundle score R_B (lines), the score law (bars), q_α/q_β (dashed)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    colours = colour_map(curve["estimator"])
+    law = curve.drop_duplicates("score")
+    fig.add_trace(
+        go.Bar(x=law["score"], y=law["prob"], name="P[R_B = z]", marker_color="rgba(150,150,150,0.35)", hovertemplate="z=%{x}<br>P=%{y:.4f}<extra></extra>"),
+        secondary_y=True,
+    )
+    for label, part in curve.groupby("estimator", sort=False):
+        fig.add_trace(
+            go.Scatter(x=part["score"], y=part["advantage"], mode="lines+markers", name=label, line=dict(color=colours[label], shape="linear"), legendgroup=label),
+            secondary_y=False,
+        )
+    # Quantiles are shared by estimators with equal levels; mark each distinct level once.
+    seen: set[tuple[str, float]] = set()
+    for _, row in marks.iterrows():
+        for level_name, level, q in (("α", row["alpha"], row["q_alpha"]), ("β", row["beta"], row["q_beta"])):
+            if math.isnan(q) or (level_name, level) in seen:
+                continue
+            seen.add((level_name, level))
+            fig.add_vline(
+                x=q,
+                line=dict(color="crimson" if level_name == "α" else "navy", width=1.5, dash="dash"),
+                annotation_text=f"q_{level_name}={q:g} ({level_name}={level:g})",
+                annotation_position="top left" if level_name == "α" else "top right",
+            )
+    fig.update_xaxes(title_text="bundle score R_B (correct answers in the bundle)", dtick=1)
+    fig.update_yaxes(title_text="population advantage A(z)", secondary_y=False)
+    fig.update_yaxes(title_text="probability", secondary_y=True, showgrid=False)
+    fig.update_layout(height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22), bargap=0.5)
+    return fig
+
+
+def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "step", cols: int = 3) -> go.Figure:
+    """Mean ± one standard deviation over seeds of each field vs step, one line per estimator."""
+    rows = math.ceil(len(fields) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in fields], horizontal_spacing=0.07, vertical_spacing=0.12)
+    colours = colour_map(metrics["estimator"])
+    for i, (field, _) in enumerate(fields):
+        r, c = divmod(i, cols)
+        stats = metrics.groupby(["estimator", x], sort=False)[field].agg(["mean", "std"]).reset_index()
+        stats["std"] = stats["std"].fillna(0.0)
+        for label, part in stats.groupby("estimator", sort=False):
+            colour = colours[label]
+            fig.add_trace(
+                go.Scatter(
+                    x=pd.concat([part[x], part[x][::-1]]),
+                    y=pd.concat([part["mean"] + part["std"], (part["mean"] - part["std"])[::-1]]),
+                    fill="toself",
+                    fillcolor=_hex_to_rgba(colour, 0.18),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=label,
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
+            fig.add_trace(
+                go.Scatter(x=part[x], y=part["mean"], mode="lines", name=label, legendgroup=label, showlegend=i == 0, line=dict(color=colour)),
+                row=r + 1,
+                col=c + 1,
+            )
+        fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
+    fig.update_layout(height=330 * rows, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.12))
+    return fig
