@@ -1,0 +1,300 @@
+"""Softmax K-armed bandit, vectorised over estimators and seeds.
+
+Every (estimator, seed) pair is one row of a logits tensor θ of shape (runs, K);
+one loop over steps updates all rows at once. Per step:
+
+    exact    (batch_size=None): A = est.population(r, π) over every outcome,
+             g = E_{a~π}[A(a) ∇log π(a)] = π ⊙ (Ā − E_π Ā)           (theory.dynamics)
+    sampled  (batch_size=N):    a_1..a_N ~ π, r_i = μ(a_i) (+ noise), A = est(r),
+             g = (1/N) Σ_i A_i (e_{a_i} − π)                            (score function of softmax)
+
+and θ ← θ + η g ('sgd'), an Adam step on g ('adam'), or θ ← θ + η Ā
+('natural', the tabular natural gradient, exact updates only).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from theory.dynamics import natural_gradient_step, softmax_entropy, softmax_policy_gradient
+
+from ._common import (
+    Progress,
+    build_estimator,
+    check_positive_float,
+    check_positive_int,
+    estimator_label,
+    is_stateful,
+    normalise_specs,
+)
+
+__all__ = ["BanditConfig", "BanditResult", "run_bandit", "rs_grpo_paper_rewards", "rs_grpo_paper_init_logits"]
+
+NOISE_KINDS = ("none", "bernoulli", "gaussian")
+OPTIMIZERS = ("sgd", "adam", "natural")
+
+
+def rs_grpo_paper_rewards(num_arms: int = 100) -> list[float]:
+    """RS-GRPO §3 bandit: r(x) = 0.1 + 0.9·exp(−(x−40)²/50) + 0.5·exp(−(x−75)²/50), x = 0..99."""
+    x = np.arange(num_arms, dtype=np.float64)
+    return (0.1 + 0.9 * np.exp(-((x - 40) ** 2) / 50) + 0.5 * np.exp(-((x - 75) ** 2) / 50)).tolist()
+
+
+def rs_grpo_paper_init_logits(num_arms: int = 100) -> list[float]:
+    """log of the initial density ∝ exp(−½((x−75)/5)²) + 0.1 (peaked on the 0.6 mode)."""
+    x = np.arange(num_arms, dtype=np.float64)
+    density = np.exp(-0.5 * ((x - 75) / 5) ** 2) + 0.1
+    return np.log(density / density.sum()).tolist()
+
+
+@dataclass
+class BanditConfig:
+    """One bandit problem and how to learn on it.
+
+    rewards: mean reward μ_a of each of the K arms. With reward_noise='bernoulli'
+        they are success probabilities (must lie in [0, 1]).
+    init_logits: initial θ (None = uniform policy).
+    reward_noise: 'none' (r = μ_a), 'bernoulli' (r ~ Bern(μ_a)) or 'gaussian'
+        (r = μ_a + noise_std·ε; sampled updates only).
+    batch_size: arms drawn per update (None = exact expected update).
+    lr: η. steps: number of updates. optimizer: 'sgd', 'adam' or 'natural'.
+    log_every: record metrics every this many steps (step 0 and the last always).
+    policy_snapshots: how many policy snapshots (mean over seeds) to keep.
+    """
+
+    rewards: Sequence[float] = (1.0, 0.8, 0.0)
+    init_logits: Sequence[float] | None = None
+    reward_noise: str = "none"
+    noise_std: float = 0.1
+    batch_size: int | None = None
+    lr: float = 0.1
+    steps: int = 200
+    optimizer: str = "sgd"
+    seed: int = 0
+    log_every: int = 1
+    policy_snapshots: int = 50
+
+    def __post_init__(self) -> None:
+        rewards = np.asarray(self.rewards, dtype=np.float64)
+        if rewards.ndim != 1 or rewards.size < 2:
+            raise ValueError(f"rewards must be a 1-D list of at least 2 arm rewards, got shape {rewards.shape}")
+        if not np.isfinite(rewards).all():
+            raise ValueError("rewards must be finite")
+        if self.init_logits is not None:
+            logits = np.asarray(self.init_logits, dtype=np.float64)
+            if logits.shape != rewards.shape:
+                raise ValueError(f"init_logits has {logits.size} entries but rewards has {rewards.size} arms")
+            if not np.isfinite(logits).all():
+                raise ValueError("init_logits must be finite")
+        if self.reward_noise not in NOISE_KINDS:
+            raise ValueError(f"reward_noise={self.reward_noise!r} must be one of {NOISE_KINDS}")
+        if self.reward_noise == "bernoulli" and ((rewards < 0) | (rewards > 1)).any():
+            raise ValueError("reward_noise='bernoulli' needs rewards (success probabilities) in [0, 1]")
+        if self.reward_noise == "gaussian":
+            check_positive_float("noise_std", self.noise_std)
+            if self.batch_size is None:
+                raise ValueError("reward_noise='gaussian' has no exact update: set batch_size")
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size, minimum=2)
+        check_positive_float("lr", self.lr)
+        check_positive_int("steps", self.steps)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        if self.optimizer == "natural" and self.batch_size is not None:
+            raise ValueError("optimizer='natural' (θ += η·A) needs exact updates: set batch_size=None")
+        check_positive_int("log_every", self.log_every)
+        check_positive_int("policy_snapshots", self.policy_snapshots)
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.rewards)
+
+    @classmethod
+    def rs_grpo_paper(cls, **overrides) -> "BanditConfig":
+        """RS-GRPO (Jiang et al., 2025) §3 100-armed bandit: batch 16, η = 0.1, plain SGD on logits.
+
+        The authors' script runs 4·10⁵ pulls = 25 000 updates of 16; we keep that.
+        """
+        base = dict(
+            rewards=rs_grpo_paper_rewards(),
+            init_logits=rs_grpo_paper_init_logits(),
+            batch_size=16,
+            lr=0.1,
+            steps=25_000,
+            optimizer="sgd",
+            log_every=100,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def three_arm(cls, **overrides) -> "BanditConfig":
+        """RS-GRPO Lemma 2 example: r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates."""
+        base = dict(
+            rewards=[1.0, 0.8, 0.0],
+            init_logits=np.log([0.05, 0.9, 0.05]).tolist(),
+            batch_size=None,
+            lr=0.5,
+            steps=300,
+            optimizer="sgd",
+        )
+        base.update(overrides)
+        return cls(**base)
+
+
+@dataclass
+class BanditResult:
+    """metrics: long DataFrame (estimator, seed, step, expected_reward, entropy, prob_best).
+    policy: long DataFrame (estimator, step, arm, prob), prob averaged over seeds."""
+
+    metrics: pd.DataFrame
+    policy: pd.DataFrame
+    config: dict = field(default_factory=dict)
+    estimators: list = field(default_factory=list)
+
+    def final(self) -> pd.DataFrame:
+        """Last logged step, mean and std over seeds, one row per estimator."""
+        last = self.metrics[self.metrics.step == self.metrics.step.max()]
+        return last.groupby("estimator", sort=False)[["expected_reward", "entropy", "prob_best"]].agg(["mean", "std"])
+
+
+def _outcomes(config: BanditConfig, mean_rewards: torch.Tensor, probs: torch.Tensor):
+    """Every (arm, reward) outcome with its probability, for exact updates: (runs, n_out) each."""
+    if config.reward_noise == "none":
+        return mean_rewards.expand_as(probs), probs
+    zeros, ones = torch.zeros_like(probs), torch.ones_like(probs)
+    mu = mean_rewards.expand_as(probs)
+    return torch.cat([zeros, ones], -1), torch.cat([probs * (1 - mu), probs * mu], -1)
+
+
+def _per_arm(config: BanditConfig, outcome_adv: torch.Tensor, mean_rewards: torch.Tensor) -> torch.Tensor:
+    """Ā(a) = E[A | arm a]: fold Bernoulli outcomes back onto arms."""
+    if config.reward_noise == "none":
+        return outcome_adv
+    k = mean_rewards.shape[-1]
+    return (1 - mean_rewards) * outcome_adv[..., :k] + mean_rewards * outcome_adv[..., k:]
+
+
+def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> BanditResult:
+    """Train a softmax policy with each estimator from ``seeds`` seeds; all runs advance together."""
+    specs = normalise_specs(estimators)
+    seeds = check_positive_int("seeds", seeds)
+    num_est, k = len(specs), config.num_arms
+    labels = [estimator_label(n, p) for n, p in specs]
+    dtype = torch.float64
+    mean_rewards = torch.tensor(config.rewards, dtype=dtype).unsqueeze(0)  # (1, K)
+    best_arm = int(torch.argmax(mean_rewards))
+    init = torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
+    logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s
+    gen = torch.Generator().manual_seed(config.seed)
+
+    # One instance per (estimator, seed) when rows would otherwise share quantiles/bundles.
+    instances = []
+    for e, (name, params) in enumerate(specs):
+        first = build_estimator(name, params, default_bundle_size=1, seed=config.seed)
+        if config.batch_size is not None and is_stateful(first):
+            instances.append([build_estimator(name, params, default_bundle_size=1, seed=config.seed + s) for s in range(seeds)])
+        else:
+            instances.append([first])
+        if getattr(first, "bundle_size", 1) != 1:
+            raise ValueError(f"estimator {labels[e]}: a bandit has one prompt, so bundle_size must be 1")
+
+    adam_m = torch.zeros_like(logits)
+    adam_v = torch.zeros_like(logits)
+    log_steps = sorted(set(range(0, config.steps + 1, config.log_every)) | {config.steps})
+    snap_every = max(1, math.ceil(config.steps / config.policy_snapshots))
+    snap_steps = sorted(set(range(0, config.steps + 1, snap_every)) | {config.steps})
+    metric_rows, policy_rows = [], []
+
+    def record(step: int) -> None:
+        probs = torch.softmax(logits, -1)
+        if step in log_steps_set:
+            exp_r = (probs * mean_rewards).sum(-1).view(num_est, seeds)
+            ent = softmax_entropy(logits).view(num_est, seeds)
+            pbest = probs[:, best_arm].view(num_est, seeds)
+            metric_rows.append((step, exp_r.numpy().copy(), ent.numpy().copy(), pbest.numpy().copy()))
+        if step in snap_steps_set:
+            policy_rows.append((step, probs.view(num_est, seeds, k).mean(1).numpy().copy()))
+
+    log_steps_set, snap_steps_set = set(log_steps), set(snap_steps)
+    record(0)
+    bar = tqdm(range(1, config.steps + 1), desc="bandit", leave=False, mininterval=1.0, disable=progress is not None)
+    for step in bar:
+        probs = torch.softmax(logits, -1)
+        if config.batch_size is None:
+            out_r, out_p = _outcomes(config, mean_rewards, probs)
+            arm_adv = torch.empty_like(logits)
+            for e in range(num_est):
+                rows = slice(e * seeds, (e + 1) * seeds)
+                adv = instances[e][0].population(out_r[rows], out_p[rows])
+                arm_adv[rows] = _per_arm(config, adv, mean_rewards)
+            if config.optimizer == "natural":
+                grad = None  # natural step: θ += η Ā, no gradient preconditioning needed
+                logits = natural_gradient_step(logits, arm_adv, config.lr)
+            else:
+                grad = softmax_policy_gradient(logits, arm_adv)
+        else:
+            n = config.batch_size
+            arms = torch.multinomial(probs, n, replacement=True, generator=gen)  # (runs, N)
+            r = mean_rewards[0][arms]
+            if config.reward_noise == "bernoulli":
+                r = (torch.rand(r.shape, generator=gen, dtype=dtype) < r).to(dtype)
+            elif config.reward_noise == "gaussian":
+                r = r + config.noise_std * torch.randn(r.shape, generator=gen, dtype=dtype)
+            adv = torch.empty_like(r)
+            for e in range(num_est):
+                if len(instances[e]) == 1:
+                    rows = slice(e * seeds, (e + 1) * seeds)
+                    adv[rows] = instances[e][0](r[rows]).advantages
+                else:
+                    for s, est in enumerate(instances[e]):
+                        adv[e * seeds + s] = est(r[e * seeds + s : e * seeds + s + 1]).advantages[0]
+            # (1/N) Σ_i A_i (e_{a_i} − π): the softmax score function, batched.
+            grad = (torch.zeros_like(logits).scatter_add_(1, arms, adv) - probs * adv.sum(-1, keepdim=True)) / n
+        if grad is not None:
+            if config.optimizer == "sgd":
+                logits = logits + config.lr * grad
+            else:  # adam ascent, standard constants
+                adam_m = 0.9 * adam_m + 0.1 * grad
+                adam_v = 0.999 * adam_v + 0.001 * grad**2
+                m_hat = adam_m / (1 - 0.9**step)
+                v_hat = adam_v / (1 - 0.999**step)
+                logits = logits + config.lr * m_hat / (v_hat.sqrt() + 1e-8)
+        record(step)
+        if progress is not None and (step % max(1, config.steps // 100) == 0 or step == config.steps):
+            progress(step / config.steps)
+
+    metrics = _metrics_frame(metric_rows, labels, seeds)
+    policy = pd.DataFrame(
+        [
+            (labels[e], step, a, float(p[e, a]))
+            for step, p in policy_rows
+            for e in range(num_est)
+            for a in range(k)
+        ],
+        columns=["estimator", "step", "arm", "prob"],
+    )
+    return BanditResult(metrics=metrics, policy=policy, config=asdict(config), estimators=[list(s) for s in specs])
+
+
+def _metrics_frame(rows, labels, seeds) -> pd.DataFrame:
+    steps = np.array([r[0] for r in rows])
+    num_est = len(labels)
+    stacked = [np.stack([r[i] for r in rows]) for i in (1, 2, 3)]  # (T, E, S)
+    t = len(steps)
+    return pd.DataFrame(
+        {
+            "estimator": np.repeat(np.array(labels, dtype=object), seeds)[None, :].repeat(t, 0).reshape(-1),
+            "seed": np.tile(np.arange(seeds), num_est)[None, :].repeat(t, 0).reshape(-1),
+            "step": steps.repeat(num_est * seeds),
+            "expected_reward": stacked[0].reshape(-1),
+            "entropy": stacked[1].reshape(-1),
+            "prob_best": stacked[2].reshape(-1),
+        }
+    )
