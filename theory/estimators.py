@@ -109,8 +109,10 @@ def list_estimators() -> dict[str, str]:
 
 def estimator_parameters(name: str) -> dict[str, object]:
     """Constructor parameters and their defaults, for building UIs."""
-    cls = ESTIMATORS[_ALIASES.get(name, name)]
-    sig = inspect.signature(cls.__init__)
+    key = _ALIASES.get(name, name)
+    if key not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")
+    sig = inspect.signature(ESTIMATORS[key].__init__)
     return {p: v.default for p, v in sig.parameters.items() if p != "self"}
 
 
@@ -165,8 +167,8 @@ class RSGRPO(AdvantageEstimator):
 
     def __init__(self, beta: float = 2.0):
         self.beta = float(beta)
-        if self.beta != self.beta:
-            raise ValueError("beta must not be NaN")
+        if self.beta != self.beta or abs(self.beta) == float("inf"):
+            raise ValueError(f"beta={beta} must be a finite number")
 
     def compute(self, rewards, generator):
         return adv.rs_grpo(rewards, self.beta), {}
@@ -231,6 +233,7 @@ class PassKReweight(_PassKEstimator):
     description = "Pass@k reweighting (Mahdavi et al.): k(1−p̂)^{k−1}(r − p̂)"
 
     def compute(self, rewards, generator):
+        self._check_k(rewards)
         return pk.passk_reweighted_advantage(rewards, self.k).to(rewards.dtype), {}
 
     def population(self, rewards, probs):

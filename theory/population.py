@@ -17,7 +17,7 @@ from .advantages import (
     risk_seeking_mvar_advantage_from_quantiles,
     rvar_advantage_from_quantiles,
 )
-from .risk_measures import _check_distribution, quantile
+from .risk_measures import _check_distribution, quantile, shifted_log_mean_exp
 
 Tensor = torch.Tensor
 
@@ -55,11 +55,14 @@ def population_rs_grpo(rewards: Tensor, probs: Tensor, beta: float = 2.0) -> Ten
     """A(a) = (1/β)(e^{β r(a)} / E_π e^{β r} − 1): the gradient of (1/β) log E_π e^{βr} (RS-GRPO, Eq. 5)."""
     rewards, probs = _check_distribution(rewards, probs)
     beta = float(beta)
+    if beta != beta or abs(beta) == float("inf"):
+        raise ValueError(f"beta={beta} must be finite")
     if beta == 0.0:
         return rewards - _exact_mean(rewards, probs)
-    log_p = torch.where(probs > 0, probs.log(), torch.full_like(probs, -torch.inf))
-    log_mean_exp = torch.logsumexp(beta * rewards + log_p, dim=-1, keepdim=True)
-    return torch.expm1(beta * rewards - log_mean_exp) / beta
+    # e^{βr}/E e^{βr} = exp(β(r − c) − log E e^{β(R−c)}); both terms are O(β)
+    # for small β, so expm1 of their difference keeps every digit.
+    shift, log_mean_exp = shifted_log_mean_exp(rewards, probs, beta)
+    return (torch.expm1(beta * (rewards.to(torch.float64) - shift) - log_mean_exp) / beta).to(rewards.dtype)
 
 
 def _exact_quantiles(rewards: Tensor, probs: Tensor, alpha: float, beta: float) -> tuple[Tensor, Tensor]:

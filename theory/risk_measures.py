@@ -38,6 +38,7 @@ __all__ = [
     "cvar",
     "mvar",
     "entropic",
+    "shifted_log_mean_exp",
     "empirical_distribution",
     "empirical_mean",
     "empirical_quantile",
@@ -71,8 +72,11 @@ def _sorted_with_cdf(values: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Ten
     order = torch.argsort(values, dim=-1, stable=True)
     v = torch.gather(values, -1, order)
     p = torch.gather(probs, -1, order)
-    upper = torch.cumsum(p, dim=-1)
-    lower = upper - p
+    # The CDF is accumulated in float64 whatever the input dtype: a float32
+    # running sum of n copies of 1/n drifts by ~n·eps and would pick the wrong
+    # order statistic for a few thousand samples.
+    upper = torch.cumsum(p.to(torch.float64), dim=-1)
+    lower = upper - p.to(torch.float64)
     return v, p, lower, upper
 
 
@@ -96,8 +100,15 @@ def quantile(values: Tensor, probs: Tensor, level: float) -> Tensor:
     # First sorted index whose cumulative probability reaches the level. A tiny
     # relative slack keeps level=k/n from skipping an atom through rounding.
     slack = 1e-12 if v.dtype == torch.float64 else 1e-6
-    reached = upper >= float(level) - slack
-    idx = torch.argmax(reached.to(torch.int8), dim=-1, keepdim=True)
+    # Only support points qualify: a value of probability 0 is never F⁻¹(u).
+    in_support = p > 0
+    reached = (upper >= float(level) - slack) & in_support
+    first_reached = torch.argmax(reached.to(torch.int8), dim=-1, keepdim=True)
+    # probs may sum to slightly less than 1 (the check allows rounding); levels
+    # in that gap belong to the largest support point, not to index 0.
+    n = v.shape[-1]
+    last_support = (n - 1) - torch.argmax(torch.flip(in_support, [-1]).to(torch.int8), dim=-1, keepdim=True)
+    idx = torch.where(reached.any(-1, keepdim=True), first_reached, last_support)
     return torch.gather(v, -1, idx).squeeze(-1)
 
 
@@ -110,7 +121,7 @@ def quantile_integral(values: Tensor, probs: Tensor, lower_level: float, upper_l
     values, probs = _check_distribution(values, probs)
     v, _, lo, hi = _sorted_with_cdf(values, probs)
     overlap = (torch.clamp(hi, max=float(upper_level)) - torch.clamp(lo, min=float(lower_level))).clamp(min=0.0)
-    return (v * overlap).sum(-1)
+    return (v.to(torch.float64) * overlap).sum(-1).to(v.dtype)
 
 
 def rvar(values: Tensor, probs: Tensor, alpha: float, beta: float) -> Tensor:
@@ -154,10 +165,44 @@ def entropic(values: Tensor, probs: Tensor, beta: float) -> Tensor:
     """
     values, probs = _check_distribution(values, probs)
     beta = float(beta)
+    if beta != beta or abs(beta) == float("inf"):
+        raise ValueError(f"beta={beta} must be finite")
     if beta == 0.0:
         return (values * probs).sum(-1)
-    log_p = torch.where(probs > 0, probs.log(), torch.full_like(probs, -torch.inf))
-    return torch.logsumexp(beta * values + log_p, dim=-1) / beta
+    shift, log_mean_exp = shifted_log_mean_exp(values, probs, beta)
+    return (shift + log_mean_exp / beta).squeeze(-1).to(values.dtype)
+
+
+def shifted_log_mean_exp(values: Tensor, probs: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """(c, log E[e^{β(R − c)}]) with c = max R (β > 0) or min R (β < 0) over the support, float64, keepdim.
+
+    So (1/β) log E e^{βR} = c + log E[e^{β(R−c)}]/β. Every exponent β(R − c) is
+    <= 0 (no overflow at any β), and the log-moment is taken two ways:
+
+        log1p(E[expm1(β(R−c))])   when the mean is near 1 (small |β|·spread):
+                                  expm1 keeps the O(β) digits a plain
+                                  log-sum-exp rounds away, so the β -> 0 limit
+                                  is the mean to float precision;
+        logsumexp(β(R−c) + log p) otherwise (large |β|, no cancellation).
+
+    Both divide by Σp, so the rounding the sum-to-1 check tolerates is not
+    amplified by 1/β. Shared by ``entropic`` and the RS-GRPO population advantage.
+    """
+    v = values.to(torch.float64)
+    p = probs.to(torch.float64)
+    in_support = p > 0
+    if beta > 0:
+        shift = torch.where(in_support, v, -torch.inf).amax(-1, keepdim=True)
+    else:
+        shift = torch.where(in_support, v, torch.inf).amin(-1, keepdim=True)
+    # Off-support exponents may be positive; masked so that 0·inf never appears.
+    exponent = torch.where(in_support, beta * (v - shift), torch.zeros_like(v))
+    total = p.sum(-1, keepdim=True)
+    mean_minus_one = (p * torch.expm1(exponent)).sum(-1, keepdim=True) / total
+    log_p = torch.where(in_support, p.log(), torch.full_like(p, -torch.inf))
+    direct = torch.logsumexp(exponent + log_p, dim=-1, keepdim=True) - total.log()
+    log_mean_exp = torch.where(mean_minus_one > -0.5, torch.log1p(mean_minus_one), direct)
+    return shift, log_mean_exp
 
 
 def empirical_distribution(samples: Tensor) -> tuple[Tensor, Tensor]:
