@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from theory import risk_measures as rm
-from theory.claims import exact_pass_at_k
+from theory.claims import bundle_score_law, exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 
 from ._common import (
@@ -140,10 +140,181 @@ class TabularResult:
         return last.groupby("estimator", sort=False)[cols].mean()
 
 
+def _problem_rng(config: TabularConfig, seed: int) -> np.random.Generator:
+    return np.random.default_rng([int(config.seed), int(seed), 17])
+
+
+def _difficulties(config: TabularConfig, rng: np.random.Generator) -> np.ndarray:
+    p = config.num_prompts
+    if config.difficulty == "uniform":
+        return rng.uniform(0.05, 0.95, p)
+    if config.difficulty == "easy":
+        return rng.beta(2.0, 5.0, p)
+    if config.difficulty == "hard":
+        return rng.beta(5.0, 2.0, p)
+    centres = np.where(np.arange(p) % 2 == 0, 0.2, 0.9)
+    return rng.permutation(np.clip(centres + rng.normal(0, 0.05, p), 0.01, 0.99))
+
+
 def make_problem(config: TabularConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards, init_logits), each (P, M) float64, for one seed."""
-    raise NotImplementedError
+    rng = _problem_rng(config, seed)
+    d = _difficulties(config, rng)[:, None]
+    quality = rng.uniform(0.0, 1.0, (config.num_prompts, config.responses_per_prompt))
+    if config.reward_type == "binary":
+        rewards = (quality > d).astype(np.float64)
+    else:
+        rewards = np.floor(4 * np.clip((quality - d) / (1 - d), 0, 1)) / 4
+    std = rewards.std(1, keepdims=True)
+    standardised = np.where(std > 0, (rewards - rewards.mean(1, keepdims=True)) / np.where(std > 0, std, 1), 0.0)
+    rho = float(config.correctness_correlation)
+    z = rho * standardised + np.sqrt(1 - rho**2) * rng.standard_normal(rewards.shape)
+    return torch.tensor(rewards), torch.tensor(config.peak * z)
+
+
+def _levels(config: TabularConfig) -> int:
+    return 2 if config.reward_type == "binary" else 5
+
+
+def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.Tensor, bundle_size: int):
+    """Exact CVaR/RVaR/MVaR of the per-question bundle score R_B/B under π, pooled over blocks.
+
+    probs (..., P, M); level_index (..., P, M) int64 -> three tensors (...).
+    """
+    num_levels = _levels(config)
+    level_probs = torch.zeros(*probs.shape[:-1], num_levels, dtype=torch.float64).scatter_add_(-1, level_index, probs)
+    blocks = level_probs.reshape(*level_probs.shape[:-2], config.num_prompts // bundle_size, bundle_size, num_levels)
+    law = bundle_score_law(blocks).mean(-2)  # pool blocks: the tracker sees every bundle
+    values = torch.arange(law.shape[-1], dtype=torch.float64) / (num_levels - 1) / bundle_size
+    values = values.expand_as(law)
+    law = law / law.sum(-1, keepdim=True)
+    a, b, w = config.risk_alpha, config.risk_beta, config.risk_omega
+    cvar = rm.cvar(values, law, a) if a > 0 else rm.quantile(values, law, 0.0)
+    return cvar, rm.rvar(values, law, a, b), rm.mvar(values, law, a, b, w)
 
 
 def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
-    raise NotImplementedError
+    """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
+    specs = normalise_specs(estimators)
+    seeds = check_positive_int("seeds", seeds)
+    labels = [estimator_label(n, p) for n, p in specs]
+    num_est, g, m = len(specs), config.group_size, config.responses_per_prompt
+    problems = [make_problem(config, s) for s in range(seeds)]
+    rewards = torch.stack([r for r, _ in problems])  # (S, P, M)
+    logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M)
+    level_index = torch.round(rewards * (_levels(config) - 1)).long()
+    worst = rewards.amin(-1, keepdim=True)  # all-fail = every sampled reward at the prompt's minimum 0
+    gen = torch.Generator().manual_seed(int(config.seed) * 7919 + 1)
+
+    instances, bundle_sizes = [], []
+    for e, (name, params) in enumerate(specs):
+        first = build_estimator(name, params, seed=config.seed)
+        bundle = int(getattr(first, "bundle_size", 1))
+        if config.num_prompts % bundle:
+            raise ValueError(f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}")
+        if is_stateful(first):
+            instances.append([build_estimator(name, params, seed=config.seed + s) for s in range(seeds)])
+        else:
+            instances.append([first])
+        bundle_sizes.append(config.metric_bundle_size or bundle)
+
+    rows = []
+    zero = 1e-12
+    bar = tqdm(range(config.steps + 1), desc="tabular", leave=False, mininterval=1.0, disable=progress is not None)
+    for step in bar:
+        probs = torch.softmax(logits, -1)
+        log_probs = torch.log_softmax(logits, -1)
+        responses = torch.multinomial(probs.reshape(-1, m), g, replacement=True, generator=gen).reshape(*probs.shape[:-1], g)
+        sampled = torch.gather(rewards.expand(num_est, -1, -1, -1), -1, responses)  # (E, S, P, G)
+        adv = torch.empty_like(sampled)
+        quantiles = torch.full((num_est, seeds, 2), float("nan"), dtype=torch.float64)
+        for e in range(num_est):
+            if len(instances[e]) == 1:
+                out = instances[e][0](sampled[e].reshape(-1, g))
+                adv[e] = out.advantages.reshape(seeds, -1, g)
+                quantiles[e, :, 0] = out.metrics.get("q_alpha", float("nan"))
+                quantiles[e, :, 1] = out.metrics.get("q_beta", float("nan"))
+            else:
+                for s, est in enumerate(instances[e]):
+                    out = est(sampled[e, s])
+                    adv[e, s] = out.advantages
+                    quantiles[e, s, 0] = out.metrics.get("q_alpha", float("nan"))
+                    quantiles[e, s, 1] = out.metrics.get("q_beta", float("nan"))
+
+        if step % config.log_every == 0 or step == config.steps:
+            rows.append(_step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles,
+                                      rewards, level_index, worst, bundle_sizes, zero))
+        if step == config.steps:
+            break
+        logits = _update(config, logits, responses, adv)
+        if progress is not None and (step % max(1, config.steps // 100) == 0):
+            progress((step + 1) / config.steps)
+    if progress is not None:
+        progress(1.0)
+    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+
+
+def _update(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    g = responses.shape[-1]
+    if config.clip_eps is None:
+        # θ_p += η (1/G) Σ_i A_i (e_{y_i} − π_p): the exact gradient of the per-prompt surrogate.
+        probs = torch.softmax(logits, -1)
+        grad = torch.zeros_like(logits).scatter_add_(-1, responses, adv) - probs * adv.sum(-1, keepdim=True)
+        return logits + config.lr * grad / g
+    old = torch.gather(torch.log_softmax(logits, -1), -1, responses).detach()
+    eps = float(config.clip_eps)
+    for _ in range(config.ppo_epochs):
+        theta = logits.detach().requires_grad_(True)
+        ratio = torch.exp(torch.gather(torch.log_softmax(theta, -1), -1, responses) - old)
+        surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
+        (grad,) = torch.autograd.grad(surrogate.sum() / g, theta)
+        logits = logits + config.lr * grad
+    return logits.detach()
+
+
+def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles, rewards, level_index,
+                  worst, bundle_sizes, zero):
+    num_est, seeds = probs.shape[:2]
+    success = (probs * (rewards > 0)).sum(-1)  # (E, S, P)
+    exp_reward = (probs * rewards).sum(-1)
+    entropy = softmax_entropy(logits).mean(-1)
+    g = responses.shape[-1]
+    sampled_logp = torch.gather(log_probs, -1, responses)
+    cov = covariance(sampled_logp, adv, torch.full_like(adv, 1.0 / g)).mean(-1)
+    zero_groups = (adv.abs() <= zero).all(-1).double().mean(-1)
+    all_fail = (sampled <= worst.unsqueeze(0)).all(-1) & (worst.squeeze(-1).unsqueeze(0) == 0)
+    nonzero = (adv.abs() > zero).any(-1)
+    fails = all_fail.double().sum(-1)
+    allfail_nonzero = torch.where(fails > 0, (all_fail & nonzero).double().sum(-1) / fails.clamp(min=1), torch.nan)
+    risk = torch.full((num_est, seeds, 3), float("nan"), dtype=torch.float64)
+    for e, bundle in enumerate(bundle_sizes):
+        cvar, rvar, mvar = _bundle_risk(config, probs[e], level_index, bundle)
+        risk[e] = torch.stack([cvar, rvar, mvar], -1)
+    return {
+        "step": step,
+        "mean_reward": exp_reward.mean(-1),
+        "entropy": entropy,
+        "cov_logp_adv": cov,
+        "pass_at_1": success.mean(-1),
+        "pass_at_k": exact_pass_at_k(success.clamp(0, 1), config.k).mean(-1),
+        "rvar_lower": risk[..., 1],
+        "mvar": risk[..., 2],
+        "cvar": risk[..., 0],
+        "frac_zero_adv_groups": zero_groups,
+        "allfail_nonzero_adv": allfail_nonzero,
+        "q_alpha": quantiles[..., 0],
+        "q_beta": quantiles[..., 1],
+    }
+
+
+def _frame(rows, labels, seeds) -> pd.DataFrame:
+    num_est = len(labels)
+    t = len(rows)
+    data = {
+        "estimator": np.tile(np.repeat(np.array(labels, dtype=object), seeds), t),
+        "seed": np.tile(np.arange(seeds), num_est * t),
+        "step": np.repeat([r["step"] for r in rows], num_est * seeds),
+    }
+    for col in METRIC_COLUMNS:
+        data[col] = np.concatenate([r[col].reshape(-1).numpy() for r in rows])
+    return pd.DataFrame(data)
