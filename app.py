@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from app_lib.choices import DEFAULT_ESTIMATORS, Knobs, build_choices, is_quantile_band  # noqa: E402
-from app_lib.figures import advantage_shape_figure, bundle_advantage_figure  # noqa: E402
+from app_lib.choices import DEFAULT_ESTIMATORS, Choice, Knobs, build_choices, is_quantile_band  # noqa: E402
+from app_lib.runs import final_summary, run_each, stack_frames  # noqa: E402
+from app_lib.figures import advantage_shape_figure, band_figure, bundle_advantage_figure, policy_animation_figure  # noqa: E402
 from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies, bundle_advantage_curve  # noqa: E402
 from theory import list_estimators  # noqa: E402
 
@@ -34,7 +35,7 @@ st.set_page_config(page_title="riskrl explorer", page_icon="📉", layout="wide"
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_shapes(names: tuple[str, ...], knobs: Knobs, group_size: int):
-    choices, errors = build_choices(names, knobs, per_question=True)
+    choices, errors = build_choices(names, knobs, mode="per_question")
     table, run_errors = advantage_vs_accuracy(choices, group_size)
     return table, errors + run_errors
 
@@ -45,6 +46,22 @@ def cached_bundle_curve(names: tuple[str, ...], knobs: Knobs, accuracies: tuple[
     choices, errors = build_choices(band_names, knobs)
     curve, marks, run_errors = bundle_advantage_curve(choices, accuracies)
     return curve, marks, errors + run_errors
+
+
+BANDIT_PRESETS = {
+    "3-arm (RS-GRPO Lemma 2: r = 1, 0.8, 0)": "three_arm",
+    "100-arm (RS-GRPO §3 two-mode bandit)": "rs_grpo_paper",
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int, _progress=None):
+    """One estimator's bandit run (cached per estimator, so adding a curve reruns only that curve)."""
+    from sandbox import BanditConfig, run_bandit
+
+    config = getattr(BanditConfig, preset)(**dict(settings))
+    results, errors = run_each(run_bandit, config, [choice], seeds, _progress)
+    return stack_frames(results, "metrics"), stack_frames(results, "policy"), errors, list(config.rewards)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -83,7 +100,10 @@ def downloads(stem: str, table: pd.DataFrame, fig=None) -> None:
 def sidebar() -> tuple[str, tuple[str, ...], Knobs, int]:
     sb = st.sidebar
     sb.title("riskrl explorer")
-    view = sb.radio("View", VIEWS, key="view")
+    # ?view=N in the URL opens view N (links, screenshots); the radio takes over afterwards.
+    requested = st.query_params.get("view", "1")
+    start = int(requested) - 1 if requested.isdigit() and 1 <= int(requested) <= len(VIEWS) else 0
+    view = sb.radio("View", VIEWS, index=start, key="view")
     registry = list_estimators()
     names = sb.multiselect(
         "Estimators",
@@ -151,6 +171,73 @@ def view_shapes(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
     downloads("bundle_advantage", curve, fig)
 
 
+def run_with_progress(run_one, choices: list[Choice], label: str):
+    """Run ``run_one(choice, progress)`` for each choice behind one progress bar; gather frames and errors."""
+    bar = st.progress(0.0, text=label)
+    outputs = []
+    for i, choice in enumerate(choices):
+        def report(fraction: float, i: int = i) -> None:
+            bar.progress(min(1.0, (i + fraction) / len(choices)), text=f"{label}: {choice.label}")
+
+        outputs.append(run_one(choice, report))
+    bar.empty()
+    return outputs
+
+
+def view_bandit(names: tuple[str, ...], knobs: Knobs) -> None:
+    st.header("Bandit runs: softmax policy over arms")
+    st.caption(
+        "Each estimator trains a softmax policy on a multi-armed bandit (sandbox.run_bandit). "
+        "Exact updates use the estimator's population advantage; sampled updates draw a batch of arms. "
+        "Bands are ± one standard deviation over seeds (zero for exact updates, which have no randomness)."
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    preset_label = c1.selectbox("problem", list(BANDIT_PRESETS), key="bandit_preset")
+    preset = BANDIT_PRESETS[preset_label]
+    exact_default = preset == "three_arm"
+    update = c2.radio("update", ("exact", "sampled"), index=0 if exact_default else 1, horizontal=True, key="bandit_update")
+    batch_size = c2.slider("arms per batch (sampled)", 2, 64, 16, 1, key="bandit_batch", disabled=update == "exact")
+    optimizer = c3.selectbox("optimizer", ("sgd", "adam", "natural"), key="bandit_optimizer")
+    lr = c3.select_slider("learning rate η", options=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), value=0.5 if exact_default else 0.1, key="bandit_lr")
+    steps = c4.slider("steps", 10, 3000 if preset == "three_arm" else 2000, 300 if exact_default else 1000, 10, key="bandit_steps")
+    seeds = c4.slider("seeds", 1, 8, 3, 1, key="bandit_seeds", disabled=update == "exact", help="exact updates are deterministic: one run")
+    seeds = 1 if update == "exact" else seeds
+    noise = c1.selectbox("reward noise", ("none", "bernoulli"), key="bandit_noise", help="bernoulli: r ~ Bern(μ(arm)), binary rewards as in RLVR")
+    settings = dict(lr=float(lr), steps=int(steps), optimizer=optimizer, batch_size=None if update == "exact" else int(batch_size), reward_noise=noise)
+    settings["log_every"] = max(1, int(steps) // 200)
+    try:
+        from sandbox import BanditConfig
+
+        getattr(BanditConfig, preset)(**settings)
+    except ValueError as err:
+        st.error(f"Invalid bandit settings: {err}", icon="⚠️")
+        return
+    choices, errors = build_choices(names, knobs, mode="single_prompt")
+    outputs = run_with_progress(
+        lambda choice, report: cached_bandit_run(choice, preset, tuple(sorted(settings.items())), int(seeds), _progress=report),
+        choices,
+        "bandit runs",
+    )
+    errors += [e for out in outputs for e in out[2]]
+    show_errors(errors)
+    metrics = pd.concat([out[0] for out in outputs if not out[0].empty], ignore_index=True) if any(not o[0].empty for o in outputs) else pd.DataFrame()
+    if metrics.empty:
+        st.info("No estimator could run with these settings.")
+        return
+    policy = pd.concat([out[1] for out in outputs if not out[1].empty], ignore_index=True)
+    arm_rewards = outputs[0][3]
+    summary = final_summary(metrics, ["expected_reward", "entropy", "prob_best"])
+    st.markdown(f"**At step {int(metrics['step'].max())}** (mean over {seeds} seed(s))")
+    st.dataframe(summary, hide_index=True, key="table_bandit")
+    fig = band_figure(metrics, [("expected_reward", "expected reward E_π[r]"), ("entropy", "policy entropy H(π)"), ("prob_best", "π(best arm)")])
+    st.plotly_chart(fig, key="fig_bandit_metrics")
+    downloads("bandit_metrics", metrics, fig)
+    st.subheader("Policy over time")
+    policy_fig = policy_animation_figure(policy, arm_rewards)
+    st.plotly_chart(policy_fig, key="fig_bandit_policy")
+    downloads("bandit_policy", policy, policy_fig)
+
+
 def view_pending(what: str) -> None:
     st.info(f"{what}: waiting for the sandbox API.")
 
@@ -163,7 +250,7 @@ def main() -> None:
     if view == VIEWS[0]:
         view_shapes(names, knobs, group_size)
     elif view == VIEWS[1]:
-        view_pending("Bandit runs")
+        view_bandit(names, knobs)
     elif view == VIEWS[2]:
         view_pending("Tabular prompts")
     else:

@@ -55,15 +55,23 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def build_choices(names: tuple[str, ...], knobs: Knobs, *, per_question: bool = False) -> tuple[list[Choice], list[str]]:
+BUNDLE_MODES = ("bundled", "per_question", "single_prompt")
+
+
+def build_choices(names: tuple[str, ...], knobs: Knobs, *, mode: str = "bundled") -> tuple[list[Choice], list[str]]:
     """Turn selected registry names + shared knobs into constructible choices.
 
-    ``per_question`` builds band estimators with bundle_size=1 and per-group
-    quantiles (RiskPO Theorem 1's single-question form), for plots of one
-    prompt's group. Returns (choices, error messages); a choice whose
-    constructor raises (e.g. α >= β) is dropped and its ValueError text kept,
-    so the app can explain it instead of crashing.
+    mode (how quantile-band estimators are configured):
+        "bundled"        bundle_size = B, default quantile source (tabular runs);
+        "per_question"   bundle_size = 1, quantiles within the group (RiskPO
+                         Theorem 1's single-question form), for one prompt's group;
+        "single_prompt"  bundle_size = 1, default quantile source (a bandit has one prompt).
+    Returns (choices, error messages); a choice whose constructor raises
+    (e.g. α >= β) is dropped and its ValueError text kept, so the app can
+    explain it instead of crashing.
     """
+    if mode not in BUNDLE_MODES:
+        raise ValueError(f"mode={mode!r} must be one of {BUNDLE_MODES}")
     registry = list_estimators()
     choices: list[Choice] = []
     errors: list[str] = []
@@ -89,9 +97,11 @@ def build_choices(names: tuple[str, ...], knobs: Knobs, *, per_question: bool = 
                 params["omega"] = float(knobs.omega)
                 tags.append(f"ω={_fmt(knobs.omega)}")
             if "bundle_size" in accepted:
-                if per_question:
+                if mode == "per_question":
                     params["bundle_size"] = 1
                     params["quantile_source"] = "group"
+                elif mode == "single_prompt":
+                    params["bundle_size"] = 1
                 else:
                     params["bundle_size"] = int(knobs.bundle_size)
                     tags.append(f"B={knobs.bundle_size}")

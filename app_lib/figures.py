@@ -125,3 +125,60 @@ def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "
         fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
     fig.update_layout(height=330 * rows, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.12))
     return fig
+
+
+def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> go.Figure:
+    """π(arm) per estimator, one animation frame per policy snapshot (mean over seeds), rewards dotted."""
+    steps = sorted(policy["step"].unique())
+    labels = list(dict.fromkeys(policy["estimator"]))
+    colours = colour_map(labels)
+    arms = list(range(len(arm_rewards)))
+    as_bars = len(arms) <= 12
+    by_step = {step: part for step, part in policy.groupby("step")}
+
+    def traces_at(step) -> list:
+        part = by_step[step]
+        out = []
+        for label in labels:
+            probs = part[part["estimator"] == label].sort_values("arm")["prob"]
+            kwargs = dict(x=arms, y=probs.tolist(), name=label, legendgroup=label, marker_color=colours[label])
+            out.append(go.Bar(**kwargs) if as_bars else go.Scatter(mode="lines", line=dict(color=colours[label]), **kwargs))
+        return out
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for trace in traces_at(steps[0]):
+        fig.add_trace(trace, secondary_y=False)
+    fig.add_trace(
+        go.Scatter(x=arms, y=arm_rewards, name="mean reward μ(arm)", mode="lines+markers" if as_bars else "lines", line=dict(color="black", dash="dot")),
+        secondary_y=True,
+    )
+    fig.frames = [go.Frame(data=traces_at(step), name=str(step), traces=list(range(len(labels)))) for step in steps]
+    slider_steps = [
+        dict(method="animate", label=str(step), args=[[str(step)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+        for step in steps
+    ]
+    fig.update_layout(
+        height=460,
+        barmode="group",
+        margin=dict(l=40, r=20, t=30, b=40),
+        legend=dict(orientation="h", y=-0.45),
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0.0,
+                y=-0.18,
+                xanchor="left",
+                buttons=[
+                    dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
+                    dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
+                ],
+            )
+        ],
+        sliders=[dict(active=0, currentvalue=dict(prefix="step "), pad=dict(t=40), x=0.15, len=0.85, steps=slider_steps)],
+    )
+    max_prob = float(policy["prob"].max())
+    fig.update_yaxes(title_text="π(arm)", range=[0, min(1.0, max_prob * 1.05 + 1e-3)], secondary_y=False)
+    fig.update_yaxes(title_text="reward", secondary_y=True, showgrid=False)
+    fig.update_xaxes(title_text="arm")
+    return fig
