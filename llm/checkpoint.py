@@ -1,0 +1,164 @@
+"""Atomic training checkpoints.
+
+Layout under ``<output_dir>/checkpoints``::
+
+    step-00000004/            a finished checkpoint (only ever appears complete)
+        trainer_state.pt      model, optimizer, scheduler, estimator, sampler, RNG, step, config
+        model/                optional save_pretrained export (for llm.evaluate)
+        COMPLETE              marker written last inside the temp dir
+    latest                    text file naming the newest finished step directory
+    .tmp-step-00000006/       a save in progress (or one killed mid-write)
+
+A save writes everything into ``.tmp-step-N``, fsyncs the files and the
+directory, then ``os.rename``s it to ``step-N`` (atomic on POSIX) and finally
+replaces ``latest`` through a temp file + ``os.replace``. A process killed at
+any point leaves either the old ``latest`` pointing at a complete checkpoint,
+or the new one: never a half-written directory that ``load_checkpoint`` would
+accept. Leftover ``.tmp-*`` directories are removed by the next save.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "list_checkpoints", "STATE_FILE"]
+
+STATE_FILE = "trainer_state.pt"
+_COMPLETE = "COMPLETE"
+_LATEST = "latest"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a directory so a rename that follows cannot be reordered before the data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            _fsync_path(Path(dirpath) / name)
+        _fsync_path(Path(dirpath))
+
+
+def list_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Finished checkpoints (step, path) under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / _COMPLETE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def save_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    state: dict[str, Any],
+    *,
+    keep_last: int | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+    before_commit: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write ``state`` (anything ``torch.save`` accepts) as checkpoint ``step`` under ``root``, atomically.
+
+    Args:
+        root: checkpoint directory (created if missing).
+        step: training step the state belongs to; names the directory.
+        state: the training state; written to ``trainer_state.pt``.
+        keep_last: keep only this many newest finished checkpoints (None = all).
+        write_extra: called with the temp directory to add more files
+            (e.g. ``model.save_pretrained(tmp / "model")``) before the commit.
+        before_commit: test hook, called after every file is written and
+            synced but before the rename; raising here simulates a crash.
+
+    Returns the final checkpoint directory.
+    """
+    if int(step) != step or step < 0:
+        raise ValueError(f"step={step} must be a non-negative integer")
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-step-*"):  # left by a process killed mid-save
+        shutil.rmtree(stale, ignore_errors=True)
+
+    name = f"step-{int(step):08d}"
+    tmp = root / f".tmp-{name}"
+    final = root / name
+    tmp.mkdir()
+    torch.save(state, tmp / STATE_FILE)
+    if write_extra is not None:
+        write_extra(tmp)
+    (tmp / _COMPLETE).write_text(f"{int(step)}\n")
+    _fsync_tree(tmp)
+    if before_commit is not None:
+        before_commit(tmp)
+
+    if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+        old = root / f".tmp-old-{name}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_path(root)
+
+    pointer_tmp = root / f".{_LATEST}.tmp"
+    pointer_tmp.write_text(name + "\n")
+    _fsync_path(pointer_tmp)
+    os.replace(pointer_tmp, root / _LATEST)
+    _fsync_path(root)
+
+    if keep_last is not None:
+        for _, path in list_checkpoints(root)[:-keep_last]:
+            if path != final:
+                shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """Turn ``"latest"``, a checkpoint root or a ``step-N`` directory into a finished checkpoint path.
+
+    ``"latest"`` reads ``root/latest``; if that pointer is missing or names an
+    incomplete directory, the newest complete ``step-N`` is used instead.
+    """
+    if str(spec) == "latest":
+        if root is None:
+            raise ValueError("resume='latest' needs the checkpoint root (output_dir/checkpoints)")
+        root = Path(root)
+        pointer = root / _LATEST
+        if pointer.is_file():
+            candidate = root / pointer.read_text().strip()
+            if (candidate / _COMPLETE).is_file():
+                return candidate
+        found = list_checkpoints(root)
+        if not found:
+            raise FileNotFoundError(f"resume='latest' but no finished checkpoint under {root}")
+        return found[-1][1]
+    path = Path(spec)
+    if (path / _COMPLETE).is_file():
+        return path
+    if path.is_dir() and ((path / _LATEST).is_file() or list_checkpoints(path)):
+        return resolve_checkpoint("latest", path)
+    raise FileNotFoundError(f"resume={str(spec)!r} is not a finished checkpoint directory (no {_COMPLETE} marker)")
+
+
+def load_checkpoint(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+    """Load a finished checkpoint; returns (its directory, the saved state dict)."""
+    path = resolve_checkpoint(spec, root)
+    # weights_only=False: the state holds numpy RNG tuples and the config dict we wrote ourselves.
+    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    return path, state

@@ -1,0 +1,725 @@
+"""RLVR post-training of a causal LM with any advantage estimator from theory/.
+
+    accelerate launch llm/train.py                                   # default.yaml: RiskPO, SmolLM2, CPU-sized
+    accelerate launch llm/train.py --config llm/configs/gspo.yaml --steps 20 --lr 2e-6
+    accelerate launch --num_processes 2 --cpu llm/train.py --prompts_per_step 10
+
+One training step, top to bottom (see ``train_step``):
+
+1. every rank draws the same global prompt batch and keeps its slice;
+2. the rollout backend samples G completions per prompt;
+3. rewards are scored, then GATHERED into the global (P, G) matrix;
+4. advantages are computed ONCE per step on that matrix with
+   ``theory.get_estimator(cfg.estimator)`` — identical on every rank, so
+   RiskPO bundles span ranks and its quantile tracker never diverges;
+5. PPO epochs over mini-batches: clipped surrogate (ε_low/ε_high, token or
+   sequence importance ratio), loss aggregation, optional k3 KL to a frozen
+   reference, gradient accumulation and clipping.
+
+No advantage formula lives here: GRPO, Dr.GRPO, RS-GRPO, RiskPO, ... are all
+registry entries. DAPO and GSPO are loss settings (clip-higher + dynamic
+sampling; sequence-level ratio) on top of a registry estimator.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from theory import get_estimator
+from theory.dynamics import softmax_entropy
+
+IMPORTANCE_RATIOS = ("token", "sequence")
+LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+ROLLOUT_BACKENDS = ("hf", "vllm")
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+TRACKERS = ("none", "tensorboard", "wandb", "trackio")
+TINY_MODEL = "tiny-random"  # random-init tiny Llama with the SmolLM2 tokenizer: smoke tests, no weights needed
+
+
+# ============================================================================ config
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run. Defaults ARE llm/configs/default.yaml (a test keeps them equal)."""
+
+    # --- model and data
+    model: str = "smollm2-135m-instruct"   # alias, local dir, .gguf, hub id, or "tiny-random"
+    dtype: str = "float32"                  # float32 | bfloat16 | float16
+    dataset: str = "reasoning_gym:basic_arithmetic"  # see llm.data.load_dataset_examples
+    dataset_limit: int = 0                  # 0 = all rows
+    system_prompt: str = ""                 # "" = llm.data.DEFAULT_SYSTEM_PROMPT
+    max_prompt_tokens: int = 256
+    # --- advantages (theory/ registry)
+    estimator: str = "riskpo"
+    estimator_params: dict = field(default_factory=lambda: {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5})
+    # --- rollouts
+    prompts_per_step: int = 5               # GLOBAL prompts per step (all ranks), multiple of bundle_size and world size
+    group_size: int = 4                     # G completions per prompt
+    max_new_tokens: int = 96
+    temperature: float = 1.0
+    top_p: float = 1.0
+    rollout_backend: str = "hf"             # hf | vllm
+    vllm_gpu_memory_utilization: float = 0.3
+    # --- rewards: [[name_or_module:function, weight], ...]
+    rewards: list = field(default_factory=lambda: [["math_verify", 1.0], ["format", 0.1]])
+    reward_workers: int = 2
+    reward_timeout_s: float = 5.0
+    # --- optimisation
+    lr: float = 2e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0                   # in optimizer steps
+    lr_scheduler: str = "constant"          # constant | constant_with_warmup | linear | cosine
+    ppo_epochs: int = 1
+    mini_batches: int = 1                   # optimizer steps per epoch
+    grad_accum: int = 1                     # micro-batches per mini-batch
+    max_grad_norm: float = 1.0              # 0 = no clipping
+    # --- loss
+    clip_eps_low: float = 0.2
+    clip_eps_high: float = 0.2              # > clip_eps_low = DAPO clip-higher
+    importance_ratio: str = "sequence"      # token (PPO/GRPO) | sequence (GSPO, RiskPO paper)
+    loss_agg: str = "token-mean"            # token-mean | seq-mean-token-mean | seq-mean-token-sum
+    kl_coef: float = 0.0                    # > 0 loads a frozen reference copy; k3 estimator
+    dynamic_sampling: bool = False          # DAPO: drop prompts whose advantages are all zero, resample
+    dynamic_sampling_max_rounds: int = 3    # extra generation rounds per step at most
+    # --- run
+    seed: int = 0
+    steps: int = 3
+    log_every: int = 1
+    save_every: int = 0                     # 0 = only after the last step
+    keep_last: int = 2
+    save_model: bool = True                 # also export save_pretrained into each checkpoint (for llm.evaluate)
+    output_dir: str = "runs/default"
+    resume: str = ""                        # "" | "latest" | path to a checkpoint (or checkpoints root)
+    report_to: str = "tensorboard"          # comma list of none | tensorboard | wandb | trackio
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def field_types(cls) -> dict[str, type]:
+        return typing.get_type_hints(cls)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        types = cls.field_types()
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {unknown}; valid keys: {sorted(types)}")
+        return cls(**{k: _coerce(k, v, types[k], source) for k, v in values.items()})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a config file must be a mapping of key: value")
+        return cls.from_dict(values, source=str(path))
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> "TrainConfig":
+        """``[--config file.yaml] [--key value | --key=value ...]``; later keys win."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        pairs: list[tuple[str, str]] = []
+        i = 0
+        while i < len(argv):
+            arg = argv[i]
+            if not arg.startswith("--") or arg == "--":
+                raise ValueError(f"expected --key value, got {arg!r}")
+            key, eq, value = arg[2:].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"--{key} needs a value")
+                value = argv[i + 1]
+                i += 1
+            pairs.append((key.replace("-", "_"), value))
+            i += 1
+        base: dict = {}
+        for key, value in pairs:
+            if key == "config":
+                base = asdict(cls.from_yaml(value))
+        types = cls.field_types()
+        for key, value in pairs:
+            if key == "config":
+                continue
+            if key not in types:
+                raise ValueError(f"unknown config key --{key}; valid keys: {sorted(types)}")
+            # str fields take the text verbatim; everything else is parsed as a YAML scalar/list/dict.
+            base[key] = value if types[key] is str else _parse_yaml_value(key, value)
+        return cls.from_dict(base, source="command line")
+
+    def validate(self) -> None:
+        """Cheap checks that need no model, no data and no processes; each names its field."""
+        def need(cond: bool, name: str, rule: str) -> None:
+            if not cond:
+                raise ValueError(f"{name}={getattr(self, name)!r} {rule}")
+
+        need(self.dtype in ("float32", "bfloat16", "float16"), "dtype", "must be float32, bfloat16 or float16")
+        need(self.max_prompt_tokens >= 1, "max_prompt_tokens", "must be >= 1")
+        need(self.dataset_limit >= 0, "dataset_limit", "must be >= 0")
+        need(self.prompts_per_step >= 1, "prompts_per_step", "must be >= 1")
+        need(self.group_size >= 2, "group_size", "must be >= 2 (group statistics need two samples)")
+        need(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        need(self.temperature > 0 and math.isfinite(self.temperature), "temperature", "must be > 0")
+        need(0 < self.top_p <= 1, "top_p", "must lie in (0, 1]")
+        need(self.rollout_backend in ROLLOUT_BACKENDS, "rollout_backend", f"must be one of {ROLLOUT_BACKENDS}")
+        need(0 < self.vllm_gpu_memory_utilization <= 1, "vllm_gpu_memory_utilization", "must lie in (0, 1]")
+        need(self.reward_workers >= 0, "reward_workers", "must be >= 0")
+        need(self.reward_timeout_s > 0, "reward_timeout_s", "must be > 0")
+        need(self.lr >= 0 and math.isfinite(self.lr), "lr", "must be a finite number >= 0")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        need(self.lr_scheduler in SCHEDULERS, "lr_scheduler", f"must be one of {SCHEDULERS}")
+        for name in ("ppo_epochs", "mini_batches", "grad_accum", "steps", "log_every", "keep_last"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
+        need(0 <= self.clip_eps_low < 1, "clip_eps_low", "must lie in [0, 1) (the ratio is clipped at 1 - eps_low > 0)")
+        need(self.clip_eps_high >= 0, "clip_eps_high", "must be >= 0")
+        need(self.importance_ratio in IMPORTANCE_RATIOS, "importance_ratio", f"must be one of {IMPORTANCE_RATIOS}")
+        need(self.loss_agg in LOSS_AGGREGATIONS, "loss_agg", f"must be one of {LOSS_AGGREGATIONS}")
+        need(self.kl_coef >= 0, "kl_coef", "must be >= 0")
+        need(self.dynamic_sampling_max_rounds >= 0, "dynamic_sampling_max_rounds", "must be >= 0")
+        need(self.save_every >= 0, "save_every", "must be >= 0")
+        need(bool(self.output_dir), "output_dir", "must be a directory path")
+        for tracker in self.trackers():
+            if tracker not in TRACKERS:
+                raise ValueError(f"report_to={self.report_to!r}: unknown tracker {tracker!r}; choose from {TRACKERS}")
+        if not self.rewards:
+            raise ValueError("rewards=[] must name at least one reward function")
+        for i, spec in enumerate(self.rewards):
+            if not (isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[0], str)
+                    and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool) and math.isfinite(spec[1])):
+                raise ValueError(f"rewards[{i}]={spec!r} must be [name_or_module:function, finite weight]")
+
+    def trackers(self) -> list[str]:
+        return [t.strip() for t in self.report_to.split(",") if t.strip() and t.strip() != "none"]
+
+
+def _parse_yaml_value(key: str, text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"--{key}: cannot parse {text!r}: {err}") from None
+
+
+def _coerce(key: str, value, typ: type, source: str):
+    """Checks a loaded value against the field type; ints are accepted for float fields."""
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        dict: lambda v: isinstance(v, dict),
+        list: lambda v: isinstance(v, list),
+    }[typ]
+    if value is None and typ is str:
+        return ""
+    if not ok(value):
+        raise ValueError(f"{source}: {key}={value!r} must be of type {typ.__name__}")
+    return float(value) if typ is float else value
+
+
+# ============================================================================ loss (pure functions)
+
+
+def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
+                        with_entropy: bool = False):
+    """log π(y_t | x, y_<t) for every completion token, (N, Lc); optionally the token entropies too.
+
+    Positions follow the attention mask (cumsum − 1), exactly as ``generate``
+    numbers left-padded prompts. Logits are divided by the sampling temperature
+    so that ratios compare the distributions the tokens were drawn from.
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    num_completion = completion_ids.shape[1]
+    # logits_to_keep skips the vocabulary projection over the prompt, the largest matmul here.
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    token_logits = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    logprobs = token_logits - torch.logsumexp(logits, dim=-1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = softmax_entropy(logits.detach())
+    return logprobs, entropy
+
+
+def aggregate_loss(per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens: float | None = None,
+                   num_sequences: float | None = None) -> torch.Tensor:
+    """Reduce a (N, L) per-token loss to a scalar.
+
+    token-mean            Σ_i,t ℓ_it m_it / Σ m              (DAPO: long answers weigh more)
+    seq-mean-token-mean   (1/N) Σ_i (Σ_t ℓ_it m_it / Σ_t m_it) (GRPO paper)
+    seq-mean-token-sum    (1/N) Σ_i Σ_t ℓ_it m_it              (Dr. GRPO: no length normaliser)
+
+    ``num_tokens`` / ``num_sequences`` override the denominators so that
+    micro-batches of one mini-batch (and ranks) add up to the mini-batch loss.
+    """
+    mask = mask.to(per_token.dtype)
+    if mode == "token-mean":
+        denominator = num_tokens if num_tokens is not None else mask.sum().clamp(min=1.0)
+        return (per_token * mask).sum() / denominator
+    denominator = num_sequences if num_sequences is not None else per_token.shape[0]
+    if mode == "seq-mean-token-mean":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / denominator
+    if mode == "seq-mean-token-sum":
+        return (per_token * mask).sum() / denominator
+    raise ValueError(f"loss_agg={mode!r} must be one of {LOSS_AGGREGATIONS}")
+
+
+def policy_loss(logprobs, old_logprobs, advantages, mask, *, clip_eps_low: float, clip_eps_high: float,
+                importance_ratio: str = "token", loss_agg: str = "token-mean", ref_logprobs=None, kl_coef: float = 0.0,
+                num_tokens: float | None = None, num_sequences: float | None = None):
+    """Clipped surrogate −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A) (+ β·k3 KL), aggregated.
+
+    ρ is the token ratio π/π_old (PPO, GRPO) or, with importance_ratio="sequence",
+    GSPO's length-normalised sequence ratio exp(mean_t log π/π_old), shared by
+    every token of the sequence (Zheng et al. 2025; RiskPO uses it too).
+    KL is Schulman's k3 estimator of KL(π‖π_ref): e^{d} − d − 1, d = log π_ref − log π.
+
+    Args are (N, L) tensors except ``advantages`` (N,). Returns (loss, stats),
+    stats holding detached masked means: clip_frac, kl, ratio.
+    """
+    mask_f = mask.to(logprobs.dtype)
+    log_ratio = logprobs - old_logprobs
+    if importance_ratio == "sequence":
+        seq_log_ratio = (log_ratio * mask_f).sum(-1) / mask_f.sum(-1).clamp(min=1.0)
+        log_ratio = seq_log_ratio.unsqueeze(-1).expand_as(logprobs)
+    elif importance_ratio != "token":
+        raise ValueError(f"importance_ratio={importance_ratio!r} must be one of {IMPORTANCE_RATIOS}")
+    ratio = torch.exp(log_ratio)
+    adv = advantages.to(logprobs.dtype).unsqueeze(-1)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps_low, 1.0 + clip_eps_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    kl = None
+    if ref_logprobs is not None and kl_coef > 0:
+        d = ref_logprobs - logprobs
+        kl = torch.exp(d) - d - 1.0
+        per_token = per_token + kl_coef * kl
+    loss = aggregate_loss(per_token, mask, loss_agg, num_tokens, num_sequences)
+    with torch.no_grad():
+        denom = mask_f.sum().clamp(min=1.0)
+        is_clipped = ((ratio < 1.0 - clip_eps_low) & (adv < 0)) | ((ratio > 1.0 + clip_eps_high) & (adv > 0))
+        stats = {
+            "clip_frac": (is_clipped.to(mask_f.dtype) * mask_f).sum() / denom,
+            "ratio": (ratio * mask_f).sum() / denom,
+            "kl": (kl * mask_f).sum() / denom if kl is not None else torch.zeros((), dtype=logprobs.dtype),
+        }
+    return loss, stats
+
+
+# ============================================================================ helpers
+
+
+def step_seed(seed: int, step: int, rank: int, round_: int = 0) -> int:
+    """Independent, reproducible seed for one rank's rollouts of one step."""
+    return int(np.random.SeedSequence([seed, step, rank, round_]).generate_state(1)[0])
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_estimator(cfg: TrainConfig):
+    params = dict(cfg.estimator_params)
+    estimator = get_estimator(cfg.estimator, **params)  # unknown name / bad params -> ValueError naming them
+    return estimator
+
+
+def check_batch_geometry(cfg: TrainConfig, bundle_size: int, world_size: int) -> None:
+    """Prompt and micro-batch arithmetic, checked before any model is loaded."""
+    if cfg.prompts_per_step % bundle_size:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the estimator's bundle_size={bundle_size} "
+            f"(estimator={cfg.estimator!r}): bundles are formed from the global prompt batch")
+    if cfg.prompts_per_step % world_size:
+        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes={world_size}")
+    rows = cfg.prompts_per_step // world_size * cfg.group_size
+    if rows % (cfg.mini_batches * cfg.grad_accum):
+        raise ValueError(
+            f"completions per process = prompts_per_step/processes * group_size = {rows} must be divisible by "
+            f"mini_batches * grad_accum = {cfg.mini_batches} * {cfg.grad_accum}")
+
+
+def load_policy(cfg: TrainConfig):
+    from llm.model import SMOLLM2, build_tiny_model, load_model_and_tokenizer, load_tokenizer
+
+    if cfg.model == TINY_MODEL:
+        tokenizer = load_tokenizer(SMOLLM2)
+        return build_tiny_model(tokenizer, seed=cfg.seed), tokenizer
+    return load_model_and_tokenizer(cfg.model, dtype=getattr(torch, cfg.dtype))
+
+
+def _init_trackers(accelerator, cfg: TrainConfig) -> None:
+    if not cfg.trackers():
+        return
+    flat = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in asdict(cfg).items()}
+    accelerator.init_trackers("riskrl", config=flat)
+
+
+def _available_trackers(cfg: TrainConfig) -> list[str]:
+    from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
+
+    available = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "trackio": is_trackio_available}
+    chosen = []
+    for name in cfg.trackers():
+        if available[name]():
+            chosen.append(name)
+        else:
+            print(f"[riskrl] report_to: {name} is not installed; skipping it", file=sys.stderr)
+    return chosen
+
+
+# ============================================================================ the training loop
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs training; returns the last step's metrics (handy for tests)."""
+    cfg = TrainConfig.from_args(argv)
+    return train(cfg)
+
+
+def train(cfg: TrainConfig) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import gather_object
+    from transformers import get_scheduler
+
+    from llm.checkpoint import load_checkpoint, save_checkpoint
+    from llm.data import DEFAULT_SYSTEM_PROMPT, PromptSampler, format_prompt, load_dataset_examples
+    from llm.model import resolve_model_path
+    from llm.rewards import RewardPipeline
+    from llm.rollout import build_backend
+
+    # ---- 1. validate everything that is cheap, before any model or rollout
+    cfg.validate()
+    estimator = build_estimator(cfg)
+    output_dir = Path(cfg.output_dir)
+    trackers = _available_trackers(cfg)
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
+                              project_dir=str(output_dir))
+    world, rank = accelerator.num_processes, accelerator.process_index
+    check_batch_geometry(cfg, estimator.bundle_size, world)
+    model_path = None if cfg.model == TINY_MODEL else resolve_model_path(cfg.model)  # missing path -> error now
+    examples = load_dataset_examples(cfg.dataset, limit=cfg.dataset_limit or None, seed=cfg.seed)
+    if not examples:
+        raise ValueError(f"dataset={cfg.dataset!r} has no rows")
+    # Unknown reward names / unimportable module:function fail here, before any model is loaded.
+    reward_pipeline = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
+                                     timeout_s=cfg.reward_timeout_s)
+    checkpoint_root = output_dir / "checkpoints"
+    resume_state = None
+    if cfg.resume:
+        _, resume_state = load_checkpoint(cfg.resume, checkpoint_root)
+
+    # ---- 2. build model, optimizer, data, rewards, rollouts
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_policy(cfg)
+    model.train()
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+    reference = None
+    if cfg.kl_coef > 0:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)  # frozen π_ref = the starting policy
+        if resume_state is not None and "reference" in resume_state:
+            reference.load_state_dict(resume_state["reference"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer_steps_per_step = cfg.ppo_epochs * cfg.mini_batches
+    # Stepped by hand once per optimizer step: accelerate's prepared scheduler
+    # would advance num_processes times per call.
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
+                              num_training_steps=cfg.steps * optimizer_steps_per_step)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if reference is not None:
+        reference = reference.to(accelerator.device)
+    sampler = PromptSampler(examples, batch_size=cfg.prompts_per_step, seed=cfg.seed)
+    backend = build_backend(cfg.rollout_backend, tokenizer, model_path, max_new_tokens=cfg.max_new_tokens,
+                            temperature=cfg.temperature, top_p=cfg.top_p, max_prompt_tokens=cfg.max_prompt_tokens,
+                            seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+    system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
+    start_step = 0
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        estimator.load_state_dict(resume_state["estimator"])
+        sampler.load_state_dict(resume_state["sampler"])
+        if len(resume_state["rng"]) != world:
+            raise ValueError(f"checkpoint was written by {len(resume_state['rng'])} processes; now running {world}")
+        set_rng_state(resume_state["rng"][rank])
+        start_step = int(resume_state["step"])
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    _init_trackers(accelerator, cfg)
+    metrics_path = output_dir / "metrics.jsonl"
+    prompts_per_rank = cfg.prompts_per_step // world
+    unwrapped = accelerator.unwrap_model(model)
+    last_metrics: dict = {}
+
+    with reward_pipeline:
+        progress = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train",
+                        disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+        for step in progress:
+            step_started = time.perf_counter()
+            timers = {"generate": 0.0, "reward": 0.0, "train": 0.0}
+
+            # ---- 3. rollouts + rewards + global advantages (dynamic sampling may repeat this)
+            kept: list[dict] = []  # per prompt of this rank: rollout rows, rewards, advantage
+            reward_log: dict[str, list[torch.Tensor]] = {"total": []}
+            reward_errors: dict[str, int] = {}
+            estimator_metrics: dict[str, float] = {}
+            rounds = 0
+            while True:
+                global_batch = next(sampler)  # same on every rank (same seed, same state)
+                local_batch = global_batch[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
+                prompts = [format_prompt(tokenizer, ex.question, system_prompt=system_prompt) for ex in local_batch]
+
+                t0 = time.perf_counter()
+                backend.sync_weights(unwrapped)
+                rollout = backend.generate(unwrapped, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, rounds))
+                timers["generate"] += time.perf_counter() - t0
+
+                t0 = time.perf_counter()
+                row_examples = [ex for ex in local_batch for _ in range(cfg.group_size)]
+                total, per_function, errors = reward_pipeline(rollout.completions, row_examples)
+                for name, count in errors.items():
+                    reward_errors[name] = reward_errors.get(name, 0) + int(count)
+                local_rewards = total.to(accelerator.device, torch.float32).view(prompts_per_rank, cfg.group_size)
+                global_rewards = accelerator.gather(local_rewards)  # (P_global, G), rank-major
+                for name, values in per_function.items():
+                    reward_log.setdefault(name, []).append(accelerator.gather(values.to(accelerator.device, torch.float32)).cpu())
+                reward_log["total"].append(global_rewards.reshape(-1).cpu())
+                timers["reward"] += time.perf_counter() - t0
+
+                # Advantages once, on the global matrix: every rank computes the same numbers.
+                out = estimator(global_rewards.cpu().double())
+                estimator_metrics = {k: v for k, v in out.metrics.items()} if not estimator_metrics else estimator_metrics
+                advantages = out.advantages.float()
+                local_adv = advantages[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
+                completion_lengths = rollout.completion_mask.sum(-1).view(prompts_per_rank, cfg.group_size)
+                for p in range(prompts_per_rank):
+                    rows = slice(p * cfg.group_size, (p + 1) * cfg.group_size)
+                    kept.append({
+                        "prompt_ids": rollout.prompt_ids[rows], "prompt_mask": rollout.prompt_mask[rows],
+                        "completion_ids": rollout.completion_ids[rows], "completion_mask": rollout.completion_mask[rows],
+                        "advantages": local_adv[p], "signal": bool((local_adv[p].abs() > 0).any()),
+                        "length": completion_lengths[p],
+                    })
+                if not cfg.dynamic_sampling:
+                    break
+                # DAPO dynamic sampling: prompts (bundles) whose advantages all vanish carry no
+                # gradient; replace them with fresh prompts, up to dynamic_sampling_max_rounds times.
+                with_signal = torch.tensor([sum(k["signal"] for k in kept)], device=accelerator.device)
+                enough = bool((accelerator.gather(with_signal) >= prompts_per_rank).all())
+                if enough or rounds >= cfg.dynamic_sampling_max_rounds:
+                    break
+                rounds += 1
+            if cfg.dynamic_sampling:  # prompts with signal first; zero-advantage ones pad if rounds ran out
+                kept.sort(key=lambda k: not k["signal"])
+                kept = kept[:prompts_per_rank]
+
+            batch = _stack_rows(kept, tokenizer.pad_token_id)
+            global_lengths = accelerator.gather(batch["completion_mask"].sum(-1).float()).cpu()
+
+            # ---- 4. policy update: PPO epochs x mini-batches x micro-batches
+            t0 = time.perf_counter()
+            train_stats = ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch)
+            timers["train"] += time.perf_counter() - t0
+
+            # ---- 5. log
+            completed = step + 1
+            rewards_all = torch.cat(reward_log["total"])
+            metrics = {
+                "step": completed,
+                "reward_mean": float(rewards_all.mean()),
+                "reward_std": float(rewards_all.std()) if rewards_all.numel() > 1 else 0.0,
+                **{f"reward/{n}": float(torch.cat(v).mean()) for n, v in reward_log.items() if n != "total"},
+                **{f"reward_errors/{n}": c for n, c in reward_errors.items()},
+                "completion_length": float(global_lengths.mean()),
+                "completion_length_max": float(global_lengths.max()),
+                **estimator_metrics,
+                **train_stats,
+                "lr": scheduler.get_last_lr()[0],
+                "dynamic_sampling_rounds": rounds,
+                "time/generate": timers["generate"],
+                "time/reward": timers["reward"],
+                "time/train": timers["train"],
+                "time/step": time.perf_counter() - step_started,
+            }
+            last_metrics = metrics
+            if accelerator.is_main_process and (completed % cfg.log_every == 0 or completed == cfg.steps):
+                with open(metrics_path, "a") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
+                progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:.4f}",
+                                     len=f"{metrics['completion_length']:.0f}")
+            if trackers and completed % cfg.log_every == 0:
+                accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+                                step=completed)
+
+            # ---- 6. checkpoint (atomic; all ranks contribute their RNG state)
+            if (cfg.save_every and completed % cfg.save_every == 0) or completed == cfg.steps:
+                rng_states = gather_object([rng_state()])
+                model_state = accelerator.get_state_dict(model)
+                if accelerator.is_main_process:
+                    state = {
+                        "step": completed, "config": asdict(cfg), "model": model_state,
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "estimator": estimator.state_dict(), "sampler": sampler.state_dict(), "rng": rng_states,
+                    }
+                    if reference is not None:
+                        state["reference"] = reference.state_dict()
+
+                    def export(tmp_dir: Path) -> None:
+                        if cfg.save_model:
+                            unwrapped.save_pretrained(tmp_dir / "model", state_dict=model_state)
+                            tokenizer.save_pretrained(tmp_dir / "model")
+
+                    save_checkpoint(checkpoint_root, completed, state, keep_last=cfg.keep_last, write_extra=export)
+                accelerator.wait_for_everyone()
+
+    accelerator.end_training()
+    return last_metrics
+
+
+def _stack_rows(kept: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Concatenate per-prompt row groups (possibly from different rounds, so different widths)."""
+    def cat(key: str, left: bool, pad) -> torch.Tensor:
+        parts = [k[key] for k in kept]
+        width = max(p.shape[1] for p in parts)
+        padded = []
+        for p in parts:
+            fill = torch.full((p.shape[0], width - p.shape[1]), pad, dtype=p.dtype, device=p.device)
+            padded.append(torch.cat([fill, p] if left else [p, fill], dim=1))
+        return torch.cat(padded, dim=0)
+
+    return {
+        "prompt_ids": cat("prompt_ids", True, pad_token_id),
+        "prompt_mask": cat("prompt_mask", True, 0),
+        "completion_ids": cat("completion_ids", False, pad_token_id),
+        "completion_mask": cat("completion_mask", False, 0),
+        "advantages": torch.cat([k["advantages"] for k in kept]),
+    }
+
+
+def ppo_update(cfg: TrainConfig, accelerator, model, reference, optimizer, scheduler, batch: dict) -> dict[str, float]:
+    """PPO epochs over mini-batches of this rank's rows; returns metrics averaged over ranks."""
+    rows = batch["advantages"].shape[0]
+    device = accelerator.device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    micro_size = rows // (cfg.mini_batches * cfg.grad_accum)
+    # One epoch, one mini-batch: the policy cannot move before its own update, so
+    # π_old = π_θ.detach() and the extra no-grad forward is skipped (as in TRL).
+    on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1
+
+    def micro_batches(indices: torch.Tensor):
+        for start in range(0, len(indices), micro_size):
+            idx = indices[start:start + micro_size]
+            yield idx, {k: v[idx] for k, v in batch.items()}
+
+    def forward(mb, with_entropy=False, module=model):
+        return completion_logprobs(module, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"],
+                                   mb["completion_mask"], cfg.temperature, with_entropy)
+
+    old_logprobs = torch.zeros_like(batch["completion_ids"], dtype=torch.float32)
+    ref_logprobs = torch.zeros_like(old_logprobs) if reference is not None else None
+    entropy_sum = torch.zeros((), device=device)
+    with torch.no_grad():
+        for idx, mb in micro_batches(torch.arange(rows, device=device)):
+            if not on_policy:
+                logprobs, entropy = forward(mb, with_entropy=True)
+                old_logprobs[idx] = logprobs
+                entropy_sum += (entropy * mb["completion_mask"]).sum()
+            if reference is not None:
+                ref_logprobs[idx] = forward(mb, module=reference)[0]
+
+    mask = batch["completion_mask"]
+    sums = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "ratio": 0.0, "grad_norm": 0.0}
+    counts = {"updates": 0, "micro": 0}
+    generator = torch.Generator().manual_seed(step_seed(cfg.seed, int(scheduler.last_epoch), accelerator.process_index))
+    for epoch in range(cfg.ppo_epochs):
+        order = torch.randperm(rows, generator=generator).to(device) if cfg.mini_batches > 1 else torch.arange(rows, device=device)
+        mini_size = rows // cfg.mini_batches
+        for m in range(cfg.mini_batches):
+            mini = order[m * mini_size:(m + 1) * mini_size]
+            # Denominators of the whole mini-batch summed over ranks, divided by the rank count
+            # because DDP averages gradients: the update is that of one global mini-batch.
+            totals = accelerator.reduce(torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum")
+            num_tokens = (totals[0] / accelerator.num_processes).clamp(min=1.0)
+            num_sequences = totals[1] / accelerator.num_processes
+            for idx, mb in micro_batches(mini):
+                with accelerator.accumulate(model):
+                    logprobs, entropy = forward(mb, with_entropy=on_policy)
+                    old = logprobs.detach() if on_policy else old_logprobs[idx]
+                    loss, stats = policy_loss(
+                        logprobs, old, mb["advantages"], mb["completion_mask"], clip_eps_low=cfg.clip_eps_low,
+                        clip_eps_high=cfg.clip_eps_high, importance_ratio=cfg.importance_ratio, loss_agg=cfg.loss_agg,
+                        ref_logprobs=ref_logprobs[idx] if ref_logprobs is not None else None, kl_coef=cfg.kl_coef,
+                        num_tokens=num_tokens, num_sequences=num_sequences)
+                    # accelerate divides by grad_accum; our denominators already span the mini-batch.
+                    accelerator.backward(loss * cfg.grad_accum)
+                    if on_policy:
+                        entropy_sum += (entropy * mb["completion_mask"]).sum()
+                    if accelerator.sync_gradients:
+                        if cfg.max_grad_norm > 0:
+                            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                            sums["grad_norm"] += float(norm) if norm is not None else math.nan  # DeepSpeed clips inside
+                        counts["updates"] += 1
+                    optimizer.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                sums["loss"] += float(loss.detach())
+                for key in ("clip_frac", "kl", "ratio"):
+                    sums[key] += float(stats[key])
+                counts["micro"] += 1
+
+    local = torch.tensor([
+        sums["loss"] / max(cfg.ppo_epochs * cfg.mini_batches, 1),  # micro losses add up to the mini-batch loss
+        sums["clip_frac"] / counts["micro"], sums["kl"] / counts["micro"], sums["ratio"] / counts["micro"],
+        sums["grad_norm"] / max(counts["updates"], 1), float(entropy_sum), float(mask.sum()),
+    ], device=device, dtype=torch.float64)
+    # Each rank's loss is scaled by world/global-count, so the global loss is the mean over ranks.
+    summed = accelerator.reduce(local.clone(), "sum")
+    mean = summed / accelerator.num_processes
+    return {
+        "loss": float(mean[0]), "clip_frac": float(mean[1]), "kl": float(mean[2]), "ratio_mean": float(mean[3]),
+        "grad_norm": float(mean[4]), "entropy": float(summed[5] / summed[6].clamp(min=1.0)),
+    }
+
+
+if __name__ == "__main__":
+    main()
