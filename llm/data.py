@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -190,7 +190,13 @@ def _reasoning_gym_examples(spec: str, limit: int | None, seed: int) -> list[Exa
     task, _, query = spec.partition("?")
     if not task:
         raise ValueError(f"dataset spec {spec!r}: expected reasoning_gym:<task>, e.g. reasoning_gym:basic_arithmetic")
-    options = {key: _parse_option(value) for key, value in parse_qsl(query, keep_blank_values=False)}
+    options = {}
+    for pair in filter(None, query.split("&")):
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"dataset spec {spec!r}: option {pair!r} must look like key=value")
+        # unquote, not unquote_plus: '+' is an arithmetic operator here, not an encoded space
+        options[unquote(key)] = _parse_option(unquote(value))
     size = int(options.pop("size", limit if limit is not None else 1000))
     if limit is not None:
         size = min(size, limit)
@@ -200,7 +206,7 @@ def _reasoning_gym_examples(spec: str, limit: int | None, seed: int) -> list[Exa
         dataset = reasoning_gym.create_dataset(task, size=size, seed=seed, **options)
     except TypeError as error:  # unknown generator option
         raise ValueError(f"dataset spec {spec!r}: invalid option for task {task!r}: {error}") from None
-    except ValueError as error:  # unknown task or bad option value
+    except (ValueError, AssertionError) as error:  # unknown task; reasoning-gym validates options with assert
         raise ValueError(f"dataset spec {spec!r}: {error}") from None
     examples = []
     for index, entry in enumerate(dataset):
