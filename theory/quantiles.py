@@ -82,8 +82,8 @@ class QuantileTracker:
         self.crossings = 0
 
     def current_step_size(self) -> float:
-        """γ_k for the next update (k counts tracking updates from 1)."""
-        return self.step_size / float(max(self.step, 1)) ** self.decay if self.decay else self.step_size
+        """γ_k = γ_0 / k^p for the next update, k = step + 1 (tracking updates count from 1)."""
+        return self.step_size / float(self.step + 1) ** self.decay if self.decay else self.step_size
 
     def _reduce(self, x: Tensor) -> Tensor:
         return self.reduce_mean(x) if self.reduce_mean is not None else x
@@ -99,9 +99,10 @@ class QuantileTracker:
             self.values = self._reduce(batch_q)
             self.initialized = True
         else:
+            gamma = self.current_step_size()
             self.step += 1
             below = self._reduce(fraction_below(self.values, flat))
-            self.values = self.values + self.current_step_size() * (self.levels - below)
+            self.values = self.values + gamma * (self.levels - below)
         if bool((self.values[1:] < self.values[:-1]).any()):
             self.crossings += 1
             self.values = torch.sort(self.values).values
