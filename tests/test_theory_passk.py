@@ -89,6 +89,23 @@ def test_chen_advantage_matches_its_definition_by_subset_enumeration(n):
                 assert got[i].item() == pytest.approx((group_pass - mean_pass) / std, abs=1e-10), (n, c, k, i)
 
 
+@FAST
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]), min_size=2, max_size=7), st.data())
+def test_chen_advantage_on_graded_rewards_is_the_max_at_k_definition(values, data):
+    """Same definition with max@k: (mean_{S∋i} max_S − mean_S max_S) / std_S max_S, zero when std is 0."""
+    n = len(values)
+    k = data.draw(st.integers(1, n))
+    got = pk.chen_passk_advantage(torch.tensor(values, dtype=torch.float64), k)
+    maxima = [max(values[j] for j in s) for s in itertools.combinations(range(n), k)]
+    mean = sum(maxima) / len(maxima)
+    std = math.sqrt(max(sum(m * m for m in maxima) / len(maxima) - mean**2, 0.0))
+    for i in range(n):
+        containing = [max(values[j] for j in s) for s in subsets_containing(n, k, i)]
+        expected = 0.0 if len(set(maxima)) == 1 else (sum(containing) / len(containing) - mean) / std
+        assert got[i].item() == pytest.approx(expected, abs=1e-9)
+    assert abs(got.sum().item()) < 1e-9
+
+
 def test_chen_advantage_hand_formula_and_zero_group_mean():
     n, c, k = 8, 3, 4
     mean_pass = 1 - math.comb(n - c, k) / math.comb(n, k)

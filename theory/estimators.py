@@ -113,7 +113,8 @@ def estimator_parameters(name: str) -> dict[str, object]:
     if key not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")
     sig = inspect.signature(ESTIMATORS[key].__init__)
-    return {p: v.default for p, v in sig.parameters.items() if p != "self"}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p: v.default for p, v in sig.parameters.items() if p != "self" and v.kind in keyword}
 
 
 def get_estimator(name: str, **params) -> AdvantageEstimator:

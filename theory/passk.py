@@ -71,29 +71,37 @@ def pass_at_k_from_rewards(rewards: Tensor, k: int) -> Tensor:
 
 def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
     """Analytic pass@k advantage (Chen et al., 2025, "Pass@k Training for Adaptively
-    Balancing Exploration and Exploitation"), binary rewards, group of N with c correct:
+    Balancing Exploration and Exploitation"). Binary rewards, group of N with c correct:
 
         R̄ = 1 − C(N−c, k)/C(N, k),   σ = sqrt(R̄ (1 − R̄)),
         A⁺ = (1 − R̄) / σ,
         A⁻ = (1 − R̄ − C(N−c−1, k−1)/C(N−1, k−1)) / σ.
 
-    σ = 0 (no correct sample, or every k-subset already passes) carries no
-    signal: those groups get 0.
+    That is A_i = (mean over k-subsets S ∋ i of max_S − mean over all S of max_S) / std_S(max_S),
+    the group-normalised advantage of the k-subset reward. Graded rewards use the
+    same definition with max@k in place of pass@k (our generalisation; identical on
+    binary rewards): mean_{S∋i} max_S is the PKPO effective reward s_i, and the
+    subset-max law puts weight C(j−1, k−1)/C(N, k) on the j-th smallest reward.
+
+    When every k-subset has the same max (no correct sample, or every k-subset
+    already passes) σ = 0 and there is no signal: those groups get exactly 0.
+    Σ_i A_i = 0 for every group.
     """
-    rewards = _check_binary(rewards)
+    check_finite("rewards", rewards)
     n = rewards.shape[-1]
+    check_group_size("group size G (rewards.shape[-1])", n)
     check_k(k, n, n_name="group size")
-    c = rewards.sum(-1, keepdim=True)
-    n_t = torch.full_like(c, float(n))
-    k_t = torch.full_like(c, float(k))
-    mean_pass = 1.0 - _binom_ratio(n_t - c, k_t, n_t, k_t)
-    std = torch.sqrt((mean_pass * (1.0 - mean_pass)).clamp(min=0.0))
-    all_fail_given_neg = _binom_ratio(n_t - c - 1, k_t - 1, n_t - 1, k_t - 1)
-    positive = 1.0 - mean_pass
-    negative = 1.0 - mean_pass - all_fail_given_neg
-    raw = torch.where(rewards > 0, positive, negative)
-    safe_std = torch.where(std > 0, std, torch.ones_like(std))
-    return torch.where(std > 0, raw / safe_std, torch.zeros_like(raw))
+    values = rewards.to(torch.float64)
+    ordered = torch.sort(values, dim=-1).values
+    weights = _max_at_k_weights(n, k)
+    mean_max = (ordered * weights).sum(-1, keepdim=True)
+    mean_max_sq = (ordered**2 * weights).sum(-1, keepdim=True)
+    # Every k-subset has the same max iff the smallest possible max, x_(k), is the largest value.
+    constant = ordered[..., k - 1 : k] == ordered[..., n - 1 :]
+    std = torch.sqrt((mean_max_sq - mean_max**2).clamp(min=0.0))
+    safe_std = torch.where(constant | (std == 0), torch.ones_like(std), std)
+    advantage = (pkpo_effective_rewards(values, k) - mean_max) / safe_std
+    return torch.where(constant | (std == 0), torch.zeros_like(advantage), advantage)
 
 
 def leave_one_out_max_advantage(rewards: Tensor) -> Tensor:
