@@ -17,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
+import torch  # noqa: E402
 
 from app_lib.choices import DEFAULT_ESTIMATORS, Choice, Knobs, build_choices, is_quantile_band  # noqa: E402
 from app_lib.runs import final_summary, run_each, stack_frames  # noqa: E402
-from app_lib.figures import advantage_shape_figure, band_figure, bundle_advantage_figure, policy_animation_figure  # noqa: E402
+from app_lib.figures import advantage_shape_figure, band_figure, bundle_advantage_figure, policy_animation_figure, standalone_html  # noqa: E402
 from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies, bundle_advantage_curve  # noqa: E402
 from theory import list_estimators  # noqa: E402
 
@@ -69,7 +70,7 @@ def figure_html(fig_json: str) -> bytes:
     """Stand-alone HTML with plotly.js inlined, so the file opens offline."""
     import plotly.io as pio
 
-    return pio.from_json(fig_json).to_html(include_plotlyjs=True, full_html=True).encode()
+    return standalone_html(pio.from_json(fig_json)).encode()
 
 
 # --------------------------------------------------------------------------- widgets
@@ -168,6 +169,8 @@ def view_shapes(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
     fig = bundle_advantage_figure(curve, marks)
     st.plotly_chart(fig, key="fig_bundle")
     st.dataframe(marks, hide_index=True, key="table_bundle_quantiles")
+    with st.expander("advantage at every bundle score"):
+        st.dataframe(curve.pivot(index=["score", "prob"], columns="estimator", values="advantage").reset_index(), hide_index=True, key="table_bundle_curve")
     downloads("bundle_advantage", curve, fig)
 
 
@@ -257,4 +260,12 @@ def main() -> None:
         view_pending("Theorem checks")
 
 
-main()
+# Every tensor here is tiny (a few arms, a few dozen prompts): intra-op threads only add
+# synchronisation, which costs ~100x per op on a busy 2-core machine. Restored afterwards
+# because AppTest runs this script inside the caller's process.
+_threads = torch.get_num_threads()
+torch.set_num_threads(1)
+try:
+    main()
+finally:
+    torch.set_num_threads(_threads)

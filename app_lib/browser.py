@@ -7,7 +7,9 @@ Used by the browser end-to-end test and to refresh ``docs/screenshot.png``:
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -82,9 +85,65 @@ def streamlit_server(port: int | None = None, timeout: float = 60.0):
         log.close()
 
 
+# True once the app has drawn its figures and is no longer running a script.
+READY_JS = """(() => {
+  const plots = document.querySelectorAll('.js-plotly-plot .main-svg').length;
+  const running = document.querySelector('[data-testid="stStatusWidget"]');
+  const skeleton = document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]');
+  return plots >= %d && !running && !skeleton;
+})()"""
+
+
+class _DevTools:
+    """Minimal Chrome DevTools Protocol client over the websockets package (a Streamlit dependency)."""
+
+    def __init__(self, socket):
+        self.socket = socket
+        self.next_id = 0
+
+    def call(self, method: str, timeout: float = 60.0, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"DevTools {method} failed: {message['error']}")
+                return message.get("result", {})
+
+
+def _devtools_page_url(process: subprocess.Popen, timeout: float) -> str:
+    """Reads chromium's 'DevTools listening on ws://host:port/...' line, returns the first page's socket URL."""
+    deadline = time.monotonic() + timeout
+    port = None
+    while port is None:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("chromium did not open its DevTools port")
+        line = process.stderr.readline().decode(errors="replace")
+        if "DevTools listening on ws://" in line:
+            port = int(line.split("ws://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    # Keep draining chromium's log so a full pipe can never block the browser.
+    threading.Thread(target=lambda: [None for _ in iter(process.stderr.readline, b"")], daemon=True).start()
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
+            pages = [t for t in json.load(response) if t.get("type") == "page"]
+        if pages:
+            return pages[0]["webSocketDebuggerUrl"]
+        if time.monotonic() > deadline:
+            raise RuntimeError("chromium opened no page target")
+        time.sleep(0.2)
+
+
 def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int = 1400, height: int = 1000,
-               wait_ms: int = 30_000, timeout: float = 180.0) -> Path:
-    """Headless Chromium screenshot of ``url`` into ``out`` (PNG) after ``wait_ms`` of virtual time."""
+               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Path:
+    """Headless Chromium screenshot of ``url`` into ``out`` (PNG) once the app has rendered.
+
+    Chromium's one-shot ``--screenshot`` fires before Streamlit's websocket has
+    delivered the page, so the browser is driven over the DevTools protocol:
+    load, poll until ``min_plots`` Plotly figures are drawn and no script is
+    running, let animations settle, capture.
+    """
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError("chromium not found; install it with scripts/install_browser.sh")
@@ -94,14 +153,33 @@ def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int =
         command = [
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            # Without this flag the shot is taken before Streamlit's websocket has delivered the page.
-            "--run-all-compositor-stages-before-draw",
-            "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={out}",
-            f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}", url,
+            "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank",
         ]
-        subprocess.run(command, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not out.exists():
-        raise RuntimeError(f"chromium exited without writing {out}")
+        browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            from websockets.sync.client import connect
+
+            with connect(_devtools_page_url(browser, timeout=30), max_size=64 * 2**20, open_timeout=30) as socket:
+                devtools = _DevTools(socket)
+                devtools.call("Page.enable")
+                devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+                devtools.call("Page.navigate", url=url)
+                deadline = time.monotonic() + timeout
+                ready_polls = 0
+                while ready_polls < 2:  # two consecutive ready polls: a rerun can start right after the first
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the app at {url} did not finish rendering within {timeout:.0f}s")
+                    time.sleep(0.5)
+                    result = devtools.call("Runtime.evaluate", expression=READY_JS % min_plots, returnByValue=True)
+                    ready_polls = ready_polls + 1 if result.get("result", {}).get("value") else 0
+                time.sleep(settle)
+                shot = devtools.call("Page.captureScreenshot", format="png")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait(timeout=10)
+    out.write_bytes(base64.b64decode(shot["data"]))
     return out
 
 
@@ -109,12 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--view", type=int, default=1, help="which view (1-4) to open")
-    parser.add_argument("--wait", type=int, default=30, help="seconds of virtual time chromium waits before the shot")
+    parser.add_argument("--min-plots", type=int, default=1, help="wait until this many Plotly figures are drawn")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
     with streamlit_server() as url:
-        path = screenshot(f"{url}/?view={args.view}", args.out, width=args.width, height=args.height, wait_ms=args.wait * 1000)
+        path = screenshot(f"{url}/?view={args.view}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
     print(path)
 
 

@@ -182,3 +182,8 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
     fig.update_yaxes(title_text="reward", secondary_y=True, showgrid=False)
     fig.update_xaxes(title_text="arm")
     return fig
+
+
+def standalone_html(fig: go.Figure) -> str:
+    """The figure as one HTML file with plotly.js inlined (opens offline; no CDN)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)

@@ -1,0 +1,36 @@
+"""End to end: `streamlit run app.py` served on 127.0.0.1, loaded in headless Chromium, screenshotted.
+
+Slow (browser start-up plus a cold app run), so marked ``slow``; skipped with
+a reason when Chromium is not installed (scripts/install_browser.sh installs it).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from app_lib.browser import find_chromium, screenshot, streamlit_server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (run scripts/install_browser.sh)")
+@pytest.mark.parametrize("view, min_plots", [(1, 2), (2, 2)])
+def test_app_renders_in_headless_chromium(tmp_path, view, min_plots):
+    from PIL import Image  # pillow ships with streamlit
+
+    out = tmp_path / f"view{view}.png"
+    with streamlit_server() as url:
+        screenshot(f"{url}/?view={view}", out, width=1400, height=1000, min_plots=min_plots, timeout=180)
+    assert out.stat().st_size > 50_000  # a blank 1400x1000 PNG compresses to a few kB
+    pixels = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
+    assert pixels.shape == (1000, 1400)
+    # Text, axes and coloured traces: far from a uniform page (a blank one has variance ~0).
+    assert pixels.var() > 200.0
+    # Something darker than the light background covers a real fraction of the page (drawn content).
+    assert (pixels < 128).mean() > 0.01
