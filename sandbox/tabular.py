@@ -55,6 +55,7 @@ METRIC_COLUMNS = [
     "cvar",
     "frac_zero_adv_groups",
     "allfail_nonzero_adv",
+    "allfail_varied_adv",
     "q_alpha",
     "q_beta",
 ]
@@ -286,6 +287,8 @@ def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, ad
     nonzero = (adv.abs() > zero).any(-1)
     fails = all_fail.double().sum(-1)
     allfail_nonzero = torch.where(fails > 0, (all_fail & nonzero).double().sum(-1) / fails.clamp(min=1), torch.nan)
+    varied = (adv.amax(-1) - adv.amin(-1)) > zero
+    allfail_varied = torch.where(fails > 0, (all_fail & varied).double().sum(-1) / fails.clamp(min=1), torch.nan)
     risk = torch.full((num_est, seeds, 3), float("nan"), dtype=torch.float64)
     for e, bundle in enumerate(bundle_sizes):
         cvar, rvar, mvar = _bundle_risk(config, probs[e], level_index, bundle)
@@ -302,6 +305,7 @@ def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, ad
         "cvar": risk[..., 0],
         "frac_zero_adv_groups": zero_groups,
         "allfail_nonzero_adv": allfail_nonzero,
+        "allfail_varied_adv": allfail_varied,
         "q_alpha": quantiles[..., 0],
         "q_beta": quantiles[..., 1],
     }

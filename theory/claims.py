@@ -9,7 +9,18 @@ import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["exact_pass_at_k"]
+from .dynamics import covariance
+
+__all__ = [
+    "exact_pass_at_k",
+    "bundle_score_law",
+    "threshold_covariances",
+    "layer_cake_transform_covariance",
+    "assumption_1_holds",
+    "positively_dependent",
+    "slope_dominates",
+    "softmax_prob_derivative",
+]
 
 
 def exact_pass_at_k(success_prob: Tensor, k: int) -> Tensor:
@@ -48,3 +59,70 @@ def bundle_score_law(level_probs: Tensor) -> Tensor:
             out[..., j : j + law.shape[-1]] += law * p[..., b, j : j + 1]
         law = out
     return law
+
+
+def threshold_covariances(rewards: Tensor, log_probs: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The layer-cake slices of Lemma 1 (RiskPO) for a discrete reward R and Y = log π:
+
+        C_i = Cov_π(1{R > x_(i)}, log π),   on the threshold interval [x_(i), x_(i+1)),
+
+    with x_(1) <= … <= x_(K) the sorted rewards. Returns (lower ends x_(i), upper ends
+    x_(i+1), C_i), each (..., K−1). Cov(h(R), log π) = Σ_i (h(x_(i+1)) − h(x_(i))) C_i.
+    """
+    support = torch.sort(rewards, dim=-1).values
+    lower, upper = support[..., :-1], support[..., 1:]
+    above = (rewards.unsqueeze(-2) > lower.unsqueeze(-1)).to(rewards.dtype)  # (..., K−1, K)
+    slices = covariance(above, log_probs.unsqueeze(-2), probs.unsqueeze(-2))
+    return lower, upper, slices
+
+
+def layer_cake_transform_covariance(transformed: Tensor, rewards: Tensor, log_probs: Tensor, probs: Tensor) -> Tensor:
+    """Cov(h(R), log π) = Σ_i [h(x_(i+1)) − h(x_(i))] · Cov(1{R > x_(i)}, log π)  (Lemma 1 with X = h(R)
+    for a nondecreasing h; ``transformed`` holds h(r) per response)."""
+    order = torch.argsort(rewards, dim=-1, stable=True)
+    h_sorted = torch.gather(transformed, -1, order)
+    increments = h_sorted[..., 1:] - h_sorted[..., :-1]
+    _, _, slices = threshold_covariances(rewards, log_probs, probs)
+    return (increments * slices).sum(-1)
+
+
+def assumption_1_holds(rewards: Tensor, probs: Tensor, q_alpha: Tensor, q_beta: Tensor, tol: float = 1e-12) -> Tensor:
+    """RiskPO Assumption 1 in the form Theorem 2 uses (our reconstruction, see docs/sandbox.md):
+
+        Cov_π(1{R > t}, log π) <= 0  for t below q_α   (in the lower tail, likelier responses are worse),
+        Cov_π(1{R > t}, log π) >= 0  for t at or above q_β (in the upper tail, likelier responses are better).
+
+    Checked on the threshold intervals [x_(i), x_(i+1)) of the discrete support with positive width.
+    ``q_alpha``/``q_beta`` broadcast against rewards[..., :1]. Returns a bool per instance.
+    """
+    lower, upper, slices = threshold_covariances(rewards, probs.clamp_min(1e-300).log(), probs)
+    width = upper - lower
+    in_lower_tail = (upper <= q_alpha) & (width > 0)
+    in_upper_tail = (lower >= q_beta) & (width > 0)
+    ok_lower = torch.where(in_lower_tail, slices <= tol, True).all(-1)
+    ok_upper = torch.where(in_upper_tail, slices >= -tol, True).all(-1)
+    return ok_lower & ok_upper
+
+
+def positively_dependent(rewards: Tensor, probs: Tensor, tol: float = 1e-12) -> Tensor:
+    """Cov_π(1{R > t}, log π) >= 0 for every threshold t (the condition of Theorem 3 as we check it)."""
+    lower, upper, slices = threshold_covariances(rewards, probs.clamp_min(1e-300).log(), probs)
+    return torch.where(upper > lower, slices >= -tol, True).all(-1)
+
+
+def slope_dominates(h_low: Tensor, h_high: Tensor, rewards: Tensor, tol: float = 1e-12) -> Tensor:
+    """0 <= h_low(x_(i+1)) − h_low(x_(i)) <= h_high(x_(i+1)) − h_high(x_(i)) on every support interval."""
+    order = torch.argsort(rewards, dim=-1, stable=True)
+    d_low = torch.diff(torch.gather(h_low, -1, order), dim=-1)
+    d_high = torch.diff(torch.gather(h_high, -1, order), dim=-1)
+    return ((d_low >= -tol) & (d_low <= d_high + tol)).all(-1)
+
+
+def softmax_prob_derivative(logits: Tensor, direction: Tensor) -> Tensor:
+    """d/dη softmax(θ + η d) at η = 0:  π ⊙ (d − Σ_b π_b d_b).
+
+    With d the policy-gradient direction this is the first-order change of every action
+    probability (RS-GRPO Lemmas 2–4 compare its sign and size at the optimal action).
+    """
+    probs = torch.softmax(logits, dim=-1)
+    return probs * (direction - (probs * direction).sum(-1, keepdim=True))
