@@ -1,0 +1,150 @@
+"""python -m sandbox list | all | <claim> | bandit | tabular  [--seeds N] [--out DIR]"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .bandit import BanditConfig, run_bandit
+from .claims import CLAIMS
+from .plots import bandit_figure, claim_figure, save_figure, tabular_figure
+from .tabular import TabularConfig, run_tabular
+
+EXPERIMENTS = {
+    "bandit": "RS-GRPO 100-armed bandit sweep over β ∈ {0,2,4,8,16,32,64} (curves + policy)",
+    "tabular": "tabular simulator: GRPO, Dr. GRPO, RiskPO, risk-seeking MVaR, RS-GRPO, pass@k reweighting",
+}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if not isinstance(v, pd.DataFrame)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value
+
+
+class _Bar:
+    """Feeds a claim's fractional progress callback into one tqdm bar."""
+
+    def __init__(self, desc: str):
+        self.bar = tqdm(total=1000, desc=desc, leave=False)
+
+    def __call__(self, fraction: float) -> None:
+        self.bar.n = int(1000 * min(max(fraction, 0.0), 1.0))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_claim(name: str, seeds: int | None, out: str) -> dict:
+    fn = CLAIMS[name]
+    kwargs = {} if seeds is None else {"seeds": seeds}
+    bar = _Bar(name)
+    if "progress" in fn.__code__.co_varnames:
+        kwargs["progress"] = bar
+    start = time.perf_counter()
+    result = fn(**kwargs)
+    bar.close()
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    stem = os.path.join(out, name)
+    with open(stem + ".json", "w") as fh:
+        json.dump(_jsonable(result), fh, indent=2, ensure_ascii=False)
+    pd.DataFrame(result["table"]).to_csv(stem + ".csv", index=False)
+    if isinstance(result.get("metrics"), pd.DataFrame):
+        result["metrics"].to_csv(stem + "_metrics.csv", index=False)
+    save_figure(claim_figure(name, result), stem)
+    return result
+
+
+def run_experiment(name: str, seeds: int | None, out: str) -> None:
+    seeds = seeds or 4
+    bar = _Bar(name)
+    stem = os.path.join(out, name)
+    if name == "bandit":
+        res = run_bandit(BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": float(b)}) for b in (0, 2, 4, 8, 16, 32, 64)],
+                         seeds=seeds, progress=bar)
+        res.metrics.to_csv(stem + "_metrics.csv", index=False)
+        res.policy.to_csv(stem + "_policy.csv", index=False)
+        summary = res.final()
+        summary.columns = ["_".join(c) for c in summary.columns]
+        fig = bandit_figure(res.metrics, "RS-GRPO 100-armed bandit")
+    else:
+        specs = [("grpo", {}), ("dr_grpo", {}), ("riskpo", {"bundle_size": 5}), ("riskpo_seeking", {"bundle_size": 5}),
+                 ("rs_grpo", {"beta": 4.0}), ("passk_reweight", {"k": 4})]
+        res = run_tabular(TabularConfig(), specs, seeds=seeds, progress=bar)
+        res.metrics.to_csv(stem + "_metrics.csv", index=False)
+        summary = res.final()
+        fig = tabular_figure(res.metrics, "tabular-prompt simulator")
+    bar.close()
+    summary.to_csv(stem + ".csv")
+    with open(stem + ".json", "w") as fh:
+        json.dump(_jsonable({"config": res.config, "estimators": res.estimators,
+                             "final": summary.reset_index().to_dict(orient="records")}), fh, indent=2, ensure_ascii=False)
+    save_figure(fig, stem)
+    print(summary.to_string())
+
+
+def results_markdown(results: dict[str, dict]) -> str:
+    lines = ["| claim | paper statement | measured | holds | time (s) |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| `{name}` | {r['claim']} ({r['paper']}) | {r['measured']} | {'yes' if r['holds'] else '**no**'} | {r.get('seconds', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("target", help="'list', 'all', a claim name or an experiment name")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds / random instances (default: each claim's own)")
+    parser.add_argument("--out", default="results/sandbox", help="output folder (JSON, CSV, HTML)")
+    args = parser.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds={args.seeds} must be >= 1")
+    if args.target == "list":
+        for name, fn in CLAIMS.items():
+            print(f"{name:28s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+        for name, text in EXPERIMENTS.items():
+            print(f"{name:28s} {text}")
+        print(f"{'all':28s} every claim above, plus summary.md/summary.json")
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    if args.target in EXPERIMENTS:
+        run_experiment(args.target, args.seeds, args.out)
+        return 0
+    if args.target == "all":
+        names = list(CLAIMS)
+    elif args.target in CLAIMS:
+        names = [args.target]
+    else:
+        parser.error(f"unknown target {args.target!r}; run 'python -m sandbox list'")
+    results = {}
+    start = time.perf_counter()
+    for name in tqdm(names, desc="claims", disable=len(names) == 1):
+        results[name] = run_claim(name, args.seeds, args.out)
+        tqdm.write(f"{name}: holds={results[name]['holds']} ({results[name]['seconds']} s) — {results[name]['measured']}")
+    table = results_markdown(results)
+    if len(names) > 1:
+        with open(os.path.join(args.out, "summary.md"), "w") as fh:
+            fh.write(table)
+        with open(os.path.join(args.out, "summary.json"), "w") as fh:
+            json.dump(_jsonable(results), fh, indent=2, ensure_ascii=False)
+        print(f"\nall claims: {time.perf_counter() - start:.1f} s, {sum(r['holds'] for r in results.values())}/{len(results)} hold")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

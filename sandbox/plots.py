@@ -1,0 +1,82 @@
+"""Plotly figures of sandbox results (HTML always; PNG only where kaleido is installed)."""
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["curves_figure", "table_figure", "claim_figure", "bandit_figure", "tabular_figure"]
+
+
+def curves_figure(metrics: pd.DataFrame, columns: list[str], title: str):
+    """One panel per column: mean over seeds vs step, one line per estimator (band = ±1 std)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=columns)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+    stats = metrics.groupby(["estimator", "step"], sort=False)[columns].agg(["mean", "std"])
+    for i, name in enumerate(dict.fromkeys(metrics.estimator)):
+        colour = palette[i % len(palette)]
+        part = stats.loc[name]
+        for j, col in enumerate(columns):
+            fig.add_trace(
+                go.Scatter(x=part.index, y=part[(col, "mean")], name=name, legendgroup=name, showlegend=j == 0,
+                           line={"color": colour}),
+                row=1, col=j + 1,
+            )
+    fig.update_layout(title=title, height=420, width=max(520, 430 * len(columns)))
+    fig.update_xaxes(title_text="step")
+    return fig
+
+
+def table_figure(rows: list[dict], title: str):
+    import plotly.graph_objects as go
+
+    frame = pd.DataFrame(rows)
+    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in frame[c]] for c in frame.columns]
+    fig = go.Figure(go.Table(header={"values": list(frame.columns)}, cells={"values": cells}))
+    fig.update_layout(title=title, height=min(900, 120 + 28 * len(frame)))
+    return fig
+
+
+def bandit_figure(metrics: pd.DataFrame, title: str = "bandit"):
+    return curves_figure(metrics, ["expected_reward", "entropy", "prob_best"], title)
+
+
+def tabular_figure(metrics: pd.DataFrame, title: str = "tabular"):
+    return curves_figure(metrics, ["mean_reward", "entropy", "pass_at_k", "frac_zero_adv_groups"], title)
+
+
+def claim_figure(name: str, result: dict):
+    """The natural picture of one claim's result."""
+    import plotly.graph_objects as go
+
+    title = f"{name}: {result['claim']} — holds={result['holds']}"
+    metrics = result.get("metrics")
+    if isinstance(metrics, pd.DataFrame):
+        if "expected_reward" in metrics:
+            return bandit_figure(metrics, title)
+        return tabular_figure(metrics, title)
+    if name == "prop1_entropy_residual":
+        frame = pd.DataFrame(result["table"])
+        fig = go.Figure()
+        fig.add_trace(go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta2, name="max |residual|/η²", mode="lines+markers"))
+        fig.add_trace(go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta, name="max |residual|/η", mode="lines+markers"))
+        fig.update_layout(title=title, xaxis_type="log", yaxis_type="log", xaxis_title="η")
+        return fig
+    return table_figure(result["table"], title)
+
+
+def save_figure(fig, path_without_suffix: str) -> list[str]:
+    """Writes .html, and .png where kaleido is available; returns the written paths."""
+    written = [path_without_suffix + ".html"]
+    fig.write_html(written[0], include_plotlyjs="cdn")
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return written
+    try:
+        fig.write_image(path_without_suffix + ".png")
+        written.append(path_without_suffix + ".png")
+    except Exception:  # a kaleido without its browser: HTML is the deliverable
+        pass
+    return written
