@@ -15,13 +15,23 @@ from pathlib import Path
 # `streamlit run` puts this directory on sys.path, AppTest and other launchers may not.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app_lib.choices import DEFAULT_ESTIMATORS, Choice, Knobs, build_choices, is_quantile_band  # noqa: E402
-from app_lib.runs import final_summary, run_each, stack_frames  # noqa: E402
-from app_lib.figures import advantage_shape_figure, band_figure, bundle_advantage_figure, policy_animation_figure, standalone_html  # noqa: E402
+from app_lib.runs import final_summary, lemma_thresholds, optimal_prob_change_curve, run_each, stack_frames  # noqa: E402
+from app_lib.figures import (  # noqa: E402
+    advantage_shape_figure,
+    band_figure,
+    bundle_advantage_figure,
+    covariance_gap_figure,
+    entropy_residual_figure,
+    optimal_prob_change_figure,
+    policy_animation_figure,
+    standalone_html,
+)
 from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies, bundle_advantage_curve  # noqa: E402
 from theory import list_estimators  # noqa: E402
 
@@ -63,6 +73,29 @@ def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int, 
     config = getattr(BanditConfig, preset)(**dict(settings))
     results, errors = run_each(run_bandit, config, [choice], seeds, _progress)
     return stack_frames(results, "metrics"), stack_frames(results, "policy"), errors, list(config.rewards)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_tabular_run(choice: Choice, settings: tuple, seeds: int, _progress=None):
+    """One estimator's tabular-prompt run, cached per estimator."""
+    from sandbox import TabularConfig, run_tabular
+
+    results, errors = run_each(run_tabular, TabularConfig(**dict(settings)), [choice], seeds, _progress)
+    return stack_frames(results, "metrics"), errors
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_claim(name: str, params: tuple) -> dict:
+    """One sandbox claim check; the DataFrame-valued extras are dropped (only the table is shown)."""
+    from sandbox import CLAIMS
+
+    result = CLAIMS[name](**dict(params))
+    return {key: value for key, value in result.items() if not isinstance(value, pd.DataFrame)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_prob_change_curve(rewards: tuple, probs: tuple, betas: tuple) -> pd.DataFrame:
+    return optimal_prob_change_curve(rewards, probs, betas)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -241,8 +274,149 @@ def view_bandit(names: tuple[str, ...], knobs: Knobs) -> None:
     downloads("bandit_policy", policy, policy_fig)
 
 
-def view_pending(what: str) -> None:
-    st.info(f"{what}: waiting for the sandbox API.")
+TABULAR_FIELDS = [
+    ("mean_reward", "mean reward (pass@1 of the policy)"),
+    ("entropy", "policy entropy H(π)"),
+    ("cov_logp_adv", "Cov(log π, A)"),
+    ("pass_at_1", "pass@1"),
+    ("pass_at_k", "pass@k"),
+    ("rvar_lower", "lower-tail RVaR of bundle scores"),
+    ("mvar", "MVaR of bundle scores"),
+    ("cvar", "CVaR_α of bundle scores"),
+    ("frac_zero_adv_groups", "share of zero-advantage groups"),
+]
+
+
+def view_tabular(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
+    st.header("Tabular prompts: an LLM stand-in with verifiable rewards")
+    st.caption(
+        "P prompts, each a softmax over M candidate responses of known correctness (sandbox.run_tabular). Every step samples "
+        "G responses per prompt, computes advantages with each estimator (bundles and quantile tracking included) and takes a "
+        "policy-gradient step. Lines are means over seeds, bands ± one standard deviation. pass@k uses the sidebar k; the "
+        "bundle-score risk metrics use the sidebar α, β, ω."
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    num_prompts = c1.slider("prompts P", 5, 120, 40, 5, key="tab_prompts", help="must be a multiple of the bundle size B")
+    responses = c1.slider("candidate responses M per prompt", 2, 64, 16, 1, key="tab_responses")
+    difficulty = c2.selectbox("difficulty", ("uniform", "easy", "hard", "bimodal"), key="tab_difficulty")
+    reward_type = c2.selectbox("reward", ("binary", "graded"), key="tab_reward")
+    rho = c3.slider("correctness correlation ρ of the initial policy", -1.0, 1.0, 0.3, 0.1, key="tab_rho")
+    lr = c3.select_slider("learning rate η", options=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), value=0.5, key="tab_lr")
+    steps = c4.slider("steps", 10, 400, 150, 10, key="tab_steps")
+    seeds = c4.slider("seeds", 1, 8, 3, 1, key="tab_seeds")
+    settings = dict(
+        num_prompts=int(num_prompts), responses_per_prompt=int(responses), group_size=int(group_size), steps=int(steps), lr=float(lr),
+        correctness_correlation=float(rho), difficulty=difficulty, reward_type=reward_type, k=int(knobs.k),
+        risk_alpha=knobs.alpha, risk_beta=knobs.beta, risk_omega=knobs.omega, log_every=max(1, int(steps) // 150),
+    )
+    try:
+        from sandbox import TabularConfig
+
+        TabularConfig(**settings)
+    except ValueError as err:
+        st.error(f"Invalid tabular settings: {err}", icon="⚠️")
+        return
+    choices, errors = build_choices(names, knobs, mode="bundled")
+    outputs = run_with_progress(
+        lambda choice, report: cached_tabular_run(choice, tuple(sorted(settings.items())), int(seeds), _progress=report), choices, "tabular runs"
+    )
+    errors += [e for out in outputs for e in out[1]]
+    show_errors(errors)
+    frames = [out[0] for out in outputs if not out[0].empty]
+    if not frames:
+        st.info("No estimator could run with these settings.")
+        return
+    metrics = pd.concat(frames, ignore_index=True)
+    fields = [(f, t.replace("pass@k", f"pass@{knobs.k}")) for f, t in TABULAR_FIELDS if f in metrics and metrics[f].notna().any()]
+    summary = final_summary(metrics, [f for f, _ in fields])
+    st.markdown(f"**At step {int(metrics['step'].max())}** (mean and std over {seeds} seed(s))")
+    st.dataframe(summary, hide_index=True, key="table_tabular")
+    fig = band_figure(metrics, fields)
+    st.plotly_chart(fig, key="fig_tabular")
+    downloads("tabular_metrics", metrics, fig)
+
+
+def claim_status(result: dict) -> None:
+    text = f"**{result['claim']}** ({result['paper']}): {result['measured']}"
+    (st.success if result["holds"] else st.warning)(("✓ holds. " if result["holds"] else "✗ does not hold here. ") + text)
+
+
+def view_theorems(knobs: Knobs) -> None:
+    st.header("Theorem checks")
+    st.caption("Exact computations under known softmax policies (sandbox claims); no sampling noise.")
+
+    st.subheader("RiskPO Proposition 1: first-order entropy change")
+    c1, c2 = st.columns(2)
+    instances = c1.slider("random instances", 8, 512, 64, 8, key="prop1_instances")
+    actions = c2.slider("actions per instance", 2, 100, 20, 1, key="prop1_actions")
+    prop1 = cached_claim("prop1_entropy_residual", (("num_actions", int(actions)), ("seeds", int(instances))))
+    claim_status(prop1)
+    prop1_table = pd.DataFrame(prop1["table"])
+    fig = entropy_residual_figure(prop1_table)
+    st.plotly_chart(fig, key="fig_prop1")
+    st.dataframe(prop1_table, hide_index=True, key="table_prop1")
+    downloads("prop1_entropy_residual", prop1_table, fig)
+
+    st.subheader("RiskPO Theorem 2: Cov(log π, A_MVaR) vs Cov(log π, A_mean) and Assumption 1")
+    st.caption(f"Quantile levels and ω from the sidebar: α = {knobs.alpha:g}, β = {knobs.beta:g}, ω = {knobs.omega:g}.")
+    c1, c2 = st.columns(2)
+    thm2_instances = c1.slider("random instances per family", 100, 4000, 2000, 100, key="thm2_instances")
+    responses = c2.slider("responses per instance", 3, 30, 10, 1, key="thm2_responses")
+    try:
+        thm2 = cached_claim(
+            "thm2_covariance",
+            (("alpha", knobs.alpha), ("beta", knobs.beta), ("num_responses", int(responses)), ("omega", knobs.omega), ("seeds", int(thm2_instances))),
+        )
+    except ValueError as err:
+        st.error(f"Theorem 2 check: {err}", icon="⚠️")
+    else:
+        claim_status(thm2)
+        m1, m2, m3 = st.columns(3)
+        m1.metric("instances satisfying Assumption 1", f"{thm2['satisfied']}")
+        m2.metric("… of which Cov_MVaR ≤ Cov_mean", f"{thm2['satisfied_ordered']}")
+        m3.metric("ordering fails without Assumption 1", f"{thm2['violated_failure_rate']:.1%}")
+        thm2_table = pd.DataFrame(thm2["table"])
+        fig = covariance_gap_figure(thm2_table)
+        st.plotly_chart(fig, key="fig_thm2")
+        st.dataframe(thm2_table, hide_index=True, key="table_thm2")
+        downloads("thm2_covariance", thm2_table, fig)
+
+    st.subheader("RS-GRPO Lemmas 2–4: change of π(a*) vs β")
+    st.caption(
+        "Three actions with rewards (1, r₂, 0); one exact policy-gradient step on the RS-GRPO objective. "
+        "Lemma 2: at β = 0 the step can lower π(a*); Lemma 3: beyond some β₀ it always raises it; "
+        "Lemma 4: beyond β₁ the increase shrinks like 1/β."
+    )
+    c1, c2, c3 = st.columns(3)
+    r2 = c1.slider("reward r₂ of the runner-up", 0.05, 0.95, 0.8, 0.05, key="lemma_r2")
+    p_best = c2.slider("π(a*) (best action)", 0.01, 0.9, 0.05, 0.01, key="lemma_pbest")
+    p_second = c3.slider("π(a₂) (runner-up)", 0.01, 0.98, 0.9, 0.01, key="lemma_psecond")
+    p_worst = 1.0 - p_best - p_second
+    if p_worst <= 0:
+        st.error(f"π(a*) + π(a₂) = {p_best + p_second:.2f} must be < 1 so that the worst action keeps positive probability.", icon="⚠️")
+    else:
+        rewards, probs = (1.0, float(r2), 0.0), (float(p_best), float(p_second), float(p_worst))
+        betas = tuple(float(b) for b in np.logspace(-2, 3, 201))
+        curve = cached_prob_change_curve(rewards, probs, betas)
+        at_zero = float(cached_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
+        marks = lemma_thresholds(curve)
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6f}")
+        m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
+        m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
+        fig = optimal_prob_change_figure(curve)
+        for beta, name in ((marks["beta0"], "β₀"), (marks["beta1"], "β₁")):
+            if np.isfinite(beta):
+                fig.add_vline(x=beta, line=dict(dash="dash", color="grey"), annotation_text=name, row=1, col=1)
+        st.plotly_chart(fig, key="fig_lemmas")
+        downloads("rs_lemmas_prob_change", curve, fig)
+        with st.expander("Lemma 3/4 on random 6-action instances"):
+            lemma_instances = st.slider("instances", 20, 500, 200, 20, key="lemma_instances")
+            rows = []
+            for name in ("rs_lemma2", "rs_lemma3", "rs_lemma4"):
+                result = cached_claim(name, (("seeds", int(lemma_instances)),) if name != "rs_lemma2" else ())
+                rows.append({"claim": result["claim"], "holds": result["holds"], "measured": result["measured"]})
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key="table_lemmas")
 
 
 def main() -> None:
@@ -255,9 +429,9 @@ def main() -> None:
     elif view == VIEWS[1]:
         view_bandit(names, knobs)
     elif view == VIEWS[2]:
-        view_pending("Tabular prompts")
+        view_tabular(names, knobs, group_size)
     else:
-        view_pending("Theorem checks")
+        view_theorems(knobs)
 
 
 # Every tensor here is tiny (a few arms, a few dozen prompts): intra-op threads only add

@@ -187,3 +187,48 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
 def standalone_html(fig: go.Figure) -> str:
     """The figure as one HTML file with plotly.js inlined (opens offline; no CDN)."""
     return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def entropy_residual_figure(table: pd.DataFrame) -> go.Figure:
+    """Proposition 1 on log-log axes: |residual|/η falls like η (slope 1), |residual|/η² levels off."""
+    fig = go.Figure()
+    series = [
+        ("max_abs_residual_over_eta", "max |residual| / η  (→ 0 like η)", "crimson", "solid"),
+        ("max_abs_residual_over_eta2", "max |residual| / η²  (bounded)", "navy", "solid"),
+        ("median_abs_residual_over_eta2", "median |residual| / η²", "navy", "dot"),
+    ]
+    for field, name, colour, dash in series:
+        fig.add_trace(go.Scatter(x=table["eta"], y=table[field], mode="lines+markers", name=name, line=dict(color=colour, dash=dash)))
+    fig.update_xaxes(type="log", title_text="step size η")
+    fig.update_yaxes(type="log", title_text="residual of H(θ+ηA) − H(θ) + η Cov(log π, A)")
+    fig.update_layout(height=400, margin=dict(l=40, r=20, t=30, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def covariance_gap_figure(table: pd.DataFrame) -> go.Figure:
+    """Theorem 2: share of instances with Cov(log π, A_MVaR) <= Cov(log π, A_mean), by Assumption 1 status."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["share with Cov_MVaR ≤ Cov_mean", "mean covariance gap Cov_MVaR − Cov_mean"])
+    colours = {"assumption holds": "seagreen", "assumption violated": "indianred"}
+    for status, part in table.groupby("assumption_1", sort=False):
+        fig.add_trace(go.Bar(x=part["instances"], y=part["frac_cov_mvar_le_cov_mean"], name=status, marker_color=colours.get(status), legendgroup=status,
+                             text=[f"n={n}" for n in part["count"]], textposition="outside"), row=1, col=1)
+        fig.add_trace(go.Bar(x=part["instances"], y=part["mean_cov_mvar"] - part["mean_cov_mean"], name=status, marker_color=colours.get(status),
+                             legendgroup=status, showlegend=False), row=1, col=2)
+    fig.update_yaxes(range=[0, 1.15], row=1, col=1)
+    fig.update_xaxes(title_text="random instance family")
+    fig.update_layout(height=400, barmode="group", margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def optimal_prob_change_figure(curve: pd.DataFrame) -> go.Figure:
+    """RS-GRPO Lemmas 2–4: Δπ(a*) = dπ(a*)/dη vs β (log x), and β·Δπ(a*) levelling off (Δ ∝ 1/β)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Δπ(a*) of one exact PG step", "β · Δπ(a*)"])
+    positive = curve["d_pi_star"] > 0
+    fig.add_trace(go.Scatter(x=curve["beta"], y=curve["d_pi_star"], mode="lines", name="Δπ(a*)", line=dict(color="navy")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=curve["beta"][~positive], y=curve["d_pi_star"][~positive], mode="markers", name="Δπ(a*) < 0 (Lemma 2)",
+                             marker=dict(color="crimson", size=5)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=curve["beta"], y=curve["beta"] * curve["d_pi_star"], mode="lines", name="β·Δπ(a*)", line=dict(color="darkorange")), row=1, col=2)
+    fig.add_hline(y=0, line=dict(color="grey", width=1, dash="dot"), row=1, col=1)
+    fig.update_xaxes(type="log", title_text="risk-seeking β")
+    fig.update_layout(height=400, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig

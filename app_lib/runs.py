@@ -58,3 +58,32 @@ def final_summary(metrics: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame
         out[col] = mean[col]
         out[f"{col}_std"] = std[col]
     return out.reset_index()
+
+
+def optimal_prob_change_curve(rewards: Sequence[float], probs: Sequence[float], betas: Sequence[float]) -> pd.DataFrame:
+    """dπ(a*)/dη of the exact RS-GRPO policy-gradient step for each β (β = 0: the mean objective).
+
+    Thin adapter over the sandbox's Lemma 2–4 helper, evaluated on one instance
+    for a whole β grid; returns DataFrame(beta, d_pi_star).
+    """
+    import torch
+
+    from sandbox.claims import _optimal_prob_change  # the quantity Lemmas 2–4 are about
+
+    r = torch.tensor(list(rewards), dtype=torch.float64)
+    p = torch.tensor(list(probs), dtype=torch.float64)
+    if bool((p <= 0).any()) or abs(float(p.sum()) - 1.0) > 1e-9:
+        raise ValueError(f"probs={list(probs)} must be positive and sum to 1")
+    logits = p.log()
+    values = [float(_optimal_prob_change(r, logits, float(b))) for b in betas]
+    return pd.DataFrame({"beta": list(betas), "d_pi_star": values})
+
+
+def lemma_thresholds(curve: pd.DataFrame) -> dict:
+    """β₀: smallest grid β from which Δπ(a*) stays > 0 (Lemma 3); β₁: grid β of the largest Δπ(a*),
+    beyond which it shrinks (Lemma 4). NaN when the grid shows no such point."""
+    positive = (curve["d_pi_star"] > 0).to_numpy()
+    tail_positive = positive[::-1].cumprod()[::-1].astype(bool)
+    beta0 = float(curve["beta"][tail_positive.argmax()]) if tail_positive.any() else float("nan")
+    beta1 = float(curve["beta"][curve["d_pi_star"].idxmax()]) if positive.any() else float("nan")
+    return {"beta0": beta0, "beta1": beta1}
