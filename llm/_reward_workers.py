@@ -9,13 +9,19 @@ cannot interrupt those).
 from __future__ import annotations
 
 import importlib
-import multiprocessing as mp
+import json
+import os
+import subprocess
+import sys
 import time
 from collections import deque
+from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_connections
 from typing import Any, Callable
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
+_SYS_PATH_ENV = "RISKRL_REWARD_WORKER_SYS_PATH"
+_PRELOAD_ENV = "RISKRL_REWARD_WORKER_PRELOAD"
 
 
 # ----------------------------------------------------------------------------- answer extraction
@@ -133,17 +139,17 @@ def resolve_reward_function(name: str) -> Callable:
 # ----------------------------------------------------------------------------- worker pool
 
 
-def _worker_main(connection, preload: tuple[str, ...]) -> None:
+def _worker_loop(reader, writer, preload: tuple[str, ...]) -> None:
     for module_name in preload:  # pay import costs before reporting ready, not inside a deadline
         try:
             importlib.import_module(module_name)
         except ImportError:
             pass
-    connection.send(("ready", None, None))
+    writer.send(("ready", None, None))
     functions: dict[str, Callable] = {}
     while True:
         try:
-            message = connection.recv()
+            message = reader.recv()
         except (EOFError, OSError):
             return
         if message is None:
@@ -160,36 +166,76 @@ def _worker_main(connection, preload: tuple[str, ...]) -> None:
             try:
                 payload = [float(value) for value in values]
             except (TypeError, ValueError):
-                connection.send((task_id, "bad", f"returned {values!r}, expected a list of numbers"))
+                writer.send((task_id, "bad", f"returned {values!r}, expected a list of numbers"))
                 continue
-            connection.send((task_id, "ok", payload))
+            writer.send((task_id, "ok", payload))
         except Exception as error:  # a user function's failure is data for the caller, not a crash
-            connection.send((task_id, "error", f"{type(error).__name__}: {error}"))
+            writer.send((task_id, "error", f"{type(error).__name__}: {error}"))
+
+
+def serve() -> None:
+    """Worker process entry point: messages on stdin/stdout, user prints diverted to stderr."""
+    sys.path[:0] = [p for p in json.loads(os.environ.get(_SYS_PATH_ENV, "[]")) if p not in sys.path]
+    message_fd = os.dup(1)
+    os.dup2(2, 1)  # a print() in a user reward function must not corrupt the message stream
+    preload = tuple(filter(None, os.environ.get(_PRELOAD_ENV, "").split(",")))
+    _worker_loop(Connection(0, writable=False), Connection(message_fd, readable=False), preload)
 
 
 class _Worker:
-    def __init__(self, context, preload: tuple[str, ...]):
-        self.connection, child_connection = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child_connection, preload), daemon=True)
-        self.process.start()
-        child_connection.close()
+    """A plain ``python -c`` subprocess rather than multiprocessing's spawn: spawn re-imports the
+    parent's ``__main__`` (the trainer, with torch and transformers) in every worker, costing
+    seconds per start and hundreds of MB per worker; this starts in well under a second."""
+
+    def __init__(self, preload: tuple[str, ...]):
+        env = dict(os.environ)
+        env[_SYS_PATH_ENV] = json.dumps([p or os.getcwd() for p in sys.path])
+        env[_PRELOAD_ENV] = ",".join(preload)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from llm._reward_workers import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self.reader = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.writer = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.process.stdout.close()
+        self.process.stdin.close()
+        self.connection = self.reader  # what the pool waits on
         self.ready = False
         self.started = time.monotonic()
         self.task: int | None = None
         self.deadline = float("inf")
 
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message) -> None:
+        self.writer.send(message)
+
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.is_alive():
             self.process.kill()
-        self.process.join(timeout=5)
-        self.connection.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kill -9 does not get ignored
+            pass
+        for connection in (self.reader, self.writer):
+            try:
+                connection.close()
+            except OSError:
+                pass
 
 
 class ScoringPool:
     """Worker processes that score (function name, completion, example) items with a per-item deadline.
 
-    ``spawn`` start method: forking a process that holds torch/gloo threads can
-    deadlock, and spawn behaves the same on every OS.
+    Fresh interpreters, never forks: forking a process that holds torch/gloo
+    threads can deadlock.
     """
 
     startup_timeout_s = 120.0
@@ -199,20 +245,19 @@ class ScoringPool:
         self.num_workers = num_workers
         self.timeout_s = timeout_s
         self.preload = preload
-        self._context = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self.restarts = 0
         self._startup_failures = 0
 
     def _ensure_workers(self) -> None:
-        self._workers = [worker for worker in self._workers if worker.process.is_alive()]
+        self._workers = [worker for worker in self._workers if worker.is_alive()]
         while len(self._workers) < self.num_workers:
-            self._workers.append(_Worker(self._context, self.preload))
+            self._workers.append(_Worker(self.preload))
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
         self._workers.remove(worker)
-        self._workers.append(_Worker(self._context, self.preload))
+        self._workers.append(_Worker(self.preload))
         self.restarts += 1
 
     def run(self, items: list[tuple[str, str, Any]]) -> list[tuple[str, Any]]:
@@ -223,9 +268,13 @@ class ScoringPool:
         while pending or any(worker.task is not None for worker in self._workers):
             for worker in self._workers:
                 if worker.ready and worker.task is None and pending:
-                    task_id = pending.popleft()
+                    task_id = pending[0]
                     name, completion, example = items[task_id]
-                    worker.connection.send((task_id, name, completion, example, self.timeout_s))
+                    try:
+                        worker.send((task_id, name, completion, example, self.timeout_s))
+                    except OSError:  # died while idle; its EOF is handled below and the item goes to another worker
+                        continue
+                    pending.popleft()
                     worker.task = task_id
                     worker.deadline = time.monotonic() + self.timeout_s
             busy_deadlines = [worker.deadline for worker in self._workers if worker.task is not None]
@@ -242,11 +291,11 @@ class ScoringPool:
                         if self._startup_failures >= self.max_startup_failures:
                             self.close()
                             raise RuntimeError(
-                                f"reward worker processes exit while starting (exit code {worker.process.exitcode}); "
+                                f"reward worker processes exit while starting (exit code {worker.exitcode}); "
                                 "run with num_workers=0 to see the error in-process"
                             )
                     if worker.task is not None:
-                        results[worker.task] = ("error", f"worker process died (exit code {worker.process.exitcode})")
+                        results[worker.task] = ("error", f"worker process died (exit code {worker.exitcode})")
                     self._replace(worker)
                     continue
                 if task_id == "ready":
@@ -268,10 +317,13 @@ class ScoringPool:
     def close(self) -> None:
         for worker in self._workers:
             try:
-                worker.connection.send(None)
+                worker.send(None)
             except (OSError, ValueError):
                 pass
         for worker in self._workers:
-            worker.process.join(timeout=1)
+            try:
+                worker.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
             worker.kill()
         self._workers = []

@@ -1,0 +1,361 @@
+"""Sampling evaluation: pass@k, avg@n and mean reward on math benchmarks.
+
+    python -m llm.evaluate --model smollm2-135m-instruct --datasets gsm8k_test --limit 16 \\
+        --n 4 --k 1,2,4 --max-new-tokens 256 --out outputs/eval/smollm2
+
+For every question, n completions are sampled; each is scored by math-verify
+on its last \\boxed{} answer (correct = 1). Per dataset:
+
+* ``pass@k`` - mean over questions of the unbiased estimator
+  1 - C(n-c, k)/C(n, k) (``theory.passk.pass_at_k``), c = correct samples;
+* ``avg@n`` - mean accuracy over all n samples (the unbiased estimate of
+  avg@k for every k <= n, so one number covers them all);
+* ``mean_reward`` - mean total reward of the ``--rewards`` pipeline (default:
+  math-verify alone, so it equals avg@n unless other rewards are added);
+* ``boxed_rate`` - fraction of completions that contain a \\boxed{} answer.
+
+Outputs: ``results.json`` (config, metrics, timing), ``results.md`` (the
+table, also printed) and ``samples.jsonl`` (every completion with its score).
+``evaluate()`` takes the generator as an argument, so tests (or another
+serving stack) can plug in any ``generate_fn(examples, n) -> n completions each``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from theory.passk import pass_at_k
+
+from .data import DEFAULT_SYSTEM_PROMPT, Example, format_prompt, load_dataset_examples
+from .model import SMOLLM2
+from .rewards import RewardPipeline, count_boxed
+
+__all__ = [
+    "EvalConfig",
+    "GenerateFn",
+    "HFGenerator",
+    "VLLMGenerator",
+    "evaluate",
+    "evaluate_dataset",
+    "format_table",
+    "parse_args",
+    "main",
+]
+
+GenerateFn = Callable[[list[Example], int], list[list[str]]]
+ACCURACY_REWARD = "math_verify"
+
+
+@dataclass
+class EvalConfig:
+    model: str = SMOLLM2
+    datasets: list[str] = field(default_factory=lambda: ["math500", "aime24", "amc23", "gsm8k_test"])
+    k: list[int] = field(default_factory=lambda: [1, 4, 8])
+    n: int = 8
+    max_new_tokens: int = 512
+    limit: int | None = None
+    out: str | None = None
+    backend: str = "hf"
+    temperature: float = 0.6
+    top_p: float = 0.95
+    batch_size: int = 8  # questions per generate call (batch_size * n sequences)
+    seed: int = 0
+    dtype: str = "float32"
+    device: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    rewards: list[tuple[str, float]] = field(default_factory=lambda: [(ACCURACY_REWARD, 1.0)])
+    reward_workers: int = 2
+    reward_timeout_s: float = 5.0
+
+    def validate(self) -> None:
+        if not self.datasets:
+            raise ValueError("datasets must name at least one dataset")
+        for name, value in (("n", self.n), ("max_new_tokens", self.max_new_tokens), ("batch_size", self.batch_size)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name}={value} must be a positive integer")
+        if self.limit is not None and (int(self.limit) != self.limit or self.limit < 1):
+            raise ValueError(f"limit={self.limit} must be a positive integer")
+        if not self.k:
+            raise ValueError("k must list at least one value")
+        for k in self.k:
+            if int(k) != k or k < 1:
+                raise ValueError(f"k={k} must be a positive integer")
+            if k > self.n:
+                raise ValueError(f"k={k} must be <= n={self.n} (pass@k draws k of the n samples)")
+        if self.backend not in ("hf", "vllm"):
+            raise ValueError(f"backend={self.backend!r} must be 'hf' or 'vllm'")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature={self.temperature} must be > 0 (pass@k needs sampled completions)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
+        if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
+            raise ValueError(f"dtype={self.dtype!r} is not a torch dtype name (float32, bfloat16, float16)")
+        if ACCURACY_REWARD not in [name for name, _ in self.rewards]:
+            raise ValueError(f"rewards must include {ACCURACY_REWARD!r}: pass@k is computed from its 0/1 scores")
+
+
+# ----------------------------------------------------------------------------- generators
+
+
+class HFGenerator:
+    """``transformers`` generate through the trainer's rollout backend (same sampling as training)."""
+
+    def __init__(self, model, tokenizer, config: EvalConfig):
+        from .rollout import HFGenerateBackend
+
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.backend = HFGenerateBackend(
+            tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p
+        )
+        self.calls = 0
+
+    def __call__(self, examples: list[Example], n: int) -> list[list[str]]:
+        prompts = [format_prompt(self.tokenizer, e.question, self.config.system_prompt) for e in examples]
+        # a distinct seed per call keeps chunks independent yet the whole run reproducible
+        rollout = self.backend.generate(self.model, prompts, n, seed=self.config.seed + self.calls)
+        self.calls += 1
+        return [rollout.completions[i * n : (i + 1) * n] for i in range(len(examples))]
+
+
+class VLLMGenerator:
+    """vLLM offline engine (GPU); needs the optional ``vllm`` extra."""
+
+    def __init__(self, model_path: str, tokenizer, config: EvalConfig):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise ImportError(
+                "--backend vllm needs vLLM, which is not installed: pip install 'riskrl[vllm]' on a CUDA machine, "
+                "or use --backend hf"
+            ) from None
+        from .rollout import vllm_sampling_kwargs
+
+        self.tokenizer, self.config = tokenizer, config
+        self._params = lambda n: SamplingParams(
+            **vllm_sampling_kwargs(
+                max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+                group_size=n, seed=config.seed,
+            )
+        )
+        self.llm = LLM(model=model_path, seed=config.seed, dtype=config.dtype)
+
+    def __call__(self, examples: list[Example], n: int) -> list[list[str]]:
+        prompts = [format_prompt(self.tokenizer, e.question, self.config.system_prompt) for e in examples]
+        outputs = self.llm.generate(prompts, self._params(n), use_tqdm=False)
+        return [[choice.text for choice in output.outputs] for output in outputs]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def evaluate_dataset(
+    name: str,
+    examples: list[Example],
+    generate_fn: GenerateFn,
+    *,
+    n: int,
+    ks: Sequence[int],
+    reward_pipeline: RewardPipeline,
+    batch_size: int = 8,
+) -> tuple[dict, list[dict]]:
+    """(metrics, per-sample records) for one dataset."""
+    correct = torch.zeros(len(examples), n, dtype=torch.float64)
+    total_reward = torch.zeros(len(examples), n, dtype=torch.float64)
+    records: list[dict] = []
+    error_totals: dict[str, int] = {}
+    boxed = 0
+    timing = {"generate_s": 0.0, "reward_s": 0.0}
+    progress = tqdm(total=len(examples), desc=f"eval {name}", unit="q", dynamic_ncols=True)
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        began = time.perf_counter()
+        samples = generate_fn(chunk, n)
+        timing["generate_s"] += time.perf_counter() - began
+        if len(samples) != len(chunk) or any(len(s) != n for s in samples):
+            raise ValueError(f"generate_fn must return {n} completions for each of the {len(chunk)} examples")
+        flat_completions = [c for group in samples for c in group]
+        flat_examples = [e for e in chunk for _ in range(n)]
+        began = time.perf_counter()
+        total, per_function, errors = reward_pipeline(flat_completions, flat_examples)
+        timing["reward_s"] += time.perf_counter() - began
+        for key, value in errors.items():
+            error_totals[key] = error_totals.get(key, 0) + value
+        rows = slice(start, start + len(chunk))
+        correct[rows] = per_function[ACCURACY_REWARD].to(torch.float64).view(len(chunk), n)
+        total_reward[rows] = total.to(torch.float64).view(len(chunk), n)
+        for index, (example, completion) in enumerate(zip(flat_examples, flat_completions)):
+            has_box = count_boxed(completion) > 0
+            boxed += has_box
+            records.append(
+                {
+                    "dataset": name,
+                    "id": example.id,
+                    "sample": index % n,
+                    "answer": example.answer,
+                    "correct": float(per_function[ACCURACY_REWARD][index]),
+                    "reward": float(total[index]),
+                    "boxed": has_box,
+                    "completion": completion,
+                }
+            )
+        progress.update(len(chunk))
+        progress.set_postfix(acc=f"{correct[: start + len(chunk)].mean().item():.3f}")
+    progress.close()
+    if not bool(((correct == 0) | (correct == 1)).all()):
+        raise ValueError(f"{ACCURACY_REWARD} scores must be 0 or 1 for pass@k")
+    num_correct = correct.sum(-1)
+    metrics: dict = {"num_questions": len(examples), "n": n}
+    for k in ks:
+        metrics[f"pass@{k}"] = pass_at_k(torch.full_like(num_correct, n), num_correct, k).mean().item()
+    metrics[f"avg@{n}"] = correct.mean().item()
+    metrics["mean_reward"] = total_reward.mean().item()
+    metrics["boxed_rate"] = boxed / correct.numel()
+    metrics["reward_errors"] = error_totals
+    metrics["timing"] = timing
+    return metrics, records
+
+
+def evaluate(
+    datasets: dict[str, list[Example]],
+    generate_fn: GenerateFn,
+    *,
+    n: int,
+    ks: Sequence[int],
+    reward_pipeline: RewardPipeline,
+    batch_size: int = 8,
+) -> tuple[dict[str, dict], list[dict]]:
+    """Metrics per dataset name, and every sample's record."""
+    results, records = {}, []
+    for name, examples in datasets.items():
+        results[name], dataset_records = evaluate_dataset(
+            name, examples, generate_fn, n=n, ks=ks, reward_pipeline=reward_pipeline, batch_size=batch_size
+        )
+        records.extend(dataset_records)
+    return results, records
+
+
+def format_table(results: dict[str, dict], ks: Sequence[int], n: int) -> str:
+    """Markdown table: one row per dataset."""
+    columns = [f"pass@{k}" for k in ks] + [f"avg@{n}", "mean_reward", "boxed_rate"]
+    lines = [
+        "| dataset | questions | " + " | ".join(columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
+    ]
+    for name, metrics in results.items():
+        cells = " | ".join(f"{metrics[column]:.3f}" for column in columns)
+        lines.append(f"| {name} | {metrics['num_questions']} | {cells} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _reward_list(text: str) -> list[tuple[str, float]]:
+    specs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.rpartition("=")
+        if not name:
+            name, weight = weight, "1.0"
+        try:
+            specs.append((name, float(weight)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"reward {item!r}: weight {weight!r} is not a number") from None
+    return specs
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
+    defaults = EvalConfig()
+    parser = argparse.ArgumentParser(prog="python -m llm.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=defaults.model, help="alias, local directory, .gguf file or hub id")
+    parser.add_argument("--datasets", default=",".join(defaults.datasets),
+                        help="comma-separated specs: math500, aime24, amc23, gsm8k_test, a .jsonl path, fixture:<name>")
+    parser.add_argument("--k", type=_int_list, default=defaults.k, help="comma-separated k for pass@k (each <= n)")
+    parser.add_argument("--n", type=int, default=defaults.n, help="samples per question")
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--limit", type=int, default=None, help="first N questions of each dataset")
+    parser.add_argument("--out", default=None, help="output directory (default outputs/eval/<time>)")
+    parser.add_argument("--backend", choices=["hf", "vllm"], default=defaults.backend)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--top-p", type=float, default=defaults.top_p)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="questions per generate call")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--dtype", default=defaults.dtype)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--system-prompt", default=defaults.system_prompt)
+    parser.add_argument("--rewards", type=_reward_list, default=defaults.rewards,
+                        help="name=weight,... (must include math_verify), e.g. math_verify=1,format=0.1")
+    parser.add_argument("--reward-workers", type=int, default=defaults.reward_workers)
+    parser.add_argument("--reward-timeout-s", type=float, default=defaults.reward_timeout_s)
+    args = parser.parse_args(argv)
+    config = EvalConfig(
+        **{**vars(args), "datasets": [d.strip() for d in args.datasets.split(",") if d.strip()]}
+    )
+    config.validate()
+    return config
+
+
+def main(argv: Sequence[str] | None = None, generate_fn: GenerateFn | None = None) -> dict[str, dict]:
+    """Runs the CLI; ``generate_fn`` replaces model loading and generation (tests)."""
+    config = parse_args(argv)
+    if config.backend == "vllm" and generate_fn is None and importlib.util.find_spec("vllm") is None:
+        raise ImportError(
+            "--backend vllm needs vLLM, which is not installed: pip install 'riskrl[vllm]' on a CUDA machine, "
+            "or use --backend hf"
+        )
+    # every input is checked (datasets, rewards, output dir) before the model is loaded
+    datasets = {spec: load_dataset_examples(spec, limit=config.limit, seed=config.seed) for spec in config.datasets}
+    out_dir = Path(config.out or os.path.join("outputs", "eval", time.strftime("%Y%m%d-%H%M%S")))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with RewardPipeline(config.rewards, num_workers=config.reward_workers, timeout_s=config.reward_timeout_s) as rewards:
+        started = time.perf_counter()
+        if generate_fn is None:
+            generate_fn = _build_generator(config)
+        load_s = time.perf_counter() - started
+        results, records = evaluate(
+            datasets, generate_fn, n=config.n, ks=config.k, reward_pipeline=rewards, batch_size=config.batch_size
+        )
+    table = format_table(results, config.k, config.n)
+    summary = {
+        "config": asdict(config),
+        "results": results,
+        "timing": {"model_load_s": load_s, "total_s": time.perf_counter() - started},
+    }
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "results.md").write_text(table + "\n")
+    with open(out_dir / "samples.jsonl", "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    print(table)
+    print(f"wrote {out_dir / 'results.json'}, results.md and samples.jsonl")
+    return results
+
+
+def _build_generator(config: EvalConfig) -> GenerateFn:
+    from .model import load_model_and_tokenizer, load_tokenizer, resolve_model_path
+
+    if config.backend == "vllm":
+        return VLLMGenerator(resolve_model_path(config.model), load_tokenizer(config.model), config)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_model_and_tokenizer(config.model, dtype=getattr(torch, config.dtype), device=device)
+    return HFGenerator(model, tokenizer, config)
+
+
+if __name__ == "__main__":
+    main()
