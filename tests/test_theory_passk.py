@@ -238,3 +238,20 @@ def test_softmax_policy_gradient_is_the_score_function_expectation():
     p = torch.softmax(theta, -1)
     explicit = sum(p[a] * adv[a] * (torch.eye(3, dtype=torch.float64)[a] - p) for a in range(3))
     assert torch.allclose(softmax_policy_gradient(theta, adv), explicit, atol=1e-15, rtol=0)
+
+
+def test_pkpo_and_chen_batch_dims_equal_row_by_row():
+    gen = torch.Generator().manual_seed(8)
+    rewards = torch.randint(0, 3, (4, 5, 9), generator=gen).double() / 2  # many ties
+    for k in (1, 3, 9):
+        for f in (pk.pkpo_advantage, pk.pkpo_effective_rewards, pk.chen_passk_advantage):
+            batched = f(rewards, k)
+            looped = torch.stack([torch.stack([f(rewards[i, j], k) for j in range(5)]) for i in range(4)])
+            assert torch.allclose(batched, looped, atol=1e-14, rtol=0), (f.__name__, k)
+        for i in range(4):
+            row = rewards[i, 0].tolist()
+            expected = [
+                pk.pkpo_effective_rewards(rewards[i, 0], k)[m].item() - brute_max_at_k(row[:m] + row[m + 1 :], min(k, 8))
+                for m in range(9)
+            ]
+            assert pk.pkpo_advantage(rewards, k)[i, 0].tolist() == pytest.approx(expected, abs=1e-12)

@@ -179,9 +179,19 @@ def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
     check_k(k, n, n_name="group size")
     s = pkpo_effective_rewards(rewards, k).to(torch.float64)
     k_loo = min(k, n - 1)
-    values = rewards.to(torch.float64)
-    others = torch.stack([torch.cat([values[..., :i], values[..., i + 1 :]], -1) for i in range(n)], -2)
-    return s - max_at_k_estimate(others, k_loo)
+    # Dropping the m-th smallest leaves the others sorted: x_(j) keeps rank j below m
+    # and takes rank j − 1 above it, so with the (n−1)-sample weights w'
+    #   max@k'(x_{−(m)}) = Σ_{j<m} w'_j x_(j) + Σ_{j>m} w'_{j−1} x_(j)
+    # is a prefix sum plus a suffix sum: O(n) per group instead of n sorts.
+    ordered, order = torch.sort(rewards.to(torch.float64), dim=-1)
+    w = _max_at_k_weights(n - 1, k_loo)
+    kept_rank = ordered[..., :-1] * w  # x_(j) w'_j, j = 1..n−1
+    shifted_rank = ordered[..., 1:] * w  # x_(j) w'_{j−1}, j = 2..n
+    zero = torch.zeros_like(ordered[..., :1])
+    below = torch.cat([zero, torch.cumsum(kept_rank, -1)], -1)  # Σ_{j<m}, m = 1..n
+    above = torch.cat([torch.flip(torch.cumsum(torch.flip(shifted_rank, [-1]), -1), [-1]), zero], -1)  # Σ_{j>m}
+    baseline = torch.empty_like(ordered).scatter_(-1, order, below + above)
+    return s - baseline
 
 
 def passk_reweighted_advantage(rewards: Tensor, k: int) -> Tensor:
