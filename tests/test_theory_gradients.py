@@ -180,3 +180,8 @@ def test_population_rs_grpo_small_beta_float32():
     assert torch.allclose(a, rewards - rewards.mean(), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="beta"):
         pop.population_rs_grpo(rewards, probs, float("inf"))
+
+
+def test_population_passk_rejects_rewards_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="rewards"):
+        pop.population_passk(torch.tensor([0.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64), 2)

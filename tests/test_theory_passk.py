@@ -62,6 +62,8 @@ def test_pass_at_k_from_rewards_and_errors():
     )
     with pytest.raises(ValueError, match="k"):
         pk.pass_at_k(4, 2, 5)
+    with pytest.raises(ValueError, match="k"):
+        pk.pass_at_k(4, 2, 2.5)  # a fractional k is not silently truncated
     with pytest.raises(ValueError, match="c"):
         pk.pass_at_k(4, 5, 2)
     with pytest.raises(ValueError, match="binary"):
@@ -218,6 +220,9 @@ def test_passk_reweight_formula():
     assert torch.allclose(pk.passk_reweighted_advantage(rewards, 1), rewards - rewards.mean(-1, keepdim=True))
     with pytest.raises(ValueError, match="k"):
         pk.passk_reweighted_advantage(rewards, 0)
+    # A pass rate above 1 is not a probability: an error, not a clamp of (1 − p̂).
+    with pytest.raises(ValueError, match="rewards"):
+        pk.passk_reweighted_advantage(torch.tensor([[2.0, 1.0]]), 3)
 
 
 def test_passk_advantage_errors_name_the_field():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_group_size, check_k
+from ._checks import check_finite, check_group_size, check_k, check_unit_interval
 
 Tensor = torch.Tensor
 
@@ -50,7 +50,7 @@ def pass_at_k(n: Tensor | int, c: Tensor | int, k: int) -> Tensor:
     c_t = torch.as_tensor(c, dtype=torch.float64)
     if bool((c_t < 0).any()) or bool((c_t > n_t).any()):
         raise ValueError("c must satisfy 0 <= c <= n")
-    check_k(int(k), int(n_t.min()), n_name="n")
+    check_k(k, int(n_t.min()), n_name="n")
     return 1.0 - _binom_ratio(n_t - c_t, torch.full_like(n_t, float(k)), n_t, torch.full_like(n_t, float(k)))
 
 
@@ -207,6 +207,7 @@ def passk_reweighted_advantage(rewards: Tensor, k: int) -> Tensor:
     check_group_size("group size G (rewards.shape[-1])", rewards.shape[-1])
     if int(k) != k or k < 1:
         raise ValueError(f"k={k} must be a positive integer")
+    check_unit_interval("rewards", rewards)
     values = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
     p_hat = values.mean(-1, keepdim=True)
-    return k * (1.0 - p_hat).clamp(min=0) ** (k - 1) * (values - p_hat)
+    return k * (1.0 - p_hat) ** (k - 1) * (values - p_hat)

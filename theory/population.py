@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_k, check_levels, check_nonnegative
+from ._checks import check_k, check_levels, check_nonnegative, check_unit_interval
 from .advantages import (
     cvar_advantage_from_quantile,
     mvar_advantage_from_quantiles,
@@ -106,5 +106,6 @@ def population_passk(rewards: Tensor, probs: Tensor, k: int = 8) -> Tensor:
     """A = k(1 − p)^{k−1}(r − p), p = E_π r: the exact gradient of 1 − (1 − p)^k for binary r."""
     check_k(k, 10**9)
     rewards, probs = _check_distribution(rewards, probs)
+    check_unit_interval("rewards", rewards)
     p = _exact_mean(rewards, probs)
-    return k * (1.0 - p).clamp(min=0) ** (k - 1) * (rewards - p)
+    return k * (1.0 - p) ** (k - 1) * (rewards - p)
