@@ -175,6 +175,15 @@ def _worker_loop(reader, writer, preload: tuple[str, ...]) -> None:
 
 def serve() -> None:
     """Worker process entry point: messages on stdin/stdout, user prints diverted to stderr."""
+    if sys.platform.startswith("linux"):
+        # die with the parent even while stuck in a pathological item (EOF on stdin only helps when idle)
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
     sys.path[:0] = [p for p in json.loads(os.environ.get(_SYS_PATH_ENV, "[]")) if p not in sys.path]
     message_fd = os.dup(1)
     os.dup2(2, 1)  # a print() in a user reward function must not corrupt the message stream
