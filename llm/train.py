@@ -40,6 +40,11 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.py`): import from the repo root
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
 from theory import get_estimator
 from theory.dynamics import softmax_entropy
 
@@ -230,6 +235,12 @@ def _coerce(key: str, value, typ: type, source: str):
     }[typ]
     if value is None and typ is str:
         return ""
+    if isinstance(value, str) and typ in (int, float):
+        # YAML 1.1 reads "1e-5" (no dot) as a string; accept any numeral Python accepts.
+        try:
+            value = typ(value)
+        except ValueError:
+            pass
     if not ok(value):
         raise ValueError(f"{source}: {key}={value!r} must be of type {typ.__name__}")
     return float(value) if typ is float else value
@@ -252,7 +263,9 @@ def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completi
     num_completion = completion_ids.shape[1]
     # logits_to_keep skips the vocabulary projection over the prompt, the largest matmul here.
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1].float()
+                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1]
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # log-softmax over 50k entries in half precision loses the ratio's precision
     if temperature != 1.0:
         logits = logits / temperature
     token_logits = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
@@ -405,13 +418,20 @@ def _available_trackers(cfg: TrainConfig) -> list[str]:
 # ============================================================================ the training loop
 
 
+@dataclass
+class TrainResult:
+    metrics: dict              # the last step's logged metrics
+    model: torch.nn.Module     # unwrapped policy after the last step
+    estimator: object          # the advantage estimator (quantile tracker state inside)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Runs training; returns the last step's metrics (handy for tests)."""
+    """Runs training from command-line arguments; returns the last step's metrics."""
     cfg = TrainConfig.from_args(argv)
-    return train(cfg)
+    return train(cfg).metrics
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import gather_object
     from transformers import get_scheduler
@@ -553,6 +573,8 @@ def train(cfg: TrainConfig) -> dict:
                 kept = kept[:prompts_per_rank]
 
             batch = _stack_rows(kept, tokenizer.pad_token_id)
+            trained_zero = torch.tensor([float(not k["signal"]) for k in kept], device=accelerator.device)
+            frac_zero_trained = float(accelerator.gather(trained_zero).mean())
             global_lengths = accelerator.gather(batch["completion_mask"].sum(-1).float()).cpu()
 
             # ---- 4. policy update: PPO epochs x mini-batches x micro-batches
@@ -575,6 +597,7 @@ def train(cfg: TrainConfig) -> dict:
                 **train_stats,
                 "lr": scheduler.get_last_lr()[0],
                 "dynamic_sampling_rounds": rounds,
+                "frac_zero_adv_groups_trained": frac_zero_trained,
                 "time/generate": timers["generate"],
                 "time/reward": timers["reward"],
                 "time/train": timers["train"],
@@ -612,7 +635,7 @@ def train(cfg: TrainConfig) -> dict:
                 accelerator.wait_for_everyone()
 
     accelerator.end_training()
-    return last_metrics
+    return TrainResult(metrics=last_metrics, model=unwrapped, estimator=estimator)
 
 
 def _stack_rows(kept: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -19,3 +19,12 @@ def raising_reward(completions, examples):
 
 
 raising_reward.in_process = True
+
+
+def half_constant_reward(completions, examples):
+    """0.5 for every completion of 'even' questions (zero group variance), crc noise for the others."""
+    return [0.5 if zlib.crc32(ex.question.encode()) % 2 == 0 else (zlib.crc32(text.encode()) % 1000) / 1000.0
+            for text, ex in zip(completions, examples)]
+
+
+half_constant_reward.in_process = True
