@@ -74,3 +74,21 @@ def check_positive_float(name: str, value) -> float:
     if not v > 0 or v != v or v == float("inf"):
         raise ValueError(f"{name}={value!r} must be a finite number > 0")
     return v
+
+
+class single_thread:
+    """Run torch on one intra-op thread: the simulators' tensors are tiny, and on a shared
+    2-core machine thread hand-offs cost more than the arithmetic. Restores the old setting."""
+
+    def __enter__(self):
+        import torch
+
+        self._previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self._previous)
+        return False

@@ -38,6 +38,7 @@ from ._common import (
     estimator_label,
     is_stateful,
     normalise_specs,
+    single_thread,
 )
 
 __all__ = ["TabularConfig", "TabularResult", "run_tabular", "make_problem", "METRIC_COLUMNS"]
@@ -195,6 +196,12 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
 
 
 def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
+    """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
+    with single_thread():
+        return _run_tabular(config, estimators, seeds, progress)
+
+
+def _run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
     """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
     specs = normalise_specs(estimators)
     seeds = check_positive_int("seeds", seeds)
