@@ -59,6 +59,21 @@ def test_population_forms_have_the_shape_of_the_policy(name):
     assert a.shape == rewards.shape and bool(torch.isfinite(a).all())
 
 
+@pytest.mark.parametrize(
+    "name,params",
+    [(name, {}) for name in NAMES]
+    + [("riskpo", {"quantile_source": "fixed", "q_alpha": 1.0, "q_beta": 2.0, "omega": 1.5}),
+       ("cvar", {"alpha": 0.3, "quantile_source": "batch"}),
+       ("rs_grpo", {"beta": -1.0}), ("pkpo", {"k": 2})],
+)
+def test_params_rebuild_an_identical_estimator(name, params):
+    est = get_estimator(name, **params)
+    twin = get_estimator(name, **est.params())
+    assert repr(twin) == repr(est)
+    rewards = make_rewards("graded")
+    assert torch.equal(twin(rewards).advantages, est(rewards).advantages)
+
+
 def test_unknown_names_and_parameters_are_value_errors_naming_them():
     with pytest.raises(ValueError, match="not_an_estimator"):
         get_estimator("not_an_estimator")

@@ -290,16 +290,21 @@ class _QuantileBandEstimator(AdvantageEstimator):
         self.tracker = QuantileTracker((self.alpha, self.beta), step_size=tracker_step_size, decay=tracker_decay)
 
     def params(self):
-        return {
+        """Constructor arguments, so that get_estimator(name, **est.params()) rebuilds it."""
+        values = {
             "alpha": self.alpha,
             "beta": self.beta,
             "omega": self.omega,
             "bundle_size": self.bundle_size,
             "quantile_source": self.quantile_source,
+            "q_alpha": self.q_alpha,
+            "q_beta": self.q_beta,
             "tracker_step_size": self.tracker.step_size,
             "tracker_decay": self.tracker.decay,
             "seed": self.seed,
         }
+        accepted = estimator_parameters(self.name)
+        return {key: value for key, value in values.items() if key in accepted}
 
     def transform(self, scores: Tensor, q_alpha: Tensor, q_beta: Tensor) -> Tensor:
         raise NotImplementedError
