@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from llm.data import Example, load_dataset_examples
+from llm.data import Example
 from llm.evaluate import EvalConfig, HFGenerator, evaluate, format_table, main, parse_args
 from llm.model import SMOLLM2, ModelNotFoundError, build_tiny_model, load_tokenizer
 from llm.rewards import RewardPipeline
@@ -103,7 +103,7 @@ def test_hf_generator_with_tiny_model_is_seeded():
     tokenizer = load_tokenizer(SMOLLM2)
     model = build_tiny_model(tokenizer, seed=0)
     config = EvalConfig(max_new_tokens=4, seed=11)
-    examples = load_dataset_examples("fixture:gsm8k_test", limit=2)
+    examples = [Example(id="a", question="1+1?", answer="2", source="t"), Example(id="b", question="Hi", answer="0", source="t")]
     first = HFGenerator(model, tokenizer, config)(examples, 3)
     again = HFGenerator(model, tokenizer, config)(examples, 3)
     assert [len(group) for group in first] == [3, 3] and all(isinstance(c, str) for g in first for c in g)

@@ -1,8 +1,8 @@
 """llm.model: offline tokenizer/model resolution, atomic caches, the tiny test model."""
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from llm.model import (
     load_tokenizer,
     resolve_model_path,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -130,28 +132,30 @@ def test_failed_build_leaves_no_partial_cache(tmp_path):
     assert [p.name for p in final.parent.iterdir() if not p.name.endswith(".lock")] == []
 
 
-def _racing_build(final: str, log: str) -> None:
-    def build(directory: Path) -> None:
-        with open(log, "a") as handle:
-            handle.write(f"{os.getpid()}\n")
-        import time
+RACING_BUILD = """
+import os, sys, time
+from pathlib import Path
+from llm import model as model_lib
 
-        time.sleep(0.3)  # long enough that the second process arrives while the first builds
-        (directory / "config.json").write_text("{}")
+final, log = Path(sys.argv[1]), sys.argv[2]
 
-    model_lib._build_atomically(Path(final), ("config.json",), build, "race test")
+def build(directory):
+    with open(log, "a") as handle:
+        handle.write(f"{os.getpid()}\\n")
+    time.sleep(0.5)  # long enough that the other process arrives while this one builds
+    (directory / "config.json").write_text("{}")
+
+model_lib._build_atomically(final, ("config.json",), build, "race test")
+"""
 
 
 def test_two_processes_racing_build_the_cache_once(tmp_path):
     final, log = tmp_path / "models" / "raced", tmp_path / "builds.log"
     final.parent.mkdir(parents=True)
-    context = mp.get_context("spawn")
-    processes = [context.Process(target=_racing_build, args=(str(final), str(log))) for _ in range(2)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    processes = [
+        subprocess.Popen([sys.executable, "-c", RACING_BUILD, str(final), str(log)], cwd=REPO_ROOT) for _ in range(2)
+    ]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0]
     assert len(log.read_text().split()) == 1
     assert (final / "config.json").read_text() == "{}"
 
