@@ -81,7 +81,8 @@ def test_state_dict_round_trip_continues_identically():
 
 def test_reduce_mean_hook_makes_ranks_identical():
     """Two "ranks" in threads; the hook averages each statistic across them (an all-reduce mean)."""
-    barrier = threading.Barrier(2)
+    # A timeout (not a hang) if a rank ever stops calling the hook.
+    barrier = threading.Barrier(2, timeout=20)
     slots: list[torch.Tensor | None] = [None, None]
     calls = [0, 0]
 
@@ -101,15 +102,22 @@ def test_reduce_mean_hook_makes_ranks_identical():
     trackers = [QuantileTracker((0.25, 0.75), step_size=0.2, reduce_mean=make_reduce(r)) for r in range(2)]
     history: list[list[torch.Tensor]] = [[], []]
 
-    def run(rank):
-        for scores in local[rank]:
-            history[rank].append(trackers[rank].update(scores))
+    errors: list[BaseException] = []
 
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    def run(rank):
+        try:
+            for scores in local[rank]:
+                history[rank].append(trackers[rank].update(scores))
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in range(2)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=60)
+    assert not errors, errors
     assert calls == [6, 6]
     for a, b in zip(*history):
         assert torch.equal(a, b)
