@@ -66,21 +66,21 @@ BANDIT_PRESETS = {
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int, _progress=None):
+def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int):
     """One estimator's bandit run (cached per estimator, so adding a curve reruns only that curve)."""
     from sandbox import BanditConfig, run_bandit
 
     config = getattr(BanditConfig, preset)(**dict(settings))
-    results, errors = run_each(run_bandit, config, [choice], seeds, _progress)
+    results, errors = run_each(run_bandit, config, [choice], seeds)
     return stack_frames(results, "metrics"), stack_frames(results, "policy"), errors, list(config.rewards)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def cached_tabular_run(choice: Choice, settings: tuple, seeds: int, _progress=None):
+def cached_tabular_run(choice: Choice, settings: tuple, seeds: int):
     """One estimator's tabular-prompt run, cached per estimator."""
     from sandbox import TabularConfig, run_tabular
 
-    results, errors = run_each(run_tabular, TabularConfig(**dict(settings)), [choice], seeds, _progress)
+    results, errors = run_each(run_tabular, TabularConfig(**dict(settings)), [choice], seeds)
     return stack_frames(results, "metrics"), errors
 
 
@@ -115,19 +115,22 @@ def show_errors(errors: list[str]) -> None:
 
 
 def downloads(stem: str, table: pd.DataFrame, fig=None) -> None:
-    left, right, _ = st.columns([1, 1, 4])
+    left, right, _ = st.columns([1, 1, 3])
     left.download_button(
-        f"⬇ {stem}.csv", table.to_csv(index=False).encode(), file_name=f"{stem}.csv", mime="text/csv", key=f"csv_{stem}", on_click="ignore"
+        "⬇ data (CSV)", table.to_csv(index=False).encode(), file_name=f"{stem}.csv", mime="text/csv", key=f"csv_{stem}",
+        on_click="ignore", help=f"{stem}.csv", width="stretch",
     )
     if fig is not None:
         fig_json = fig.to_json()
         right.download_button(
-            f"⬇ {stem}.html",
+            "⬇ figure (HTML)",
             lambda: figure_html(fig_json),
             file_name=f"{stem}.html",
             mime="text/html",
             key=f"html_{stem}",
             on_click="ignore",
+            help=f"{stem}.html: interactive Plotly figure, plotly.js inlined (works offline)",
+            width="stretch",
         )
 
 
@@ -208,14 +211,17 @@ def view_shapes(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
 
 
 def run_with_progress(run_one, choices: list[Choice], label: str):
-    """Run ``run_one(choice, progress)`` for each choice behind one progress bar; gather frames and errors."""
+    """Run ``run_one(choice)`` for each choice behind one progress bar; returns their outputs.
+
+    The bar advances per estimator, outside the cached runs: an element created
+    out here must not be touched inside an ``st.cache_data`` function (Streamlit
+    could not replay it on a cache hit).
+    """
     bar = st.progress(0.0, text=label)
     outputs = []
     for i, choice in enumerate(choices):
-        def report(fraction: float, i: int = i) -> None:
-            bar.progress(min(1.0, (i + fraction) / len(choices)), text=f"{label}: {choice.label}")
-
-        outputs.append(run_one(choice, report))
+        bar.progress(i / len(choices), text=f"{label}: {choice.label} ({i + 1}/{len(choices)})")
+        outputs.append(run_one(choice))
     bar.empty()
     return outputs
 
@@ -250,7 +256,7 @@ def view_bandit(names: tuple[str, ...], knobs: Knobs) -> None:
         return
     choices, errors = build_choices(names, knobs, mode="single_prompt")
     outputs = run_with_progress(
-        lambda choice, report: cached_bandit_run(choice, preset, tuple(sorted(settings.items())), int(seeds), _progress=report),
+        lambda choice: cached_bandit_run(choice, preset, tuple(sorted(settings.items())), int(seeds)),
         choices,
         "bandit runs",
     )
@@ -318,7 +324,7 @@ def view_tabular(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
         return
     choices, errors = build_choices(names, knobs, mode="bundled")
     outputs = run_with_progress(
-        lambda choice, report: cached_tabular_run(choice, tuple(sorted(settings.items())), int(seeds), _progress=report), choices, "tabular runs"
+        lambda choice: cached_tabular_run(choice, tuple(sorted(settings.items())), int(seeds)), choices, "tabular runs"
     )
     errors += [e for out in outputs for e in out[1]]
     show_errors(errors)
@@ -401,7 +407,7 @@ def view_theorems(knobs: Knobs) -> None:
         at_zero = float(cached_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
         marks = lemma_thresholds(curve)
         m1, m2, m3 = st.columns(3)
-        m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6f}")
+        m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6g}")
         m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
         m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
         fig = optimal_prob_change_figure(curve)

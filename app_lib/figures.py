@@ -189,18 +189,25 @@ def standalone_html(fig: go.Figure) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
+RESIDUAL_SERIES = {
+    "max_abs_residual_over_eta": ("max |residual| / η  (→ 0 like η)", "crimson", "solid"),
+    "max_abs_residual_over_eta2": ("max |residual| / η²  (bounded)", "navy", "solid"),
+    "median_abs_residual_over_eta2": ("median |residual| / η²", "navy", "dot"),
+    "max_error_vs_half_second_derivative": ("max |residual/η² − ½H''(0)|  (→ 0 like η)", "darkorange", "dash"),
+}
+
+
 def entropy_residual_figure(table: pd.DataFrame) -> go.Figure:
-    """Proposition 1 on log-log axes: |residual|/η falls like η (slope 1), |residual|/η² levels off."""
+    """Proposition 1 on log-log axes: |residual|/η falls like η (slope 1), |residual|/η² levels off.
+
+    Plots every per-η column the sandbox reports (known ones get descriptive names).
+    """
     fig = go.Figure()
-    series = [
-        ("max_abs_residual_over_eta", "max |residual| / η  (→ 0 like η)", "crimson", "solid"),
-        ("max_abs_residual_over_eta2", "max |residual| / η²  (bounded)", "navy", "solid"),
-        ("median_abs_residual_over_eta2", "median |residual| / η²", "navy", "dot"),
-    ]
-    for field, name, colour, dash in series:
-        fig.add_trace(go.Scatter(x=table["eta"], y=table[field], mode="lines+markers", name=name, line=dict(color=colour, dash=dash)))
+    for field in [c for c in table.columns if c != "eta" and pd.api.types.is_numeric_dtype(table[c])]:
+        name, colour, dash = RESIDUAL_SERIES.get(field, (field, None, "solid"))
+        fig.add_trace(go.Scatter(x=table["eta"], y=table[field].abs(), mode="lines+markers", name=name, line=dict(color=colour, dash=dash)))
     fig.update_xaxes(type="log", title_text="step size η")
-    fig.update_yaxes(type="log", title_text="residual of H(θ+ηA) − H(θ) + η Cov(log π, A)")
+    fig.update_yaxes(type="log", title_text="entropy residual (log scale)")
     fig.update_layout(height=400, margin=dict(l=40, r=20, t=30, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 

@@ -28,8 +28,13 @@ APP = str(REPO / "app.py")
 TIMEOUT = 120
 
 
-def start(**state) -> AppTest:
+def start(view: int = 1, **widgets) -> AppTest:
+    """A fresh app opened on ``view`` (the ?view=N link) with the given widget values (by key),
+    so the first run already does only the work the test needs."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["view"] = str(view)
+    for key, value in widgets.items():
+        at.session_state[key] = value
     at.run()
     assert not at.exception, at.exception
     return at
@@ -220,9 +225,7 @@ def exact_bandit(rewards, init_probs, lr, steps, advantage):
 
 
 def test_bandit_exact_update_matches_hand_rolled_loop():
-    at = start()
-    at.radio(key="view").set_value("2 · Bandit runs").run()
-    at.slider(key="bandit_steps").set_value(60).run()
+    at = start(view=2, bandit_steps=60)
     assert not at.exception and not errors(at)
     shown = table(at)
     rewards, init = [1.0, 0.8, 0.0], [0.05, 0.9, 0.05]
@@ -239,24 +242,126 @@ def test_bandit_exact_update_matches_hand_rolled_loop():
     assert set(shown["expected_reward_std"]) == {0.0}  # exact updates: one deterministic run
 
 
-def test_bandit_sampled_runs_seeds_and_explains_non_binary_rewards():
-    at = start()
-    at.radio(key="view").set_value("2 · Bandit runs").run()
-    at.slider(key="bandit_steps").set_value(40).run()
-    at.slider(key="bandit_seeds").set_value(2).run()
-    at.radio(key="bandit_update").set_value("sampled").run()
-    assert not at.exception
-    assert any("passk_chen" in m and "binary" in m for m in errors(at)), errors(at)
-    shown = table(at)
-    assert "passk_chen (k=4)" not in set(shown["estimator"])
-    assert (shown["expected_reward_std"] > 0).any()  # two seeds, sampled batches: they differ
-    # Bernoulli rewards are binary, so pass@k training runs too.
+def test_bandit_sampled_runs_seeds_and_explains_invalid_settings():
+    at = start(view=2, bandit_steps=40, bandit_update="sampled", bandit_seeds=2)
     at.selectbox(key="bandit_noise").set_value("bernoulli").run()
     assert not at.exception and not errors(at)
-    assert "passk_chen (k=4)" in set(table(at)["estimator"])
+    shown = table(at)
+    assert len(shown) == 6
+    assert (shown["expected_reward_std"] > 0).any()  # two seeds, sampled batches: they differ
+    for column in ("expected_reward", "prob_best"):
+        assert shown[column].between(0.0, 1.0).all()
     # The policy animation has one frame per snapshot; every frame's policies are distributions.
     policy_fig = plotly_figures(at)[1]
     assert len(policy_fig["frames"]) >= 2
     for frame in policy_fig["frames"]:
         for trace in frame["data"]:
             assert sum(trace["y"]) == pytest.approx(1.0, abs=1e-9)
+    # The natural-gradient step needs exact updates: explained, nothing plotted.
+    at.selectbox(key="bandit_optimizer").set_value("natural").run()
+    assert not at.exception
+    assert any("Invalid bandit settings" in m and "optimizer='natural'" in m for m in errors(at)), errors(at)
+    assert not at.get("plotly_chart")
+
+
+# --------------------------------------------------------------------------- view 3
+
+
+def test_tabular_view_shows_seed_means_of_the_simulator():
+    at = start(view=3, estimators=["grpo", "riskpo"], tab_steps=20, tab_seeds=2)
+    assert not at.exception and not errors(at)
+    shown = table(at)
+    assert list(shown["estimator"]) == ["grpo", "riskpo (α=0.2, β=0.8, ω=0.5, B=5)"]
+
+    from sandbox import TabularConfig, run_tabular
+
+    config = TabularConfig(num_prompts=40, responses_per_prompt=16, group_size=16, steps=20, lr=0.5, correctness_correlation=0.3, k=4)
+    for label, spec in (("grpo", ("grpo", {})), ("riskpo (", ("riskpo", {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5}))):
+        direct = run_tabular(config, [spec], seeds=2).metrics
+        last = direct[direct["step"] == 20]
+        got = row(shown, label)
+        for column in ("mean_reward", "entropy", "pass_at_k", "cvar"):
+            values = last[column].to_numpy()
+            # The same deterministic run: only the order of the two-seed mean may differ.
+            assert got[column] == pytest.approx(values.mean(), abs=1e-12)
+            assert got[f"{column}_std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+    # Binary rewards: the policy's pass@1 is its mean reward, and pass@k can only be higher.
+    assert np.allclose(shown["pass_at_1"], shown["mean_reward"], atol=1e-12)
+    assert (shown["pass_at_k"] >= shown["pass_at_1"] - 1e-12).all()
+
+
+def test_tabular_view_explains_invalid_settings():
+    at = start(view=3, estimators=["grpo", "riskpo"], tab_steps=10)
+    at.slider(key="tab_prompts").set_value(45).run()  # not a multiple of B = 4
+    at.slider(key="bundle_size").set_value(4).run()
+    assert not at.exception
+    assert any("riskpo" in m and "bundle_size=4 must divide" in m for m in errors(at)), errors(at)
+    assert list(table(at)["estimator"]) == ["grpo"]
+    at.slider(key="alpha").set_value(0.9).run()
+    assert not at.exception
+    assert any("Invalid tabular settings" in m and "risk_alpha=0.9" in m for m in errors(at)), errors(at)
+
+
+# --------------------------------------------------------------------------- view 4
+
+
+def rs_optimal_prob_change(rewards, probs, beta):
+    """dπ(a*)/dη of θ ← θ + η π⊙(A − E_π A), A the RS-GRPO population advantage (NumPy, from the formulas)."""
+    r, pi = np.asarray(rewards, dtype=np.float64), np.asarray(probs, dtype=np.float64)
+    weights = np.exp(beta * (r - r.max()))  # shifted so β up to 1e3 cannot overflow; the ratio is unchanged
+    adv = r - pi @ r if beta == 0 else (weights / (pi @ weights) - 1) / beta
+    direction = pi * (adv - pi @ adv)
+    change = pi * (direction - pi @ direction)
+    return change[np.argmax(r)]
+
+
+def metric_value(at: AppTest, label_start: str) -> str:
+    match = [m for m in at.metric if m.label.startswith(label_start)]
+    assert len(match) == 1, [m.label for m in at.metric]
+    return match[0].value
+
+
+def test_theorem_view_numbers():
+    at = start(view=4)
+    assert not at.exception and not errors(at)
+    # Lemma 2 instance r = (1, 0.8, 0), π = (0.05, 0.9, 0.05): the mean objective lowers π(a*).
+    expected = rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], 0.0)
+    assert expected == pytest.approx(-0.0005725, abs=1e-12)  # by hand: 0.05·(0.0115 − 0.02295)
+    assert float(metric_value(at, "Δπ(a*) at β = 0")) == pytest.approx(expected, rel=1e-5)  # shown with 6 significant digits
+    # β₀ on the app's grid, found independently.
+    grid = np.logspace(-2, 3, 201)
+    positive = np.array([rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], b) > 0 for b in grid])
+    beta0 = grid[np.argmax(positive[::-1].cumprod()[::-1].astype(bool))]
+    assert float(metric_value(at, "β₀")) == pytest.approx(beta0, rel=5e-3)  # shown with 3 significant digits
+
+    # Proposition 1: the shown residual/η and residual/η² columns are one quantity at two scalings,
+    # and residual/η shrinks in proportion to η (an O(η²) remainder).
+    prop1 = table(at, 0)
+    assert np.allclose(prop1["max_abs_residual_over_eta"], prop1["max_abs_residual_over_eta2"] * prop1["eta"], rtol=1e-12)
+    shrink = prop1["max_abs_residual_over_eta"].to_numpy()[1:] / prop1["max_abs_residual_over_eta"].to_numpy()[:-1]
+    assert np.allclose(shrink, prop1["eta"].to_numpy()[1:] / prop1["eta"].to_numpy()[:-1], rtol=0.05)  # 5%: the η³ term at η=0.1
+
+    # Theorem 2: every instance satisfying Assumption 1 obeys the ordering; the table accounts for every instance.
+    thm2 = table(at, 1)
+    assert metric_value(at, "instances satisfying") == metric_value(at, "… of which")
+    assert thm2.groupby("instances")["count"].sum().tolist() == [2000, 2000]
+    assert (thm2[thm2["assumption_1"] == "assumption holds"]["frac_cov_mvar_le_cov_mean"] == 1.0).all()
+
+
+def test_theorem_view_follows_instance_sliders_and_explains_bad_input():
+    at = start(view=4)
+    at.slider(key="lemma_r2").set_value(0.5).run()
+    at.slider(key="lemma_pbest").set_value(0.2).run()
+    at.slider(key="lemma_psecond").set_value(0.7).run()
+    assert not at.exception
+    expected = rs_optimal_prob_change([1, 0.5, 0], [0.2, 0.7, 0.1], 0.0)
+    assert float(metric_value(at, "Δπ(a*) at β = 0")) == pytest.approx(expected, rel=1e-5)
+    at.slider(key="lemma_pbest").set_value(0.5).run()  # 0.5 + 0.7 > 1
+    assert any("must be < 1" in m for m in errors(at)), errors(at)
+    at.slider(key="alpha").set_value(0.9).run()
+    assert not at.exception
+    assert any("Theorem 2" in m and "alpha=0.9 must be < beta=0.8" in m for m in errors(at)), errors(at)
+    # The view radio navigates (the other tests open views by the ?view=N link).
+    at.radio(key="view").set_value("1 · Advantage shapes").run()
+    assert not at.exception
+    assert at.header[0].value.startswith("Advantage shape")
