@@ -15,6 +15,10 @@ compute advantages with the registered estimator (bundles and quantile
 tracking included), then take a plain policy-gradient step
 θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) or ``ppo_epochs`` clipped-ratio steps
 (the response is the whole sequence, so its ratio is the sequence ratio).
+
+Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy quantities
+(mean reward, entropy, pass@1, pass@k, CVaR/RVaR/MVaR of the bundle-score law) and batch
+quantities (Cov(log π, A) over the sampled group, zero-advantage shares, the quantiles).
 """
 from __future__ import annotations
 
