@@ -195,7 +195,7 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
 
 
 def _run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> BanditResult:
-    """Train a softmax policy with each estimator from ``seeds`` seeds; all runs advance together."""
+    """The body of ``run_bandit`` (called inside ``single_thread``)."""
     specs = normalise_specs(estimators)
     seeds = check_positive_int("seeds", seeds)
     num_est, k = len(specs), config.num_arms
@@ -205,7 +205,9 @@ def _run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, prog
     best_arm = int(torch.argmax(mean_rewards))
     init = torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
     logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s
-    gen = torch.Generator().manual_seed(config.seed)
+    # One stream per estimator, all started from the same seed: estimators see common random
+    # numbers, and adding an estimator to a run never changes another one's trajectory.
+    gens = [torch.Generator().manual_seed(config.seed) for _ in specs]
 
     # One instance per (estimator, seed) when rows would otherwise share quantiles/bundles.
     instances = []
@@ -254,12 +256,15 @@ def _run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, prog
                 grad = softmax_policy_gradient(logits, arm_adv)
         else:
             n = config.batch_size
-            arms = torch.multinomial(probs, n, replacement=True, generator=gen)  # (runs, N)
+            arms = torch.cat([torch.multinomial(probs[e * seeds : (e + 1) * seeds], n, replacement=True, generator=gens[e])
+                              for e in range(num_est)])  # (runs, N)
             r = mean_rewards[0][arms]
             if config.reward_noise == "bernoulli":
-                r = (torch.rand(r.shape, generator=gen, dtype=dtype) < r).to(dtype)
+                u = torch.cat([torch.rand(seeds, n, generator=gens[e], dtype=dtype) for e in range(num_est)])
+                r = (u < r).to(dtype)
             elif config.reward_noise == "gaussian":
-                r = r + config.noise_std * torch.randn(r.shape, generator=gen, dtype=dtype)
+                eps = torch.cat([torch.randn(seeds, n, generator=gens[e], dtype=dtype) for e in range(num_est)])
+                r = r + config.noise_std * eps
             adv = torch.empty_like(r)
             for e in range(num_est):
                 if len(instances[e]) == 1:

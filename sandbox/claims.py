@@ -44,6 +44,7 @@ from .tabular import TabularConfig, run_tabular
 __all__ = [
     "CLAIMS",
     "run_all_claims",
+    "optimal_prob_change",
     "claim_prop1_entropy_residual",
     "claim_thm1_rvar_gradient",
     "claim_lemma1_layer_cake",
@@ -287,7 +288,7 @@ def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha
 # --------------------------------------------------------------------------- 6. RS-GRPO Lemmas 2–4
 
 
-def _optimal_prob_change(rewards: torch.Tensor, logits: torch.Tensor, beta: float) -> torch.Tensor:
+def optimal_prob_change(rewards: torch.Tensor, logits: torch.Tensor, beta: float) -> torch.Tensor:
     """d π(a*) / dη of the exact softmax PG step with the RS-GRPO population advantage (β = 0: mean)."""
     probs = torch.softmax(logits, -1)
     adv = pop.population_rs_grpo(rewards, probs, beta)
@@ -296,14 +297,17 @@ def _optimal_prob_change(rewards: torch.Tensor, logits: torch.Tensor, beta: floa
     return torch.gather(softmax_prob_derivative(logits, direction), -1, best).squeeze(-1)
 
 
+_optimal_prob_change = optimal_prob_change  # name used by app_lib before it was public
+
+
 def claim_rs_lemma2(seeds: int = 1, lr: float = 0.1) -> dict:
     """r = (1, 0.8, 0), π = (0.05, 0.9, 0.05): the standard PG step lowers π(a*)."""
     rewards = torch.tensor([1.0, 0.8, 0.0], dtype=DTYPE)
     logits = torch.log(torch.tensor([0.05, 0.9, 0.05], dtype=DTYPE))
-    derivative = float(_optimal_prob_change(rewards, logits, 0.0))
+    derivative = float(optimal_prob_change(rewards, logits, 0.0))
     step = softmax_policy_gradient(logits, pop.population_dr_grpo(rewards, torch.softmax(logits, -1)))
     after = float(torch.softmax(logits + lr * step, -1)[0])
-    table = [{"beta": b, "d_pi_star_d_eta": float(_optimal_prob_change(rewards, logits, b))} for b in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)]
+    table = [{"beta": b, "d_pi_star_d_eta": float(optimal_prob_change(rewards, logits, b))} for b in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)]
     holds = derivative < 0 and after < 0.05
     return _result(holds, "RS-GRPO Lemma 2: the standard PG step can decrease π(a*)", "RS-GRPO (2509.24261) Lemma 2",
                    f"r=(1,.8,0), π=(.05,.9,.05): dπ(a*)/dη = {derivative:.4f}; after one exact step η={lr}: π(a*) = {after:.5f} < 0.05",
@@ -324,14 +328,14 @@ BETA_GRID = tuple(float(b) for b in np.logspace(-2, 4, 145))
 def claim_rs_lemma3(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BETA_GRID) -> dict:
     """For every instance there is β₀ with dπ(a*)/dη > 0 for all β >= β₀."""
     rewards, logits = _lemma_instances(seeds, seed)
-    deriv = torch.stack([_optimal_prob_change(rewards, logits, b) for b in betas], -1)  # (n, len(betas))
+    deriv = torch.stack([optimal_prob_change(rewards, logits, b) for b in betas], -1)  # (n, len(betas))
     positive = deriv > 0
     # β₀ = first grid point from which every larger grid β is positive.
     tail_ok = torch.flip(torch.cumprod(torch.flip(positive.int(), [-1]), -1), [-1]).bool()
     has_beta0 = tail_ok[:, -1]
     first = torch.where(tail_ok.any(-1), tail_ok.int().argmax(-1), torch.full((seeds,), len(betas) - 1))
     beta0 = torch.tensor(betas, dtype=DTYPE)[first]
-    at_zero = _optimal_prob_change(rewards, logits, 0.0)
+    at_zero = optimal_prob_change(rewards, logits, 0.0)
     decreased_at_0 = int((at_zero < 0).sum())
     hard_beta0 = beta0[at_zero < 0]
     table = [{"instance": i, "beta0": float(beta0[i]), "d_at_beta0": float(deriv[i, first[i]]),
@@ -346,7 +350,7 @@ def claim_rs_lemma3(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BE
 def claim_rs_lemma4(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BETA_GRID) -> dict:
     """Beyond a threshold β₁ the increase of π(a*) shrinks as β grows (like 1/β)."""
     rewards, logits = _lemma_instances(seeds, seed)
-    deriv = torch.stack([_optimal_prob_change(rewards, logits, b) for b in betas], -1)
+    deriv = torch.stack([optimal_prob_change(rewards, logits, b) for b in betas], -1)
     beta_t = torch.tensor(betas, dtype=DTYPE)
     # Rises between consecutive grid points; 1e-14 is float64 round-off on values >= 1e-8.
     rises = torch.diff(deriv, dim=-1) > 1e-14

@@ -206,7 +206,7 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
 
 
 def _run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
-    """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
+    """The body of ``run_tabular`` (called inside ``single_thread``)."""
     specs = normalise_specs(estimators)
     seeds = check_positive_int("seeds", seeds)
     labels = [estimator_label(n, p) for n, p in specs]
@@ -216,7 +216,9 @@ def _run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pr
     logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M)
     level_index = torch.round(rewards * (_levels(config) - 1)).long()
     worst = rewards.amin(-1, keepdim=True)  # all-fail = every sampled reward at the prompt's minimum 0
-    gen = torch.Generator().manual_seed(int(config.seed) * 7919 + 1)
+    # One stream per estimator from the same seed: common random numbers across estimators, and
+    # adding an estimator never changes another one's run.
+    gens = [torch.Generator().manual_seed(int(config.seed) * 7919 + 1) for _ in specs]
 
     instances, bundle_sizes = [], []
     for e, (name, params) in enumerate(specs):
@@ -236,7 +238,8 @@ def _run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pr
     for step in bar:
         probs = torch.softmax(logits, -1)
         log_probs = torch.log_softmax(logits, -1)
-        responses = torch.multinomial(probs.reshape(-1, m), g, replacement=True, generator=gen).reshape(*probs.shape[:-1], g)
+        responses = torch.stack([torch.multinomial(probs[e].reshape(-1, m), g, replacement=True, generator=gens[e])
+                                 for e in range(num_est)]).reshape(*probs.shape[:-1], g)
         sampled = torch.gather(rewards.expand(num_est, -1, -1, -1), -1, responses)  # (E, S, P, G)
         adv = torch.empty_like(sampled)
         quantiles = torch.full((num_est, seeds, 2), float("nan"), dtype=torch.float64)

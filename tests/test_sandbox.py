@@ -256,3 +256,15 @@ def test_exact_pass_at_k_rejects_bad_input():
         exact_pass_at_k(torch.tensor(0.5), 0)
     with pytest.raises(ValueError, match="success_prob"):
         exact_pass_at_k(torch.tensor(1.5), 2)
+
+
+def test_adding_an_estimator_does_not_change_another_ones_run():
+    # Per-estimator random streams: the sampled GRPO run is identical alone and next to RS-GRPO.
+    bandit_cfg = BanditConfig(rewards=[0.2, 0.5, 0.9], batch_size=8, steps=30, reward_noise="bernoulli")
+    alone = run_bandit(bandit_cfg, [("grpo", {})], seeds=3, progress=SILENT).metrics
+    mixed = run_bandit(bandit_cfg, [("rs_grpo", {"beta": 2.0}), ("grpo", {})], seeds=3, progress=SILENT).metrics
+    np.testing.assert_array_equal(alone.expected_reward.to_numpy(), mixed[mixed.estimator == "grpo"].expected_reward.to_numpy())
+    tab_cfg = TabularConfig(num_prompts=10, steps=10)
+    alone = run_tabular(tab_cfg, [("grpo", {})], seeds=2, progress=SILENT).metrics
+    mixed = run_tabular(tab_cfg, [("dr_grpo", {}), ("grpo", {})], seeds=2, progress=SILENT).metrics
+    np.testing.assert_array_equal(alone.entropy.to_numpy(), mixed[mixed.estimator == "grpo"].entropy.to_numpy())
