@@ -199,7 +199,8 @@ def shifted_log_mean_exp(values: Tensor, probs: Tensor, beta: float) -> tuple[Te
     exponent = torch.where(in_support, beta * (v - shift), torch.zeros_like(v))
     total = p.sum(-1, keepdim=True)
     mean_minus_one = (p * torch.expm1(exponent)).sum(-1, keepdim=True) / total
-    log_p = torch.where(in_support, p.log(), torch.full_like(p, -torch.inf))
+    # log of 1 (not 0) off the support, so autograd w.r.t. probs sees no 0·inf.
+    log_p = torch.where(in_support, torch.where(in_support, p, torch.ones_like(p)).log(), -torch.inf)
     direct = torch.logsumexp(exponent + log_p, dim=-1, keepdim=True) - total.log()
     log_mean_exp = torch.where(mean_minus_one > -0.5, torch.log1p(mean_minus_one), direct)
     return shift, log_mean_exp
