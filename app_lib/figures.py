@@ -54,7 +54,7 @@ def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = Non
         if marked_p_hat is not None:
             fig.add_vline(x=marked_p_hat, line=dict(color="black", width=1, dash="dash"), row=1, col=col)
     fig.update_yaxes(title_text="advantage", row=1, col=1)
-    fig.update_layout(height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22))
+    fig.update_layout(height=450, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.22))
     return fig
 
 
@@ -123,7 +123,7 @@ def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "
                 col=c + 1,
             )
         fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
-    fig.update_layout(height=330 * rows, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.12))
+    fig.update_layout(height=330 * rows, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.12))
     return fig
 
 
