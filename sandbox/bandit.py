@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from theory.estimators import AdvantageEstimator
 from theory.dynamics import natural_gradient_step, softmax_entropy, softmax_policy_gradient
 
 from ._common import (
@@ -217,6 +218,8 @@ def _run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, prog
             instances.append([build_estimator(name, params, default_bundle_size=1, seed=config.seed + s) for s in range(seeds)])
         else:
             instances.append([first])
+        if config.batch_size is None and type(first).population is AdvantageEstimator.population:
+            raise ValueError(f"estimator {labels[e]} has no exact population form; set batch_size for sampled updates")
         if getattr(first, "bundle_size", 1) != 1:
             raise ValueError(f"estimator {labels[e]}: a bandit has one prompt, so bundle_size must be 1")
 

@@ -69,7 +69,8 @@ def claim_figure(name: str, result: dict):
 def save_figure(fig, path_without_suffix: str) -> list[str]:
     """Writes .html, and .png where kaleido is available; returns the written paths."""
     written = [path_without_suffix + ".html"]
-    fig.write_html(written[0], include_plotlyjs="cdn")
+    # "directory": one shared plotly.min.js next to the figures, so they open offline.
+    fig.write_html(written[0], include_plotlyjs="directory")
     try:
         import kaleido  # noqa: F401
     except ImportError:

@@ -131,6 +131,8 @@ def test_bandit_rejects_unknown_estimator_and_bundles():
         run_bandit(BanditConfig(), [("nope", {})], seeds=1)
     with pytest.raises(ValueError, match="bundle_size"):
         run_bandit(BanditConfig(batch_size=8), [("riskpo", {"bundle_size": 2})], seeds=1, progress=SILENT)
+    with pytest.raises(ValueError, match="no exact population form"):
+        run_bandit(BanditConfig(batch_size=None), [("passk_loo_max", {})], seeds=1, progress=SILENT)
 
 
 # --------------------------------------------------------------------------- tabular
