@@ -198,8 +198,10 @@ def view_shapes(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
         "Its score R_B (correct answers, one response per question) is Poisson-binomial; each line is the exact "
         "population advantage at every score, with the exact quantiles q_α, q_β of R_B marked."
     )
-    curve, marks, errors = cached_bundle_curve(tuple(band), knobs, accuracies)
-    show_errors(errors)
+    curve, marks, bundle_errors = cached_bundle_curve(tuple(band), knobs, accuracies)
+    # The same bad parameter (say α >= β) was already explained above for the single-question form.
+    already = {message.split(": ", 1)[-1] for message in errors}
+    show_errors([message for message in bundle_errors if message.split(": ", 1)[-1] not in already])
     if curve.empty:
         return
     fig = bundle_advantage_figure(curve, marks)

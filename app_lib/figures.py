@@ -16,8 +16,22 @@ PALETTE = qualitative.Plotly + qualitative.Dark24
 
 
 def colour_map(labels) -> dict[str, str]:
-    unique = list(dict.fromkeys(labels))
-    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(unique)}
+    """One colour per label, fixed by the estimator's place in the registry (labels read
+    "name (params)"), so an estimator keeps its colour in every view whatever else is
+    selected; further variants of one estimator (several RS-GRPO β) take the next free colours."""
+    from theory import list_estimators
+
+    registry = list(list_estimators())
+    taken: set[int] = set()
+    colours: dict[str, str] = {}
+    for label in dict.fromkeys(labels):
+        base = str(label).split(" (")[0]
+        index = registry.index(base) if base in registry else len(registry)
+        while index in taken:
+            index = len(registry) + len(taken) if index < len(registry) else index + 1
+        taken.add(index)
+        colours[label] = PALETTE[index % len(PALETTE)]
+    return colours
 
 
 def _hex_to_rgba(colour: str, alpha: float) -> str:
@@ -87,7 +101,8 @@ def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figu
             )
     fig.update_xaxes(title_text="bundle score R_B (correct answers in the bundle)", dtick=1)
     fig.update_yaxes(title_text="population advantage A(z)", secondary_y=False)
-    fig.update_yaxes(title_text="probability", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="probability P[R_B = z]", secondary_y=True, showgrid=False, tickmode="auto", tickformat=".2f",
+                     range=[0, float(law["prob"].max()) * 1.15])
     fig.update_layout(height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22), bargap=0.5)
     return fig
 
@@ -123,7 +138,7 @@ def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "
                 col=c + 1,
             )
         fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
-    fig.update_layout(height=330 * rows, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.12))
+    fig.update_layout(height=330 * rows + 40, margin=dict(l=40, r=20, t=60, b=60), legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"))
     return fig
 
 
@@ -179,8 +194,9 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
     )
     max_prob = float(policy["prob"].max())
     fig.update_yaxes(title_text="π(arm)", range=[0, min(1.0, max_prob * 1.05 + 1e-3)], secondary_y=False)
-    fig.update_yaxes(title_text="reward", secondary_y=True, showgrid=False)
-    fig.update_xaxes(title_text="arm")
+    low, high = min(0.0, min(arm_rewards)), max(arm_rewards)
+    fig.update_yaxes(title_text="mean reward μ(arm)", secondary_y=True, showgrid=False, tickmode="auto", range=[low, high + 0.1 * (high - low or 1.0)])
+    fig.update_xaxes(title_text="arm", dtick=1 if as_bars else None)
     return fig
 
 
