@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .bandit import BanditConfig, run_bandit
-from .claims import CLAIMS
+from .claims import CLAIMS, SIMULATION_CLAIMS, size_overrides
 from .plots import bandit_figure, claim_figure, save_figure, tabular_figure
 from .tabular import TabularConfig, run_tabular
 
@@ -51,9 +51,9 @@ class _Bar:
         self.bar.close()
 
 
-def run_claim(name: str, seeds: int | None, out: str) -> dict:
+def run_claim(name: str, seeds: int | None, out: str, instances: int | None = None) -> dict:
     fn = CLAIMS[name]
-    kwargs = {} if seeds is None else {"seeds": seeds}
+    kwargs = size_overrides(name, seeds, instances)
     bar = _Bar(name)
     if "progress" in fn.__code__.co_varnames:
         kwargs["progress"] = bar
@@ -109,14 +109,19 @@ def results_markdown(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("target", help="'list', 'all', a claim name or an experiment name")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds / random instances (default: each claim's own)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="training seeds of simulation claims and experiments (default: each one's own)")
+    parser.add_argument("--instances", type=int, default=None,
+                        help="random instances of the non-simulation claims (default: each claim's own)")
     parser.add_argument("--out", default="results/sandbox", help="output folder (JSON, CSV, HTML)")
     args = parser.parse_args(argv)
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds={args.seeds} must be >= 1")
+    for flag in ("seeds", "instances"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag}={getattr(args, flag)} must be >= 1")
     if args.target == "list":
         for name, fn in CLAIMS.items():
-            print(f"{name:28s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+            kind = "simulation" if name in SIMULATION_CLAIMS else "instances "
+            print(f"{name:28s} [{kind}] {(fn.__doc__ or '').strip().splitlines()[0]}")
         for name, text in EXPERIMENTS.items():
             print(f"{name:28s} {text}")
         print(f"{'all':28s} every claim above, plus summary.md/summary.json")
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     start = time.perf_counter()
     for name in tqdm(names, desc="claims", disable=len(names) == 1):
-        results[name] = run_claim(name, args.seeds, args.out)
+        results[name] = run_claim(name, args.seeds, args.out, args.instances)
         tqdm.write(f"{name}: holds={results[name]['holds']} ({results[name]['seconds']} s) — {results[name]['measured']}")
     table = results_markdown(results)
     if len(names) > 1:

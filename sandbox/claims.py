@@ -44,6 +44,8 @@ from .tabular import TabularConfig, run_tabular
 __all__ = [
     "CLAIMS",
     "run_all_claims",
+    "size_overrides",
+    "SIMULATION_CLAIMS",
     "optimal_prob_change",
     "claim_prop1_entropy_residual",
     "claim_thm1_rvar_gradient",
@@ -575,17 +577,28 @@ CLAIMS: dict[str, Callable[..., dict]] = {
 }
 
 
+#: claims that train policies (``seeds`` = training seeds); the others draw random instances.
+SIMULATION_CLAIMS = frozenset({"rs_bandit", "entropy_riskpo_vs_grpo", "risk_seeking_collapse", "bundling_nonzero_gradient",
+                               "passk_large_k", "bundle_size_sweep"})
+
+
+def size_overrides(name: str, seeds: int | None = None, instances: int | None = None) -> dict:
+    """Size overrides for one claim: ``seeds`` reaches simulation claims, ``instances`` the instance claims."""
+    value = seeds if name in SIMULATION_CLAIMS else instances
+    return {} if value is None else {"seeds": int(value)}
+
+
 def run_all_claims(seeds: int | None = None, progress: Callable[[float], None] | None = None,
-                   names: Sequence[str] | None = None) -> dict[str, dict]:
-    """Run every (or the named) claim; ``seeds`` overrides each claim's default number of seeds/instances."""
+                   names: Sequence[str] | None = None, instances: int | None = None) -> dict[str, dict]:
+    """Run every (or the named) claim. ``seeds`` overrides the training seeds of the simulation
+    claims, ``instances`` the number of random instances of the others (None = each claim's default)."""
     names = list(names or CLAIMS)
     unknown = [n for n in names if n not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
     results = {}
     for i, name in enumerate(tqdm(names, desc="claims", disable=progress is not None)):
-        kwargs = {} if seeds is None else {"seeds": seeds}
-        results[name] = CLAIMS[name](**kwargs)
+        results[name] = CLAIMS[name](**size_overrides(name, seeds, instances))
         if progress is not None:
             progress((i + 1) / len(names))
     return results

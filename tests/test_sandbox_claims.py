@@ -223,3 +223,10 @@ def test_cli_writes_json_csv_html(tmp_path, capsys):
     assert "thm2_covariance" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["not_a_claim", "--out", str(tmp_path)])
+
+
+def test_seeds_reach_simulations_and_instances_reach_instance_claims():
+    assert C.size_overrides("rs_bandit", seeds=3, instances=50) == {"seeds": 3}
+    assert C.size_overrides("thm2_covariance", seeds=3, instances=50) == {"seeds": 50}
+    assert C.size_overrides("thm2_covariance", seeds=3) == {}
+    assert C.SIMULATION_CLAIMS <= set(CLAIMS)
