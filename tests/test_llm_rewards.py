@@ -183,7 +183,7 @@ def test_hanging_item_scores_zero_within_the_deadline(pipeline, user_module):
     assert per_function[name].tolist() == [0.0, 1.0, 1.0]
     assert errors[name] == 1 and pipeline.last_timeouts[name] == 1
     # deadline + slack for killing and respawning one worker while the other scores the remaining items
-    assert elapsed < TIMEOUT_S + 3.0
+    assert elapsed < TIMEOUT_S + 5.0  # vs the 60 s the item would take
     assert per_function["math_verify"].tolist() == [1.0, 1.0, 0.0]  # pool recovered for the other functions
 
 
