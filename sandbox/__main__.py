@@ -24,6 +24,8 @@ EXPERIMENTS = {
 
 
 def _jsonable(value):
+    if isinstance(value, pd.DataFrame):
+        return None
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items() if not isinstance(v, pd.DataFrame)}
     if isinstance(value, (list, tuple)):

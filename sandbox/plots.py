@@ -63,6 +63,29 @@ def claim_figure(name: str, result: dict):
         fig.add_trace(go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta, name="max |residual|/η", mode="lines+markers"))
         fig.update_layout(title=title, xaxis_type="log", yaxis_type="log", xaxis_title="η")
         return fig
+    if name in ("rs_lemma3", "rs_lemma4") and result.get("curves"):
+        frame = pd.DataFrame(result["curves"])
+        fig = go.Figure()
+        for instance, part in frame.groupby("instance"):
+            fig.add_trace(go.Scatter(x=part.beta, y=part.d_pi_star_d_eta, name=f"instance {instance}", mode="lines"))
+        fig.add_hline(y=0, line_dash="dot")
+        fig.update_layout(title=title, xaxis_type="log", xaxis_title="β", yaxis_title="dπ(a*)/dη")
+        return fig
+    if name == "thm2_covariance" and result.get("points"):
+        frame = pd.DataFrame(result["points"])
+        fig = go.Figure()
+        for holds, part in frame.groupby("assumption_1"):
+            fig.add_trace(go.Scatter(x=part.cov_mean, y=part.cov_mvar, mode="markers", marker={"size": 4},
+                                     name="Assumption 1 holds" if holds else "Assumption 1 violated"))
+        lo, hi = float(frame[["cov_mean", "cov_mvar"]].min().min()), float(frame[["cov_mean", "cov_mvar"]].max().max())
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="equal", line={"dash": "dot", "color": "grey"}))
+        fig.update_layout(title=title, xaxis_title="Cov(log π, A_mean)", yaxis_title="Cov(log π, A_MVaR)")
+        return fig
+    if name == "thm1_rvar_gradient":
+        frame = pd.DataFrame(result["table"])
+        fig = go.Figure(go.Scatter(x=frame.finite_difference, y=frame.score_function, mode="markers", name="instances"))
+        fig.update_layout(title=title, xaxis_title="central finite difference", yaxis_title="score-function formula")
+        return fig
     return table_figure(result["table"], title)
 
 
