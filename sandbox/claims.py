@@ -39,7 +39,7 @@ from theory.dynamics import (
     softmax_policy_gradient,
 )
 
-from ._common import single_thread
+from ._common import estimator_label, single_thread
 from .bandit import BanditConfig, run_bandit
 from .tabular import TabularConfig, run_tabular
 
@@ -418,7 +418,7 @@ def claim_rs_bandit(seeds: int = 4, betas: Sequence[float] = (0, 2, 4, 8, 16, 32
     curves = res.metrics.groupby(["estimator", "step"], sort=False).expected_reward.mean()
     table = []
     for (name, params) in specs:
-        label = f"rs_grpo(beta={int(params['beta']) if float(params['beta']).is_integer() else params['beta']})"
+        label = estimator_label(name, params)
         curve = curves.loc[label]
         final = res.metrics[(res.metrics.estimator == label) & (res.metrics.step == config.steps)].expected_reward
         reached = curve[curve >= 0.9]
@@ -430,14 +430,14 @@ def claim_rs_bandit(seeds: int = 4, betas: Sequence[float] = (0, 2, 4, 8, 16, 32
     high = [by_beta[b] for b in by_beta if b >= 4]
     stays = all(0.55 <= r["final_reward_mean"] <= 0.65 for r in low)
     reaches = all(r["final_reward_min"] >= 0.9 for r in high)
-    times = [r["steps_to_0.9"] for r in high]
-    largest = max(by_beta)
-    slows = len(high) >= 2 and by_beta[largest]["steps_to_0.9"] is not None and all(
-        t is not None and t < by_beta[largest]["steps_to_0.9"] for b, t in zip([r["beta"] for r in high], times) if b != largest)
+    largest_time = by_beta[max(by_beta)]["steps_to_0.9"]
+    others = [r for r in high if r["beta"] != max(by_beta)]
+    slows = bool(others) and largest_time is not None and all(
+        r["steps_to_0.9"] is not None and r["steps_to_0.9"] < largest_time for r in others)
     holds = stays and reaches and slows
     summary = ", ".join(f"β={r['beta']:g}: {r['final_reward_mean']:.3f}" for r in table)
     return _result(holds, "RS-GRPO §3 bandit: β∈{0,2} stuck at 0.6; β>=4 reach ≈1.0; largest β slowest",
-                   "RS-GRPO (2509.24261) Fig. 2 / §3",
+                   "RS-GRPO (2509.24261), 100-armed bandit experiment",
                    f"final E[r] after {config.steps} updates ({seeds} seeds): {summary}; steps to 0.9: " +
                    ", ".join(f"β={r['beta']:g}: {r['steps_to_0.9']}" for r in high),
                    table, stays_low=stays, reaches_high=reaches, largest_slowest=slows, metrics=res.metrics)
@@ -464,7 +464,7 @@ def claim_entropy_riskpo_vs_grpo(seeds: int = 6, steps: int = 150, progress=None
     last = res.metrics[res.metrics.step == cfg.steps].pivot(index="seed", columns="estimator", values="entropy")
     diff = last["riskpo(bundle_size=5)"] - last["grpo"]
     holds = float(diff.mean()) > 0 and float((diff > 0).mean()) >= 0.75
-    return _result(holds, "RiskPO keeps entropy higher than GRPO", "RiskPO (2510.00911) §5 entropy curves",
+    return _result(holds, "RiskPO keeps entropy higher than GRPO", "RiskPO (2510.00911), entropy curves of the experiments",
                    f"final entropy RiskPO − GRPO = {float(diff.mean()):+.3f} (higher in {int((diff > 0).sum())}/{seeds} seeds)",
                    _tabular_table(res, ["entropy", "mean_reward", "pass_at_k", "cov_logp_adv"]), metrics=res.metrics)
 
@@ -489,7 +489,7 @@ def claim_risk_seeking_collapse(seeds: int = 6, steps: int = 150, progress=None,
     table = [{"estimator": c, "mean_entropy_over_run": float(area[c].mean()), "final_entropy": float(final.loc[c, "entropy"]),
               "final_mean_reward": float(final.loc[c, "mean_reward"])} for c in area.columns]
     return _result(holds, "Risk-seeking MVaR collapses entropy fastest (vs risk-averse MVaR and Dr. GRPO)",
-                   "RiskPO (2510.00911) ablation (risk-seeking variant)",
+                   "RiskPO (2510.00911), risk-seeking ablation",
                    f"risk-seeking has the lowest run-averaged entropy in {int(lowest.sum())}/{seeds} seeds (" +
                    ", ".join(f"{r['estimator']}: {r['mean_entropy_over_run']:.3f}" for r in table) + ")",
                    table, metrics=res.metrics)
@@ -567,7 +567,7 @@ def claim_passk_large_k(seeds: int = 6, steps: int = 150, k: int = 32, progress=
     holds_rs_grpo = matched["rs_grpo(beta=4)"] > matched["grpo"]
     holds = holds_riskpo and holds_rs_grpo
     return _result(holds, f"pass@{k} improves more under RiskPO/RS-GRPO than GRPO (at matched pass@1)",
-                   "RiskPO pass@k curves; RS-GRPO Table 1",
+                   "RiskPO (2510.00911) and RS-GRPO (2509.24261) pass@k results",
                    f"pass@{k} at pass@1 = {target:.3f}: GRPO {matched['grpo']:.3f}, RiskPO {matched['riskpo(bundle_size=5)']:.3f}, "
                    f"RS-GRPO(β=4) {matched['rs_grpo(beta=4)']:.3f}; after {cfg.steps} steps: " +
                    ", ".join(f"{n} {float(end.loc[n, 'pass_at_k']):.3f} (pass@1 {float(end.loc[n, 'pass_at_1']):.3f})" for n in names),
@@ -589,7 +589,7 @@ def claim_bundle_size_sweep(seeds: int = 4, steps: int = 150, bundle_sizes: Sequ
               **{f"final_{c}": float(final.loc[f"riskpo(bundle_size={b})", c]) for c in cols}} for b in bundle_sizes]
     zeros = [r["run_mean_frac_zero_adv_groups"] for r in table]
     holds = zeros[-1] < zeros[0]
-    return _result(holds, "Bundle-size sweep B∈{1..10}: zero-advantage share falls with B", "RiskPO (2510.00911) bundle-size ablation",
+    return _result(holds, "Bundle-size sweep B∈{1..10}: zero-advantage share falls with B", "RiskPO (2510.00911), bundle-size ablation",
                    "run-mean share of zero-advantage groups: " + ", ".join(f"B={r['bundle_size']}: {r['run_mean_frac_zero_adv_groups']:.3f}" for r in table),
                    table, metrics=res.metrics)
 
