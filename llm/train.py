@@ -423,6 +423,7 @@ class TrainResult:
     metrics: dict              # the last step's logged metrics
     model: torch.nn.Module     # unwrapped policy after the last step
     estimator: object          # the advantage estimator (quantile tracker state inside)
+    num_processes: int = 1
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -635,7 +636,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 accelerator.wait_for_everyone()
 
     accelerator.end_training()
-    return TrainResult(metrics=last_metrics, model=unwrapped, estimator=estimator)
+    return TrainResult(metrics=last_metrics, model=unwrapped, estimator=estimator, num_processes=world)
 
 
 def _stack_rows(kept: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
