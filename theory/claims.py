@@ -9,7 +9,7 @@ import torch
 
 Tensor = torch.Tensor
 
-from .dynamics import covariance
+from .dynamics import layer_cake_slices, softmax_policy_gradient
 
 __all__ = [
     "exact_pass_at_k",
@@ -63,17 +63,8 @@ def bundle_score_law(level_probs: Tensor) -> Tensor:
 
 def threshold_covariances(rewards: Tensor, log_probs: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The layer-cake slices of Lemma 1 (RiskPO) for a discrete reward R and Y = log π:
-
-        C_i = Cov_π(1{R > x_(i)}, log π),   on the threshold interval [x_(i), x_(i+1)),
-
-    with x_(1) <= … <= x_(K) the sorted rewards. Returns (lower ends x_(i), upper ends
-    x_(i+1), C_i), each (..., K−1). Cov(h(R), log π) = Σ_i (h(x_(i+1)) − h(x_(i))) C_i.
-    """
-    support = torch.sort(rewards, dim=-1).values
-    lower, upper = support[..., :-1], support[..., 1:]
-    above = (rewards.unsqueeze(-2) > lower.unsqueeze(-1)).to(rewards.dtype)  # (..., K−1, K)
-    slices = covariance(above, log_probs.unsqueeze(-2), probs.unsqueeze(-2))
-    return lower, upper, slices
+    C_i = Cov_π(1{R > x_(i)}, log π) on [x_(i), x_(i+1)); see ``dynamics.layer_cake_slices``."""
+    return layer_cake_slices(rewards, log_probs, probs)
 
 
 def layer_cake_transform_covariance(transformed: Tensor, rewards: Tensor, log_probs: Tensor, probs: Tensor) -> Tensor:
@@ -118,11 +109,6 @@ def slope_dominates(h_low: Tensor, h_high: Tensor, rewards: Tensor, tol: float =
     return ((d_low >= -tol) & (d_low <= d_high + tol)).all(-1)
 
 
-def softmax_prob_derivative(logits: Tensor, direction: Tensor) -> Tensor:
-    """d/dη softmax(θ + η d) at η = 0:  π ⊙ (d − Σ_b π_b d_b).
-
-    With d the policy-gradient direction this is the first-order change of every action
-    probability (RS-GRPO Lemmas 2–4 compare its sign and size at the optimal action).
-    """
-    probs = torch.softmax(logits, dim=-1)
-    return probs * (direction - (probs * direction).sum(-1, keepdim=True))
+# d/dη softmax(θ + η d) at η = 0 is π ⊙ (d − E_π d), the same expression as the exact softmax
+# policy gradient; RS-GRPO Lemmas 2–4 read it as the first-order change of each action probability.
+softmax_prob_derivative = softmax_policy_gradient

@@ -24,6 +24,7 @@ __all__ = [
     "natural_gradient_step",
     "first_order_entropy_change",
     "softmax_policy_gradient",
+    "layer_cake_slices",
     "layer_cake_covariance",
 ]
 
@@ -67,20 +68,29 @@ def softmax_policy_gradient(logits: Tensor, advantages: Tensor) -> Tensor:
     return probs * (advantages - (probs * advantages).sum(-1, keepdim=True))
 
 
-def layer_cake_covariance(x: Tensor, y: Tensor, probs: Tensor) -> Tensor:
-    """Right side of the layer-cake identity (RiskPO Lemma 1):
+def layer_cake_slices(x: Tensor, y: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The integrand of the layer-cake identity on each interval of X's support:
 
-        Cov(X, Y) = ∫ Cov(1{X > t}, Y) dt.
+        C_i = Cov(1{X > x_(i)}, Y),   constant for t in [x_(i), x_(i+1)),
 
-    For discrete X the integrand is constant between consecutive support
-    points, so the integral is Σ_i (x_(i+1) − x_(i)) Cov(1{X > x_(i)}, Y).
-    Computed this way (not via the direct formula) so tests can compare the two.
+    with x_(1) <= … <= x_(K) the sorted values of X. Returns (x_(i), x_(i+1), C_i),
+    each (..., K−1). For any nondecreasing h, Cov(h(X), Y) = Σ_i [h(x_(i+1)) − h(x_(i))] C_i.
     """
     check_finite("x", x)
     check_finite("y", y)
     support = torch.sort(x, dim=-1).values
-    widths = support[..., 1:] - support[..., :-1]
-    thresholds = support[..., :-1]
-    above = (x.unsqueeze(-2) > thresholds.unsqueeze(-1)).to(x.dtype)  # (..., K−1, K)
-    cov_slices = covariance(above, y.unsqueeze(-2), probs.unsqueeze(-2))
-    return (widths * cov_slices).sum(-1)
+    lower, upper = support[..., :-1], support[..., 1:]
+    above = (x.unsqueeze(-2) > lower.unsqueeze(-1)).to(x.dtype)  # (..., K−1, K)
+    return lower, upper, covariance(above, y.unsqueeze(-2), probs.unsqueeze(-2))
+
+
+def layer_cake_covariance(x: Tensor, y: Tensor, probs: Tensor) -> Tensor:
+    """Right side of the layer-cake identity (RiskPO Lemma 1):
+
+        Cov(X, Y) = ∫ Cov(1{X > t}, Y) dt = Σ_i (x_(i+1) − x_(i)) Cov(1{X > x_(i)}, Y)
+
+    for discrete X (the integrand is constant between support points).
+    Computed this way (not via the direct formula) so tests can compare the two.
+    """
+    lower, upper, slices = layer_cake_slices(x, y, probs)
+    return ((upper - lower) * slices).sum(-1)
