@@ -312,10 +312,17 @@ def view_tabular(names: tuple[str, ...], knobs: Knobs, group_size: int) -> None:
     lr = c3.select_slider("learning rate η", options=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), value=0.5, key="tab_lr")
     steps = c4.slider("steps", 10, 400, 150, 10, key="tab_steps")
     seeds = c4.slider("seeds", 1, 8, 3, 1, key="tab_seeds")
+    with st.expander("more simulator settings"):
+        e1, e2, e3 = st.columns(3)
+        peak = e1.slider("initial logit sharpness (peak)", 0.0, 8.0, 3.0, 0.5, key="tab_peak")
+        clipped = e2.checkbox("PPO-style clipped updates", value=False, key="tab_clip")
+        clip_eps = e2.slider("clip ε", 0.05, 0.5, 0.2, 0.05, key="tab_clip_eps", disabled=not clipped)
+        ppo_epochs = e3.slider("gradient steps per batch (clipped)", 1, 8, 2, 1, key="tab_ppo_epochs", disabled=not clipped)
     settings = dict(
         num_prompts=int(num_prompts), responses_per_prompt=int(responses), group_size=int(group_size), steps=int(steps), lr=float(lr),
         correctness_correlation=float(rho), difficulty=difficulty, reward_type=reward_type, k=int(knobs.k),
         risk_alpha=knobs.alpha, risk_beta=knobs.beta, risk_omega=knobs.omega, log_every=max(1, int(steps) // 150),
+        peak=float(peak), clip_eps=float(clip_eps) if clipped else None, ppo_epochs=int(ppo_epochs),
     )
     try:
         from sandbox import TabularConfig
