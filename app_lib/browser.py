@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,8 +136,22 @@ def _devtools_page_url(process: subprocess.Popen, timeout: float) -> str:
         time.sleep(0.2)
 
 
+@dataclass
+class Capture:
+    """What the browser showed: the PNG path, the page's visible text, and how many
+    Streamlit exception boxes (tracebacks) it contained."""
+
+    path: Path
+    text: str
+    exceptions: int
+
+
+PAGE_STATE_JS = """JSON.stringify({text: document.body.innerText,
+  exceptions: document.querySelectorAll('[data-testid="stException"]').length})"""
+
+
 def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int = 1400, height: int = 1000,
-               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Path:
+               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Capture:
     """Headless Chromium screenshot of ``url`` into ``out`` (PNG) once the app has rendered.
 
     Chromium's one-shot ``--screenshot`` fires before Streamlit's websocket has
@@ -175,12 +190,13 @@ def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int =
                     ready_polls = ready_polls + 1 if result.get("result", {}).get("value") else 0
                 time.sleep(settle)
                 shot = devtools.call("Page.captureScreenshot", format="png")
+                state = json.loads(devtools.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"])
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=10)
     out.write_bytes(base64.b64decode(shot["data"]))
-    return out
+    return Capture(path=out, text=state["text"], exceptions=int(state["exceptions"]))
 
 
 def main() -> None:
@@ -192,8 +208,10 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
     with streamlit_server() as url:
-        path = screenshot(f"{url}/?view={args.view}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
-    print(path)
+        capture = screenshot(f"{url}/?view={args.view}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
+    if capture.exceptions:
+        print(f"warning: the page shows {capture.exceptions} exception box(es)", file=sys.stderr)
+    print(capture.path)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (run scripts/install_browser.sh)")
-@pytest.mark.parametrize("view, min_plots", [(1, 2), (2, 2)])
-def test_app_renders_in_headless_chromium(tmp_path, view, min_plots):
+@pytest.mark.parametrize(
+    "view, min_plots, heading",
+    [(1, 2, "Advantage shape vs prompt accuracy"), (2, 2, "Bandit runs: softmax policy over arms")],
+)
+def test_app_renders_in_headless_chromium(tmp_path, view, min_plots, heading):
     from PIL import Image  # pillow ships with streamlit
 
     out = tmp_path / f"view{view}.png"
     with streamlit_server() as url:
-        screenshot(f"{url}/?view={view}", out, width=1400, height=1000, min_plots=min_plots, timeout=180)
+        capture = screenshot(f"{url}/?view={view}", out, width=1400, height=1000, min_plots=min_plots, timeout=180)
+    assert capture.exceptions == 0, capture.text[:2000]
+    assert heading in capture.text
+    assert "riskpo (α=0.2, β=0.8, ω=0.5)" in capture.text  # the sidebar defaults reached the tables
     assert out.stat().st_size > 50_000  # a blank 1400x1000 PNG compresses to a few kB
     pixels = np.asarray(Image.open(out).convert("L"), dtype=np.float64)
     assert pixels.shape == (1000, 1400)
