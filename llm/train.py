@@ -66,7 +66,7 @@ class TrainConfig:
     # --- model and data
     model: str = "smollm2-135m-instruct"   # alias, local dir, .gguf, hub id, or "tiny-random"
     dtype: str = "float32"                  # float32 | bfloat16 | float16
-    dataset: str = "reasoning_gym:basic_arithmetic"  # see llm.data.load_dataset_examples
+    dataset: str = "reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1"  # see llm.data.load_dataset_examples
     dataset_limit: int = 0                  # 0 = all rows
     system_prompt: str = ""                 # "" = llm.data.DEFAULT_SYSTEM_PROMPT
     max_prompt_tokens: int = 256
@@ -76,13 +76,14 @@ class TrainConfig:
     # --- rollouts
     prompts_per_step: int = 5               # GLOBAL prompts per step (all ranks), multiple of bundle_size and world size
     group_size: int = 4                     # G completions per prompt
-    max_new_tokens: int = 96
+    max_new_tokens: int = 64
     temperature: float = 1.0
     top_p: float = 1.0
     rollout_backend: str = "hf"             # hf | vllm
     vllm_gpu_memory_utilization: float = 0.3
     # --- rewards: [[name_or_module:function, weight], ...]
-    rewards: list = field(default_factory=lambda: [["math_verify", 1.0], ["format", 0.1]])
+    # final_answer_reward: math-verify on the completion's final answer (boxed or not), see llm/answer_rewards.py
+    rewards: list = field(default_factory=lambda: [["llm.answer_rewards:final_answer_reward", 1.0], ["format", 0.1]])
     reward_workers: int = 2
     reward_timeout_s: float = 5.0
     # --- optimisation

@@ -264,3 +264,20 @@ def test_dynamic_sampling_replaces_zero_advantage_prompts(tmp_path):
     # ... dynamic sampling generated again and trained on prompts that carry signal only.
     assert row["dynamic_sampling_rounds"] >= 1
     assert row["frac_zero_adv_groups_trained"] == 0.0
+
+
+@pytest.mark.slow
+def test_real_smollm2_default_config_runs_one_step(tmp_path):
+    """The default preset with the real SmolLM2-135M-Instruct, shrunk to one short step (~1-2 min on 2 cores)."""
+    out = tmp_path / "run"
+    result = train(TrainConfig.from_args([
+        "--config", str(CONFIGS / "default.yaml"), "--steps", "1", "--group_size", "2", "--max_new_tokens", "24",
+        "--output_dir", str(out), "--report_to", "none"]))
+    row = read_jsonl(out / "metrics.jsonl")[0]
+    assert METRIC_KEYS <= set(row)
+    assert all(math.isfinite(v) for v in row.values() if isinstance(v, float))
+    # rewards: final-answer (0/1) + 0.1 * format (0/1)
+    assert 0.0 <= row["reward_mean"] <= 1.1 and 1 <= row["completion_length"] <= 24
+    assert result.model.config.hidden_size == 576  # really SmolLM2-135M, not the tiny model
+    checkpoint = out / "checkpoints" / "step-00000001"
+    assert (checkpoint / "COMPLETE").is_file() and (checkpoint / "model" / "config.json").is_file()
