@@ -419,10 +419,7 @@ def view_theorems(knobs: Knobs) -> None:
         m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6g}")
         m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
         m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
-        fig = optimal_prob_change_figure(curve)
-        for beta, name in ((marks["beta0"], "β₀"), (marks["beta1"], "β₁")):
-            if np.isfinite(beta):
-                fig.add_vline(x=beta, line=dict(dash="dash", color="grey"), annotation_text=name, row=1, col=1)
+        fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
         st.plotly_chart(fig, key="fig_lemmas")
         downloads("rs_lemmas_prob_change", curve, fig)
         with st.expander("Lemma 3/4 on random 6-action instances"):

@@ -243,8 +243,11 @@ def covariance_gap_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def optimal_prob_change_figure(curve: pd.DataFrame) -> go.Figure:
-    """RS-GRPO Lemmas 2–4: Δπ(a*) = dπ(a*)/dη vs β (log x), and β·Δπ(a*) levelling off (Δ ∝ 1/β)."""
+def optimal_prob_change_figure(curve: pd.DataFrame, thresholds: dict[str, float] | None = None) -> go.Figure:
+    """RS-GRPO Lemmas 2–4: Δπ(a*) = dπ(a*)/dη vs β (log x), and β·Δπ(a*) levelling off (Δ ∝ 1/β).
+
+    ``thresholds`` maps a name (β₀, β₁) to a β to mark with a dashed line.
+    """
     fig = make_subplots(rows=1, cols=2, subplot_titles=["Δπ(a*) of one exact PG step", "β · Δπ(a*)"])
     positive = curve["d_pi_star"] > 0
     fig.add_trace(go.Scatter(x=curve["beta"], y=curve["d_pi_star"], mode="lines", name="Δπ(a*)", line=dict(color="navy")), row=1, col=1)
@@ -252,6 +255,13 @@ def optimal_prob_change_figure(curve: pd.DataFrame) -> go.Figure:
                              marker=dict(color="crimson", size=5)), row=1, col=1)
     fig.add_trace(go.Scatter(x=curve["beta"], y=curve["beta"] * curve["d_pi_star"], mode="lines", name="β·Δπ(a*)", line=dict(color="darkorange")), row=1, col=2)
     fig.add_hline(y=0, line=dict(color="grey", width=1, dash="dot"), row=1, col=1)
-    fig.update_xaxes(type="log", title_text="risk-seeking β")
-    fig.update_layout(height=400, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    for name, beta in (thresholds or {}).items():
+        if math.isfinite(beta) and beta > 0:
+            fig.add_vline(x=beta, line=dict(dash="dash", color="grey"), row=1, col=1)
+            # Annotations on a log axis take log10 coordinates (shapes take data values).
+            fig.add_annotation(x=math.log10(beta), y=0.97, xref="x", yref="y domain", text=f"{name}={beta:.3g}", showarrow=False,
+                               xanchor="left", xshift=3, yanchor="top", font=dict(size=11))
+    log_range = [math.log10(float(curve["beta"].min())), math.log10(float(curve["beta"].max()))]
+    fig.update_xaxes(type="log", title_text="risk-seeking β", range=log_range)
+    fig.update_layout(height=420, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
