@@ -333,6 +333,10 @@ def test_theorem_view_numbers():
     positive = np.array([rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], b) > 0 for b in grid])
     beta0 = grid[np.argmax(positive[::-1].cumprod()[::-1].astype(bool))]
     assert float(metric_value(at, "β₀")) == pytest.approx(beta0, rel=5e-3)  # shown with 3 significant digits
+    lemma_fig = plotly_figures(at)[2]
+    marked = sorted(shape["x0"] for shape in lemma_fig["layout"]["shapes"] if shape.get("x0") == shape.get("x1"))
+    assert marked[0] == pytest.approx(beta0, rel=1e-12)  # the β₀ line sits on the grid point itself
+    assert lemma_fig["layout"]["xaxis"]["range"] == pytest.approx([-2.0, 3.0])  # log10 of the β grid ends
 
     # Proposition 1: the shown residual/η and residual/η² columns are one quantity at two scalings,
     # and residual/η shrinks in proportion to η (an O(η²) remainder).
