@@ -68,14 +68,14 @@ def optimal_prob_change_curve(rewards: Sequence[float], probs: Sequence[float], 
     """
     import torch
 
-    from sandbox.claims import _optimal_prob_change  # the quantity Lemmas 2–4 are about
+    from sandbox.claims import optimal_prob_change  # the quantity Lemmas 2–4 are about
 
     r = torch.tensor(list(rewards), dtype=torch.float64)
     p = torch.tensor(list(probs), dtype=torch.float64)
     if bool((p <= 0).any()) or abs(float(p.sum()) - 1.0) > 1e-9:
         raise ValueError(f"probs={list(probs)} must be positive and sum to 1")
     logits = p.log()
-    values = [float(_optimal_prob_change(r, logits, float(b))) for b in betas]
+    values = [float(optimal_prob_change(r, logits, float(b))) for b in betas]
     return pd.DataFrame({"beta": list(betas), "d_pi_star": values})
 
 

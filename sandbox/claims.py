@@ -321,8 +321,6 @@ def optimal_prob_change(rewards: torch.Tensor, logits: torch.Tensor, beta: float
     return torch.gather(softmax_prob_derivative(logits, direction), -1, best).squeeze(-1)
 
 
-_optimal_prob_change = optimal_prob_change  # name used by app_lib before it was public
-
 
 @_one_thread
 def claim_rs_lemma2(seeds: int = 1, lr: float = 0.1) -> dict:
