@@ -142,10 +142,25 @@ class VLLMBackend:
         self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                        seed=seed, enable_prefix_caching=True, distributed_executor_backend="external_launcher")
 
+    # Where the in-process engine keeps its torch model differs across vLLM versions.
+    _MODEL_PATHS = (
+        "llm_engine.model_executor.driver_worker.worker.model_runner.model",   # V1, in-process engine core
+        "llm_engine.engine_core.model_executor.driver_worker.worker.model_runner.model",
+        "llm_engine.model_executor.driver_worker.model_runner.model",          # V0
+    )
+
     def _engine_model(self):
-        worker = self.llm.llm_engine.model_executor.driver_worker
-        worker = getattr(worker, "worker", worker)  # V1 wraps the worker once more
-        return worker.model_runner.model
+        for path in self._MODEL_PATHS:
+            obj = self.llm
+            try:
+                for attr in path.split("."):
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                continue
+            return obj
+        raise RuntimeError(
+            "cannot reach the vLLM engine's model to sync weights (tried "
+            f"{', '.join(self._MODEL_PATHS)}); is VLLM_ENABLE_V1_MULTIPROCESSING=0 set before vLLM starts?")
 
     @torch.no_grad()
     def sync_weights(self, model) -> None:

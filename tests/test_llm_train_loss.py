@@ -26,7 +26,7 @@ def test_token_ratio_clipping_at_eps_low_and_eps_high():
     loss, stats = policy_loss(new, old, adv, mask, clip_eps_low=0.2, clip_eps_high=0.28)
     # A=+1: min(r, clip(r, 0.8, 1.28)) = 0.5, 1.0, 1.28.  A=-1: min(-r, -clip) = -0.8, -1.0, -1.5
     objective = [0.5, 1.0, 1.28, -0.8, -1.0, -1.5]
-    assert float(loss) == pytest.approx(-sum(objective) / 6, rel=1e-12)
+    assert float(loss.detach()) == pytest.approx(-sum(objective) / 6, rel=1e-12)
     # Clipped: (A>0, r=1.5 > 1.28) and (A<0, r=0.5 < 0.8): 2 of 6 tokens.
     assert float(stats["clip_frac"]) == pytest.approx(2 / 6, rel=1e-12)
     assert float(stats["ratio"]) == pytest.approx(3.0 / 3, rel=1e-12)
