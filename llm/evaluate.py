@@ -3,15 +3,16 @@
     python -m llm.evaluate --model smollm2-135m-instruct --datasets gsm8k_test --limit 16 \\
         --n 4 --k 1,2,4 --max-new-tokens 256 --out outputs/eval/smollm2
 
-For every question, n completions are sampled; each is scored by math-verify
-on its last \\boxed{} answer (correct = 1). Per dataset:
+For every question, n completions are sampled; each is scored by the
+accuracy reward (default ``math_verify``: math-verify on the last \\boxed{}
+answer; any 0/1 reward by name or ``module:function``). Per dataset:
 
 * ``pass@k`` - mean over questions of the unbiased estimator
   1 - C(n-c, k)/C(n, k) (``theory.passk.pass_at_k``), c = correct samples;
 * ``avg@n`` - mean accuracy over all n samples (the unbiased estimate of
   avg@k for every k <= n, so one number covers them all);
 * ``mean_reward`` - mean total reward of the ``--rewards`` pipeline (default:
-  math-verify alone, so it equals avg@n unless other rewards are added);
+  the accuracy reward alone, so it equals avg@n unless other rewards are added);
 * ``boxed_rate`` - fraction of completions that contain a \\boxed{} answer.
 
 Outputs: ``results.json`` (config, metrics, timing), ``results.md`` (the
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 GenerateFn = Callable[[list[Example], int], list[list[str]]]
-ACCURACY_REWARD = "math_verify"
 
 
 @dataclass
@@ -73,7 +73,8 @@ class EvalConfig:
     dtype: str = "float32"
     device: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    rewards: list[tuple[str, float]] = field(default_factory=lambda: [(ACCURACY_REWARD, 1.0)])
+    accuracy_reward: str = "math_verify"  # its 0/1 scores define "correct" for pass@k and avg@n
+    rewards: list[tuple[str, float]] | None = None  # None: [(accuracy_reward, 1.0)]
     reward_workers: int = 2
     reward_timeout_s: float = 5.0
 
@@ -100,8 +101,12 @@ class EvalConfig:
             raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
             raise ValueError(f"dtype={self.dtype!r} is not a torch dtype name (float32, bfloat16, float16)")
-        if ACCURACY_REWARD not in [name for name, _ in self.rewards]:
-            raise ValueError(f"rewards must include {ACCURACY_REWARD!r}: pass@k is computed from its 0/1 scores")
+        if self.rewards is None:
+            self.rewards = [(self.accuracy_reward, 1.0)]
+        if self.accuracy_reward not in [name for name, _ in self.rewards]:
+            raise ValueError(
+                f"rewards must include accuracy_reward={self.accuracy_reward!r}: pass@k is computed from its 0/1 scores"
+            )
 
 
 # ----------------------------------------------------------------------------- generators
@@ -167,12 +172,14 @@ def evaluate_dataset(
     ks: Sequence[int],
     reward_pipeline: RewardPipeline,
     batch_size: int = 8,
+    accuracy_reward: str = "math_verify",
 ) -> tuple[dict, list[dict]]:
-    """(metrics, per-sample records) for one dataset."""
+    """(metrics, per-sample records) for one dataset; ``accuracy_reward`` must score 0 or 1."""
     correct = torch.zeros(len(examples), n, dtype=torch.float64)
     total_reward = torch.zeros(len(examples), n, dtype=torch.float64)
     records: list[dict] = []
     error_totals: dict[str, int] = {}
+    function_sums: dict[str, float] = {}
     boxed = 0
     timing = {"generate_s": 0.0, "reward_s": 0.0}
     progress = tqdm(total=len(examples), desc=f"eval {name}", unit="q", dynamic_ncols=True)
@@ -191,7 +198,9 @@ def evaluate_dataset(
         for key, value in errors.items():
             error_totals[key] = error_totals.get(key, 0) + value
         rows = slice(start, start + len(chunk))
-        correct[rows] = per_function[ACCURACY_REWARD].to(torch.float64).view(len(chunk), n)
+        correct[rows] = per_function[accuracy_reward].to(torch.float64).view(len(chunk), n)
+        for key, values in per_function.items():
+            function_sums[key] = function_sums.get(key, 0.0) + values.to(torch.float64).sum().item()
         total_reward[rows] = total.to(torch.float64).view(len(chunk), n)
         for index, (example, completion) in enumerate(zip(flat_examples, flat_completions)):
             has_box = count_boxed(completion) > 0
@@ -202,8 +211,9 @@ def evaluate_dataset(
                     "id": example.id,
                     "sample": index % n,
                     "answer": example.answer,
-                    "correct": float(per_function[ACCURACY_REWARD][index]),
+                    "correct": float(per_function[accuracy_reward][index]),
                     "reward": float(total[index]),
+                    "rewards": {key: float(values[index]) for key, values in per_function.items()},
                     "boxed": has_box,
                     "completion": completion,
                 }
@@ -212,7 +222,7 @@ def evaluate_dataset(
         progress.set_postfix(acc=f"{correct[: start + len(chunk)].mean().item():.3f}")
     progress.close()
     if not bool(((correct == 0) | (correct == 1)).all()):
-        raise ValueError(f"{ACCURACY_REWARD} scores must be 0 or 1 for pass@k")
+        raise ValueError(f"accuracy reward {accuracy_reward!r} must score 0 or 1 for pass@k")
     num_correct = correct.sum(-1)
     metrics: dict = {"num_questions": len(examples), "n": n}
     for k in ks:
@@ -220,6 +230,7 @@ def evaluate_dataset(
     metrics[f"avg@{n}"] = correct.mean().item()
     metrics["mean_reward"] = total_reward.mean().item()
     metrics["boxed_rate"] = boxed / correct.numel()
+    metrics["reward_means"] = {key: value / correct.numel() for key, value in function_sums.items()}
     metrics["reward_errors"] = error_totals
     metrics["timing"] = timing
     return metrics, records
@@ -233,12 +244,14 @@ def evaluate(
     ks: Sequence[int],
     reward_pipeline: RewardPipeline,
     batch_size: int = 8,
+    accuracy_reward: str = "math_verify",
 ) -> tuple[dict[str, dict], list[dict]]:
     """Metrics per dataset name, and every sample's record."""
     results, records = {}, []
     for name, examples in datasets.items():
         results[name], dataset_records = evaluate_dataset(
-            name, examples, generate_fn, n=n, ks=ks, reward_pipeline=reward_pipeline, batch_size=batch_size
+            name, examples, generate_fn, n=n, ks=ks, reward_pipeline=reward_pipeline, batch_size=batch_size,
+            accuracy_reward=accuracy_reward,
         )
         records.extend(dataset_records)
     return results, records
@@ -299,8 +312,11 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=None)
     parser.add_argument("--system-prompt", default=defaults.system_prompt)
-    parser.add_argument("--rewards", type=_reward_list, default=defaults.rewards,
-                        help="name=weight,... (must include math_verify), e.g. math_verify=1,format=0.1")
+    parser.add_argument("--accuracy-reward", default=defaults.accuracy_reward,
+                        help="reward whose 0/1 scores count as correct (built-in name or module:function)")
+    parser.add_argument("--rewards", type=_reward_list, default=None,
+                        help="name=weight,... for mean_reward (must include the accuracy reward; "
+                             "default: accuracy reward alone), e.g. math_verify=1,format=0.1")
     parser.add_argument("--reward-workers", type=int, default=defaults.reward_workers)
     parser.add_argument("--reward-timeout-s", type=float, default=defaults.reward_timeout_s)
     args = parser.parse_args(argv)
@@ -329,7 +345,8 @@ def main(argv: Sequence[str] | None = None, generate_fn: GenerateFn | None = Non
             generate_fn = _build_generator(config)
         load_s = time.perf_counter() - started
         results, records = evaluate(
-            datasets, generate_fn, n=config.n, ks=config.k, reward_pipeline=rewards, batch_size=config.batch_size
+            datasets, generate_fn, n=config.n, ks=config.k, reward_pipeline=rewards, batch_size=config.batch_size,
+            accuracy_reward=config.accuracy_reward,
         )
     table = format_table(results, config.k, config.n)
     summary = {

@@ -72,8 +72,22 @@ def test_pass_at_k_matches_subset_enumeration():
     expected_reward = sum(c + 0.5 * b for c, b in zip(flat, has_box)) / len(flat)
     assert metrics["mean_reward"] == pytest.approx(expected_reward, abs=1e-6)  # float32 reward tensors
     assert metrics["num_questions"] == len(PATTERN) and metrics["reward_errors"] == {"math_verify": 0, "format": 0}
+    assert metrics["reward_means"]["math_verify"] == pytest.approx(sum(flat) / len(flat), abs=1e-12)
+    assert metrics["reward_means"]["format"] == pytest.approx(sum(has_box) / len(has_box), abs=1e-12)
     assert [r["correct"] for r in records] == flat
     assert [(r["id"], r["sample"]) for r in records[:6]] == [("q0", j) for j in range(5)] + [("q1", 0)]
+
+
+def test_any_binary_reward_can_define_accuracy(tmp_path):
+    out = tmp_path / "eval"
+    results = main(["--datasets", "fixture:gsm8k_test", "--limit", "6", "--n", str(N), "--k", "2", "--out", str(out),
+                    "--reward-workers", "0", "--accuracy-reward", "format"], generate_fn=_stub_generate_by_position)
+    boxed = [[1.0 if "\\boxed" in c else 0.0 for c in row] for row in _stub_generate_by_position([None] * 6, N)]
+    assert results["fixture:gsm8k_test"]["pass@2"] == pytest.approx(_brute_force_pass_at_k(boxed, 2), abs=1e-12)
+
+
+def _stub_generate_by_position(examples, n):
+    return [[("\\boxed{1}" if (i * n + j) % 4 == 0 else "no box") for j in range(n)] for i in range(len(examples))]
 
 
 def test_generator_returning_wrong_shape_is_rejected():
