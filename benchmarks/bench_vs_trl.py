@@ -10,7 +10,9 @@ step (no PPO epochs, so π_old = π_θ.detach() in both), no KL/reference model,
 the same reward function (llm.answer_rewards.final_answer_reward, in-process),
 AdamW at the same learning rate, float32 (TRL: bf16=False, use_cpu=True).
 
-The first step of each trainer is warm-up and excluded. Completion lengths are
+The first step of each trainer run is warm-up and excluded. The machine may be
+shared, so the two trainers alternate for ``--rounds`` rounds and the median
+and minimum step times over all rounds are compared. Completion lengths are
 random, so the table also reports generated tokens per second. Our breakdown
 comes from the per-step timers train.py logs (time/generate, time/reward,
 time/train); TRL's total comes from a callback around each optimizer step.
@@ -56,15 +58,13 @@ def run_ours(args, examples_path: Path, out_dir: Path) -> dict:
     train(cfg)
     reset_accelerate()
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()][1:]
-    tokens = [r["completion_length"] * args.prompts * args.group_size for r in rows]
     return {
-        "step_s": statistics.mean(r["time/step"] for r in rows),
-        "generate_s": statistics.mean(r["time/generate"] for r in rows),
-        "reward_s": statistics.mean(r["time/reward"] for r in rows),
-        "train_s": statistics.mean(r["time/train"] for r in rows),
-        "completion_length": statistics.mean(r["completion_length"] for r in rows),
-        "tokens_per_s": sum(tokens) / sum(r["time/step"] for r in rows),
-        "reward_mean": statistics.mean(r["reward_mean"] for r in rows),
+        "step_times": [r["time/step"] for r in rows],
+        "generate_times": [r["time/generate"] for r in rows],
+        "reward_times": [r["time/reward"] for r in rows],
+        "train_times": [r["time/train"] for r in rows],
+        "lengths": [r["completion_length"] for r in rows],
+        "rewards": [r["reward_mean"] for r in rows],
     }
 
 
@@ -114,14 +114,25 @@ def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path) -> dict
                           processing_class=tokenizer, callbacks=[timer])
     trainer.train()
     reset_accelerate()
-    times, lengths = timer.times[1:], timer.lengths[1:]
-    length = statistics.mean(lengths) if lengths else float("nan")
-    return {
-        "step_s": statistics.mean(times),
-        "completion_length": length,
-        "tokens_per_s": length * args.prompts * args.group_size / statistics.mean(times),
-        "reward_mean": statistics.mean(getattr(timer, "rewards", [float("nan")])[1:] or [float("nan")]),
+    return {"step_times": timer.times[1:], "lengths": timer.lengths[1:], "rewards": getattr(timer, "rewards", [])[1:]}
+
+
+def summarize(runs: list[dict], args) -> dict:
+    """Pools the non-warm-up steps of every round; the median and the minimum resist other jobs' load."""
+    pooled = {key: [v for run in runs for v in run.get(key, [])] for key in runs[0]}
+    steps = pooled["step_times"]
+    out = {
+        "step_s_median": statistics.median(steps),
+        "step_s_min": min(steps),
+        "step_s_all": steps,
+        "completion_length": statistics.mean(pooled["lengths"]) if pooled["lengths"] else float("nan"),
+        "reward_mean": statistics.mean(pooled["rewards"]) if pooled["rewards"] else float("nan"),
     }
+    out["tokens_per_s"] = out["completion_length"] * args.prompts * args.group_size / out["step_s_median"]
+    for key in ("generate", "reward", "train"):
+        if f"{key}_times" in pooled:
+            out[f"{key}_s_median"] = statistics.median(pooled[f"{key}_times"])
+    return out
 
 
 def main() -> None:
@@ -133,6 +144,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating ours/TRL rounds (load on a shared machine drifts)")
     parser.add_argument("--dataset", default="reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1")
     parser.add_argument("--out", default="runs/bench_vs_trl.json")
     args = parser.parse_args()
@@ -156,19 +168,24 @@ def main() -> None:
         prompts = [format_prompt(tokenizer, e.question) for e in ordered]
         answers = [e.answer for e in ordered]
 
-        ours = run_ours(args, data_path, tmp / "ours")
-        trl = run_trl(args, prompts, answers, tmp / "trl")
+        ours_runs, trl_runs = [], []
+        for round_ in range(args.rounds):
+            ours_runs.append(run_ours(args, data_path, tmp / f"ours{round_}"))
+            trl_runs.append(run_trl(args, prompts, answers, tmp / f"trl{round_}"))
+    ours, trl = summarize(ours_runs, args), summarize(trl_runs, args)
 
-    ratio = ours["step_s"] / trl["step_s"]
-    result = {"settings": vars(args), "ours": ours, "trl": trl, "step_time_ratio_ours_over_trl": ratio}
+    ratio = ours["step_s_median"] / trl["step_s_median"]
+    result = {"settings": vars(args), "ours": ours, "trl": trl, "step_time_ratio_ours_over_trl": ratio,
+              "step_time_ratio_min": ours["step_s_min"] / trl["step_s_min"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\n{'':12s} {'step s':>8s} {'tokens/s':>9s} {'len':>6s} {'reward':>7s}")
+    print(f"\n{'':12s} {'median s':>9s} {'min s':>7s} {'tokens/s':>9s} {'len':>6s} {'reward':>7s}")
     for name, r in (("riskrl", ours), ("TRL GRPO", trl)):
-        print(f"{name:12s} {r['step_s']:8.2f} {r['tokens_per_s']:9.1f} {r['completion_length']:6.1f} {r['reward_mean']:7.3f}")
-    print(f"ratio ours/TRL step time: {ratio:.2f}")
-    print(f"our breakdown (s/step): generate {ours['generate_s']:.2f}, reward {ours['reward_s']:.2f}, "
-          f"train (fwd/bwd/opt) {ours['train_s']:.2f}")
+        print(f"{name:12s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
+              f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}")
+    print(f"ratio ours/TRL step time: median {ratio:.2f}, min {result['step_time_ratio_min']:.2f}")
+    print(f"our breakdown (median s/step): generate {ours['generate_s_median']:.2f}, reward {ours['reward_s_median']:.2f}, "
+          f"train (fwd/bwd/opt) {ours['train_s_median']:.2f}")
     print(f"written to {args.out}")
 
 
