@@ -549,7 +549,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
                 # Advantages once, on the global matrix: every rank computes the same numbers.
                 out = estimator(global_rewards.cpu().double())
-                estimator_metrics = {k: v for k, v in out.metrics.items()} if not estimator_metrics else estimator_metrics
+                if rounds == 0:  # the estimator's view of the step as sampled; later rounds only refill
+                    estimator_metrics = dict(out.metrics)
                 advantages = out.advantages.float()
                 local_adv = advantages[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
                 completion_lengths = rollout.completion_mask.sum(-1).view(prompts_per_rank, cfg.group_size)
