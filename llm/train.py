@@ -22,9 +22,7 @@ sampling; sequence-level ratio) on top of a registry estimator.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -520,7 +518,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             timers = {"generate": 0.0, "reward": 0.0, "train": 0.0}
 
             # ---- 3. rollouts + rewards + global advantages (dynamic sampling may repeat this)
-            kept: list[dict] = []  # per prompt of this rank: rollout rows, rewards, advantage
+            kept: list[dict] = []  # per prompt of this rank: its G rollout rows and advantages
             reward_log: dict[str, list[torch.Tensor]] = {"total": []}
             reward_errors: dict[str, int] = {}
             estimator_metrics: dict[str, float] = {}
@@ -553,14 +551,12 @@ def train(cfg: TrainConfig) -> TrainResult:
                     estimator_metrics = dict(out.metrics)
                 advantages = out.advantages.float()
                 local_adv = advantages[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
-                completion_lengths = rollout.completion_mask.sum(-1).view(prompts_per_rank, cfg.group_size)
                 for p in range(prompts_per_rank):
                     rows = slice(p * cfg.group_size, (p + 1) * cfg.group_size)
                     kept.append({
                         "prompt_ids": rollout.prompt_ids[rows], "prompt_mask": rollout.prompt_mask[rows],
                         "completion_ids": rollout.completion_ids[rows], "completion_mask": rollout.completion_mask[rows],
                         "advantages": local_adv[p], "signal": bool((local_adv[p].abs() > 0).any()),
-                        "length": completion_lengths[p],
                     })
                 if not cfg.dynamic_sampling:
                     break

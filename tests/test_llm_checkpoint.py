@@ -1,5 +1,4 @@
 """llm/checkpoint.py: atomic save, crash safety (exception and a real SIGKILL mid-save), pruning, resolution."""
-import os
 import signal
 import subprocess
 import sys

@@ -6,7 +6,7 @@ rewards come from ``test_llm_train_stubs`` (deterministic, in-process).
 """
 import json
 import math
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
