@@ -189,14 +189,9 @@ def _per_arm(config: BanditConfig, outcome_adv: torch.Tensor, mean_rewards: torc
     return (1 - mean_rewards) * outcome_adv[..., :k] + mean_rewards * outcome_adv[..., k:]
 
 
+@single_thread()
 def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> BanditResult:
     """Train a softmax policy with each estimator from ``seeds`` seeds; all runs advance together."""
-    with single_thread():
-        return _run_bandit(config, estimators, seeds, progress)
-
-
-def _run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> BanditResult:
-    """The body of ``run_bandit`` (called inside ``single_thread``)."""
     specs = normalise_specs(estimators)
     seeds = check_positive_int("seeds", seeds)
     num_est, k = len(specs), config.num_arms

@@ -13,7 +13,6 @@ The formulas come from ``theory``; this module only builds instances and runs th
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable, Sequence
 
@@ -68,19 +67,6 @@ __all__ = [
 DTYPE = torch.float64
 
 
-def _one_thread(fn: Callable[..., dict]) -> Callable[..., dict]:
-    """Run a claim on one torch thread: its tensors are tiny, so on a shared 2-core machine
-    multi-threaded kernels spend more time handing off work than computing (softmax of a
-    200×6 tensor took 3 ms with two threads under load)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with single_thread():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
@@ -101,7 +87,7 @@ def _entropy_curvature(logits: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     return 0.5 * second.squeeze(-1).detach()
 
 
-@_one_thread
+@single_thread()
 def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: Sequence[float] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4),
                                  seed: int = 0) -> dict:
     """H(θ+ηA) − H(θ) = −η Cov_π(log π, A) + O(η²): residual/η² stays bounded (converges) as η → 0."""
@@ -137,7 +123,7 @@ def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: S
 # --------------------------------------------------------------------------- 2. Theorem 1
 
 
-@_one_thread
+@single_thread()
 def claim_thm1_rvar_gradient(seeds: int = 8, grid: int = 400, alpha: float = 0.2, beta: float = 0.8, eps: float = 1e-5,
                              seed: int = 0) -> dict:
     """Score-function RVaR gradient (1/(β−α)) E[g(R,q_α,q_β) ∇log π] equals a central finite difference."""
@@ -176,7 +162,7 @@ def claim_thm1_rvar_gradient(seeds: int = 8, grid: int = 400, alpha: float = 0.2
 # --------------------------------------------------------------------------- 3. Lemma 1
 
 
-@_one_thread
+@single_thread()
 def claim_lemma1_layer_cake(seeds: int = 200, support: int = 12, seed: int = 0) -> dict:
     """Cov(X, Y) = ∫ Cov(1{X > t}, Y) dt on random discrete laws (ties included)."""
     g = _gen(seed)
@@ -214,7 +200,7 @@ def _random_reward_policy(g: torch.Generator, n: int, k: int, shape: str):
     return rewards, logits
 
 
-@_one_thread
+@single_thread()
 def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
                           omega: float = 0.5, seed: int = 0) -> dict:
     """Under Assumption 1: Cov(log π, A_MVaR) <= Cov(log π, A_mean); without it the order can flip."""
@@ -258,7 +244,7 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
 # --------------------------------------------------------------------------- 5. Theorem 3
 
 
-@_one_thread
+@single_thread()
 def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
                                omega: float = 0.5, seed: int = 1) -> dict:
     """Slope-dominated tail transforms g1' <= g2' give Cov(log π, g1(R)) <= Cov(log π, g2(R)) under positive dependence."""
@@ -322,7 +308,7 @@ def optimal_prob_change(rewards: torch.Tensor, logits: torch.Tensor, beta: float
 
 
 
-@_one_thread
+@single_thread()
 def claim_rs_lemma2(seeds: int = 1, lr: float = 0.1) -> dict:
     """r = (1, 0.8, 0), π = (0.05, 0.9, 0.05): the standard PG step lowers π(a*)."""
     rewards = torch.tensor([1.0, 0.8, 0.0], dtype=DTYPE)
@@ -354,7 +340,7 @@ def _curves(betas: Sequence[float], deriv: torch.Tensor, count: int = 12) -> lis
             for i in range(min(count, deriv.shape[0])) for j, b in enumerate(betas)]
 
 
-@_one_thread
+@single_thread()
 def claim_rs_lemma3(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BETA_GRID) -> dict:
     """For every instance there is β₀ with dπ(a*)/dη > 0 for all β >= β₀."""
     rewards, logits = _lemma_instances(seeds, seed)
@@ -377,7 +363,7 @@ def claim_rs_lemma3(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BE
                    table, curves=_curves(betas, deriv), median_beta0=float(beta0.median()), max_beta0=float(beta0.max()), decreasing_at_beta_zero=decreased_at_0)
 
 
-@_one_thread
+@single_thread()
 def claim_rs_lemma4(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BETA_GRID) -> dict:
     """Beyond a threshold β₁ the increase of π(a*) shrinks as β grows (like 1/β)."""
     rewards, logits = _lemma_instances(seeds, seed)
@@ -406,7 +392,7 @@ def claim_rs_lemma4(seeds: int = 200, seed: int = 0, betas: Sequence[float] = BE
 # --------------------------------------------------------------------------- 7. RS-GRPO bandit
 
 
-@_one_thread
+@single_thread()
 def claim_rs_bandit(seeds: int = 4, betas: Sequence[float] = (0, 2, 4, 8, 16, 32, 64), steps: int = 25_000,
                     progress: Callable[[float], None] | None = None) -> dict:
     """100-armed bandit: β∈{0,2} stay at the 0.6 mode, β>=4 reach ≈1.0, the largest β converges slowest."""
@@ -454,7 +440,7 @@ def _tabular_table(res, columns) -> list[dict]:
     return [{"estimator": name, **{c: float(final.loc[name, c]) for c in columns}} for name in final.index]
 
 
-@_one_thread
+@single_thread()
 def claim_entropy_riskpo_vs_grpo(seeds: int = 6, steps: int = 150, progress=None, **config) -> dict:
     """RiskPO (bundled MVaR) keeps policy entropy higher than GRPO."""
     cfg = TabularConfig(steps=steps, **config)
@@ -467,7 +453,7 @@ def claim_entropy_riskpo_vs_grpo(seeds: int = 6, steps: int = 150, progress=None
                    _tabular_table(res, ["entropy", "mean_reward", "pass_at_k", "cov_logp_adv"]), metrics=res.metrics)
 
 
-@_one_thread
+@single_thread()
 def claim_risk_seeking_collapse(seeds: int = 6, steps: int = 150, progress=None, **config) -> dict:
     """The risk-seeking MVaR variant drains entropy fastest (lowest run-averaged entropy).
 
@@ -493,7 +479,7 @@ def claim_risk_seeking_collapse(seeds: int = 6, steps: int = 150, progress=None,
                    table, metrics=res.metrics)
 
 
-@_one_thread
+@single_thread()
 def claim_bundling_nonzero_gradient(seeds: int = 4, steps: int = 20, progress=None, **config) -> dict:
     """On prompts whose G responses all fail, bundling (B>1) gives advantages that differ between the
     responses (a gradient with non-zero mean); GRPO gives exactly zero.
@@ -536,7 +522,7 @@ def _value_at_matched(curve_x: np.ndarray, curve_y: np.ndarray, target: float) -
     return float(y0 + (target - x0) / (x1 - x0) * (y1 - y0)) if x1 > x0 else float(y1)
 
 
-@_one_thread
+@single_thread()
 def claim_passk_large_k(seeds: int = 6, steps: int = 150, k: int = 32, progress=None, **config) -> dict:
     """At the same pass@1, pass@k (large k) is higher under RiskPO / RS-GRPO than under GRPO.
 
@@ -573,7 +559,7 @@ def claim_passk_large_k(seeds: int = 6, steps: int = 150, k: int = 32, progress=
                    matched_pass_at_1=target, matched_pass_at_k=matched)
 
 
-@_one_thread
+@single_thread()
 def claim_bundle_size_sweep(seeds: int = 4, steps: int = 150, bundle_sizes: Sequence[int] = (1, 2, 3, 4, 5, 6, 8, 10),
                             num_prompts: int = 120, progress=None, **config) -> dict:
     """RiskPO with B = 1..10: larger bundles leave fewer zero-advantage bundles (denser signal)."""

@@ -199,14 +199,9 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
     return cvar, rm.rvar(values, law, a, b), rm.mvar(values, law, a, b, w)
 
 
+@single_thread()
 def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
     """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
-    with single_thread():
-        return _run_tabular(config, estimators, seeds, progress)
-
-
-def _run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
-    """The body of ``run_tabular`` (called inside ``single_thread``)."""
     specs = normalise_specs(estimators)
     seeds = check_positive_int("seeds", seeds)
     labels = [estimator_label(n, p) for n, p in specs]

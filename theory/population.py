@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_k, check_levels, check_nonnegative, check_unit_interval
+from ._checks import check_k, check_levels, check_unit_interval
 from .advantages import (
     cvar_advantage_from_quantile,
     mvar_advantage_from_quantiles,
