@@ -25,6 +25,7 @@ __all__ = [
     "bundle_scores",
     "broadcast_to_responses",
     "bundle_ids",
+    "bundle_score_law",
     "bundle_score_distribution",
 ]
 
@@ -81,6 +82,31 @@ def bundle_ids(permutation: Tensor, bundle_size: int) -> Tensor:
     return broadcast_to_responses(ids, permutation, bundle_size)
 
 
+def bundle_score_law(level_probs: Tensor) -> Tensor:
+    """Law of a bundle score Σ_b R_b for independent questions whose rewards live on a common
+    grid of L equally spaced levels (RiskPO §4.1 bundling, general-reward form):
+
+        P[Σ_b R_b = j] = (p_1 * p_2 * … * p_B)[j],   j = 0 … B(L−1)   (* = discrete convolution).
+
+    level_probs (..., B, L) -> (..., B(L−1)+1), float64. Binary rewards (L = 2) give
+    the Poisson-binomial law of ``bundle_score_distribution``.
+    """
+    p = torch.as_tensor(level_probs, dtype=torch.float64)
+    if p.dim() < 2:
+        raise ValueError("level_probs must have shape (..., B, L)")
+    if bool((p < 0).any()):
+        raise ValueError("level_probs must be non-negative")
+    num_q, num_levels = p.shape[-2], p.shape[-1]
+    law = p[..., 0, :]
+    for b in range(1, num_q):
+        size = law.shape[-1] + num_levels - 1
+        out = torch.zeros(*law.shape[:-1], size, dtype=torch.float64)
+        for j in range(num_levels):
+            out[..., j : j + law.shape[-1]] += law * p[..., b, j : j + 1]
+        law = out
+    return law
+
+
 def bundle_score_distribution(accuracies: Tensor) -> tuple[Tensor, Tensor]:
     """Exact law of one bundle's score for binary rewards (RiskPO §4.1 bundling):
 
@@ -88,7 +114,7 @@ def bundle_score_distribution(accuracies: Tensor) -> tuple[Tensor, Tensor]:
 
     Each bundle draws one uniformly shuffled response per question, so with
     question accuracies p_b its score is a sum of independent Bernoulli(p_b).
-    Computed by convolving the B two-point laws one question at a time.
+    The binary case of ``bundle_score_law`` (two levels per question).
     accuracies (B,) in [0, 1] -> (values (B+1,), probs (B+1,)), float64.
     """
     check_finite("accuracies", accuracies)
@@ -98,9 +124,5 @@ def bundle_score_distribution(accuracies: Tensor) -> tuple[Tensor, Tensor]:
     p = accuracies.to(torch.float64)
     if bool(((p < 0) | (p > 1)).any()):
         raise ValueError(f"accuracies={p.tolist()} must lie in [0, 1]")
-    probs = torch.ones(1, dtype=torch.float64)
-    for p_b in p:
-        probs = torch.cat([probs * (1 - p_b), torch.zeros(1, dtype=torch.float64)]) + torch.cat(
-            [torch.zeros(1, dtype=torch.float64), probs * p_b]
-        )
+    probs = bundle_score_law(torch.stack([1 - p, p], dim=-1))
     return torch.arange(p.numel() + 1, dtype=torch.float64), probs
