@@ -365,9 +365,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def build_estimator(cfg: TrainConfig):
-    params = dict(cfg.estimator_params)
-    estimator = get_estimator(cfg.estimator, **params)  # unknown name / bad params -> ValueError naming them
-    return estimator
+    return get_estimator(cfg.estimator, **cfg.estimator_params)  # unknown name / bad params -> ValueError naming them
 
 
 def check_batch_geometry(cfg: TrainConfig, bundle_size: int, world_size: int) -> None:
@@ -523,13 +521,15 @@ def train(cfg: TrainConfig) -> TrainResult:
             reward_errors: dict[str, int] = {}
             estimator_metrics: dict[str, float] = {}
             rounds = 0
+            t0 = time.perf_counter()
+            backend.sync_weights(unwrapped)  # once per step: the weights do not change between sampling rounds
+            timers["generate"] += time.perf_counter() - t0
             while True:
                 global_batch = next(sampler)  # same on every rank (same seed, same state)
                 local_batch = global_batch[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
                 prompts = [format_prompt(tokenizer, ex.question, system_prompt=system_prompt) for ex in local_batch]
 
                 t0 = time.perf_counter()
-                backend.sync_weights(unwrapped)
                 rollout = backend.generate(unwrapped, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, rounds))
                 timers["generate"] += time.perf_counter() - t0
 

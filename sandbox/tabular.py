@@ -31,7 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from theory import risk_measures as rm
-from theory.claims import bundle_score_law, exact_pass_at_k
+from theory.bundles import bundle_score_law
+from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 
 from ._common import (
