@@ -74,7 +74,10 @@ class AdvantageEstimator:
     def compute(self, rewards: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def population(self, rewards: Tensor, probs: Tensor) -> Tensor:
+    def population(self, rewards: Tensor, probs: Tensor, group_size: int | None = None) -> Tensor:
+        """Ā(a) = E[A_1 | x_1 = a]: the expected sampled advantage of a response given its action, so
+        that E[Σ_i A_i ∇log π(x_i)] = n Σ_a π(a) Ā(a) ∇log π(a). ``group_size`` (n) matters only for
+        estimators whose advantage depends on it (the pass@k family, which require it)."""
         raise NotImplementedError(f"estimator {self.name!r} has no exact population form")
 
     def params(self) -> dict:
@@ -144,7 +147,7 @@ class GRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.grpo(rewards, self.eps, self.unbiased_std), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_grpo(rewards, probs, self.eps)
 
     def params(self):
@@ -158,7 +161,7 @@ class DrGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.dr_grpo(rewards), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_dr_grpo(rewards, probs)
 
 
@@ -174,7 +177,7 @@ class RSGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.rs_grpo(rewards, self.beta), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rs_grpo(rewards, probs, self.beta)
 
     def params(self):
@@ -196,6 +199,11 @@ class _PassKEstimator(AdvantageEstimator):
     def _check_k(self, rewards):
         check_k(self.k, rewards.shape[1], n_name="group size G")
 
+    def _group_size(self, group_size):
+        if group_size is None:
+            raise ValueError(f"{self.name} has no exact population form without group_size: its expected advantage depends on the group size n")
+        return group_size
+
 
 class ChenPassK(_PassKEstimator):
     name = "passk_chen"
@@ -205,8 +213,8 @@ class ChenPassK(_PassKEstimator):
         self._check_k(rewards)
         return pk.chen_passk_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_chen_passk(rewards, probs, self.k, self._group_size(group_size))
 
 
 class LeaveOneOutMax(AdvantageEstimator):
@@ -216,17 +224,22 @@ class LeaveOneOutMax(AdvantageEstimator):
     def compute(self, rewards, generator):
         return pk.leave_one_out_max_advantage(rewards), {}
 
+    def population(self, rewards, probs, group_size=None):
+        if group_size is None:
+            raise ValueError("passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n")
+        return pop.population_loo_max(rewards, probs, group_size)
+
 
 class PKPO(_PassKEstimator):
     name = "pkpo"
-    description = "PKPO (Walder & Karkhanis): max@k effective rewards minus a leave-one-out baseline"
+    description = "PKPO (Walder & Karkhanis): max@k effective rewards (paper scale) minus a leave-one-out baseline"
 
     def compute(self, rewards, generator):
         self._check_k(rewards)
         return pk.pkpo_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_pkpo(rewards, probs, self.k, self._group_size(group_size))
 
 
 class PassKReweight(_PassKEstimator):
@@ -237,8 +250,8 @@ class PassKReweight(_PassKEstimator):
         self._check_k(rewards)
         return pk.passk_reweighted_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_passk_reweight(rewards, probs, self.k, self._group_size(group_size))
 
 
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
@@ -354,7 +367,7 @@ class RiskPO(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
@@ -365,7 +378,7 @@ class RiskSeekingMVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.risk_seeking_mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_risk_seeking_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
@@ -381,7 +394,7 @@ class RVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.rvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.alpha, self.beta)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rvar(rewards, probs, self.alpha, self.beta)
 
 
@@ -398,7 +411,7 @@ class CVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.cvar_advantage_from_quantile(scores, q_alpha, self.alpha)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_cvar(rewards, probs, self.alpha)
 
 
