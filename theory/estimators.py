@@ -12,6 +12,7 @@ passk.py and population.py and are not repeated here.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -20,7 +21,7 @@ import torch
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
-from ._checks import check_finite, check_group_size, check_k, check_levels, check_nonnegative, check_rank
+from ._checks import check_finite, check_group_size, check_k, check_levels, check_nonempty_batch, check_nonnegative, check_rank
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
 from .quantiles import QuantileTracker
 from .risk_measures import empirical_quantile
@@ -63,6 +64,7 @@ class AdvantageEstimator:
     def __call__(self, rewards: Tensor, generator: torch.Generator | None = None) -> AdvantageOutput:
         check_finite("rewards", rewards)
         check_rank("rewards", rewards, 2)
+        check_nonempty_batch("rewards", rewards)
         check_group_size("group size G (rewards.shape[1])", rewards.shape[1])
         if not rewards.is_floating_point():
             rewards = rewards.to(torch.get_default_dtype())
@@ -292,8 +294,15 @@ class _QuantileBandEstimator(AdvantageEstimator):
         if quantile_source == "fixed":
             if q_alpha is None or q_beta is None:
                 raise ValueError("quantile_source='fixed' needs q_alpha and q_beta")
+            for field, value in (("q_alpha", q_alpha), ("q_beta", q_beta)):
+                if not math.isfinite(float(value)):
+                    raise ValueError(f"{field}={value} must be finite")
             if q_alpha > q_beta:
                 raise ValueError(f"q_alpha={q_alpha} must be <= q_beta={q_beta}")
+        elif q_alpha is not None or q_beta is not None:
+            # A value that would be silently ignored is a configuration error, not a default.
+            raise ValueError(f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
+                             f"(got quantile_source={quantile_source!r})")
         self.alpha, self.beta, self.omega = float(alpha), float(beta), float(omega)
         self.bundle_size = int(bundle_size)
         self.quantile_source = quantile_source
@@ -325,7 +334,9 @@ class _QuantileBandEstimator(AdvantageEstimator):
     def _quantiles(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """(q_α, q_β), each broadcastable against ``scores`` (blocks, G)."""
         if self.quantile_source == "tracker":
-            q = self.tracker.update(scores).to(scores.dtype)
+            # The tracker keeps Algorithm 1's independent iterates, which may cross; the advantage
+            # needs q_α <= q_β, so the pair is ordered here, where it is used (docs/theory.md).
+            q = torch.sort(self.tracker.update(scores)).values.to(scores.dtype)
             return q[0], q[1]
         if self.quantile_source == "batch":
             flat = scores.reshape(-1)

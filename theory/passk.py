@@ -110,6 +110,8 @@ def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
     n = rewards.shape[-1]
     check_group_size("group size G (rewards.shape[-1])", n)
     check_k(k, n, n_name="group size")
+    # Pass rates live in [0, 1]; a reward of 2.0 or −1 is not a pass outcome (graded rewards in [0, 1] are).
+    check_unit_interval("rewards", rewards)
     values = rewards.to(torch.float64)
     ordered = torch.sort(values, dim=-1).values
     weights = _max_at_k_weights(n, k)
