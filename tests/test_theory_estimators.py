@@ -262,3 +262,40 @@ def test_zero_advantage_metrics_count_uninformative_groups():
     rewards = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
     out = get_estimator("grpo")(rewards)
     assert out.metrics["frac_zero_adv_groups"] == 0.5
+
+
+# --------------------------------------------------------------------------- registration and parameter roles
+
+
+def test_every_parameter_has_a_role_and_beta_is_disambiguated():
+    from theory.estimators import PARAMETER_ROLES, estimator_parameter_roles
+
+    for name in NAMES:
+        roles = estimator_parameter_roles(name)
+        assert set(roles) == set(estimator_parameters(name)) and set(roles.values()) <= set(PARAMETER_ROLES)
+    # The two βs of the two papers: a level in [0, 1] for RiskPO, a temperature for RS-GRPO.
+    assert estimator_parameter_roles("riskpo")["beta"] == "quantile_level"
+    assert estimator_parameter_roles("rs_grpo")["beta"] == "risk_temperature"
+    assert estimator_parameter_roles("rsgrpo") == estimator_parameter_roles("rs_grpo")  # aliases resolve
+    # Existing configs keep working: llm/configs/rs_grpo.yaml passes estimator_params {beta: 2.0}.
+    assert get_estimator("rs_grpo", beta=2.0).beta == 2.0
+    with pytest.raises(ValueError, match="beta=1.5"):
+        get_estimator("riskpo", beta=1.5)  # as a level, 1.5 is out of range; as a temperature it is fine
+    assert get_estimator("rs_grpo", beta=1.5).beta == 1.5
+
+
+def test_register_estimator_rejects_duplicates_and_unknown_roles():
+    from theory.estimators import AdvantageEstimator, register_estimator
+
+    class Twin(AdvantageEstimator):
+        name = "grpo"
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_estimator()(Twin)
+
+    class Odd(AdvantageEstimator):
+        name = "odd_test_estimator"
+
+    with pytest.raises(ValueError, match="unknown parameter role"):
+        register_estimator(roles={"x": "colour"})(Odd)
+    assert "odd_test_estimator" not in list_estimators()

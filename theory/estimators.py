@@ -28,7 +28,8 @@ from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
 
-__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "ESTIMATORS"]
+__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "register_estimator",
+           "estimator_parameter_roles", "PARAMETER_ROLES", "ESTIMATORS"]
 
 # Advantages below this magnitude count as "no signal" in the zero-advantage metrics.
 _ZERO_TOL = 1e-12
@@ -100,11 +101,58 @@ ESTIMATORS: dict[str, type[AdvantageEstimator]] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(cls: type[AdvantageEstimator], *aliases: str) -> type[AdvantageEstimator]:
+#: What a constructor parameter means. The papers use β for two different things, and both
+#: names are kept as printed (configs such as llm/configs/rs_grpo.yaml pass ``beta`` to RS-GRPO):
+#: RiskPO's β is the upper quantile LEVEL in [0, 1]; RS-GRPO's β is the risk-sensitivity
+#: TEMPERATURE of the exponential utility. Each estimator tags its parameters with a role, so a
+#: UI asks ``estimator_parameter_roles(name)["beta"]`` instead of keeping lists of names.
+PARAMETER_ROLES = {
+    "quantile_level": "a probability level α or β in [0, 1] (RiskPO, RVaR, CVaR)",
+    "risk_temperature": "the exponential-utility β of RS-GRPO, any finite real (> 0 risk seeking)",
+    "tail_weight": "ω >= 0, the extra weight on the lower tail (MVaR)",
+    "bundle_size": "prompts per bundle B",
+    "k": "the k of pass@k / max@k",
+    "quantile_value": "a fixed quantile value q (only with quantile_source='fixed')",
+    "quantile_source": "where the quantiles come from",
+    "tracker": "online quantile tracker setting",
+    "seed": "random seed of the bundle permutations",
+    "numerical": "a numerical safeguard (e.g. eps of a std division)",
+    "option": "a switch between variants",
+}
+_ROLES: dict[str, dict[str, str]] = {}
+
+
+def register(cls: type[AdvantageEstimator], *aliases: str, roles: dict[str, str] | None = None) -> type[AdvantageEstimator]:
+    """Adds ``cls`` to the registry under ``cls.name`` and ``aliases``; prefer ``@register_estimator``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no registry name")
+    if cls.name in ESTIMATORS and ESTIMATORS[cls.name] is not cls:
+        raise ValueError(f"estimator name {cls.name!r} is registered twice")
+    roles = dict(roles or {})
+    unknown = set(roles.values()) - set(PARAMETER_ROLES)
+    if unknown:
+        raise ValueError(f"{cls.name}: unknown parameter role(s) {sorted(unknown)}; choose from {sorted(PARAMETER_ROLES)}")
     ESTIMATORS[cls.name] = cls
+    _ROLES[cls.name] = roles
     for alias in aliases:
         _ALIASES[alias] = cls.name
     return cls
+
+
+def register_estimator(*aliases: str, roles: dict[str, str] | None = None):
+    """Class decorator: registers the estimator once, with its aliases and the role of each parameter."""
+    return lambda cls: register(cls, *aliases, roles=roles)
+
+
+def estimator_parameter_roles(name: str) -> dict[str, str]:
+    """parameter -> role (a key of ``PARAMETER_ROLES``), for every constructor parameter of ``name``."""
+    key = _ALIASES.get(name, name)
+    params = estimator_parameters(key)
+    roles = _ROLES[key]
+    missing = set(params) - set(roles)
+    if missing:  # a registration bug, caught by tests/test_theory_estimators.py
+        raise ValueError(f"estimator {key!r} has parameters without a role: {sorted(missing)}")
+    return {p: roles[p] for p in params}
 
 
 def list_estimators() -> dict[str, str]:
@@ -138,6 +186,7 @@ def get_estimator(name: str, **params) -> AdvantageEstimator:
 # --------------------------------------------------------------------------- group-relative
 
 
+@register_estimator(roles={"eps": "numerical", "unbiased_std": "option"})
 class GRPO(AdvantageEstimator):
     name = "grpo"
     description = "GRPO: (r − mean)/(std + eps) per group"
@@ -156,6 +205,7 @@ class GRPO(AdvantageEstimator):
         return {"eps": self.eps, "unbiased_std": self.unbiased_std}
 
 
+@register_estimator("drgrpo")
 class DrGRPO(AdvantageEstimator):
     name = "dr_grpo"
     description = "Dr. GRPO: r − mean per group (no std normalisation)"
@@ -167,6 +217,7 @@ class DrGRPO(AdvantageEstimator):
         return pop.population_dr_grpo(rewards, probs)
 
 
+@register_estimator("rsgrpo", roles={"beta": "risk_temperature"})
 class RSGRPO(AdvantageEstimator):
     name = "rs_grpo"
     description = "RS-GRPO: (1/β)(e^{βr}/mean e^{βr} − 1), exponential-utility risk seeking"
@@ -207,6 +258,7 @@ class _PassKEstimator(AdvantageEstimator):
         return group_size
 
 
+@register_estimator(roles={"k": "k"})
 class ChenPassK(_PassKEstimator):
     name = "passk_chen"
     description = "Pass@k training (Chen et al.): analytic group advantage of the pass@k reward"
@@ -219,6 +271,7 @@ class ChenPassK(_PassKEstimator):
         return pop.population_chen_passk(rewards, probs, self.k, self._group_size(group_size))
 
 
+@register_estimator()
 class LeaveOneOutMax(AdvantageEstimator):
     name = "passk_loo_max"
     description = "Leave-one-out max (Tang et al.): max_j r_j − max_{j≠i} r_j"
@@ -232,6 +285,7 @@ class LeaveOneOutMax(AdvantageEstimator):
         return pop.population_loo_max(rewards, probs, group_size)
 
 
+@register_estimator(roles={"k": "k"})
 class PKPO(_PassKEstimator):
     name = "pkpo"
     description = "PKPO (Walder & Karkhanis): max@k effective rewards (paper scale) minus a leave-one-out baseline"
@@ -244,6 +298,7 @@ class PKPO(_PassKEstimator):
         return pop.population_pkpo(rewards, probs, self.k, self._group_size(group_size))
 
 
+@register_estimator(roles={"k": "k"})
 class PassKReweight(_PassKEstimator):
     name = "passk_reweight"
     description = "Pass@k reweighting (Mahdavi et al.): k(1−p̂)^{k−1}(r − p̂)"
@@ -259,6 +314,7 @@ class PassKReweight(_PassKEstimator):
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
 
 QUANTILE_SOURCES = ("tracker", "batch", "group", "fixed")
+_BAND_ROLES = {"alpha": "quantile_level", "beta": "quantile_level", "omega": "tail_weight", "bundle_size": "bundle_size", "quantile_source": "quantile_source", "q_alpha": "quantile_value", "q_beta": "quantile_value", "tracker_step_size": "tracker", "tracker_decay": "tracker", "seed": "seed"}
 
 
 class _QuantileBandEstimator(AdvantageEstimator):
@@ -371,6 +427,7 @@ class _QuantileBandEstimator(AdvantageEstimator):
         self.generator.set_state(state["generator"])
 
 
+@register_estimator("mvar", "riskpo_mvar", roles=_BAND_ROLES)
 class RiskPO(_QuantileBandEstimator):
     name = "riskpo"
     description = "RiskPO: MVaR bundle advantage −(1+ω)(q_α − R_B)⁺ + g(R_B, q_α, q_β)"
@@ -382,6 +439,7 @@ class RiskPO(_QuantileBandEstimator):
         return pop.population_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator("mvar_seeking", roles=_BAND_ROLES)
 class RiskSeekingMVaR(_QuantileBandEstimator):
     name = "riskpo_seeking"
     description = "Risk-seeking MVaR: (1+ω)(R_B − q_β)⁺ + clip(R_B, q_α, q_β) − q_α"
@@ -393,6 +451,7 @@ class RiskSeekingMVaR(_QuantileBandEstimator):
         return pop.population_risk_seeking_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class RVaR(_QuantileBandEstimator):
     name = "rvar"
     description = "RVaR_{α:β} (RiskPO Theorem 1): g(R, q_α, q_β)/(β − α)"
@@ -409,6 +468,7 @@ class RVaR(_QuantileBandEstimator):
         return pop.population_rvar(rewards, probs, self.alpha, self.beta)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class CVaR(_QuantileBandEstimator):
     name = "cvar"
     description = "Lower-tail CVaR_α: −(q_α − R)⁺/α"
@@ -424,19 +484,3 @@ class CVaR(_QuantileBandEstimator):
 
     def population(self, rewards, probs, group_size=None):
         return pop.population_cvar(rewards, probs, self.alpha)
-
-
-for _cls, _aliases in [
-    (GRPO, ()),
-    (DrGRPO, ("drgrpo",)),
-    (RSGRPO, ("rsgrpo",)),
-    (RiskPO, ("mvar", "riskpo_mvar")),
-    (RiskSeekingMVaR, ("mvar_seeking",)),
-    (RVaR, ()),
-    (CVaR, ()),
-    (ChenPassK, ()),
-    (LeaveOneOutMax, ()),
-    (PKPO, ()),
-    (PassKReweight, ()),
-]:
-    register(_cls, *_aliases)
