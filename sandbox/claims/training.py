@@ -90,7 +90,7 @@ def claim_risk_seeking_collapse(seeds: int = 6, steps: int = 150, progress=None,
     title='Bundling (B>1) gives a non-zero gradient on all-fail prompts; GRPO gives zero',
     statement='Grouping questions into bundles transforms sparse binary feedback into a more informative distribution over bundle scores, enabling finer distinctions between levels of performance and avoiding zero gradient on difficult questions.',
     assumptions='Tabular simulator (sandbox.tabular): softmax policies over a finite response set per prompt, binary correctness, exact-count sampling of G responses, the estimators of theory.estimators. Hard prompts; counts all-fail prompts whose advantages vary within the group (a constant per-group advantage is only a baseline).',
-    conclusion='Holds: group-based estimators give exactly 0 on all-fail prompts, RiskPO with B = 1 gives a constant, B = 5 and 10 give varying advantages on most of them.',
+    conclusion='Holds when RiskPO with B = 5 and B = 10 gives within-group varying advantages on most all-fail prompts, at least as often for B = 10 as for B = 5. (Group-based estimators giving exactly 0 there, and B = 1 giving a constant, are true by construction and reported as sanity checks only.)',
 )
 @single_thread()
 def claim_bundling_nonzero_gradient(seeds: int = 4, steps: int = 20, progress=None, **config) -> dict:
@@ -111,16 +111,22 @@ def claim_bundling_nonzero_gradient(seeds: int = 4, steps: int = 20, progress=No
     table = [{"estimator": n, "frac_allfail_prompts_with_varied_adv": float(varied[n]),
               "frac_allfail_prompts_with_nonzero_adv": float(nonzero[n]), "frac_zero_adv_groups": float(zero_groups[n])}
              for n in varied.index]
+    # Sanity only (true by construction, so not part of ``holds``): group-relative advantages of an
+    # all-zero group are exactly 0, and B = 1 with batch-wide quantiles gives a per-group constant.
     group_based_zero = all(float(nonzero[n]) == 0.0 for n in ("grpo", "dr_grpo", "rs_grpo(beta=4)"))
     unbundled_flat = float(varied["riskpo(bundle_size=1)"]) == 0.0
-    bundled = float(varied["riskpo(bundle_size=5)"]) > 0.5 and float(varied["riskpo(bundle_size=10)"]) > 0.5
-    holds = group_based_zero and unbundled_flat and bundled
+    # The falsifiable part: bundles give varying advantages on most all-fail prompts, more so for larger B.
+    share5, share10 = float(varied["riskpo(bundle_size=5)"]), float(varied["riskpo(bundle_size=10)"])
+    bundled = share5 > 0.5 and share10 > 0.5
+    grows_with_bundle = share10 >= share5
+    holds = bundled and grows_with_bundle
     return _result(holds, "Bundling (B>1) gives a non-zero gradient on all-fail prompts; GRPO gives zero",
                    "RiskPO (2510.00911) §4.1 bundling",
                    f"share of all-fail prompts whose advantages vary within the group: GRPO {float(varied['grpo']):.2f}, "
                    f"RiskPO B=1 {float(varied['riskpo(bundle_size=1)']):.2f}, B=5 {float(varied['riskpo(bundle_size=5)']):.2f}, "
                    f"B=10 {float(varied['riskpo(bundle_size=10)']):.2f} (GRPO advantage there is exactly 0)",
-                   table, metrics=res.metrics)
+                   table, metrics=res.metrics, sanity_group_based_zero=group_based_zero,
+                   sanity_unbundled_constant=unbundled_flat, grows_with_bundle=grows_with_bundle)
 
 
 def _value_at_matched(curve_x: np.ndarray, curve_y: np.ndarray, target: float) -> float:
