@@ -43,11 +43,9 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.p
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     sys.path.insert(0, str(_here.parent))
 
+from llm.loss import IMPORTANCE_RATIOS, LOSS_AGGREGATIONS, aggregate_loss, completion_logprobs, policy_loss  # noqa: F401
 from theory import get_estimator
-from theory.dynamics import softmax_entropy
 
-IMPORTANCE_RATIOS = ("token", "sequence")
-LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 ROLLOUT_BACKENDS = ("hf", "vllm")
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 TRACKERS = ("none", "tensorboard", "wandb", "trackio")
@@ -243,102 +241,6 @@ def _coerce(key: str, value, typ: type, source: str):
     if not ok(value):
         raise ValueError(f"{source}: {key}={value!r} must be of type {typ.__name__}")
     return float(value) if typ is float else value
-
-
-# ============================================================================ loss (pure functions)
-
-
-def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
-                        with_entropy: bool = False):
-    """log π(y_t | x, y_<t) for every completion token, (N, Lc); optionally the token entropies too.
-
-    Positions follow the attention mask (cumsum − 1), exactly as ``generate``
-    numbers left-padded prompts. Logits are divided by the sampling temperature
-    so that ratios compare the distributions the tokens were drawn from.
-    """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    num_completion = completion_ids.shape[1]
-    # logits_to_keep skips the vocabulary projection over the prompt, the largest matmul here.
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1]
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # log-softmax over 50k entries in half precision loses the ratio's precision
-    if temperature != 1.0:
-        logits = logits / temperature
-    token_logits = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-    logprobs = token_logits - torch.logsumexp(logits, dim=-1)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = softmax_entropy(logits.detach())
-    return logprobs, entropy
-
-
-def aggregate_loss(per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens: float | None = None,
-                   num_sequences: float | None = None) -> torch.Tensor:
-    """Reduce a (N, L) per-token loss to a scalar.
-
-    token-mean            Σ_i,t ℓ_it m_it / Σ m              (DAPO: long answers weigh more)
-    seq-mean-token-mean   (1/N) Σ_i (Σ_t ℓ_it m_it / Σ_t m_it) (GRPO paper)
-    seq-mean-token-sum    (1/N) Σ_i Σ_t ℓ_it m_it              (Dr. GRPO: no length normaliser)
-
-    ``num_tokens`` / ``num_sequences`` override the denominators so that
-    micro-batches of one mini-batch (and ranks) add up to the mini-batch loss.
-    """
-    mask = mask.to(per_token.dtype)
-    if mode == "token-mean":
-        denominator = num_tokens if num_tokens is not None else mask.sum().clamp(min=1.0)
-        return (per_token * mask).sum() / denominator
-    denominator = num_sequences if num_sequences is not None else per_token.shape[0]
-    if mode == "seq-mean-token-mean":
-        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / denominator
-    if mode == "seq-mean-token-sum":
-        return (per_token * mask).sum() / denominator
-    raise ValueError(f"loss_agg={mode!r} must be one of {LOSS_AGGREGATIONS}")
-
-
-def policy_loss(logprobs, old_logprobs, advantages, mask, *, clip_eps_low: float, clip_eps_high: float,
-                importance_ratio: str = "token", loss_agg: str = "token-mean", ref_logprobs=None, kl_coef: float = 0.0,
-                num_tokens: float | None = None, num_sequences: float | None = None):
-    """Clipped surrogate −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A) (+ β·k3 KL), aggregated.
-
-    ρ is the token ratio π/π_old (PPO, GRPO) or, with importance_ratio="sequence",
-    GSPO's length-normalised sequence ratio exp(mean_t log π/π_old), shared by
-    every token of the sequence (Zheng et al. 2025; RiskPO uses it too).
-    KL is Schulman's k3 estimator of KL(π‖π_ref): e^{d} − d − 1, d = log π_ref − log π.
-
-    Args are (N, L) tensors except ``advantages`` (N,). Returns (loss, stats),
-    stats holding detached masked means: clip_frac, kl, ratio.
-    """
-    mask_f = mask.to(logprobs.dtype)
-    log_ratio = logprobs - old_logprobs
-    if importance_ratio == "sequence":
-        seq_log_ratio = (log_ratio * mask_f).sum(-1) / mask_f.sum(-1).clamp(min=1.0)
-        log_ratio = seq_log_ratio.unsqueeze(-1).expand_as(logprobs)
-    elif importance_ratio != "token":
-        raise ValueError(f"importance_ratio={importance_ratio!r} must be one of {IMPORTANCE_RATIOS}")
-    ratio = torch.exp(log_ratio)
-    adv = advantages.to(logprobs.dtype).unsqueeze(-1)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps_low, 1.0 + clip_eps_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)
-    kl = None
-    if ref_logprobs is not None and kl_coef > 0:
-        d = ref_logprobs - logprobs
-        kl = torch.exp(d) - d - 1.0
-        per_token = per_token + kl_coef * kl
-    loss = aggregate_loss(per_token, mask, loss_agg, num_tokens, num_sequences)
-    with torch.no_grad():
-        denom = mask_f.sum().clamp(min=1.0)
-        is_clipped = ((ratio < 1.0 - clip_eps_low) & (adv < 0)) | ((ratio > 1.0 + clip_eps_high) & (adv > 0))
-        stats = {
-            "clip_frac": (is_clipped.to(mask_f.dtype) * mask_f).sum() / denom,
-            "ratio": (ratio * mask_f).sum() / denom,
-            "kl": (kl * mask_f).sum() / denom if kl is not None else torch.zeros((), dtype=logprobs.dtype),
-        }
-    return loss, stats
 
 
 # ============================================================================ helpers

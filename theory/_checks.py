@@ -76,3 +76,9 @@ def check_unit_interval(name: str, x: Tensor) -> Tensor:
     if bool(((x < 0) | (x > 1)).any()):
         raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min()):.6g}, {float(x.max()):.6g}])")
     return x
+
+
+def check_choice(name: str, value, choices) -> None:
+    """A string option that must be one of a fixed set (a config's mode, backend, ...)."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}={value!r} must be one of {tuple(choices)}")
