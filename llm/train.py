@@ -61,7 +61,11 @@ class TrainResult:
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs training from command-line arguments; returns the last step's metrics."""
-    return train(TrainConfig.from_args(argv)).metrics
+    from accelerate import PartialState
+
+    metrics = train(TrainConfig.from_args(argv)).metrics
+    PartialState().destroy_process_group()  # train() leaves it up, so a library caller can keep using the ranks
+    return metrics
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -138,7 +142,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.save_model and acc.is_main_process and checkpoint is not None:  # weights-only export, apart from checkpoints
         shutil.rmtree(run.output_dir / "model", ignore_errors=True)
         shutil.copytree(checkpoint / "model", run.output_dir / "model")
-    acc.end_training()
+    for tracker in acc.trackers:  # accelerator.end_training() would also destroy the process group
+        tracker.finish()
     if acc.is_main_process:
         print(run_summary(cfg, first, metrics, time.perf_counter() - began, checkpoint), file=sys.stderr)
     return TrainResult(metrics, run.unwrapped, run.estimator, acc.num_processes, checkpoint)
