@@ -10,11 +10,19 @@ import pytest
 import torch
 
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular
-from sandbox.tabular import _update, make_problem
+from sandbox.tabular import make_problem, policy_step
 from theory import risk_measures as rm
 from theory.claims import bundle_score_law, exact_pass_at_k
+from theory.updates import ascent_optimizer
 
 SILENT = lambda fraction: None  # noqa: E731  (progress callback that also silences tqdm)
+
+
+def _update(config, logits, responses, adv):
+    """policy_step on a copy of ``logits`` with a fresh SGD optimizer (a functional form for tests)."""
+    logits = logits.clone()
+    policy_step(config, logits, responses, adv, ascent_optimizer("sgd", logits, config.lr))
+    return logits
 
 
 def _policy_at(result, label, step):

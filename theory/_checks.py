@@ -7,6 +7,7 @@ three layers down.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -74,5 +75,21 @@ def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
 def check_unit_interval(name: str, x: Tensor) -> Tensor:
     """Success probabilities / pass rates: every entry in [0, 1] (a reward of 1.3 is not a probability)."""
     if bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min()):.6g}, {float(x.max()):.6g}])")
+        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min())!r}, {float(x.max())!r}])")
     return x
+
+
+def check_integer(name: str, value, minimum: int = 1) -> int:
+    """An integer count (steps, seeds, sizes) >= ``minimum``; bools and 2.5 are rejected, 3.0 becomes 3."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or int(value) != value or value < minimum):
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_positive_finite(name: str, value) -> float:
+    """A finite number > 0 (learning rates, noise scales): NaN and inf are rejected."""
+    v = float(value)
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0")
+    return v
