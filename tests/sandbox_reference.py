@@ -2,7 +2,7 @@
 
 One multinomial call and one random generator per estimator, one estimator call per
 estimator (per seed where stateful), an inline Adam, and the risk metrics computed
-estimator by estimator. tests/test_sandbox_speedup.py checks that the vectorised
+estimator by estimator. tests/test_sandbox_vectorised.py checks that the vectorised
 simulators (shared uniforms, inverse-CDF sampling, batched RS-GRPO, torch.optim)
 reproduce these trajectories.
 """

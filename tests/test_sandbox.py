@@ -278,3 +278,18 @@ def test_adding_an_estimator_does_not_change_another_ones_run():
     alone = run_tabular(tab_cfg, [("grpo", {})], seeds=2, progress=SILENT).metrics
     mixed = run_tabular(tab_cfg, [("dr_grpo", {}), ("grpo", {})], seeds=2, progress=SILENT).metrics
     np.testing.assert_array_equal(alone.entropy.to_numpy(), mixed[mixed.estimator == "grpo"].entropy.to_numpy())
+
+
+def test_100_arm_rewards_lie_in_unit_interval_and_best_pays_exactly_one():
+    # Issue 11 bug 2: the unscaled landscape peaked at 1 + 1.1e-11, so pass@k and Bernoulli noise refused it.
+    from sandbox.bandit import rs_grpo_paper_rewards
+
+    rewards = np.array(rs_grpo_paper_rewards())
+    assert rewards.max() == 1.0 and rewards.argmax() == 40 and rewards.min() >= 0.0
+    x = np.arange(100)
+    unscaled = 0.1 + 0.9 * np.exp(-((x - 40) ** 2) / 50) + 0.5 * np.exp(-((x - 75) ** 2) / 50)
+    np.testing.assert_allclose(rewards, unscaled, rtol=2e-11, atol=0)  # the paper's landscape up to 1.1e-11
+    for noise in ("none", "bernoulli"):
+        res = run_bandit(BanditConfig.rs_grpo_paper(steps=3, reward_noise=noise), [("passk_chen", {"k": 4})], seeds=1,
+                         progress=SILENT)
+        assert res.metrics.expected_reward.notna().all()
