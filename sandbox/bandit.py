@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from theory._checks import check_integer, check_positive_finite
+from theory._checks import check_finite_number, check_int, check_positive
 from theory.dynamics import softmax_entropy
 from theory.estimators import AdvantageEstimator
 from theory.updates import ascent_optimizer, ascent_step, population_arm_advantage, sampled_policy_gradient, softmax_policy_gradient
@@ -103,19 +103,21 @@ class BanditConfig:
         if self.reward_noise == "bernoulli" and ((rewards < 0) | (rewards > 1)).any():
             raise ValueError("reward_noise='bernoulli' needs rewards (success probabilities) in [0, 1]")
         if self.reward_noise == "gaussian":
-            check_positive_finite("noise_std", self.noise_std)
+            check_finite_number("noise_std", self.noise_std)
+            check_positive("noise_std", self.noise_std)
             if self.batch_size is None:
                 raise ValueError("reward_noise='gaussian' has no exact update: set batch_size")
         if self.batch_size is not None:
-            check_integer("batch_size", self.batch_size, minimum=2)
-        check_positive_finite("lr", self.lr)
-        check_integer("steps", self.steps)
+            check_int("batch_size", self.batch_size, minimum=2)
+        check_finite_number("lr", self.lr)
+        check_positive("lr", self.lr)
+        check_int("steps", self.steps, minimum=1)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
         if self.optimizer == "natural" and self.batch_size is not None:
             raise ValueError("optimizer='natural' (θ += η·A) needs exact updates: set batch_size=None")
-        check_integer("log_every", self.log_every)
-        check_integer("policy_snapshots", self.policy_snapshots)
+        check_int("log_every", self.log_every, minimum=1)
+        check_int("policy_snapshots", self.policy_snapshots, minimum=1)
 
     @property
     def num_arms(self) -> int:
@@ -178,7 +180,8 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
     the 25 000-update RS-GRPO sweep can drive a progress bar from it.
     """
     specs = normalise_specs(estimators)
-    seeds = check_integer("seeds", seeds)
+    check_int("seeds", seeds, minimum=1)
+    seeds = int(seeds)
     num_est, k = len(specs), config.num_arms
     labels = [estimator_label(n, p) for n, p in specs]
     dtype = torch.float64

@@ -38,7 +38,7 @@ from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
-from theory._checks import check_integer, check_positive_finite
+from theory._checks import check_finite_number, check_int, check_positive
 
 from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -99,11 +99,12 @@ class TabularConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_integer("num_prompts", self.num_prompts)
-        check_integer("responses_per_prompt", self.responses_per_prompt, minimum=2)
-        check_integer("group_size", self.group_size, minimum=2)
-        check_integer("steps", self.steps)
-        check_positive_finite("lr", self.lr)
+        check_int("num_prompts", self.num_prompts, minimum=1)
+        check_int("responses_per_prompt", self.responses_per_prompt, minimum=2)
+        check_int("group_size", self.group_size, minimum=2)
+        check_int("steps", self.steps, minimum=1)
+        check_finite_number("lr", self.lr)
+        check_positive("lr", self.lr)
         if not (float(self.peak) >= 0 and np.isfinite(self.peak)):
             raise ValueError(f"peak={self.peak!r} must be a finite number >= 0")
         if not -1.0 <= float(self.correctness_correlation) <= 1.0:
@@ -113,18 +114,19 @@ class TabularConfig:
         if self.reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type={self.reward_type!r} must be one of {REWARD_TYPES}")
         if self.clip_eps is not None:
-            check_positive_finite("clip_eps", self.clip_eps)
-        check_integer("ppo_epochs", self.ppo_epochs)
-        check_integer("k", self.k)
+            check_finite_number("clip_eps", self.clip_eps)
+            check_positive("clip_eps", self.clip_eps)
+        check_int("ppo_epochs", self.ppo_epochs, minimum=1)
+        check_int("k", self.k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
             raise ValueError(f"risk_alpha={self.risk_alpha} and risk_beta={self.risk_beta} must satisfy 0 <= alpha < beta <= 1")
         if not self.risk_omega >= 0:
             raise ValueError(f"risk_omega={self.risk_omega} must be >= 0")
         if self.metric_bundle_size is not None:
-            check_integer("metric_bundle_size", self.metric_bundle_size)
+            check_int("metric_bundle_size", self.metric_bundle_size, minimum=1)
             if self.num_prompts % self.metric_bundle_size:
                 raise ValueError(f"metric_bundle_size={self.metric_bundle_size} must divide num_prompts={self.num_prompts}")
-        check_integer("log_every", self.log_every)
+        check_int("log_every", self.log_every, minimum=1)
 
 
 @dataclass
@@ -201,7 +203,8 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
 def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
     """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
     specs = normalise_specs(estimators)
-    seeds = check_integer("seeds", seeds)
+    check_int("seeds", seeds, minimum=1)
+    seeds = int(seeds)
     labels = [estimator_label(n, p) for n, p in specs]
     num_est, g = len(specs), config.group_size
     problems = [make_problem(config, s) for s in range(seeds)]

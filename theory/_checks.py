@@ -7,7 +7,6 @@ three layers down.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
@@ -79,17 +78,21 @@ def check_unit_interval(name: str, x: Tensor) -> Tensor:
     return x
 
 
-def check_integer(name: str, value, minimum: int = 1) -> int:
-    """An integer count (steps, seeds, sizes) >= ``minimum``; bools and 2.5 are rejected, 3.0 becomes 3."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or int(value) != value or value < minimum):
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return int(value)
+def check_choice(name: str, value, choices) -> None:
+    """A string option that must be one of a fixed set (a config's mode, backend, ...)."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}={value!r} must be one of {tuple(choices)}")
 
 
-def check_positive_finite(name: str, value) -> float:
-    """A finite number > 0 (learning rates, noise scales): NaN and inf are rejected."""
-    v = float(value)
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    return v
+def check_int(name: str, value, minimum: int | None = None) -> None:
+    """An integer (bool is not one) and, if given, >= minimum: counts, sizes, steps."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+
+
+def check_finite_number(name: str, value) -> None:
+    """A real number that is neither NaN nor ±inf (a rate, a coefficient, a temperature)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
