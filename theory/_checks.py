@@ -85,7 +85,7 @@ def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
 def check_unit_interval(name: str, x: Tensor) -> Tensor:
     """Success probabilities / pass rates: every entry in [0, 1] (a reward of 1.3 is not a probability)."""
     if bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min()):.6g}, {float(x.max()):.6g}])")
+        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min())!r}, {float(x.max())!r}])")
     return x
 
 
