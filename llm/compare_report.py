@@ -113,7 +113,8 @@ def plot_curves(curves: pd.DataFrame, simulator_curves: pd.DataFrame, path: Path
                 part = frame[frame["method"] == method].groupby("step")[metric].mean()
                 ax.plot(part.index, part.values, marker="." if len(part) < 30 else None, label=method)
             ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=8)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -141,7 +142,8 @@ def plot_passk(passk: pd.DataFrame, simulator_passk: pd.DataFrame, path: Path) -
         ax.set_xscale("log", base=2)
         ax.set_xlabel("k")
         ax.set_ylabel("pass@k")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
