@@ -13,6 +13,7 @@ from ._checks import check_finite, check_group_size, check_k, check_unit_interva
 Tensor = torch.Tensor
 
 __all__ = [
+    "exact_pass_at_k",
     "log_binom",
     "pass_at_k",
     "pass_at_k_from_rewards",
@@ -23,6 +24,20 @@ __all__ = [
     "pkpo_advantage",
     "passk_reweighted_advantage",
 ]
+
+
+def exact_pass_at_k(success_prob: Tensor, k: int) -> Tensor:
+    """Population pass@k of a prompt solved with probability p per draw: 1 − (1 − p)^k.
+
+    (Chen et al., 2021: the quantity the unbiased estimator ρ(n, c, k) estimates.) The one
+    place this formula is written; the sandbox, population forms and tests call it.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k={k} must be a positive integer")
+    p = torch.as_tensor(success_prob)
+    if torch.is_complex(p) or bool(torch.isnan(p).any()) or bool(((p < 0) | (p > 1)).any()):
+        raise ValueError("success_prob must lie in [0, 1]")
+    return 1.0 - (1.0 - p) ** int(k)
 
 
 def log_binom(n: Tensor, k: Tensor) -> Tensor:

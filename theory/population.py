@@ -51,18 +51,30 @@ def population_grpo(rewards: Tensor, probs: Tensor, eps: float = 1e-6) -> Tensor
     return centred / (std + eps)
 
 
-def population_rs_grpo(rewards: Tensor, probs: Tensor, beta: float = 2.0) -> Tensor:
-    """A(a) = (1/β)(e^{β r(a)} / E_π e^{β r} − 1): the gradient of (1/β) log E_π e^{βr} (RS-GRPO, Eq. 5)."""
+def population_rs_grpo(rewards: Tensor, probs: Tensor, beta: float | Tensor = 2.0) -> Tensor:
+    """A(a) = (1/β)(e^{β r(a)} / E_π e^{β r} − 1): the gradient of (1/β) log E_π e^{βr} (RS-GRPO, Eq. 5).
+
+    ``beta`` is a float or a tensor broadcasting against rewards[..., :1] (one β per law); β = 0 gives r − E_π r.
+    """
     rewards, probs = _check_distribution(rewards, probs)
-    beta = float(beta)
-    if beta != beta or abs(beta) == float("inf"):
-        raise ValueError(f"beta={beta} must be finite")
-    if beta == 0.0:
-        return rewards - _exact_mean(rewards, probs)
+    if torch.is_tensor(beta):
+        if torch.is_complex(beta) or not bool(torch.isfinite(beta).all()):
+            raise ValueError("beta must be real and finite")
+        beta_t = beta.to(torch.float64)
+    else:
+        beta = float(beta)
+        if beta != beta or abs(beta) == float("inf"):
+            raise ValueError(f"beta={beta} must be finite")
+        if beta == 0.0:
+            return rewards - _exact_mean(rewards, probs)
+        beta_t = torch.tensor(beta, dtype=torch.float64)
     # e^{βr}/E e^{βr} = exp(β(r − c) − log E e^{β(R−c)}); both terms are O(β)
     # for small β, so expm1 of their difference keeps every digit.
-    shift, log_mean_exp = shifted_log_mean_exp(rewards, probs, beta)
-    return (torch.expm1(beta * (rewards.to(torch.float64) - shift) - log_mean_exp) / beta).to(rewards.dtype)
+    shift, log_mean_exp = shifted_log_mean_exp(rewards, probs, beta_t)
+    zero = beta_t == 0
+    scaled = torch.expm1(beta_t * (rewards.to(torch.float64) - shift) - log_mean_exp) / torch.where(zero, torch.ones_like(beta_t), beta_t)
+    centred = (rewards - _exact_mean(rewards, probs)).to(torch.float64)
+    return torch.where(zero, centred, scaled).to(rewards.dtype)
 
 
 def _exact_quantiles(rewards: Tensor, probs: Tensor, alpha: float, beta: float) -> tuple[Tensor, Tensor]:
