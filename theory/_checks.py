@@ -85,5 +85,25 @@ def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
 def check_unit_interval(name: str, x: Tensor) -> Tensor:
     """Success probabilities / pass rates: every entry in [0, 1] (a reward of 1.3 is not a probability)."""
     if bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min()):.6g}, {float(x.max()):.6g}])")
+        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min())!r}, {float(x.max())!r}])")
     return x
+
+
+def check_choice(name: str, value, choices) -> None:
+    """A string option that must be one of a fixed set (a config's mode, backend, ...)."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}={value!r} must be one of {tuple(choices)}")
+
+
+def check_int(name: str, value, minimum: int | None = None) -> None:
+    """An integer (bool is not one) and, if given, >= minimum: counts, sizes, steps."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+
+
+def check_finite_number(name: str, value) -> None:
+    """A real number that is neither NaN nor ±inf (a rate, a coefficient, a temperature)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
