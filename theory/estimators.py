@@ -111,10 +111,16 @@ class _PassKEstimator(AdvantageEstimator):
     def _check_k(self, rewards):
         check_k(self.k, rewards.shape[1], n_name="group size G")
 
-    def _group_size(self, group_size):
+    def population(self, rewards, probs, group_size=None):
+        """With ``group_size`` n: the exact E[A_1 | x_1 = a] of the sampled estimator. Without it: the
+        exact gradient advantage of the objective the estimator targets, max@k (pass@k on binary
+        rewards), ``population.population_max_at_k`` — what the bandit's exact mode (no groups) uses."""
         if group_size is None:
-            raise ValueError(f"{self.name} has no exact population form without group_size: its expected advantage depends on the group size n")
-        return group_size
+            return pop.population_max_at_k(rewards, probs, self.k)
+        return self._expected_sampled(rewards, probs, int(group_size))
+
+    def _expected_sampled(self, rewards, probs, group_size):
+        raise NotImplementedError
 
 
 @register_estimator(roles={"k": "k"})
@@ -126,8 +132,8 @@ class ChenPassK(_PassKEstimator):
         self._check_k(rewards)
         return pk.chen_passk_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs, group_size=None):
-        return pop.population_chen_passk(rewards, probs, self.k, self._group_size(group_size))
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_chen_passk(rewards, probs, self.k, group_size)
 
 
 @register_estimator()
@@ -153,8 +159,8 @@ class PKPO(_PassKEstimator):
         self._check_k(rewards)
         return pk.pkpo_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs, group_size=None):
-        return pop.population_pkpo(rewards, probs, self.k, self._group_size(group_size))
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_pkpo(rewards, probs, self.k, group_size)
 
 
 @register_estimator(roles={"k": "k"})
@@ -166,8 +172,8 @@ class PassKReweight(_PassKEstimator):
         self._check_k(rewards)
         return pk.passk_reweighted_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs, group_size=None):
-        return pop.population_passk_reweight(rewards, probs, self.k, self._group_size(group_size))
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_passk_reweight(rewards, probs, self.k, group_size)
 
 
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
