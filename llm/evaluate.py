@@ -15,6 +15,12 @@ answer; any 0/1 reward by name or ``module:function``). Per dataset:
   the accuracy reward alone, so it equals avg@n unless other rewards are added);
 * ``boxed_rate`` - fraction of completions that contain a \\boxed{} answer.
 
+``--model`` may be a training run folder (``output_dir`` of ``llm/train.py``):
+its exported ``model/`` (or the latest checkpoint's) is evaluated, and unless
+``--accuracy-reward`` / ``--rewards`` / ``--system-prompt`` are given, the
+run's own rewards (accuracy = the one with the largest weight) and system
+prompt are used, so a run is scored by what it was trained on.
+
 Outputs: ``results.json`` (config, metrics, timing), ``results.md`` (the
 table, also printed) and ``samples.jsonl`` (every completion with its score).
 ``evaluate()`` takes the generator as an argument, so tests (or another
@@ -293,6 +299,24 @@ def _reward_list(text: str) -> list[tuple[str, float]]:
     return specs
 
 
+def run_folder(path: str) -> tuple[str, dict] | None:
+    """(weights directory, training config) when ``path`` is a training run folder, else None."""
+    import yaml
+
+    from .checkpoint import resolve_checkpoint
+
+    root = Path(path)
+    if not (root / "config.yaml").is_file():
+        return None
+    train_config = yaml.safe_load((root / "config.yaml").read_text()) or {}
+    if (root / "model").is_dir():
+        return str(root / "model"), train_config
+    try:
+        return str(resolve_checkpoint("latest", root / "checkpoints") / "model"), train_config
+    except FileNotFoundError:
+        raise ValueError(f"--model {path}: a run folder without model/ or a finished checkpoint") from None
+
+
 def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     defaults = EvalConfig()
     parser = argparse.ArgumentParser(prog="python -m llm.evaluate", description=__doc__.split("\n\n")[0])
@@ -311,15 +335,30 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--system-prompt", default=defaults.system_prompt)
-    parser.add_argument("--accuracy-reward", default=defaults.accuracy_reward,
-                        help="reward whose 0/1 scores count as correct (built-in name or module:function)")
+    parser.add_argument("--system-prompt", default=None,
+                        help="default: the run's (for a run folder), else llm.data.DEFAULT_SYSTEM_PROMPT")
+    parser.add_argument("--accuracy-reward", default=None,
+                        help="reward whose 0/1 scores count as correct (built-in name or module:function); "
+                             f"default: the run's largest-weight reward (for a run folder), else {defaults.accuracy_reward}")
     parser.add_argument("--rewards", type=_reward_list, default=None,
-                        help="name=weight,... for mean_reward (must include the accuracy reward; "
-                             "default: accuracy reward alone), e.g. math_verify=1,format=0.1")
+                        help="name=weight,... for mean_reward (must include the accuracy reward; default: the "
+                             "run's rewards for a run folder, else the accuracy reward alone), e.g. math_verify=1,format=0.1")
     parser.add_argument("--reward-workers", type=int, default=defaults.reward_workers)
     parser.add_argument("--reward-timeout-s", type=float, default=defaults.reward_timeout_s)
     args = parser.parse_args(argv)
+    found = run_folder(args.model)
+    if found is not None:
+        args.model, trained = found
+        run_rewards = [(str(name), float(weight)) for name, weight in trained.get("rewards") or []]
+        if args.rewards is None and args.accuracy_reward is None and run_rewards:
+            args.rewards = run_rewards
+            args.accuracy_reward = max(run_rewards, key=lambda spec: spec[1])[0]  # first of the largest weight
+        if args.system_prompt is None and trained.get("system_prompt"):
+            args.system_prompt = trained["system_prompt"]
+    if args.accuracy_reward is None:
+        args.accuracy_reward = defaults.accuracy_reward
+    if args.system_prompt is None:
+        args.system_prompt = defaults.system_prompt
     config = EvalConfig(
         **{**vars(args), "datasets": [d.strip() for d in args.datasets.split(",") if d.strip()]}
     )

@@ -164,6 +164,7 @@ class Run:
 
         from llm.checkpoint import load_weights
         from llm.data import DEFAULT_SYSTEM_PROMPT
+        from llm.model import enable_activation_checkpointing
         from llm.rollout import build_backend
         from llm.sharding import load_sharded_optimizer, shard_model
 
@@ -176,7 +177,7 @@ class Run:
         if resume is not None:
             load_weights(model, self.resumed_from / "model")
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         model.train()
         if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
             model = shard_model(model.to(acc.device))
