@@ -166,7 +166,7 @@ class Run:
         from llm.data import DEFAULT_SYSTEM_PROMPT
         from llm.model import enable_activation_checkpointing
         from llm.rollout import build_backend
-        from llm.sharding import load_sharded_optimizer, shard_model
+        from llm.sharding import deepspeed_batch_config, load_sharded_optimizer, shard_model
 
         cfg, acc, resume = self.cfg, self.accelerator, self.resume_state
         random.seed(cfg.seed)
@@ -186,6 +186,8 @@ class Run:
         # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
         self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                                        num_training_steps=cfg.steps * cfg.ppo_epochs * cfg.mini_batches)
+        if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
+            acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
         if cfg.fsdp:
             self.model, self.optimizer = model, acc.prepare_optimizer(optimizer)
         else:

@@ -153,7 +153,7 @@ def test_gradient_checkpointing_gives_the_same_update():
             from llm.model import enable_activation_checkpointing
 
             enable_activation_checkpointing(model)
-            assert model.is_gradient_checkpointing
+            assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
         metrics = ppo_update(cfg, acc, model, None, optimizer, scheduler, batch)
         results.append((metrics, {k: v.detach().clone() for k, v in model.state_dict().items()}))
     (plain, w_plain), (ckpt, w_ckpt) = results
