@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.p
 from llm.collect import StepTally, advantages, collect, enough_signal, prompt_groups, score, stack_groups
 from llm.config import TINY_MODEL, TrainConfig
 from llm.loss import aggregate_loss, completion_logprobs, policy_loss  # noqa: F401  (re-exported for callers)
+from llm.sharding import full_params_for_generation
 from llm.update import ppo_update, step_seed  # noqa: F401
 from theory import get_estimator
 
@@ -83,8 +84,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         for step in progress:
             step_began = time.perf_counter()
             tally = StepTally()
-            with tally.timed("generate"):
-                run.backend.sync_weights(run.unwrapped)  # once per step: weights do not change between rounds
+            with tally.timed("generate"), full_params_for_generation(run.model, run.unwrapped) as policy:
+                run.backend.sync_weights(policy)  # once per step (vLLM): weights do not change between rounds
 
             # ---- 1-3. collect → score → advantages; dynamic sampling refills prompts without signal
             groups: list[dict] = []
