@@ -230,9 +230,9 @@ class Run:
             begin_checkpoint(root, step)
         acc.wait_for_everyone()
         tmp = root / f".tmp-step-{step:08d}"
-        weights = full_state_dict(self.model)  # collective when sharded
-        rng_states = gather_object([rng_state()])
         sharded = is_sharded(self.model)
+        weights = full_state_dict(self.model) if sharded or acc.is_main_process else None  # collective when sharded
+        rng_states = gather_object([rng_state()])
         if sharded:  # every process writes its own shard: the checkpoint dir must be on a shared filesystem
             save_sharded_optimizer(self.model, self.optimizer, tmp / "optimizer")
         if acc.is_main_process:
