@@ -41,6 +41,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from theory._checks import (check_choice, check_finite_number, check_int, check_k, check_positive,
+                            check_probability)
 from theory.passk import pass_at_k
 
 from .data import DEFAULT_SYSTEM_PROMPT, Example, format_prompt, load_dataset_examples
@@ -87,24 +89,18 @@ class EvalConfig:
     def validate(self) -> None:
         if not self.datasets:
             raise ValueError("datasets must name at least one dataset")
-        for name, value in (("n", self.n), ("max_new_tokens", self.max_new_tokens), ("batch_size", self.batch_size)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name}={value} must be a positive integer")
-        if self.limit is not None and (int(self.limit) != self.limit or self.limit < 1):
-            raise ValueError(f"limit={self.limit} must be a positive integer")
+        for name in ("n", "max_new_tokens", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        if self.limit is not None:
+            check_int("limit", self.limit, 1)
         if not self.k:
             raise ValueError("k must list at least one value")
         for k in self.k:
-            if int(k) != k or k < 1:
-                raise ValueError(f"k={k} must be a positive integer")
-            if k > self.n:
-                raise ValueError(f"k={k} must be <= n={self.n} (pass@k draws k of the n samples)")
-        if self.backend not in ("hf", "vllm"):
-            raise ValueError(f"backend={self.backend!r} must be 'hf' or 'vllm'")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature={self.temperature} must be > 0 (pass@k needs sampled completions)")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
+            check_k(k, self.n)
+        check_choice("backend", self.backend, ("hf", "vllm"))
+        check_finite_number("temperature", self.temperature)
+        check_positive("temperature", self.temperature)  # pass@k needs sampled completions
+        check_probability("top_p", self.top_p, open_low=True)
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
             raise ValueError(f"dtype={self.dtype!r} is not a torch dtype name (float32, bfloat16, float16)")
         if self.rewards is None:
