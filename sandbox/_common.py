@@ -122,7 +122,11 @@ class RunAdvantages:
         quantiles = np.full((num_est, seeds, 2), np.nan)  # numpy: item writes cost ~0.1 µs, torch's ~5 µs
         if self.has_rs:
             betas = self.rs_betas.to(rewards.dtype)
-            adv[self.rs_rows] = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0) / betas
+            rs_adv = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0)
+            if isinstance(self.rs_rows, slice):
+                torch.div(rs_adv, betas, out=adv[self.rs_rows])  # a view: written in place, no copy
+            else:
+                adv[self.rs_rows] = rs_adv / betas
         for e in self.stateless:
             out, extra = self.first(e).compute(rewards[e].reshape(seeds * prompts, g), None)
             adv[e] = out.reshape(seeds, prompts, g)
