@@ -28,8 +28,9 @@ def begin_run() -> None:
     st.session_state[_PROBLEMS] = []
 
 
-def _parse(raw: str, default: Any) -> Any:
-    """A URL string into the type of ``default`` (lists and tuples are comma-separated)."""
+def _parse(raw: str, default: Any, item: Any = None) -> Any:
+    """A URL string into the type of ``default`` (lists and tuples are comma-separated, their
+    elements of the type of ``item``, or of ``default[0]``)."""
     if isinstance(default, bool):
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -37,21 +38,28 @@ def _parse(raw: str, default: Any) -> Any:
             return False
         raise ValueError(f"{raw!r} is not a boolean")
     if isinstance(default, int):
-        value = float(raw)
+        value = _number(raw)
         if not value.is_integer():
             raise ValueError(f"{raw!r} is not an integer")
         return int(value)
     if isinstance(default, float):
-        value = float(raw)
+        value = _number(raw)
         if not math.isfinite(value):
             raise ValueError(f"{raw!r} is not a finite number")
         return value
     if isinstance(default, (list, tuple)):
         parts = [p for p in raw.split(",") if p != ""]
-        sample = default[0] if len(default) else ""
+        sample = item if item is not None else default[0] if len(default) else ""
         items = [_parse(p, sample) for p in parts]
         return tuple(items) if isinstance(default, tuple) else items
     return raw
+
+
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
 
 
 def encode(value: Any) -> str:
@@ -65,7 +73,7 @@ def encode(value: Any) -> str:
     return str(value)
 
 
-def _seed(key: str, default: Any, valid) -> None:
+def _seed(key: str, default: Any, valid, item: Any = None) -> None:
     """First sight of ``key`` in this session: take the URL's value if valid, else the default."""
     st.session_state[_RENDERED].append(key)
     if key in st.session_state:
@@ -74,7 +82,7 @@ def _seed(key: str, default: Any, valid) -> None:
     value = default
     if raw is not None:
         try:
-            parsed = _parse(raw, default)
+            parsed = _parse(raw, default, item)
             problem = valid(parsed)
         except ValueError as err:
             problem = str(err)
@@ -133,7 +141,7 @@ def radio(where, label: str, options: Sequence, default=None, *, key: str, **kwa
 
 
 def multiselect(where, label: str, options: Sequence, default: list, *, key: str, **kwargs):
-    _seed(key, list(default), _one_of(options))
+    _seed(key, list(default), _one_of(options), item=options[0] if len(options) else None)
     return where.multiselect(label, list(options), key=key, **kwargs)
 
 

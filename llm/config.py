@@ -101,6 +101,9 @@ class TrainConfig:
 
     gradient_checkpointing: bool = _key(False, "recompute activations in backward (less memory, about a third more compute)",
                                         MEMORY)
+    fsdp: bool = _key(False, "shard the policy (and the KL reference) over the processes with torch FSDP2 fully_shard, "
+                             "applied by the trainer: works with a plain multi-process launch, CPU (gloo) included; "
+                             "not together with an accelerate FSDP/DeepSpeed config", MEMORY)
 
     seed: int = _key(0, "seed of data order, sampling and initialisation", RUN)
     steps: int = _key(3, "training steps (one rollout batch each)", RUN)

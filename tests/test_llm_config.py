@@ -25,7 +25,7 @@ NON_DEFAULT = {
     "grad_accum": ("2", 2), "max_grad_norm": ("0", 0.0), "clip_eps_low": ("0.1", 0.1), "clip_eps_high": ("0.28", 0.28),
     "importance_ratio": ("token", "token"), "loss_agg": ("seq-mean-token-sum", "seq-mean-token-sum"),
     "kl_coef": ("0.04", 0.04), "dynamic_sampling": ("true", True), "dynamic_sampling_max_rounds": ("5", 5),
-    "gradient_checkpointing": ("true", True), "seed": ("3", 3), "steps": ("9", 9), "log_every": ("2", 2),
+    "gradient_checkpointing": ("true", True), "fsdp": ("true", True), "seed": ("3", 3), "steps": ("9", 9), "log_every": ("2", 2),
     "save_every": ("3", 3), "keep_last": ("4", 4), "save_model": ("false", False), "output_dir": ("runs/x", "runs/x"),
     "resume": ("latest", "latest"), "report_to": ("none", "none"),
 }

@@ -17,6 +17,8 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     """Rejects NaN/inf: a NaN reward is a bug upstream, never something to average away."""
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if torch.is_complex(x):
+        raise ValueError(f"{name} must be real, got a complex tensor ({x.dtype}); casting would drop the imaginary part")
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{name} contains NaN or inf (first at index {bad}); rewards must be finite")
@@ -55,13 +57,22 @@ def check_levels(alpha: float, beta: float, *, alpha_name: str = "alpha", beta_n
 
 
 def check_nonnegative(name: str, value: float) -> None:
-    if math.isnan(float(value)) or float(value) < 0:
-        raise ValueError(f"{name}={value} must be >= 0")
+    """Finite and >= 0: an infinite weight or step turns every advantage into NaN one step later."""
+    if not math.isfinite(float(value)) or float(value) < 0:
+        raise ValueError(f"{name}={value} must be finite and >= 0")
 
 
 def check_positive(name: str, value: float) -> None:
-    if math.isnan(float(value)) or float(value) <= 0:
-        raise ValueError(f"{name}={value} must be > 0")
+    """Finite and > 0."""
+    if not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"{name}={value} must be finite and > 0")
+
+
+def check_nonempty_batch(name: str, x: Tensor) -> Tensor:
+    """At least one row: an empty (0, G) batch has no advantages to compute and no mean to log."""
+    if x.dim() >= 1 and x.shape[0] == 0:
+        raise ValueError(f"{name} has no rows (shape {tuple(x.shape)}): nothing to compute")
+    return x
 
 
 def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
