@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 from theory._checks import check_finite_number, check_int, check_positive
 from theory.dynamics import softmax_entropy
-from theory.estimators import AdvantageEstimator
 from theory.updates import ascent_optimizer, ascent_step, population_arm_advantage, sampled_policy_gradient, softmax_policy_gradient
 
 from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
@@ -194,8 +193,11 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
     advantages = RunAdvantages(specs, seeds, seed=config.seed, default_bundle_size=1)
     for e in range(num_est):
         first = advantages.first(e)
-        if config.batch_size is None and type(first).population is AdvantageEstimator.population:
-            raise ValueError(f"estimator {labels[e]} has no exact population form; set batch_size for sampled updates")
+        if config.batch_size is None:
+            try:  # probe once: fail before the loop, naming the estimator
+                first.population(mean_rewards, torch.softmax(init, -1).unsqueeze(0))
+            except (NotImplementedError, ValueError) as err:
+                raise ValueError(f"estimator {labels[e]}: no exact update ({err}); set batch_size for sampled updates") from err
         if getattr(first, "bundle_size", 1) != 1:
             raise ValueError(f"estimator {labels[e]}: a bandit has one prompt, so bundle_size must be 1")
     # 'natural' is SGD along Ā: θ ← θ + η Ā (theory.dynamics.natural_gradient_step).

@@ -74,7 +74,7 @@ BANDIT_CASES = [
     (dict(rewards=[0.2, 0.5, 0.9, 0.3], batch_size=6, steps=60, reward_noise="gaussian", optimizer="adam", lr=0.05),
      ["dr_grpo", ("rs_grpo", {"beta": 4.0}), ("cvar", {"quantile_source": "batch", "bundle_size": 1})], 2),
     (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.5),
-     ["grpo", ("rs_grpo", {"beta": 4.0}), "riskpo", ("passk_chen", {"k": 3})], 1),
+     ["grpo", ("rs_grpo", {"beta": 4.0}), "riskpo", "cvar"], 1),
     (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.5, optimizer="natural",
           reward_noise="bernoulli"), ["grpo", ("rs_grpo", {"beta": 4.0}), "rvar"], 1),
     (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.1, optimizer="adam"),
