@@ -206,7 +206,7 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
     check_int("seeds", seeds, minimum=1)
     seeds = int(seeds)
     labels = [estimator_label(n, p) for n, p in specs]
-    num_est, g = len(specs), config.group_size
+    num_est = len(specs)
     problems = [make_problem(config, s) for s in range(seeds)]
     rewards = torch.stack([r for r, _ in problems])  # (S, P, M)
     logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M), updated in place
@@ -223,8 +223,19 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
         bundle_sizes.append(config.metric_bundle_size or bundle)
     optimizer = ascent_optimizer("sgd", logits, config.lr)
 
-    rows = []
     bar = tqdm(range(config.steps + 1), desc="tabular", leave=False, mininterval=1.0, disable=progress is not None)
+    # Plain updates need no autograd: inference mode skips its bookkeeping (the clipped step differentiates).
+    with torch.inference_mode(config.clip_eps is None):
+        rows = _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar,
+                      progress)
+    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+
+
+def _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar, progress):
+    """The step loop of run_tabular: sample, advantages, metrics, update; returns the metric rows."""
+    num_est, seeds = logits.shape[:2]
+    g = config.group_size
+    rows = []
     for step in bar:
         probs = torch.softmax(logits, -1)
         responses = sample_actions(probs, torch.rand(seeds, config.num_prompts, g, generator=generator, dtype=torch.float64))
@@ -240,7 +251,7 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
             progress((step + 1) / config.steps)
     if progress is not None:
         progress(1.0)
-    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+    return rows
 
 
 def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor,
