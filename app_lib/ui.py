@@ -84,4 +84,4 @@ def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None
     text = f"**Claim.** {theorem}  \n**Assumptions.** {assumptions}  \n**What to conclude.** {conclusion}"
     if erratum:
         text += f"  \n**Erratum.** {erratum}"
-    st.info(text, icon="📖")
+    st.info(text, icon=":material/menu_book:")

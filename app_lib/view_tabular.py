@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import state
+from . import memo, state
 from .choices import Choice, Knobs, build_choices
 from .figures import band_figure
 from .figures_paper import passk_figure
@@ -83,6 +83,19 @@ def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, 
     return out
 
 
+def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
+    """Table and figure of one tabular comparison (built once per settings, see ``memo``)."""
+    outputs = [cached_tabular_run(choice, tuple(sorted(settings.items())), seeds) for choice in choices]
+    errors = [e for out in outputs for e in out[1]]
+    frames = [out[0] for out in outputs if not out[0].empty]
+    if not frames:
+        return {"errors": errors, "metrics": pd.DataFrame()}
+    metrics = pd.concat(frames, ignore_index=True)
+    fields = shown_fields(metrics, settings)
+    return {"errors": errors, "metrics": metrics, "summary": final_summary(metrics, [f for f, _, _ in fields]),
+            "fig": band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})}
+
+
 @register_view("tabular", "3 · Tabular prompts", order=30)
 def render(ctx: Context) -> None:
     st.header("Tabular prompts: an LLM stand-in with verifiable rewards")
@@ -101,16 +114,18 @@ def render(ctx: Context) -> None:
         st.error(f"Invalid tabular settings: {err}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="bundled")
-    metrics, run_errors = run_all(choices, settings, seeds, "tabular runs")
-    show_errors(errors + run_errors)
+    key = ("tabular", tuple(choices), tuple(sorted(settings.items())), seeds)
+    if not memo.has(key):  # the progress bar only when something is to be computed
+        run_all(choices, settings, seeds, "tabular runs")
+    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds))
+    show_errors(errors + page["errors"])
+    metrics = page["metrics"]
     if metrics.empty:
         st.info("No estimator could run with these settings.")
         return
-    fields = shown_fields(metrics, settings)
-    summary = final_summary(metrics, [f for f, _, _ in fields])
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean and std over {seeds} seed(s))")
-    st.dataframe(summary, hide_index=True, key="table_tabular")
-    fig = band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})
+    st.dataframe(page["summary"], hide_index=True, key="table_tabular")
+    fig = page["fig"]
     st.plotly_chart(fig, key="fig_tabular")
     explain(
         "RiskPO Prop. 1 + Thm 2: entropy falls by η·Cov(log π, A) per step, and the MVaR advantage has the smaller "

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import state
+from . import memo, state
 from .choices import Knobs
 from .figures import covariance_gap_figure, entropy_residual_figure, optimal_prob_change_figure
 from .figures_paper import thm2_scatter_figure
@@ -96,7 +96,7 @@ def proposition_1() -> None:
     prop1 = cached_claim("prop1_entropy_residual", (("num_actions", int(actions)), ("seeds", int(instances))))
     claim_status(prop1)
     table = pd.DataFrame(prop1["table"])
-    fig = entropy_residual_figure(table, limit=prop1.get("curvature_scale"))
+    fig = memo.get_or_build(("prop1", instances, actions), lambda: entropy_residual_figure(table, limit=prop1.get("curvature_scale")))
     st.plotly_chart(fig, key="fig_prop1")
     st.dataframe(table, hide_index=True, key="table_prop1")
     words("prop1_entropy_residual", prop1)
@@ -123,13 +123,14 @@ def theorem_2(knobs: Knobs) -> None:
     m2.metric("… of which Cov_MVaR ≤ Cov_mean", f"{thm2['satisfied_ordered']}")
     m3.metric("ordering fails without Assumption 1", f"{thm2['violated_failure_rate']:.1%}")
     table = pd.DataFrame(thm2["table"])
-    fig = covariance_gap_figure(table.assign(instances=table["instances"].map(lambda f: FAMILIES.get(f, f).split(":")[0])))
+    named = table.assign(instances=table["instances"].map(lambda f: {"u": "u (U-shaped log π)", "free": "free (unstructured)"}.get(f, f)))
+    fig = memo.get_or_build(("thm2", params), lambda: covariance_gap_figure(named))
     st.plotly_chart(fig, key="fig_thm2")
     st.dataframe(table, hide_index=True, key="table_thm2")
     if thm2.get("points"):
         points = pd.DataFrame(thm2["points"])
         with st.expander(f"per-instance values (first {len(points) // max(points['instances'].nunique(), 1)} of each family)"):
-            st.plotly_chart(thm2_scatter_figure(points), key="fig_thm2_points")
+            st.plotly_chart(memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), key="fig_thm2_points")
     extras = {k: v for k, v in thm2.items() if k not in ("table", "points", "claim", "paper", "measured", "holds")
               and isinstance(v, (int, float, str, bool))}
     with st.expander("every measured number of this check"):
@@ -159,7 +160,7 @@ def rs_lemmas() -> None:
     m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6g}")
     m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
     m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
-    fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
+    fig = memo.get_or_build(("lemmas", rewards, probs), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}))
     st.plotly_chart(fig, key="fig_lemmas")
     words("rs_lemmas")
     downloads("rs_lemmas_prob_change", curve, fig)
