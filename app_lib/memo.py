@@ -15,12 +15,26 @@ from typing import Any, Callable, Hashable
 
 _LOCK = threading.Lock()
 _ENTRIES: "OrderedDict[Hashable, Any]" = OrderedDict()
-MAX_ENTRIES = 48
+MAX_ENTRIES = 512  # a page's figures or one estimator's run: each well under a MB
 
 
 def has(key: Hashable) -> bool:
     with _LOCK:
         return key in _ENTRIES
+
+
+def put(key: Hashable, value: Any, max_entries: int = MAX_ENTRIES) -> None:
+    with _LOCK:
+        _ENTRIES[key] = value
+        _ENTRIES.move_to_end(key)
+        while len(_ENTRIES) > max_entries:
+            _ENTRIES.popitem(last=False)
+
+
+def get(key: Hashable) -> Any:
+    with _LOCK:
+        _ENTRIES.move_to_end(key)
+        return _ENTRIES[key]
 
 
 def get_or_build(key: Hashable, build: Callable[[], Any], max_entries: int = MAX_ENTRIES) -> Any:
@@ -30,10 +44,7 @@ def get_or_build(key: Hashable, build: Callable[[], Any], max_entries: int = MAX
             _ENTRIES.move_to_end(key)
             return _ENTRIES[key]
     value = build()
-    with _LOCK:
-        _ENTRIES[key] = value
-        while len(_ENTRIES) > max_entries:
-            _ENTRIES.popitem(last=False)
+    put(key, value, max_entries)
     return value
 
 

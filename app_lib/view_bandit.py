@@ -5,10 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from . import memo, state
-from .choices import Choice, build_choices
+from .choices import build_choices
 from .figures import band_figure, policy_animation_figure
-from .runs import final_summary, run_each, stack_frames
-from .ui import downloads, explain, run_with_progress, show_errors
+from .runs import final_summary
+from .simulate import cached_runs, frames
+from .ui import downloads, explain, progress_bar, show_errors
 from .views import Context, register_view
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
@@ -34,26 +35,23 @@ def apply_preset_defaults() -> None:
         st.session_state[key] = value
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int):
-    """One estimator's bandit run (cached per estimator, so adding a curve reruns only that curve)."""
+def bandit_runs(choices: tuple, preset: str, settings: tuple, seeds: int, progress=None):
+    """[(result, errors)] per choice (cached per estimator, run together when missing) and the arm rewards."""
     from sandbox import BanditConfig, run_bandit
 
     config = getattr(BanditConfig, preset)(**dict(settings))
-    results, errors = run_each(run_bandit, config, [choice], seeds)
-    return stack_frames(results, "metrics"), stack_frames(results, "policy"), errors, list(config.rewards)
+    return cached_runs("bandit", run_bandit, config, choices, seeds, (preset, settings), progress), list(config.rewards)
 
 
 def bandit_page(choices: tuple, preset: str, settings: tuple, seeds: int) -> dict:
     """Tables and figures of one bandit comparison (built once per settings, see ``memo``)."""
-    outputs = [cached_bandit_run(choice, preset, settings, seeds) for choice in choices]
-    errors = [e for out in outputs for e in out[2]]
-    frames = [out[0] for out in outputs if not out[0].empty]
-    if not frames:
+    outputs, arm_rewards = bandit_runs(choices, preset, settings, seeds)
+    errors = [e for _, errs in outputs for e in errs]
+    ran = [(choice, result) for choice, (result, _) in zip(choices, outputs) if result is not None]
+    if not ran:
         return {"errors": errors, "metrics": pd.DataFrame()}
-    metrics = pd.concat(frames, ignore_index=True)
-    policy = pd.concat([out[1] for out in outputs if not out[1].empty], ignore_index=True)
-    arm_rewards = outputs[0][3]
+    metrics = pd.concat([frames(result, choice, "metrics") for choice, result in ran], ignore_index=True)
+    policy = pd.concat([frames(result, choice, "policy") for choice, result in ran], ignore_index=True)
     fields = [("expected_reward", "expected reward E_π[r]"), ("entropy", "policy entropy H(π)"), ("prob_best", "π(best arm)")]
     bounds = {"expected_reward": (min(arm_rewards), max(arm_rewards)), "entropy": (0.0, None), "prob_best": (0.0, 1.0)}
     return {"errors": errors, "metrics": metrics, "policy": policy, "summary": final_summary(metrics, [f for f, _ in fields]),
@@ -97,10 +95,10 @@ def render(ctx: Context) -> None:
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="single_prompt")
     key = (tuple(choices), preset, tuple(sorted(settings.items())), int(seeds))
-    if not memo.has(("bandit",) + key):  # the progress bar only when something is to be computed
-        run_with_progress(lambda choice: cached_bandit_run(choice, preset, key[2], key[3]), choices, "bandit runs",
-                          describe=lambda choice: choice.label)
-    page = memo.get_or_build(("bandit",) + key, lambda: bandit_page(*key))
+    if not memo.has(("bandit_page",) + key):  # the progress bar only when something is to be computed
+        with progress_bar(f"bandit runs ({len(choices)} estimators × {seeds} seed(s), {steps} steps)") as report:
+            bandit_runs(*key, progress=report)
+    page = memo.get_or_build(("bandit_page",) + key, lambda: bandit_page(*key))
     show_errors(errors + page["errors"])
     if page["metrics"].empty:
         st.info("No estimator could run with these settings.")

@@ -9,8 +9,9 @@ from .choices import Choice, Knobs, build_choices
 from .figures import band_figure
 from .figures_paper import passk_figure
 from .passk_curve import K_GRID, curves_from_runs, passk_vs_k
-from .runs import final_summary, run_each, stack_frames
-from .ui import downloads, explain, run_with_progress, show_errors
+from .runs import final_summary
+from .simulate import all_cached, cached_runs, frames
+from .ui import downloads, explain, progress_bar, show_errors
 from .views import Context, register_view
 
 UNIT = (0.0, 1.0)
@@ -28,13 +29,14 @@ TABULAR_FIELDS = [
 ]
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def cached_tabular_run(choice: Choice, settings: tuple, seeds: int):
-    """One estimator's tabular-prompt run, cached per estimator and settings."""
+def tabular_runs(choices, settings: dict, seeds: int, progress=None) -> tuple[pd.DataFrame, list[str]]:
+    """Seed-level metrics of every choice (cached per estimator, the missing ones run together) and errors."""
     from sandbox import TabularConfig, run_tabular
 
-    results, errors = run_each(run_tabular, TabularConfig(**dict(settings)), [choice], seeds)
-    return stack_frames(results, "metrics"), errors
+    key = tuple(sorted(settings.items()))
+    outputs = cached_runs("tabular", run_tabular, TabularConfig(**settings), choices, seeds, key, progress)
+    parts = [frames(result, choice, "metrics") for choice, (result, _) in zip(choices, outputs) if result is not None]
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), [e for _, errs in outputs for e in errs]
 
 
 def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
@@ -64,10 +66,11 @@ def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
 
 
 def run_all(choices: list[Choice], settings: dict, seeds: int, label: str):
-    outputs = run_with_progress(lambda choice: cached_tabular_run(choice, tuple(sorted(settings.items())), seeds), choices, label,
-                                describe=lambda choice: choice.label)
-    frames = [out[0] for out in outputs if not out[0].empty]
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), [e for out in outputs for e in out[1]]
+    """``tabular_runs`` behind a progress bar when anything is to be computed."""
+    if all_cached("tabular", choices, seeds, tuple(sorted(settings.items()))):
+        return tabular_runs(choices, settings, seeds)
+    with progress_bar(f"{label} ({len(choices)} estimators × {seeds} seed(s), {settings['steps']} steps)") as report:
+        return tabular_runs(choices, settings, seeds, progress=report)
 
 
 def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, tuple]]:
@@ -85,12 +88,9 @@ def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, 
 
 def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
     """Table and figure of one tabular comparison (built once per settings, see ``memo``)."""
-    outputs = [cached_tabular_run(choice, tuple(sorted(settings.items())), seeds) for choice in choices]
-    errors = [e for out in outputs for e in out[1]]
-    frames = [out[0] for out in outputs if not out[0].empty]
-    if not frames:
-        return {"errors": errors, "metrics": pd.DataFrame()}
-    metrics = pd.concat(frames, ignore_index=True)
+    metrics, errors = tabular_runs(choices, settings, seeds)
+    if metrics.empty:
+        return {"errors": errors, "metrics": metrics}
     fields = shown_fields(metrics, settings)
     return {"errors": errors, "metrics": metrics, "summary": final_summary(metrics, [f for f, _, _ in fields]),
             "fig": band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})}
@@ -114,7 +114,7 @@ def render(ctx: Context) -> None:
         st.error(f"Invalid tabular settings: {err}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="bundled")
-    key = ("tabular", tuple(choices), tuple(sorted(settings.items())), seeds)
+    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds)
     if not memo.has(key):  # the progress bar only when something is to be computed
         run_all(choices, settings, seeds, "tabular runs")
     page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds))
