@@ -12,6 +12,7 @@ passk.py and population.py and are not repeated here.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -20,14 +21,15 @@ import torch
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
-from ._checks import check_finite, check_group_size, check_k, check_levels, check_nonnegative, check_rank
+from ._checks import check_finite, check_group_size, check_k, check_levels, check_nonempty_batch, check_nonnegative, check_rank
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
 from .quantiles import QuantileTracker
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
 
-__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "ESTIMATORS"]
+__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "register_estimator",
+           "estimator_parameter_roles", "PARAMETER_ROLES", "ESTIMATORS"]
 
 # Advantages below this magnitude count as "no signal" in the zero-advantage metrics.
 _ZERO_TOL = 1e-12
@@ -63,6 +65,7 @@ class AdvantageEstimator:
     def __call__(self, rewards: Tensor, generator: torch.Generator | None = None) -> AdvantageOutput:
         check_finite("rewards", rewards)
         check_rank("rewards", rewards, 2)
+        check_nonempty_batch("rewards", rewards)
         check_group_size("group size G (rewards.shape[1])", rewards.shape[1])
         if not rewards.is_floating_point():
             rewards = rewards.to(torch.get_default_dtype())
@@ -74,7 +77,10 @@ class AdvantageEstimator:
     def compute(self, rewards: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def population(self, rewards: Tensor, probs: Tensor) -> Tensor:
+    def population(self, rewards: Tensor, probs: Tensor, group_size: int | None = None) -> Tensor:
+        """Ā(a) = E[A_1 | x_1 = a]: the expected sampled advantage of a response given its action, so
+        that E[Σ_i A_i ∇log π(x_i)] = n Σ_a π(a) Ā(a) ∇log π(a). ``group_size`` (n) matters only for
+        estimators whose advantage depends on it (the pass@k family, which require it)."""
         raise NotImplementedError(f"estimator {self.name!r} has no exact population form")
 
     def params(self) -> dict:
@@ -95,11 +101,58 @@ ESTIMATORS: dict[str, type[AdvantageEstimator]] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(cls: type[AdvantageEstimator], *aliases: str) -> type[AdvantageEstimator]:
+#: What a constructor parameter means. The papers use β for two different things, and both
+#: names are kept as printed (configs such as llm/configs/rs_grpo.yaml pass ``beta`` to RS-GRPO):
+#: RiskPO's β is the upper quantile LEVEL in [0, 1]; RS-GRPO's β is the risk-sensitivity
+#: TEMPERATURE of the exponential utility. Each estimator tags its parameters with a role, so a
+#: UI asks ``estimator_parameter_roles(name)["beta"]`` instead of keeping lists of names.
+PARAMETER_ROLES = {
+    "quantile_level": "a probability level α or β in [0, 1] (RiskPO, RVaR, CVaR)",
+    "risk_temperature": "the exponential-utility β of RS-GRPO, any finite real (> 0 risk seeking)",
+    "tail_weight": "ω >= 0, the extra weight on the lower tail (MVaR)",
+    "bundle_size": "prompts per bundle B",
+    "k": "the k of pass@k / max@k",
+    "quantile_value": "a fixed quantile value q (only with quantile_source='fixed')",
+    "quantile_source": "where the quantiles come from",
+    "tracker": "online quantile tracker setting",
+    "seed": "random seed of the bundle permutations",
+    "numerical": "a numerical safeguard (e.g. eps of a std division)",
+    "option": "a switch between variants",
+}
+_ROLES: dict[str, dict[str, str]] = {}
+
+
+def register(cls: type[AdvantageEstimator], *aliases: str, roles: dict[str, str] | None = None) -> type[AdvantageEstimator]:
+    """Adds ``cls`` to the registry under ``cls.name`` and ``aliases``; prefer ``@register_estimator``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no registry name")
+    if cls.name in ESTIMATORS and ESTIMATORS[cls.name] is not cls:
+        raise ValueError(f"estimator name {cls.name!r} is registered twice")
+    roles = dict(roles or {})
+    unknown = set(roles.values()) - set(PARAMETER_ROLES)
+    if unknown:
+        raise ValueError(f"{cls.name}: unknown parameter role(s) {sorted(unknown)}; choose from {sorted(PARAMETER_ROLES)}")
     ESTIMATORS[cls.name] = cls
+    _ROLES[cls.name] = roles
     for alias in aliases:
         _ALIASES[alias] = cls.name
     return cls
+
+
+def register_estimator(*aliases: str, roles: dict[str, str] | None = None):
+    """Class decorator: registers the estimator once, with its aliases and the role of each parameter."""
+    return lambda cls: register(cls, *aliases, roles=roles)
+
+
+def estimator_parameter_roles(name: str) -> dict[str, str]:
+    """parameter -> role (a key of ``PARAMETER_ROLES``), for every constructor parameter of ``name``."""
+    key = _ALIASES.get(name, name)
+    params = estimator_parameters(key)
+    roles = _ROLES[key]
+    missing = set(params) - set(roles)
+    if missing:  # a registration bug, caught by tests/test_theory_estimators.py
+        raise ValueError(f"estimator {key!r} has parameters without a role: {sorted(missing)}")
+    return {p: roles[p] for p in params}
 
 
 def list_estimators() -> dict[str, str]:
@@ -133,6 +186,7 @@ def get_estimator(name: str, **params) -> AdvantageEstimator:
 # --------------------------------------------------------------------------- group-relative
 
 
+@register_estimator(roles={"eps": "numerical", "unbiased_std": "option"})
 class GRPO(AdvantageEstimator):
     name = "grpo"
     description = "GRPO: (r − mean)/(std + eps) per group"
@@ -144,13 +198,14 @@ class GRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.grpo(rewards, self.eps, self.unbiased_std), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_grpo(rewards, probs, self.eps)
 
     def params(self):
         return {"eps": self.eps, "unbiased_std": self.unbiased_std}
 
 
+@register_estimator("drgrpo")
 class DrGRPO(AdvantageEstimator):
     name = "dr_grpo"
     description = "Dr. GRPO: r − mean per group (no std normalisation)"
@@ -158,10 +213,11 @@ class DrGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.dr_grpo(rewards), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_dr_grpo(rewards, probs)
 
 
+@register_estimator("rsgrpo", roles={"beta": "risk_temperature"})
 class RSGRPO(AdvantageEstimator):
     name = "rs_grpo"
     description = "RS-GRPO: (1/β)(e^{βr}/mean e^{βr} − 1), exponential-utility risk seeking"
@@ -174,7 +230,7 @@ class RSGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.rs_grpo(rewards, self.beta), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rs_grpo(rewards, probs, self.beta)
 
     def params(self):
@@ -196,7 +252,13 @@ class _PassKEstimator(AdvantageEstimator):
     def _check_k(self, rewards):
         check_k(self.k, rewards.shape[1], n_name="group size G")
 
+    def _group_size(self, group_size):
+        if group_size is None:
+            raise ValueError(f"{self.name} has no exact population form without group_size: its expected advantage depends on the group size n")
+        return group_size
 
+
+@register_estimator(roles={"k": "k"})
 class ChenPassK(_PassKEstimator):
     name = "passk_chen"
     description = "Pass@k training (Chen et al.): analytic group advantage of the pass@k reward"
@@ -205,10 +267,11 @@ class ChenPassK(_PassKEstimator):
         self._check_k(rewards)
         return pk.chen_passk_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_chen_passk(rewards, probs, self.k, self._group_size(group_size))
 
 
+@register_estimator()
 class LeaveOneOutMax(AdvantageEstimator):
     name = "passk_loo_max"
     description = "Leave-one-out max (Tang et al.): max_j r_j − max_{j≠i} r_j"
@@ -216,19 +279,26 @@ class LeaveOneOutMax(AdvantageEstimator):
     def compute(self, rewards, generator):
         return pk.leave_one_out_max_advantage(rewards), {}
 
+    def population(self, rewards, probs, group_size=None):
+        if group_size is None:
+            raise ValueError("passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n")
+        return pop.population_loo_max(rewards, probs, group_size)
 
+
+@register_estimator(roles={"k": "k"})
 class PKPO(_PassKEstimator):
     name = "pkpo"
-    description = "PKPO (Walder & Karkhanis): max@k effective rewards minus a leave-one-out baseline"
+    description = "PKPO (Walder & Karkhanis): max@k effective rewards (paper scale) minus a leave-one-out baseline"
 
     def compute(self, rewards, generator):
         self._check_k(rewards)
         return pk.pkpo_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_pkpo(rewards, probs, self.k, self._group_size(group_size))
 
 
+@register_estimator(roles={"k": "k"})
 class PassKReweight(_PassKEstimator):
     name = "passk_reweight"
     description = "Pass@k reweighting (Mahdavi et al.): k(1−p̂)^{k−1}(r − p̂)"
@@ -237,13 +307,14 @@ class PassKReweight(_PassKEstimator):
         self._check_k(rewards)
         return pk.passk_reweighted_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def population(self, rewards, probs, group_size=None):
+        return pop.population_passk_reweight(rewards, probs, self.k, self._group_size(group_size))
 
 
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
 
 QUANTILE_SOURCES = ("tracker", "batch", "group", "fixed")
+_BAND_ROLES = {"alpha": "quantile_level", "beta": "quantile_level", "omega": "tail_weight", "bundle_size": "bundle_size", "quantile_source": "quantile_source", "q_alpha": "quantile_value", "q_beta": "quantile_value", "tracker_step_size": "tracker", "tracker_decay": "tracker", "seed": "seed"}
 
 
 class _QuantileBandEstimator(AdvantageEstimator):
@@ -279,8 +350,15 @@ class _QuantileBandEstimator(AdvantageEstimator):
         if quantile_source == "fixed":
             if q_alpha is None or q_beta is None:
                 raise ValueError("quantile_source='fixed' needs q_alpha and q_beta")
+            for field, value in (("q_alpha", q_alpha), ("q_beta", q_beta)):
+                if not math.isfinite(float(value)):
+                    raise ValueError(f"{field}={value} must be finite")
             if q_alpha > q_beta:
                 raise ValueError(f"q_alpha={q_alpha} must be <= q_beta={q_beta}")
+        elif q_alpha is not None or q_beta is not None:
+            # A value that would be silently ignored is a configuration error, not a default.
+            raise ValueError(f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
+                             f"(got quantile_source={quantile_source!r})")
         self.alpha, self.beta, self.omega = float(alpha), float(beta), float(omega)
         self.bundle_size = int(bundle_size)
         self.quantile_source = quantile_source
@@ -312,7 +390,9 @@ class _QuantileBandEstimator(AdvantageEstimator):
     def _quantiles(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """(q_α, q_β), each broadcastable against ``scores`` (blocks, G)."""
         if self.quantile_source == "tracker":
-            q = self.tracker.update(scores).to(scores.dtype)
+            # The tracker keeps Algorithm 1's independent iterates, which may cross; the advantage
+            # needs q_α <= q_β, so the pair is ordered here, where it is used (docs/theory.md).
+            q = torch.sort(self.tracker.update(scores)).values.to(scores.dtype)
             return q[0], q[1]
         if self.quantile_source == "batch":
             flat = scores.reshape(-1)
@@ -347,6 +427,7 @@ class _QuantileBandEstimator(AdvantageEstimator):
         self.generator.set_state(state["generator"])
 
 
+@register_estimator("mvar", "riskpo_mvar", roles=_BAND_ROLES)
 class RiskPO(_QuantileBandEstimator):
     name = "riskpo"
     description = "RiskPO: MVaR bundle advantage −(1+ω)(q_α − R_B)⁺ + g(R_B, q_α, q_β)"
@@ -354,10 +435,11 @@ class RiskPO(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator("mvar_seeking", roles=_BAND_ROLES)
 class RiskSeekingMVaR(_QuantileBandEstimator):
     name = "riskpo_seeking"
     description = "Risk-seeking MVaR: (1+ω)(R_B − q_β)⁺ + clip(R_B, q_α, q_β) − q_α"
@@ -365,10 +447,11 @@ class RiskSeekingMVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.risk_seeking_mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_risk_seeking_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class RVaR(_QuantileBandEstimator):
     name = "rvar"
     description = "RVaR_{α:β} (RiskPO Theorem 1): g(R, q_α, q_β)/(β − α)"
@@ -381,10 +464,11 @@ class RVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.rvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.alpha, self.beta)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rvar(rewards, probs, self.alpha, self.beta)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class CVaR(_QuantileBandEstimator):
     name = "cvar"
     description = "Lower-tail CVaR_α: −(q_α − R)⁺/α"
@@ -398,21 +482,5 @@ class CVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.cvar_advantage_from_quantile(scores, q_alpha, self.alpha)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_cvar(rewards, probs, self.alpha)
-
-
-for _cls, _aliases in [
-    (GRPO, ()),
-    (DrGRPO, ("drgrpo",)),
-    (RSGRPO, ("rsgrpo",)),
-    (RiskPO, ("mvar", "riskpo_mvar")),
-    (RiskSeekingMVaR, ("mvar_seeking",)),
-    (RVaR, ()),
-    (CVaR, ()),
-    (ChenPassK, ()),
-    (LeaveOneOutMax, ()),
-    (PKPO, ()),
-    (PassKReweight, ()),
-]:
-    register(_cls, *_aliases)
