@@ -83,6 +83,13 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
 
     rewards = np.asarray(rs_grpo_paper_rewards())
     assert rewards.min() >= 0.0 and rewards.max() <= 1.0  # was 1 + 1.1e-11 at arm 40
+    # ... and the message names the offending value with enough digits to be true (it printed "1").
+    import torch
+
+    from theory import get_estimator
+
+    with pytest.raises(ValueError, match=r"1\.00000000001"):
+        get_estimator("passk_chen", k=2)(torch.tensor([[0.1, 1 + 1.1e-11, 0.5, 0.2]], dtype=torch.float64))
     for noise in ("none", "bernoulli"):
         at = start({"view": "bandit"}, estimators=["passk_chen", "grpo"], bandit_preset="100-arm (RS-GRPO §3)", bandit_update="sampled",
                    bandit_steps=20, bandit_seeds=1, bandit_noise=noise, bandit_lr=0.1)
