@@ -150,7 +150,8 @@ def simulate(methods: dict, settings: dict, ks) -> tuple[pd.DataFrame, pd.DataFr
         frame = run_tabular(TabularConfig(**settings, k=int(k)), specs, seeds=seeds).metrics
         frame["method"] = frame["estimator"].map(label_to_method)
         if curves is None:
-            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"])
+            # same column name as the trainer's metrics.jsonl, so LM and simulator curves line up
+            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"]).rename(columns={"mean_reward": "reward_mean"})
             curves = numeric.groupby(["method", "step"], sort=False).mean().reset_index()
         # The untrained policy (step 0, identical for every estimator) is the simulator's "base".
         first = frame[frame["step"] == 0].assign(method="base").drop_duplicates("seed")
