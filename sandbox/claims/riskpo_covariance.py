@@ -27,11 +27,18 @@ from .. import plots
 from .._common import single_thread
 from .registry import generator, register_claim, result
 
-__all__ = ["random_instances", "INSTANCE_FAMILIES", "claim_thm2_covariance", "claim_thm3_tail_transforms",
+__all__ = ["random_instances", "INSTANCE_FAMILIES", "INSTANCE_FAMILY_TEXT", "ASSUMPTION_1", "claim_thm2_covariance", "claim_thm3_tail_transforms",
            "thm3_counterexample", "upper_tail_transforms"]
 
 DTYPE = torch.float64
 INSTANCE_FAMILIES = ("u_shaped", "lm_like", "random")
+#: one line per family, for display next to the Theorem 2/3 checks.
+INSTANCE_FAMILY_TEXT = {
+    "u_shaped": "graded rewards on {0, 1/8, …, 1}; log π a random parabola in the reward (+ noise)",
+    "lm_like": "rewards k/16 from an arcsine law (mass at both ends); log π rising towards both tails, flat on "
+               "[0.3, 0.7] (the profile of RiskPO Fig. 3) + noise",
+    "random": "graded rewards on {0, 1/8, …, 1}; i.i.d. N(0, 4) logits",
+}
 #: covariances are O(1) float64 sums of <= 16 terms: 1e-12 absorbs round-off and nothing else.
 TOL = 1e-12
 
