@@ -5,6 +5,7 @@ a reason when Chromium is not installed (scripts/install_browser.sh installs it)
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -12,9 +13,19 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from app_lib.browser import find_chromium, screenshot, streamlit_server  # noqa: E402
+
+def _load_browser_tool():
+    """scripts/app_browser.py is a tool, not a package module: load it from its path."""
+    spec = importlib.util.spec_from_file_location("app_browser", REPO / "scripts" / "app_browser.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app_browser"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_browser = _load_browser_tool()
+find_chromium, screenshot, streamlit_server = _browser.find_chromium, _browser.screenshot, _browser.streamlit_server
 
 pytestmark = pytest.mark.slow
 

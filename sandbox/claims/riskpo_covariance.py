@@ -100,8 +100,10 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
         gap = cov_mean - cov_mvar  # Theorem 2: >= 0
         ordered = gap >= -TOL
         failed_violated = ~literal & ~ordered
-        if bool(failed_violated.any()) and float(-gap[failed_violated].min()) > worst_gap:
-            i = int(torch.where(failed_violated, -gap, torch.full_like(gap, -math.inf)).argmax())
+        # Shown counterexample: the largest failure among instances with q_α < q_β (a non-degenerate band).
+        candidates = failed_violated & (report["q_alpha"] < report["q_beta"])
+        if bool(candidates.any()) and float(-gap[candidates].min()) > worst_gap:
+            i = int(torch.where(candidates, -gap, torch.full_like(gap, -math.inf)).argmax())
             worst_gap = float(-gap[i])
             failed = [c for c in ("lower_monotone", "upper_monotone", "lower_level", "upper_level") if not bool(report[c][i])]
             counterexample = {"family": family, "rewards": _round(rewards[i]), "probs": _round(probs[i]),
