@@ -38,7 +38,7 @@ from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
-from theory._checks import check_finite_number, check_int, check_positive
+from theory._checks import check_finite_number, check_int, check_positive, check_probability
 
 from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -72,7 +72,7 @@ class TabularConfig:
     peak: initial logit sharpness (θ = peak·z), correctness_correlation ρ in [−1, 1],
     difficulty: 'uniform' (d ~ U(0.05, 0.95)), 'easy' (Beta(2, 5)), 'hard' (Beta(5, 2)),
         'bimodal' (half near 0.2, half near 0.9),
-    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε,
+    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε in (0, 1),
     ppo_epochs: gradient steps per batch when clipping, k: pass@k level,
     risk_alpha/risk_beta/risk_omega: levels for the logged CVaR/RVaR/MVaR of bundle scores,
     metric_bundle_size: B of those logged bundle scores (None = the estimator's own),
@@ -113,9 +113,8 @@ class TabularConfig:
             raise ValueError(f"difficulty={self.difficulty!r} must be one of {DIFFICULTIES}")
         if self.reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type={self.reward_type!r} must be one of {REWARD_TYPES}")
-        if self.clip_eps is not None:
-            check_finite_number("clip_eps", self.clip_eps)
-            check_positive("clip_eps", self.clip_eps)
+        if self.clip_eps is not None:  # the ratio's lower bound 1 − ε must stay positive
+            check_probability("clip_eps", self.clip_eps, open_low=True, open_high=True)
         check_int("ppo_epochs", self.ppo_epochs, minimum=1)
         check_int("k", self.k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
