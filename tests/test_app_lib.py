@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 
-
 from app_lib.choices import Knobs, build_choices, is_quantile_band
 from app_lib.figures import band_figure, colour_map
 from app_lib.runs import final_summary, lemma_thresholds, run_each, stack_frames
