@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .compare_eval import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
-from .compare_results import CURVE_METRICS, curves_from_runs, load_folder
+from .compare_results import curves_from_runs, load_folder
 
 __all__ = ["write_results", "claims", "plot_curves", "plot_passk", "markdown"]
 
