@@ -6,25 +6,50 @@ so the same estimator keeps its colour across views.
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 PALETTE = qualitative.Plotly + qualitative.Dark24
 
 
+#: RS-GRPO β values are ordered: they get a sequential scale (light/low β → dark/high β), fixed
+#: on a log axis over this range so one β keeps its colour whatever else is selected.
+BETA_SCALE = "Plasma"
+BETA_RANGE = (0.25, 64.0)
+
+
+def beta_of(label: str) -> float | None:
+    """The β in an 'rs_grpo (β=2)' label, else None."""
+    match = re.search(r"β=([0-9.eE+-]+)", str(label))
+    return float(match.group(1)) if match and str(label).startswith("rs_grpo") else None
+
+
+def beta_colour(beta: float) -> str:
+    """Sequential colour of a temperature β (β = 0, the mean objective, takes the light end)."""
+    lo, hi = (math.log(b) for b in BETA_RANGE)
+    position = 0.0 if beta <= 0 else min(max((math.log(beta) - lo) / (hi - lo), 0.0), 1.0)
+    # Plasma's last 20% is pale yellow, unreadable on white: stop at 0.8 (and run dark → light reversed).
+    return sample_colorscale(BETA_SCALE, [0.8 * (1.0 - position)])[0]
+
+
 def colour_map(labels) -> dict[str, str]:
     """One colour per label, fixed by the estimator's place in the registry (labels read
     "name (params)"), so an estimator keeps its colour in every view whatever else is
-    selected; further variants of one estimator (several RS-GRPO β) take the next free colours."""
+    selected. RS-GRPO variants take a sequential colour from their β (``beta_colour``)."""
     from theory import list_estimators
 
     registry = list(list_estimators())
     taken: set[int] = set()
     colours: dict[str, str] = {}
     for label in dict.fromkeys(labels):
+        beta = beta_of(label)
+        if beta is not None:
+            colours[label] = beta_colour(beta)
+            continue
         base = str(label).split(" (")[0]
         index = registry.index(base) if base in registry else len(registry)
         while index in taken:
@@ -34,7 +59,19 @@ def colour_map(labels) -> dict[str, str]:
     return colours
 
 
+def legend_order(labels) -> list[str]:
+    """Labels in first-seen order, except that RS-GRPO variants are sorted by β."""
+    labels = list(dict.fromkeys(labels))
+    betas = sorted((beta_of(l), l) for l in labels if beta_of(l) is not None)
+    it = iter(l for _, l in betas)
+    return [next(it) if beta_of(l) is not None else l for l in labels]
+
+
 def _hex_to_rgba(colour: str, alpha: float) -> str:
+    """'#rrggbb' or 'rgb(r, g, b)' (plotly's sampled scales) with an alpha channel."""
+    if colour.startswith("rgb("):
+        r, g, b = (float(v) for v in colour[4:-1].split(","))
+        return f"rgba({r:.0f},{g:.0f},{b:.0f},{alpha})"
     colour = colour.lstrip("#")
     r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
@@ -107,45 +144,47 @@ def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figu
     return fig
 
 
-def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "step", cols: int = 3) -> go.Figure:
-    """Mean ± one standard deviation over seeds of each field vs step, one line per estimator."""
+def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "step", cols: int = 3,
+                bounds: dict[str, tuple[float | None, float | None]] | None = None) -> go.Figure:
+    """Mean ± one standard deviation over seeds of each field vs step, one line per estimator.
+
+    ``bounds`` gives a field's possible range (e.g. (0, None) for an entropy): the band is drawn
+    inside it, since mean − std of a non-negative quantity can fall below 0 although no seed does.
+    The line (the mean) is never altered.
+    """
+    bounds = bounds or {}
     rows = math.ceil(len(fields) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in fields], horizontal_spacing=0.07, vertical_spacing=0.12)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in fields], horizontal_spacing=0.07,
+                        vertical_spacing=0.12 if rows > 1 else 0.0)
     colours = colour_map(metrics["estimator"])
+    order = legend_order(metrics["estimator"])
     for i, (field, _) in enumerate(fields):
         r, c = divmod(i, cols)
         stats = metrics.groupby(["estimator", x], sort=False)[field].agg(["mean", "std"]).reset_index()
         stats["std"] = stats["std"].fillna(0.0)
-        for label, part in stats.groupby("estimator", sort=False):
-            colour = colours[label]
+        lo, hi = bounds.get(field, (None, None))
+        parts = dict(tuple(stats.groupby("estimator", sort=False)))
+        for label in order:
+            part, colour = parts[label], colours[label]
+            upper, lower = (part["mean"] + part["std"]).clip(upper=hi), (part["mean"] - part["std"]).clip(lower=lo)
             fig.add_trace(
-                go.Scatter(
-                    x=pd.concat([part[x], part[x][::-1]]),
-                    y=pd.concat([part["mean"] + part["std"], (part["mean"] - part["std"])[::-1]]),
-                    fill="toself",
-                    fillcolor=_hex_to_rgba(colour, 0.18),
-                    line=dict(width=0),
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=label,
-                ),
-                row=r + 1,
-                col=c + 1,
+                go.Scatter(x=pd.concat([part[x], part[x][::-1]]), y=pd.concat([upper, lower[::-1]]), fill="toself",
+                           fillcolor=_hex_to_rgba(colour, 0.18), line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=label),
+                row=r + 1, col=c + 1,
             )
             fig.add_trace(
                 go.Scatter(x=part[x], y=part["mean"], mode="lines", name=label, legendgroup=label, showlegend=i == 0, line=dict(color=colour)),
-                row=r + 1,
-                col=c + 1,
+                row=r + 1, col=c + 1,
             )
         fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
-    fig.update_layout(height=330 * rows + 40, margin=dict(l=40, r=20, t=60, b=60), legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"))
+    fig.update_layout(height=330 * rows + 60, margin=dict(l=40, r=20, t=70, b=60), legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"))
     return fig
 
 
 def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> go.Figure:
     """π(arm) per estimator, one animation frame per policy snapshot (mean over seeds), rewards dotted."""
     steps = sorted(policy["step"].unique())
-    labels = list(dict.fromkeys(policy["estimator"]))
+    labels = legend_order(policy["estimator"])
     colours = colour_map(labels)
     arms = list(range(len(arm_rewards)))
     as_bars = len(arms) <= 12
@@ -156,18 +195,20 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
         out = []
         for label in labels:
             probs = part[part["estimator"] == label].sort_values("arm")["prob"]
-            kwargs = dict(x=arms, y=probs.tolist(), name=label, legendgroup=label, marker_color=colours[label])
+            kwargs = dict(x=arms, y=probs.tolist(), name=label, legendgroup=label, marker_color=colours[label], xaxis="x", yaxis="y")
             out.append(go.Bar(**kwargs) if as_bars else go.Scatter(mode="lines", line=dict(color=colours[label]), **kwargs))
+        # Every frame carries every trace, the static reward curve included (on its own axis): a frame
+        # that updates only some traces let plotly.js drop the others while playing.
+        out.append(go.Scatter(x=arms, y=list(arm_rewards), name="mean reward μ(arm)", mode="lines+markers" if as_bars else "lines",
+                              line=dict(color="black", dash="dot"), xaxis="x", yaxis="y2"))
         return out
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for trace in traces_at(steps[0]):
+    first = traces_at(steps[0])
+    for trace in first[:-1]:
         fig.add_trace(trace, secondary_y=False)
-    fig.add_trace(
-        go.Scatter(x=arms, y=arm_rewards, name="mean reward μ(arm)", mode="lines+markers" if as_bars else "lines", line=dict(color="black", dash="dot")),
-        secondary_y=True,
-    )
-    fig.frames = [go.Frame(data=traces_at(step), name=str(step), traces=list(range(len(labels)))) for step in steps]
+    fig.add_trace(first[-1], secondary_y=True)
+    fig.frames = [go.Frame(data=traces_at(step), name=str(step), traces=list(range(len(labels) + 1))) for step in steps]
     slider_steps = [
         dict(method="animate", label=str(step), args=[[str(step)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
         for step in steps
@@ -205,26 +246,29 @@ def standalone_html(fig: go.Figure) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
-RESIDUAL_SERIES = {
-    "max_abs_residual_over_eta": ("max |residual| / η  (→ 0 like η)", "crimson", "solid"),
-    "max_abs_residual_over_eta2": ("max |residual| / η²  (bounded)", "navy", "solid"),
-    "median_abs_residual_over_eta2": ("median |residual| / η²", "navy", "dot"),
-    "max_error_vs_half_second_derivative": ("max |residual/η² − ½H''(0)|  (→ 0 like η)", "darkorange", "dash"),
-}
+def entropy_residual_figure(table: pd.DataFrame, limit: float | None = None) -> go.Figure:
+    """Proposition 1 on log-log axes: max |residual|/η² levels off (at ½|H''(0)|, dashed, when ``limit``
+    is given) while max |residual/η² − ½H''(0)| falls like η (dotted: a slope-1 reference line).
 
-
-def entropy_residual_figure(table: pd.DataFrame) -> go.Figure:
-    """Proposition 1 on log-log axes: |residual|/η falls like η (slope 1), |residual|/η² levels off.
-
-    Plots every per-η column the sandbox reports (known ones get descriptive names).
+    residual/η is residual/η² times η, so it is in the table but not drawn (it overlapped the
+    second series, both ≈ η).
     """
     fig = go.Figure()
-    for field in [c for c in table.columns if c != "eta" and pd.api.types.is_numeric_dtype(table[c])]:
-        name, colour, dash = RESIDUAL_SERIES.get(field, (field, None, "solid"))
-        fig.add_trace(go.Scatter(x=table["eta"], y=table[field].abs(), mode="lines+markers", name=name, line=dict(color=colour, dash=dash)))
+    fig.add_trace(go.Scatter(x=table["eta"], y=table["max_abs_residual_over_eta2"].abs(), mode="lines+markers",
+                             name="max |residual| / η²  (bounded: levels off)", line=dict(color="navy")))
+    if "max_error_vs_half_second_derivative" in table:
+        error = table["max_error_vs_half_second_derivative"].abs()
+        fig.add_trace(go.Scatter(x=table["eta"], y=error, mode="lines+markers", name="max |residual/η² − ½H''(0)|  (→ 0 like η)",
+                                 line=dict(color="crimson")))
+        # Drawn a third below the error series: on top of it, it would hide (the error is ∝ η).
+        fig.add_trace(go.Scatter(x=table["eta"], y=float(error.iloc[0]) / 3 * table["eta"] / float(table["eta"].iloc[0]), mode="lines",
+                                 name="reference slope 1 (∝ η)", line=dict(color="grey", dash="dot")))
+    if limit is not None and math.isfinite(limit):
+        fig.add_hline(y=limit, line=dict(color="navy", dash="dash", width=1), annotation_text="max ½|H''(0)| (autograd)",
+                      annotation_position="bottom right")
     fig.update_xaxes(type="log", title_text="step size η")
     fig.update_yaxes(type="log", title_text="entropy residual (log scale)")
-    fig.update_layout(height=400, margin=dict(l=40, r=20, t=30, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=400, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -239,7 +283,8 @@ def covariance_gap_figure(table: pd.DataFrame) -> go.Figure:
                              legendgroup=status, showlegend=False), row=1, col=2)
     fig.update_yaxes(range=[0, 1.15], row=1, col=1)
     fig.update_xaxes(title_text="random instance family")
-    fig.update_layout(height=400, barmode="group", margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    # t=90: the subplot titles sit below the chart toolbar (it covered them at t=40).
+    fig.update_layout(height=430, barmode="group", margin=dict(l=40, r=20, t=90, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
 

@@ -80,10 +80,13 @@ def optimal_prob_change_curve(rewards: Sequence[float], probs: Sequence[float], 
 
 
 def lemma_thresholds(curve: pd.DataFrame) -> dict:
-    """β₀: smallest grid β from which Δπ(a*) stays > 0 (Lemma 3); β₁: grid β of the largest Δπ(a*),
-    beyond which it shrinks (Lemma 4). NaN when the grid shows no such point."""
-    positive = (curve["d_pi_star"] > 0).to_numpy()
-    tail_positive = positive[::-1].cumprod()[::-1].astype(bool)
-    beta0 = float(curve["beta"][tail_positive.argmax()]) if tail_positive.any() else float("nan")
-    beta1 = float(curve["beta"][curve["d_pi_star"].idxmax()]) if positive.any() else float("nan")
-    return {"beta0": beta0, "beta1": beta1}
+    """β₀ (Lemma 3) and β₁ (Lemma 4) of a Δπ(a*) curve, by the one definition in ``theory.rs_lemmas``:
+    β₀ the smallest grid β from which Δπ(a*) stays > 0; β₁ the smallest grid β >= β₀ from which it
+    never rises again. NaN when the grid shows no such point."""
+    import torch
+
+    from theory.rs_lemmas import lemma3_threshold, lemma4_threshold
+
+    betas = [float(b) for b in curve["beta"]]
+    values = torch.tensor(curve["d_pi_star"].to_numpy(dtype=float), dtype=torch.float64)
+    return {"beta0": float(lemma3_threshold(betas, values)), "beta1": float(lemma4_threshold(betas, values))}

@@ -3,8 +3,9 @@
 Layout under ``<output_dir>/checkpoints``::
 
     step-00000004/            a finished checkpoint (only ever appears complete)
-        trainer_state.pt      model, optimizer, scheduler, estimator, sampler, RNG, step, config
-        model/                optional save_pretrained export (for llm.evaluate)
+        trainer_state.pt      optimizer (unsharded runs), scheduler, estimator, sampler, RNG, step, config
+        model/                the weights, once: save_pretrained export + tokenizer (llm.evaluate reads it)
+        optimizer/            sharded runs (FSDP): one optimizer-state file per process (torch.distributed.checkpoint)
         COMPLETE              marker written last inside the temp dir
     latest                    text file naming the newest finished step directory
     .tmp-step-00000006/       a save in progress (or one killed mid-write)
@@ -26,7 +27,8 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "list_checkpoints", "STATE_FILE"]
+__all__ = ["begin_checkpoint", "commit_checkpoint", "save_checkpoint", "load_checkpoint", "load_weights", "resolve_checkpoint",
+           "list_checkpoints", "STATE_FILE"]
 
 STATE_FILE = "trainer_state.pt"
 _COMPLETE = "COMPLETE"
@@ -63,45 +65,31 @@ def list_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(
-    root: str | os.PathLike,
-    step: int,
-    state: dict[str, Any],
-    *,
-    keep_last: int | None = None,
-    write_extra: Callable[[Path], None] | None = None,
-    before_commit: Callable[[Path], None] | None = None,
-) -> Path:
-    """Write ``state`` (anything ``torch.save`` accepts) as checkpoint ``step`` under ``root``, atomically.
+def begin_checkpoint(root: str | os.PathLike, step: int) -> Path:
+    """Create the empty temp directory ``root/.tmp-step-N`` a save writes into (stale ones are removed first).
 
-    Args:
-        root: checkpoint directory (created if missing).
-        step: training step the state belongs to; names the directory.
-        state: the training state; written to ``trainer_state.pt``.
-        keep_last: keep only this many newest finished checkpoints (None = all).
-        write_extra: called with the temp directory to add more files
-            (e.g. ``model.save_pretrained(tmp / "model")``) before the commit.
-        before_commit: test hook, called after every file is written and
-            synced but before the rename; raising here simulates a crash.
-
-    Returns the final checkpoint directory.
+    Call on the main process only, then let every process write its files
+    (e.g. sharded optimizer state) before ``commit_checkpoint``.
     """
     if int(step) != step or step < 0:
         raise ValueError(f"step={step} must be a non-negative integer")
-    if keep_last is not None and keep_last < 1:
-        raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-step-*"):  # left by a process killed mid-save
         shutil.rmtree(stale, ignore_errors=True)
-
-    name = f"step-{int(step):08d}"
-    tmp = root / f".tmp-{name}"
-    final = root / name
+    tmp = root / f".tmp-step-{int(step):08d}"
     tmp.mkdir()
-    torch.save(state, tmp / STATE_FILE)
-    if write_extra is not None:
-        write_extra(tmp)
+    return tmp
+
+
+def commit_checkpoint(root: str | os.PathLike, step: int, *, keep_last: int | None = None,
+                      before_commit: Callable[[Path], None] | None = None) -> Path:
+    """Mark ``.tmp-step-N`` complete, fsync it, rename it to ``step-N``, move ``latest``, prune old ones."""
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
+    root = Path(root)
+    name = f"step-{int(step):08d}"
+    tmp, final = root / f".tmp-{name}", root / name
     (tmp / _COMPLETE).write_text(f"{int(step)}\n")
     _fsync_tree(tmp)
     if before_commit is not None:
@@ -127,6 +115,61 @@ def save_checkpoint(
             if path != final:
                 shutil.rmtree(path, ignore_errors=True)
     return final
+
+
+def save_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    state: dict[str, Any],
+    *,
+    keep_last: int | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+    before_commit: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write ``state`` (anything ``torch.save`` accepts) as checkpoint ``step`` under ``root``, atomically.
+
+    Args:
+        root: checkpoint directory (created if missing).
+        step: training step the state belongs to; names the directory.
+        state: the training state; written to ``trainer_state.pt``.
+        keep_last: keep only this many newest finished checkpoints (None = all).
+        write_extra: called with the temp directory to add more files
+            (e.g. ``model.save_pretrained(tmp / "model")``) before the commit.
+        before_commit: test hook, called after every file is written and
+            synced but before the rename; raising here simulates a crash.
+
+    Returns the final checkpoint directory.
+    """
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
+    tmp = begin_checkpoint(root, step)
+    torch.save(state, tmp / STATE_FILE)
+    if write_extra is not None:
+        write_extra(tmp)
+    return commit_checkpoint(root, step, keep_last=keep_last, before_commit=before_commit)
+
+
+def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
+    """Load a ``save_pretrained`` export (``*.safetensors``) into ``model`` in place.
+
+    Keys the export omits must be tied to a loaded tensor (e.g. SmolLM2's
+    lm_head = embed_tokens, which safetensors stores once); anything else
+    missing or unexpected is an error naming the keys.
+    """
+    from safetensors.torch import load_file
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors weights in {directory}")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    current = model.state_dict()
+    loaded_storage = {current[k].data_ptr() for k in state if k in current}
+    untied = [k for k in missing if current[k].data_ptr() not in loaded_storage]
+    if untied or unexpected:
+        raise ValueError(f"weights in {directory} do not fit the model: missing {untied[:5]}, unexpected {unexpected[:5]}")
 
 
 def resolve_checkpoint(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

@@ -114,6 +114,7 @@ class RewardPipeline:
             self.in_worker[name] = in_worker
         self._pool = ScoringPool(int(num_workers), self.timeout_s) if any(self.in_worker.values()) else None
         self.last_timeouts: dict[str, int] = {name: 0 for name in self.names}
+        self.last_errors: dict[str, str] = {}  # name -> first error message of the last call
 
     # ------------------------------------------------------------------ scoring
 
@@ -141,6 +142,7 @@ class RewardPipeline:
                 values = function(completions, examples)
         except Exception as error:
             logger.warning("reward %r raised on a batch of %d (scored 0): %s: %s", name, len(completions), type(error).__name__, error)
+            self.last_errors[name] = f"{type(error).__name__}: {error}"
             return [0.0] * len(completions), len(completions)
         return self._check_values(name, values, len(completions)), 0
 
@@ -166,6 +168,7 @@ class RewardPipeline:
                         timeouts[name] += 1
                     first_error = first_error or (value if status == "error" else f"timed out after {self.timeout_s:g} s")
             if errors[name]:
+                self.last_errors[name] = first_error
                 logger.warning(
                     "reward %r failed on %d/%d completions (scored 0; %d timed out); first: %s",
                     name, errors[name], size, timeouts[name], first_error,
@@ -182,6 +185,7 @@ class RewardPipeline:
         raw: dict[str, list[float]] = {}
         error_counts = {name: 0 for name in self.names}
         self.last_timeouts = {name: 0 for name in self.names}
+        self.last_errors = {}
         worker_names = [name for name in self.names if self.in_worker[name]]
         if worker_names and completions:
             scores, errors, timeouts = self._score_in_workers(worker_names, completions, examples)

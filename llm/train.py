@@ -2,35 +2,35 @@
 
     accelerate launch llm/train.py                                   # default.yaml: RiskPO, SmolLM2, CPU-sized
     accelerate launch llm/train.py --config llm/configs/gspo.yaml --steps 20 --lr 2e-6
-    accelerate launch --num_processes 2 --cpu llm/train.py --prompts_per_step 10
+    python llm/train.py --help                                       # every key, its default and meaning
 
-One training step, top to bottom (see ``train_step``):
+One training step reads top to bottom in ``train`` below:
 
-1. every rank draws the same global prompt batch and keeps its slice;
-2. the rollout backend samples G completions per prompt;
-3. rewards are scored, then GATHERED into the global (P, G) matrix;
-4. advantages are computed ONCE per step on that matrix with
-   ``theory.get_estimator(cfg.estimator)`` — identical on every rank, so
-   RiskPO bundles span ranks and its quantile tracker never diverges;
-5. PPO epochs over mini-batches: clipped surrogate (ε_low/ε_high, token or
-   sequence importance ratio), loss aggregation, optional k3 KL to a frozen
-   reference, gradient accumulation and clipping.
+1. collect     every rank draws the same global prompt batch, keeps its slice and
+               samples G completions per prompt (llm/collect.py, llm/rollout.py);
+2. score       rewards are computed and GATHERED into the global (P, G) matrix;
+3. advantages  once per step on that matrix with ``theory.get_estimator(cfg.estimator)``,
+               identical on every rank (RiskPO bundles span ranks, one quantile tracker);
+               DAPO dynamic sampling repeats 1-3 for prompts without signal;
+4. update      PPO epochs over mini-batches of the clipped surrogate of
+               theory/surrogate.py (llm/update.py, llm/loss.py);
+5. log         metrics.jsonl + trackers;
+6. save        atomic checkpoint: weights once, optimizer (sharded under FSDP), RNG, sampler, tracker.
 
-No advantage formula lives here: GRPO, Dr.GRPO, RS-GRPO, RiskPO, ... are all
-registry entries. DAPO and GSPO are loss settings (clip-higher + dynamic
-sampling; sequence-level ratio) on top of a registry estimator.
+No advantage formula and no surrogate formula lives in llm/: GRPO, Dr.GRPO,
+RS-GRPO, RiskPO, ... are registry entries; DAPO and GSPO are loss settings.
 """
 from __future__ import annotations
 
 import copy
 import json
 import math
-import os
 import random
+import resource
+import shutil
 import sys
 import time
-import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,310 +43,263 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.p
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     sys.path.insert(0, str(_here.parent))
 
+from llm.collect import StepTally, advantages, collect, enough_signal, prompt_groups, score, stack_groups
+from llm.config import TINY_MODEL, TrainConfig
+from llm.loss import aggregate_loss, completion_logprobs, policy_loss  # noqa: F401  (re-exported for callers)
+from llm.sharding import full_params_for_generation
+from llm.update import ppo_update, step_seed  # noqa: F401
 from theory import get_estimator
-from theory.dynamics import softmax_entropy
-
-IMPORTANCE_RATIOS = ("token", "sequence")
-LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
-ROLLOUT_BACKENDS = ("hf", "vllm")
-SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-TRACKERS = ("none", "tensorboard", "wandb", "trackio")
-TINY_MODEL = "tiny-random"  # random-init tiny Llama with the SmolLM2 tokenizer: smoke tests, no weights needed
-
-
-# ============================================================================ config
 
 
 @dataclass
-class TrainConfig:
-    """Every knob of a run. Defaults ARE llm/configs/default.yaml (a test keeps them equal)."""
-
-    # --- model and data
-    model: str = "smollm2-135m-instruct"   # alias, local dir, .gguf, hub id, or "tiny-random"
-    dtype: str = "float32"                  # float32 | bfloat16 | float16
-    dataset: str = "reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1"  # see llm.data.load_dataset_examples
-    dataset_limit: int = 0                  # 0 = all rows
-    system_prompt: str = ""                 # "" = llm.data.DEFAULT_SYSTEM_PROMPT
-    max_prompt_tokens: int = 256
-    # --- advantages (theory/ registry)
-    estimator: str = "riskpo"
-    estimator_params: dict = field(default_factory=lambda: {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5})
-    # --- rollouts
-    prompts_per_step: int = 5               # GLOBAL prompts per step (all ranks), multiple of bundle_size and world size
-    group_size: int = 4                     # G completions per prompt
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    rollout_backend: str = "hf"             # hf | vllm
-    vllm_gpu_memory_utilization: float = 0.3
-    # --- rewards: [[name_or_module:function, weight], ...]
-    # final_answer_reward: math-verify on the completion's final answer (boxed or not), see llm/answer_rewards.py
-    rewards: list = field(default_factory=lambda: [["llm.answer_rewards:final_answer_reward", 1.0], ["format", 0.1]])
-    reward_workers: int = 2
-    reward_timeout_s: float = 5.0
-    # --- optimisation
-    lr: float = 2e-6
-    weight_decay: float = 0.0
-    warmup_steps: int = 0                   # in optimizer steps
-    lr_scheduler: str = "constant"          # constant | constant_with_warmup | linear | cosine
-    ppo_epochs: int = 1
-    mini_batches: int = 1                   # optimizer steps per epoch
-    grad_accum: int = 1                     # micro-batches per mini-batch
-    max_grad_norm: float = 1.0              # 0 = no clipping
-    # --- loss
-    clip_eps_low: float = 0.2
-    clip_eps_high: float = 0.2              # > clip_eps_low = DAPO clip-higher
-    importance_ratio: str = "sequence"      # token (PPO/GRPO) | sequence (GSPO, RiskPO paper)
-    loss_agg: str = "token-mean"            # token-mean | seq-mean-token-mean | seq-mean-token-sum
-    kl_coef: float = 0.0                    # > 0 loads a frozen reference copy; k3 estimator
-    dynamic_sampling: bool = False          # DAPO: drop prompts whose advantages are all zero, resample
-    dynamic_sampling_max_rounds: int = 3    # extra generation rounds per step at most
-    # --- run
-    seed: int = 0
-    steps: int = 3
-    log_every: int = 1
-    save_every: int = 0                     # 0 = only after the last step
-    keep_last: int = 2
-    save_model: bool = True                 # also export save_pretrained into each checkpoint (for llm.evaluate)
-    output_dir: str = "runs/default"
-    resume: str = ""                        # "" | "latest" | path to a checkpoint (or checkpoints root)
-    report_to: str = "tensorboard"          # comma list of none | tensorboard | wandb | trackio
-
-    # ------------------------------------------------------------------ loading
-
-    @classmethod
-    def field_types(cls) -> dict[str, type]:
-        return typing.get_type_hints(cls)
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
-        types = cls.field_types()
-        unknown = sorted(set(values) - set(types))
-        if unknown:
-            raise ValueError(f"{source}: unknown config key(s) {unknown}; valid keys: {sorted(types)}")
-        return cls(**{k: _coerce(k, v, types[k], source) for k, v in values.items()})
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config file must be a mapping of key: value")
-        return cls.from_dict(values, source=str(path))
-
-    @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> "TrainConfig":
-        """``[--config file.yaml] [--key value | --key=value ...]``; later keys win."""
-        argv = list(sys.argv[1:] if argv is None else argv)
-        pairs: list[tuple[str, str]] = []
-        i = 0
-        while i < len(argv):
-            arg = argv[i]
-            if not arg.startswith("--") or arg == "--":
-                raise ValueError(f"expected --key value, got {arg!r}")
-            key, eq, value = arg[2:].partition("=")
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise ValueError(f"--{key} needs a value")
-                value = argv[i + 1]
-                i += 1
-            pairs.append((key.replace("-", "_"), value))
-            i += 1
-        base: dict = {}
-        for key, value in pairs:
-            if key == "config":
-                base = asdict(cls.from_yaml(value))
-        types = cls.field_types()
-        for key, value in pairs:
-            if key == "config":
-                continue
-            if key not in types:
-                raise ValueError(f"unknown config key --{key}; valid keys: {sorted(types)}")
-            # str fields take the text verbatim; everything else is parsed as a YAML scalar/list/dict.
-            base[key] = value if types[key] is str else _parse_yaml_value(key, value)
-        return cls.from_dict(base, source="command line")
-
-    def validate(self) -> None:
-        """Cheap checks that need no model, no data and no processes; each names its field."""
-        def need(cond: bool, name: str, rule: str) -> None:
-            if not cond:
-                raise ValueError(f"{name}={getattr(self, name)!r} {rule}")
-
-        need(self.dtype in ("float32", "bfloat16", "float16"), "dtype", "must be float32, bfloat16 or float16")
-        need(self.max_prompt_tokens >= 1, "max_prompt_tokens", "must be >= 1")
-        need(self.dataset_limit >= 0, "dataset_limit", "must be >= 0")
-        need(self.prompts_per_step >= 1, "prompts_per_step", "must be >= 1")
-        need(self.group_size >= 2, "group_size", "must be >= 2 (group statistics need two samples)")
-        need(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-        need(self.temperature > 0 and math.isfinite(self.temperature), "temperature", "must be > 0")
-        need(0 < self.top_p <= 1, "top_p", "must lie in (0, 1]")
-        need(self.rollout_backend in ROLLOUT_BACKENDS, "rollout_backend", f"must be one of {ROLLOUT_BACKENDS}")
-        need(0 < self.vllm_gpu_memory_utilization <= 1, "vllm_gpu_memory_utilization", "must lie in (0, 1]")
-        need(self.reward_workers >= 0, "reward_workers", "must be >= 0")
-        need(self.reward_timeout_s > 0, "reward_timeout_s", "must be > 0")
-        need(self.lr >= 0 and math.isfinite(self.lr), "lr", "must be a finite number >= 0")
-        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
-        need(self.lr_scheduler in SCHEDULERS, "lr_scheduler", f"must be one of {SCHEDULERS}")
-        for name in ("ppo_epochs", "mini_batches", "grad_accum", "steps", "log_every", "keep_last"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        need(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)")
-        need(0 <= self.clip_eps_low < 1, "clip_eps_low", "must lie in [0, 1) (the ratio is clipped at 1 - eps_low > 0)")
-        need(self.clip_eps_high >= 0, "clip_eps_high", "must be >= 0")
-        need(self.importance_ratio in IMPORTANCE_RATIOS, "importance_ratio", f"must be one of {IMPORTANCE_RATIOS}")
-        need(self.loss_agg in LOSS_AGGREGATIONS, "loss_agg", f"must be one of {LOSS_AGGREGATIONS}")
-        need(self.kl_coef >= 0, "kl_coef", "must be >= 0")
-        need(self.dynamic_sampling_max_rounds >= 0, "dynamic_sampling_max_rounds", "must be >= 0")
-        need(self.save_every >= 0, "save_every", "must be >= 0")
-        need(bool(self.output_dir), "output_dir", "must be a directory path")
-        for tracker in self.trackers():
-            if tracker not in TRACKERS:
-                raise ValueError(f"report_to={self.report_to!r}: unknown tracker {tracker!r}; choose from {TRACKERS}")
-        if not self.rewards:
-            raise ValueError("rewards=[] must name at least one reward function")
-        for i, spec in enumerate(self.rewards):
-            if not (isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[0], str)
-                    and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool) and math.isfinite(spec[1])):
-                raise ValueError(f"rewards[{i}]={spec!r} must be [name_or_module:function, finite weight]")
-
-    def trackers(self) -> list[str]:
-        return [t.strip() for t in self.report_to.split(",") if t.strip() and t.strip() != "none"]
+class TrainResult:
+    metrics: dict              # the last step's logged metrics ({} when there was nothing to do)
+    model: torch.nn.Module     # the policy after the last step (unwrapped; sharded under fsdp)
+    estimator: object          # the advantage estimator (quantile tracker state inside)
+    num_processes: int = 1
+    checkpoint: Path | None = None
 
 
-def _parse_yaml_value(key: str, text: str):
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"--{key}: cannot parse {text!r}: {err}") from None
+def main(argv: list[str] | None = None) -> dict:
+    """Runs training from command-line arguments; returns the last step's metrics."""
+    from accelerate import PartialState
+
+    metrics = train(TrainConfig.from_args(argv)).metrics
+    PartialState().destroy_process_group()  # train() leaves it up, so a library caller can keep using the ranks
+    return metrics
 
 
-def _coerce(key: str, value, typ: type, source: str):
-    """Checks a loaded value against the field type; ints are accepted for float fields."""
-    ok = {
-        bool: lambda v: isinstance(v, bool),
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-        dict: lambda v: isinstance(v, dict),
-        list: lambda v: isinstance(v, list),
-    }[typ]
-    if value is None and typ is str:
-        return ""
-    if isinstance(value, str) and typ in (int, float):
-        # YAML 1.1 reads "1e-5" (no dot) as a string; accept any numeral Python accepts.
-        try:
-            value = typ(value)
-        except ValueError:
-            pass
-    if not ok(value):
-        raise ValueError(f"{source}: {key}={value!r} must be of type {typ.__name__}")
-    return float(value) if typ is float else value
+def train(cfg: TrainConfig) -> TrainResult:
+    run = setup(cfg)
+    if run.start_step >= cfg.steps:  # e.g. `--resume latest` on a finished run: touch nothing
+        if run.accelerator.is_main_process:
+            print(f"[riskrl] nothing to do: {run.resumed_from} is at step {run.start_step} and steps={cfg.steps}; "
+                  f"pass a larger --steps to train further", file=sys.stderr)
+        return TrainResult({}, None, run.estimator, run.accelerator.num_processes, run.resumed_from)
+    run.build()
+    acc, metrics, first, began, checkpoint = run.accelerator, {}, None, time.perf_counter(), None
+    with run.rewards:
+        progress = tqdm(range(run.start_step, cfg.steps), initial=run.start_step, total=cfg.steps, desc="train",
+                        disable=not acc.is_local_main_process, dynamic_ncols=True)
+        for step in progress:
+            step_began = time.perf_counter()
+            tally = StepTally()
+            with tally.timed("generate"), full_params_for_generation(run.model, run.unwrapped) as policy:
+                run.backend.sync_weights(policy)  # once per step (vLLM): weights do not change between rounds
+
+            # ---- 1-3. collect → score → advantages; dynamic sampling refills prompts without signal
+            groups: list[dict] = []
+            while True:
+                with tally.timed("generate"):
+                    examples, rollout = collect(run, step, tally.rounds)
+                with tally.timed("reward"):
+                    global_rewards = score(run, rollout, examples, tally, step)
+                groups += prompt_groups(rollout, advantages(run, global_rewards, tally), cfg.group_size)
+                if not cfg.dynamic_sampling or tally.rounds >= cfg.dynamic_sampling_max_rounds or enough_signal(run, groups):
+                    break
+                tally.rounds += 1
+            if cfg.dynamic_sampling:  # prompts with signal first; zero-advantage ones pad when rounds ran out
+                groups = sorted(groups, key=lambda g: not g["signal"])[:cfg.prompts_per_step // acc.num_processes]
+            batch = stack_groups(groups, run.tokenizer.pad_token_id)
+
+            # ---- 4. update
+            with tally.timed("train"):
+                update_metrics = ppo_update(cfg, acc, run.model, run.reference, run.optimizer, run.scheduler, batch)
+
+            # ---- 5. log
+            zero_trained = acc.gather(torch.tensor([float(not g["signal"]) for g in groups], device=acc.device))
+            lengths = acc.gather(batch["completion_mask"].sum(-1).float()).cpu()
+            rewards = torch.cat(tally.rewards["total"])
+            metrics = {
+                "step": step + 1,
+                "reward_mean": float(rewards.mean()),
+                "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+                **{f"reward/{n}": float(torch.cat(v).mean()) for n, v in tally.rewards.items() if n != "total"},
+                **{f"reward_errors/{n}": c for n, c in tally.reward_errors.items()},
+                "completion_length": float(lengths.mean()),
+                "completion_length_max": float(lengths.max()),
+                **tally.estimator_metrics,
+                **update_metrics,
+                "lr": run.scheduler.get_last_lr()[0],
+                "dynamic_sampling_rounds": tally.rounds,
+                "frac_zero_adv_groups_trained": float(zero_trained.mean()),
+                "peak_memory_gb": peak_memory_gb(acc),
+                **{f"time/{k}": v for k, v in tally.seconds.items()},
+                "time/step": time.perf_counter() - step_began,
+            }
+            first = first or metrics
+            if acc.is_main_process and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+                with open(run.output_dir / "metrics.jsonl", "a") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
+                progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:.4f}",
+                                     len=f"{metrics['completion_length']:.0f}")
+            if run.trackers and (step + 1) % cfg.log_every == 0:
+                acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}, step=step + 1)
+
+            # ---- 6. save
+            if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.steps:
+                checkpoint = run.save(step + 1)
+
+    if cfg.save_model and acc.is_main_process and checkpoint is not None:  # weights-only export, apart from checkpoints
+        shutil.rmtree(run.output_dir / "model", ignore_errors=True)
+        shutil.copytree(checkpoint / "model", run.output_dir / "model")
+    for tracker in acc.trackers:  # accelerator.end_training() would also destroy the process group
+        tracker.finish()
+    if acc.is_main_process:
+        print(run_summary(cfg, first, metrics, time.perf_counter() - began, checkpoint), file=sys.stderr)
+    return TrainResult(metrics, run.unwrapped, run.estimator, acc.num_processes, checkpoint)
 
 
-# ============================================================================ loss (pure functions)
+# ============================================================================ set-up and checkpoints
 
 
-def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
-                        with_entropy: bool = False):
-    """log π(y_t | x, y_<t) for every completion token, (N, Lc); optionally the token entropies too.
+class Run:
+    """Everything a step touches: config, accelerator, policy, optimizer, estimator, data, rewards, rollouts."""
 
-    Positions follow the attention mask (cumsum − 1), exactly as ``generate``
-    numbers left-padded prompts. Logits are divided by the sampling temperature
-    so that ratios compare the distributions the tokens were drawn from.
-    """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    num_completion = completion_ids.shape[1]
-    # logits_to_keep skips the vocabulary projection over the prompt, the largest matmul here.
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1]
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # log-softmax over 50k entries in half precision loses the ratio's precision
-    if temperature != 1.0:
-        logits = logits / temperature
-    token_logits = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-    logprobs = token_logits - torch.logsumexp(logits, dim=-1)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = softmax_entropy(logits.detach())
-    return logprobs, entropy
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def build(self) -> None:
+        """Model, optimizer, scheduler, rollout backend (and the resumed state), after every cheap check passed."""
+        from transformers import get_scheduler
+
+        from llm.checkpoint import load_weights
+        from llm.data import DEFAULT_SYSTEM_PROMPT
+        from llm.model import enable_activation_checkpointing
+        from llm.rollout import build_backend
+        from llm.sharding import deepspeed_batch_config, load_sharded_optimizer, shard_model
+
+        cfg, acc, resume = self.cfg, self.accelerator, self.resume_state
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        model, self.tokenizer = load_policy(cfg)
+        reference = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None  # π_ref = start
+        if resume is not None:
+            load_weights(model, self.resumed_from / "model")
+        if cfg.gradient_checkpointing:
+            enable_activation_checkpointing(model)
+        model.train()
+        if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
+            model = shard_model(model.to(acc.device))
+            reference = shard_model(reference.to(acc.device)) if reference is not None else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
+        self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
+                                       num_training_steps=cfg.steps * cfg.ppo_epochs * cfg.mini_batches)
+        if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
+            acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
+        if cfg.fsdp:
+            self.model, self.optimizer = model, acc.prepare_optimizer(optimizer)
+        else:
+            self.model, self.optimizer = acc.prepare(model, optimizer)
+            if reference is not None:  # FSDP via accelerate shards it like the policy; DDP leaves a frozen model unwrapped
+                reference = acc.prepare_model(reference) if acc.distributed_type.name == "FSDP" else reference.to(acc.device)
+        self.reference, self.unwrapped = reference, acc.unwrap_model(self.model)
+        self.backend = build_backend(cfg.rollout_backend, self.tokenizer, self.model_path, max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_p=cfg.top_p, max_prompt_tokens=cfg.max_prompt_tokens,
+                                     seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+        self.system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
+        if resume is not None:
+            if resume.get("optimizer") is not None:
+                self.optimizer.load_state_dict(resume["optimizer"])
+            else:
+                load_sharded_optimizer(self.model, self.optimizer, self.resumed_from / "optimizer")
+            self.scheduler.load_state_dict(resume["scheduler"])
+            self.estimator.load_state_dict(resume["estimator"])
+            self.sampler.load_state_dict(resume["sampler"])
+            if len(resume["rng"]) != acc.num_processes:
+                raise ValueError(f"checkpoint was written by {len(resume['rng'])} processes; now running {acc.num_processes}")
+            set_rng_state(resume["rng"][acc.process_index])
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        if self.trackers:
+            flat = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in asdict(cfg).items()}
+            acc.init_trackers("riskrl", config=flat)
+
+    def save(self, step: int) -> Path:
+        """Atomic checkpoint ``step-N``: model/ (weights once, + tokenizer), trainer_state.pt, optimizer shards."""
+        from accelerate.utils import gather_object
+
+        from llm.checkpoint import STATE_FILE, begin_checkpoint, commit_checkpoint
+        from llm.sharding import full_state_dict, is_sharded, save_sharded_optimizer
+
+        acc, root = self.accelerator, self.output_dir / "checkpoints"
+        if acc.is_main_process:
+            begin_checkpoint(root, step)
+        acc.wait_for_everyone()
+        tmp = root / f".tmp-step-{step:08d}"
+        sharded = is_sharded(self.model)
+        weights = full_state_dict(self.model) if sharded or acc.is_main_process else None  # collective when sharded
+        rng_states = gather_object([rng_state()])
+        if sharded:  # every process writes its own shard: the checkpoint dir must be on a shared filesystem
+            save_sharded_optimizer(self.model, self.optimizer, tmp / "optimizer")
+        if acc.is_main_process:
+            state = {"step": step, "config": asdict(self.cfg), "optimizer": None if sharded else self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "estimator": self.estimator.state_dict(),
+                     "sampler": self.sampler.state_dict(), "rng": rng_states}
+            torch.save(state, tmp / STATE_FILE)
+            self.unwrapped.save_pretrained(tmp / "model", state_dict=weights)
+            self.tokenizer.save_pretrained(tmp / "model")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            commit_checkpoint(root, step, keep_last=self.cfg.keep_last)
+        acc.wait_for_everyone()
+        return root / f"step-{step:08d}"
 
 
-def aggregate_loss(per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens: float | None = None,
-                   num_sequences: float | None = None) -> torch.Tensor:
-    """Reduce a (N, L) per-token loss to a scalar.
+def setup(cfg: TrainConfig) -> Run:
+    """Every check that needs no model (config, geometry, model path, data, rewards, checkpoint), then the Run."""
+    from accelerate import Accelerator
 
-    token-mean            Σ_i,t ℓ_it m_it / Σ m              (DAPO: long answers weigh more)
-    seq-mean-token-mean   (1/N) Σ_i (Σ_t ℓ_it m_it / Σ_t m_it) (GRPO paper)
-    seq-mean-token-sum    (1/N) Σ_i Σ_t ℓ_it m_it              (Dr. GRPO: no length normaliser)
+    from llm.checkpoint import load_checkpoint
+    from llm.data import PromptSampler, load_dataset_examples
+    from llm.model import resolve_model_path
+    from llm.rewards import RewardPipeline
 
-    ``num_tokens`` / ``num_sequences`` override the denominators so that
-    micro-batches of one mini-batch (and ranks) add up to the mini-batch loss.
-    """
-    mask = mask.to(per_token.dtype)
-    if mode == "token-mean":
-        denominator = num_tokens if num_tokens is not None else mask.sum().clamp(min=1.0)
-        return (per_token * mask).sum() / denominator
-    denominator = num_sequences if num_sequences is not None else per_token.shape[0]
-    if mode == "seq-mean-token-mean":
-        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / denominator
-    if mode == "seq-mean-token-sum":
-        return (per_token * mask).sum() / denominator
-    raise ValueError(f"loss_agg={mode!r} must be one of {LOSS_AGGREGATIONS}")
+    cfg.validate()
+    run = Run(cfg)
+    run.estimator = build_estimator(cfg)
+    run.output_dir = Path(cfg.output_dir)
+    run.trackers = _available_trackers(cfg)
+    run.accelerator = acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, log_with=run.trackers or None,
+                                        project_dir=str(run.output_dir))
+    check_batch_geometry(cfg, run.estimator.bundle_size, acc.num_processes)
+    if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
+        raise ValueError(f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "
+                         f"{acc.num_processes} process(es), distributed_type={acc.distributed_type.name}")
+    run.model_path = None if cfg.model == TINY_MODEL else resolve_model_path(cfg.model)  # missing path -> error now
+    examples = load_dataset_examples(cfg.dataset, limit=cfg.dataset_limit or None, seed=cfg.seed)
+    if not examples:
+        raise ValueError(f"dataset={cfg.dataset!r} has no rows")
+    run.sampler = PromptSampler(examples, batch_size=cfg.prompts_per_step, seed=cfg.seed)
+    # Unknown reward names / unimportable module:function fail here, before any model is loaded.
+    run.rewards = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
+                                 timeout_s=cfg.reward_timeout_s)
+    run.resume_state, run.resumed_from, run.start_step = None, None, 0
+    if cfg.resume:
+        run.resumed_from, run.resume_state = load_checkpoint(cfg.resume, run.output_dir / "checkpoints")
+        run.start_step = int(run.resume_state["step"])
+    return run
 
 
-def policy_loss(logprobs, old_logprobs, advantages, mask, *, clip_eps_low: float, clip_eps_high: float,
-                importance_ratio: str = "token", loss_agg: str = "token-mean", ref_logprobs=None, kl_coef: float = 0.0,
-                num_tokens: float | None = None, num_sequences: float | None = None):
-    """Clipped surrogate −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A) (+ β·k3 KL), aggregated.
-
-    ρ is the token ratio π/π_old (PPO, GRPO) or, with importance_ratio="sequence",
-    GSPO's length-normalised sequence ratio exp(mean_t log π/π_old), shared by
-    every token of the sequence (Zheng et al. 2025; RiskPO uses it too).
-    KL is Schulman's k3 estimator of KL(π‖π_ref): e^{d} − d − 1, d = log π_ref − log π.
-
-    Args are (N, L) tensors except ``advantages`` (N,). Returns (loss, stats),
-    stats holding detached masked means: clip_frac, kl, ratio.
-    """
-    mask_f = mask.to(logprobs.dtype)
-    log_ratio = logprobs - old_logprobs
-    if importance_ratio == "sequence":
-        seq_log_ratio = (log_ratio * mask_f).sum(-1) / mask_f.sum(-1).clamp(min=1.0)
-        log_ratio = seq_log_ratio.unsqueeze(-1).expand_as(logprobs)
-    elif importance_ratio != "token":
-        raise ValueError(f"importance_ratio={importance_ratio!r} must be one of {IMPORTANCE_RATIOS}")
-    ratio = torch.exp(log_ratio)
-    adv = advantages.to(logprobs.dtype).unsqueeze(-1)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps_low, 1.0 + clip_eps_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)
-    kl = None
-    if ref_logprobs is not None and kl_coef > 0:
-        d = ref_logprobs - logprobs
-        kl = torch.exp(d) - d - 1.0
-        per_token = per_token + kl_coef * kl
-    loss = aggregate_loss(per_token, mask, loss_agg, num_tokens, num_sequences)
-    with torch.no_grad():
-        denom = mask_f.sum().clamp(min=1.0)
-        is_clipped = ((ratio < 1.0 - clip_eps_low) & (adv < 0)) | ((ratio > 1.0 + clip_eps_high) & (adv > 0))
-        stats = {
-            "clip_frac": (is_clipped.to(mask_f.dtype) * mask_f).sum() / denom,
-            "ratio": (ratio * mask_f).sum() / denom,
-            "kl": (kl * mask_f).sum() / denom if kl is not None else torch.zeros((), dtype=logprobs.dtype),
-        }
-    return loss, stats
+def run_summary(cfg: TrainConfig, first: dict | None, last: dict, seconds: float, checkpoint: Path | None) -> str:
+    """What a user wants to read when the run ends: progress, where the weights are, how to evaluate them."""
+    if not last:
+        return "[riskrl] no step ran"
+    lines = [f"[riskrl] done: step {last['step']}/{cfg.steps} in {seconds / 60:.1f} min; "
+             f"reward_mean {first['reward_mean']:.3f} (step {first['step']}) -> {last['reward_mean']:.3f} "
+             f"(step {last['step']}); entropy {last['entropy']:.3f}",
+             f"[riskrl] checkpoint: {checkpoint}" + (f"; weights: {Path(cfg.output_dir) / 'model'}" if cfg.save_model else ""),
+             f"[riskrl] evaluate: python -m llm.evaluate --model {cfg.output_dir} --datasets gsm8k_test --n 4 --k 1,4 "
+             f"(uses the run's rewards)",
+             f"[riskrl] continue: accelerate launch llm/train.py --output_dir {cfg.output_dir} --resume latest "
+             f"--steps {cfg.steps * 2}"]
+    return "\n".join(lines)
 
 
 # ============================================================================ helpers
-
-
-def step_seed(seed: int, step: int, rank: int, round_: int = 0) -> int:
-    """Independent, reproducible seed for one rank's rollouts of one step."""
-    return int(np.random.SeedSequence([seed, step, rank, round_]).generate_state(1)[0])
 
 
 def rng_state() -> dict:
@@ -362,6 +315,17 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def peak_memory_gb(accelerator) -> float:
+    """Largest over ranks of: peak accelerator memory allocated this step (CUDA, reset after reading) or,
+    on CPU, the process's peak resident set size since it started (the kernel keeps no per-step peak)."""
+    if accelerator.device.type == "cuda":
+        used = torch.cuda.max_memory_allocated(accelerator.device)
+        torch.cuda.reset_peak_memory_stats(accelerator.device)
+    else:
+        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return float(accelerator.gather(torch.tensor([used / 2**30], device=accelerator.device, dtype=torch.float64)).max())
 
 
 def build_estimator(cfg: TrainConfig):
@@ -392,13 +356,6 @@ def load_policy(cfg: TrainConfig):
     return load_model_and_tokenizer(cfg.model, dtype=getattr(torch, cfg.dtype))
 
 
-def _init_trackers(accelerator, cfg: TrainConfig) -> None:
-    if not cfg.trackers():
-        return
-    flat = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in asdict(cfg).items()}
-    accelerator.init_trackers("riskrl", config=flat)
-
-
 def _available_trackers(cfg: TrainConfig) -> list[str]:
     from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
 
@@ -410,337 +367,6 @@ def _available_trackers(cfg: TrainConfig) -> list[str]:
         else:
             print(f"[riskrl] report_to: {name} is not installed; skipping it", file=sys.stderr)
     return chosen
-
-
-# ============================================================================ the training loop
-
-
-@dataclass
-class TrainResult:
-    metrics: dict              # the last step's logged metrics
-    model: torch.nn.Module     # unwrapped policy after the last step
-    estimator: object          # the advantage estimator (quantile tracker state inside)
-    num_processes: int = 1
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Runs training from command-line arguments; returns the last step's metrics."""
-    cfg = TrainConfig.from_args(argv)
-    return train(cfg).metrics
-
-
-def train(cfg: TrainConfig) -> TrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import gather_object
-    from transformers import get_scheduler
-
-    from llm.checkpoint import load_checkpoint, save_checkpoint
-    from llm.data import DEFAULT_SYSTEM_PROMPT, PromptSampler, format_prompt, load_dataset_examples
-    from llm.model import resolve_model_path
-    from llm.rewards import RewardPipeline
-    from llm.rollout import build_backend
-
-    # ---- 1. validate everything that is cheap, before any model or rollout
-    cfg.validate()
-    estimator = build_estimator(cfg)
-    output_dir = Path(cfg.output_dir)
-    trackers = _available_trackers(cfg)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None,
-                              project_dir=str(output_dir))
-    world, rank = accelerator.num_processes, accelerator.process_index
-    check_batch_geometry(cfg, estimator.bundle_size, world)
-    model_path = None if cfg.model == TINY_MODEL else resolve_model_path(cfg.model)  # missing path -> error now
-    examples = load_dataset_examples(cfg.dataset, limit=cfg.dataset_limit or None, seed=cfg.seed)
-    if not examples:
-        raise ValueError(f"dataset={cfg.dataset!r} has no rows")
-    # Unknown reward names / unimportable module:function fail here, before any model is loaded.
-    reward_pipeline = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
-                                     timeout_s=cfg.reward_timeout_s)
-    checkpoint_root = output_dir / "checkpoints"
-    resume_state = None
-    if cfg.resume:
-        _, resume_state = load_checkpoint(cfg.resume, checkpoint_root)
-
-    # ---- 2. build model, optimizer, data, rewards, rollouts
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model, tokenizer = load_policy(cfg)
-    model.train()
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-    reference = None
-    if cfg.kl_coef > 0:
-        reference = copy.deepcopy(model).eval().requires_grad_(False)  # frozen π_ref = the starting policy
-        if resume_state is not None and "reference" in resume_state:
-            reference.load_state_dict(resume_state["reference"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    optimizer_steps_per_step = cfg.ppo_epochs * cfg.mini_batches
-    # Stepped by hand once per optimizer step: accelerate's prepared scheduler
-    # would advance num_processes times per call.
-    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
-                              num_training_steps=cfg.steps * optimizer_steps_per_step)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if reference is not None:
-        reference = reference.to(accelerator.device)
-    sampler = PromptSampler(examples, batch_size=cfg.prompts_per_step, seed=cfg.seed)
-    backend = build_backend(cfg.rollout_backend, tokenizer, model_path, max_new_tokens=cfg.max_new_tokens,
-                            temperature=cfg.temperature, top_p=cfg.top_p, max_prompt_tokens=cfg.max_prompt_tokens,
-                            seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
-    system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
-    start_step = 0
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        estimator.load_state_dict(resume_state["estimator"])
-        sampler.load_state_dict(resume_state["sampler"])
-        if len(resume_state["rng"]) != world:
-            raise ValueError(f"checkpoint was written by {len(resume_state['rng'])} processes; now running {world}")
-        set_rng_state(resume_state["rng"][rank])
-        start_step = int(resume_state["step"])
-
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    _init_trackers(accelerator, cfg)
-    metrics_path = output_dir / "metrics.jsonl"
-    prompts_per_rank = cfg.prompts_per_step // world
-    unwrapped = accelerator.unwrap_model(model)
-    last_metrics: dict = {}
-
-    with reward_pipeline:
-        progress = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train",
-                        disable=not accelerator.is_local_main_process, dynamic_ncols=True)
-        for step in progress:
-            step_started = time.perf_counter()
-            timers = {"generate": 0.0, "reward": 0.0, "train": 0.0}
-
-            # ---- 3. rollouts + rewards + global advantages (dynamic sampling may repeat this)
-            kept: list[dict] = []  # per prompt of this rank: its G rollout rows and advantages
-            reward_log: dict[str, list[torch.Tensor]] = {"total": []}
-            reward_errors: dict[str, int] = {}
-            estimator_metrics: dict[str, float] = {}
-            rounds = 0
-            t0 = time.perf_counter()
-            backend.sync_weights(unwrapped)  # once per step: the weights do not change between sampling rounds
-            timers["generate"] += time.perf_counter() - t0
-            while True:
-                global_batch = next(sampler)  # same on every rank (same seed, same state)
-                local_batch = global_batch[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
-                prompts = [format_prompt(tokenizer, ex.question, system_prompt=system_prompt) for ex in local_batch]
-
-                t0 = time.perf_counter()
-                rollout = backend.generate(unwrapped, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, rounds))
-                timers["generate"] += time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                row_examples = [ex for ex in local_batch for _ in range(cfg.group_size)]
-                total, per_function, errors = reward_pipeline(rollout.completions, row_examples)
-                for name, count in errors.items():
-                    reward_errors[name] = reward_errors.get(name, 0) + int(count)
-                local_rewards = total.to(accelerator.device, torch.float32).view(prompts_per_rank, cfg.group_size)
-                global_rewards = accelerator.gather(local_rewards)  # (P_global, G), rank-major
-                for name, values in per_function.items():
-                    reward_log.setdefault(name, []).append(accelerator.gather(values.to(accelerator.device, torch.float32)).cpu())
-                reward_log["total"].append(global_rewards.reshape(-1).cpu())
-                timers["reward"] += time.perf_counter() - t0
-
-                # Advantages once, on the global matrix: every rank computes the same numbers.
-                out = estimator(global_rewards.cpu().double())
-                if rounds == 0:  # the estimator's view of the step as sampled; later rounds only refill
-                    estimator_metrics = dict(out.metrics)
-                advantages = out.advantages.float()
-                local_adv = advantages[rank * prompts_per_rank:(rank + 1) * prompts_per_rank]
-                for p in range(prompts_per_rank):
-                    rows = slice(p * cfg.group_size, (p + 1) * cfg.group_size)
-                    kept.append({
-                        "prompt_ids": rollout.prompt_ids[rows], "prompt_mask": rollout.prompt_mask[rows],
-                        "completion_ids": rollout.completion_ids[rows], "completion_mask": rollout.completion_mask[rows],
-                        "advantages": local_adv[p], "signal": bool((local_adv[p].abs() > 0).any()),
-                    })
-                if not cfg.dynamic_sampling:
-                    break
-                # DAPO dynamic sampling: prompts (bundles) whose advantages all vanish carry no
-                # gradient; replace them with fresh prompts, up to dynamic_sampling_max_rounds times.
-                with_signal = torch.tensor([sum(k["signal"] for k in kept)], device=accelerator.device)
-                enough = bool((accelerator.gather(with_signal) >= prompts_per_rank).all())
-                if enough or rounds >= cfg.dynamic_sampling_max_rounds:
-                    break
-                rounds += 1
-            if cfg.dynamic_sampling:  # prompts with signal first; zero-advantage ones pad if rounds ran out
-                kept.sort(key=lambda k: not k["signal"])
-                kept = kept[:prompts_per_rank]
-
-            batch = _stack_rows(kept, tokenizer.pad_token_id)
-            trained_zero = torch.tensor([float(not k["signal"]) for k in kept], device=accelerator.device)
-            frac_zero_trained = float(accelerator.gather(trained_zero).mean())
-            global_lengths = accelerator.gather(batch["completion_mask"].sum(-1).float()).cpu()
-
-            # ---- 4. policy update: PPO epochs x mini-batches x micro-batches
-            t0 = time.perf_counter()
-            train_stats = ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch)
-            timers["train"] += time.perf_counter() - t0
-
-            # ---- 5. log
-            completed = step + 1
-            rewards_all = torch.cat(reward_log["total"])
-            metrics = {
-                "step": completed,
-                "reward_mean": float(rewards_all.mean()),
-                "reward_std": float(rewards_all.std()) if rewards_all.numel() > 1 else 0.0,
-                **{f"reward/{n}": float(torch.cat(v).mean()) for n, v in reward_log.items() if n != "total"},
-                **{f"reward_errors/{n}": c for n, c in reward_errors.items()},
-                "completion_length": float(global_lengths.mean()),
-                "completion_length_max": float(global_lengths.max()),
-                **estimator_metrics,
-                **train_stats,
-                "lr": scheduler.get_last_lr()[0],
-                "dynamic_sampling_rounds": rounds,
-                "frac_zero_adv_groups_trained": frac_zero_trained,
-                "time/generate": timers["generate"],
-                "time/reward": timers["reward"],
-                "time/train": timers["train"],
-                "time/step": time.perf_counter() - step_started,
-            }
-            last_metrics = metrics
-            if accelerator.is_main_process and (completed % cfg.log_every == 0 or completed == cfg.steps):
-                with open(metrics_path, "a") as handle:
-                    handle.write(json.dumps(metrics) + "\n")
-                progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:.4f}",
-                                     len=f"{metrics['completion_length']:.0f}")
-            if trackers and completed % cfg.log_every == 0:
-                accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
-                                step=completed)
-
-            # ---- 6. checkpoint (atomic; all ranks contribute their RNG state)
-            if (cfg.save_every and completed % cfg.save_every == 0) or completed == cfg.steps:
-                rng_states = gather_object([rng_state()])
-                model_state = accelerator.get_state_dict(model)
-                if accelerator.is_main_process:
-                    state = {
-                        "step": completed, "config": asdict(cfg), "model": model_state,
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "estimator": estimator.state_dict(), "sampler": sampler.state_dict(), "rng": rng_states,
-                    }
-                    if reference is not None:
-                        state["reference"] = reference.state_dict()
-
-                    def export(tmp_dir: Path) -> None:
-                        if cfg.save_model:
-                            unwrapped.save_pretrained(tmp_dir / "model", state_dict=model_state)
-                            tokenizer.save_pretrained(tmp_dir / "model")
-
-                    save_checkpoint(checkpoint_root, completed, state, keep_last=cfg.keep_last, write_extra=export)
-                accelerator.wait_for_everyone()
-
-    accelerator.end_training()
-    return TrainResult(metrics=last_metrics, model=unwrapped, estimator=estimator, num_processes=world)
-
-
-def _stack_rows(kept: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Concatenate per-prompt row groups (possibly from different rounds, so different widths)."""
-    def cat(key: str, left: bool, pad) -> torch.Tensor:
-        parts = [k[key] for k in kept]
-        width = max(p.shape[1] for p in parts)
-        padded = []
-        for p in parts:
-            fill = torch.full((p.shape[0], width - p.shape[1]), pad, dtype=p.dtype, device=p.device)
-            padded.append(torch.cat([fill, p] if left else [p, fill], dim=1))
-        return torch.cat(padded, dim=0)
-
-    return {
-        "prompt_ids": cat("prompt_ids", True, pad_token_id),
-        "prompt_mask": cat("prompt_mask", True, 0),
-        "completion_ids": cat("completion_ids", False, pad_token_id),
-        "completion_mask": cat("completion_mask", False, 0),
-        "advantages": torch.cat([k["advantages"] for k in kept]),
-    }
-
-
-def ppo_update(cfg: TrainConfig, accelerator, model, reference, optimizer, scheduler, batch: dict) -> dict[str, float]:
-    """PPO epochs over mini-batches of this rank's rows; returns metrics averaged over ranks."""
-    rows = batch["advantages"].shape[0]
-    device = accelerator.device
-    batch = {k: v.to(device) for k, v in batch.items()}
-    micro_size = rows // (cfg.mini_batches * cfg.grad_accum)
-    # One epoch, one mini-batch: the policy cannot move before its own update, so
-    # π_old = π_θ.detach() and the extra no-grad forward is skipped (as in TRL).
-    on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1
-
-    def micro_batches(indices: torch.Tensor):
-        for start in range(0, len(indices), micro_size):
-            idx = indices[start:start + micro_size]
-            yield idx, {k: v[idx] for k, v in batch.items()}
-
-    def forward(mb, with_entropy=False, module=model):
-        return completion_logprobs(module, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"],
-                                   mb["completion_mask"], cfg.temperature, with_entropy)
-
-    old_logprobs = torch.zeros_like(batch["completion_ids"], dtype=torch.float32)
-    ref_logprobs = torch.zeros_like(old_logprobs) if reference is not None else None
-    entropy_sum = torch.zeros((), device=device)
-    with torch.no_grad():
-        for idx, mb in micro_batches(torch.arange(rows, device=device)):
-            if not on_policy:
-                logprobs, entropy = forward(mb, with_entropy=True)
-                old_logprobs[idx] = logprobs
-                entropy_sum += (entropy * mb["completion_mask"]).sum()
-            if reference is not None:
-                ref_logprobs[idx] = forward(mb, module=reference)[0]
-
-    mask = batch["completion_mask"]
-    sums = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "ratio": 0.0, "grad_norm": 0.0}
-    counts = {"updates": 0, "micro": 0}
-    generator = torch.Generator().manual_seed(step_seed(cfg.seed, int(scheduler.last_epoch), accelerator.process_index))
-    for epoch in range(cfg.ppo_epochs):
-        order = torch.randperm(rows, generator=generator).to(device) if cfg.mini_batches > 1 else torch.arange(rows, device=device)
-        mini_size = rows // cfg.mini_batches
-        for m in range(cfg.mini_batches):
-            mini = order[m * mini_size:(m + 1) * mini_size]
-            # Denominators of the whole mini-batch summed over ranks, divided by the rank count
-            # because DDP averages gradients: the update is that of one global mini-batch.
-            totals = accelerator.reduce(torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum")
-            num_tokens = (totals[0] / accelerator.num_processes).clamp(min=1.0)
-            num_sequences = totals[1] / accelerator.num_processes
-            for idx, mb in micro_batches(mini):
-                with accelerator.accumulate(model):
-                    logprobs, entropy = forward(mb, with_entropy=on_policy)
-                    old = logprobs.detach() if on_policy else old_logprobs[idx]
-                    loss, stats = policy_loss(
-                        logprobs, old, mb["advantages"], mb["completion_mask"], clip_eps_low=cfg.clip_eps_low,
-                        clip_eps_high=cfg.clip_eps_high, importance_ratio=cfg.importance_ratio, loss_agg=cfg.loss_agg,
-                        ref_logprobs=ref_logprobs[idx] if ref_logprobs is not None else None, kl_coef=cfg.kl_coef,
-                        num_tokens=num_tokens, num_sequences=num_sequences)
-                    # accelerate divides by grad_accum; our denominators already span the mini-batch.
-                    accelerator.backward(loss * cfg.grad_accum)
-                    if on_policy:
-                        entropy_sum += (entropy * mb["completion_mask"]).sum()
-                    if accelerator.sync_gradients:
-                        if cfg.max_grad_norm > 0:
-                            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                            sums["grad_norm"] += float(norm) if norm is not None else math.nan  # DeepSpeed clips inside
-                        counts["updates"] += 1
-                    optimizer.step()
-                    if accelerator.sync_gradients:
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                sums["loss"] += float(loss.detach())
-                for key in ("clip_frac", "kl", "ratio"):
-                    sums[key] += float(stats[key])
-                counts["micro"] += 1
-
-    local = torch.tensor([
-        sums["loss"] / max(cfg.ppo_epochs * cfg.mini_batches, 1),  # micro losses add up to the mini-batch loss
-        sums["clip_frac"] / counts["micro"], sums["kl"] / counts["micro"], sums["ratio"] / counts["micro"],
-        sums["grad_norm"] / max(counts["updates"], 1), float(entropy_sum), float(mask.sum()),
-    ], device=device, dtype=torch.float64)
-    # Each rank's loss is scaled by world/global-count, so the global loss is the mean over ranks.
-    summed = accelerator.reduce(local.clone(), "sum")
-    mean = summed / accelerator.num_processes
-    return {
-        "loss": float(mean[0]), "clip_frac": float(mean[1]), "kl": float(mean[2]), "ratio_mean": float(mean[3]),
-        "grad_norm": float(mean[4]), "entropy": float(summed[5] / summed[6].clamp(min=1.0)),
-    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .bandit import BanditConfig, run_bandit
-from .claims import CLAIMS, SIMULATION_CLAIMS, size_overrides
+from .claims import CLAIMS, get_claim, size_overrides
 from .plots import bandit_figure, claim_figure, save_figure, tabular_figure
 from .tabular import TabularConfig, run_tabular
 
@@ -57,7 +57,7 @@ def run_claim(name: str, seeds: int | None, out: str, instances: int | None = No
     fn = CLAIMS[name]
     kwargs = size_overrides(name, seeds, instances)
     bar = _Bar(name)
-    if "progress" in fn.__code__.co_varnames:
+    if get_claim(name).takes_progress:
         kwargs["progress"] = bar
     start = time.perf_counter()
     result = fn(**kwargs)
@@ -101,10 +101,20 @@ def run_experiment(name: str, seeds: int | None, out: str) -> None:
     print(summary.to_string())
 
 
+def verdict(result: dict) -> str:
+    """'holds' (as printed), 'erratum' (false as printed, corrected form holds) or 'no'."""
+    if result["holds"]:
+        return "holds"
+    if result.get("erratum") and result.get("holds_corrected"):
+        return "erratum"
+    return "no"
+
+
 def results_markdown(results: dict[str, dict]) -> str:
-    lines = ["| claim | paper statement | measured | holds | time (s) |", "|---|---|---|---|---|"]
+    lines = ["| claim | paper statement | measured | holds / erratum | time (s) |", "|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| `{name}` | {r['claim']} ({r['paper']}) | {r['measured']} | {'yes' if r['holds'] else '**no**'} | {r.get('seconds', '')} |")
+        mark = {"holds": "yes (as printed)", "erratum": "**paper erratum**: false as printed, corrected form holds", "no": "**no**"}[verdict(r)]
+        lines.append(f"| `{name}` | {r['claim']} ({r['paper']}) | {r['measured']} | {mark} | {r.get('seconds', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag}={getattr(args, flag)} must be >= 1")
     if args.target == "list":
-        for name, fn in CLAIMS.items():
-            kind = "simulation" if name in SIMULATION_CLAIMS else "instances "
-            print(f"{name:28s} [{kind}] {(fn.__doc__ or '').strip().splitlines()[0]}")
+        for name in CLAIMS:
+            record = get_claim(name)
+            flag = " [erratum]" if record.erratum else ""
+            print(f"{name:28s} [{record.kind:10s}] {record.title}{flag}")
         for name, text in EXPERIMENTS.items():
             print(f"{name:28s} {text}")
         print(f"{'all':28s} every claim above, plus summary.md/summary.json")
@@ -142,14 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for name in tqdm(names, desc="claims", disable=len(names) == 1):
         results[name] = run_claim(name, args.seeds, args.out, args.instances)
-        tqdm.write(f"{name}: holds={results[name]['holds']} ({results[name]['seconds']} s) — {results[name]['measured']}")
+        tqdm.write(f"{name}: {verdict(results[name])} ({results[name]['seconds']} s) — {results[name]['measured']}")
     table = results_markdown(results)
     if len(names) > 1:
         with open(os.path.join(args.out, "summary.md"), "w") as fh:
             fh.write(table)
         with open(os.path.join(args.out, "summary.json"), "w") as fh:
             json.dump(_jsonable(results), fh, indent=2, ensure_ascii=False)
-        print(f"\nall claims: {time.perf_counter() - start:.1f} s, {sum(r['holds'] for r in results.values())}/{len(results)} hold")
+        verdicts = [verdict(r) for r in results.values()]
+        print(f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as printed, "
+              f"{verdicts.count('erratum')} paper erratum (corrected form holds), {verdicts.count('no')} fail")
     return 0
 
 

@@ -1,12 +1,18 @@
-"""Helpers shared by the simulators: estimator specs, labels, validation."""
+"""Helpers shared by the simulators: estimator specs and labels, batched advantages, action sampling."""
 from __future__ import annotations
 
 import contextlib
 
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
 from theory import estimator_parameters, get_estimator
-from theory.estimators import AdvantageEstimator
+from theory.advantages import rs_grpo as rs_grpo_advantage
+from theory.estimators import RSGRPO, AdvantageEstimator
+
+Tensor = torch.Tensor
 
 EstimatorSpec = tuple[str, dict]
 Progress = Callable[[float], None] | None
@@ -65,17 +71,92 @@ def is_stateful(est: AdvantageEstimator) -> bool:
     return source in ("tracker", "batch") or getattr(est, "bundle_size", 1) > 1
 
 
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return int(value)
+class RunAdvantages:
+    """Advantages of every (estimator, seed) run of a simulator, in as few estimator calls as possible.
+
+    ``rewards`` (E, S, P, G): estimator e, seed s, P prompts (1 in a bandit) of G sampled rewards.
+    Three kinds of estimator:
+
+    * stateful (tracked/batch quantiles, bundles): one instance per seed, called per run, so that
+      each run keeps its own quantile tracker and bundle permutation stream;
+    * RS-GRPO with β ≠ 0: every β in one call, by the homogeneity of its advantage
+      Â_β(r) = Â_1(β r)/β (RS-GRPO Eq. 6: β only scales the exponent and the 1/β factor);
+    * every other estimator: one call on all its seeds' rows (its advantage is per-row).
+
+    Calls ``est.compute`` rather than ``est(...)``: the simulators' rewards are finite float64 by
+    construction, and ``__call__``'s summary metrics cost more than the advantage in a long loop.
+    """
+
+    def __init__(self, specs: Sequence[EstimatorSpec], seeds: int, *, seed: int, default_bundle_size: int | None = None):
+        self.seeds = seeds
+        self.instances: list[list[AdvantageEstimator]] = []
+        self.stateless: list[int] = []
+        self.stateful: list[int] = []
+        rs_rows, rs_betas = [], []
+        for e, (name, params) in enumerate(specs):
+            first = build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed)
+            if is_stateful(first):
+                self.instances.append([build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed + s)
+                                       for s in range(seeds)])
+                self.stateful.append(e)
+                continue
+            self.instances.append([first])
+            if isinstance(first, RSGRPO) and first.beta != 0.0:
+                rs_rows.append(e)
+                rs_betas.append(first.beta)
+            else:
+                self.stateless.append(e)
+        contiguous = rs_rows == list(range(rs_rows[0], rs_rows[0] + len(rs_rows))) if rs_rows else False
+        # a slice is a view: cheaper than gathering and scattering rows in a 25 000-step loop
+        self.rs_rows = slice(rs_rows[0], rs_rows[-1] + 1) if contiguous else torch.tensor(rs_rows, dtype=torch.long)
+        self.has_rs = bool(rs_rows)
+        self.rs_betas = torch.tensor(rs_betas, dtype=torch.float64).view(-1, 1, 1, 1)
+
+    def _rs_grpo(self, rewards: Tensor, adv: Tensor) -> Tensor:
+        """Every RS-GRPO β ≠ 0 row in one call: Â_β(r) = Â_1(βr)/β, written into ``adv``."""
+        betas = self.rs_betas.to(rewards.dtype)
+        rs_adv = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0)
+        if isinstance(self.rs_rows, slice):
+            torch.div(rs_adv, betas, out=adv[self.rs_rows])  # a view: written in place, no copy
+        else:
+            adv[self.rs_rows] = rs_adv / betas
+        return adv
+
+    def first(self, e: int) -> AdvantageEstimator:
+        return self.instances[e][0]
+
+    def __call__(self, rewards: Tensor) -> tuple[Tensor, Tensor]:
+        """(advantages (E, S, P, G), quantiles (E, S, 2): q_α, q_β where the estimator reports them, else NaN)."""
+        num_est, seeds, prompts, g = rewards.shape
+        adv = torch.empty_like(rewards)
+        quantiles = np.full((num_est, seeds, 2), np.nan)  # numpy: item writes cost ~0.1 µs, torch's ~5 µs
+        if len(self.stateless) + len(self.stateful) == 0:  # RS-GRPO only: no quantiles, one call
+            return self._rs_grpo(rewards, adv), torch.from_numpy(quantiles)
+        if self.has_rs:
+            self._rs_grpo(rewards, adv)
+        for e in self.stateless:
+            out, extra = self.first(e).compute(rewards[e].reshape(seeds * prompts, g), None)
+            adv[e] = out.reshape(seeds, prompts, g)
+            quantiles[e, :] = extra.get("q_alpha", np.nan), extra.get("q_beta", np.nan)
+        for e in self.stateful:
+            for s, est in enumerate(self.instances[e]):
+                adv[e, s], extra = est.compute(rewards[e, s], None)
+                quantiles[e, s] = extra.get("q_alpha", np.nan), extra.get("q_beta", np.nan)
+        return adv, torch.from_numpy(quantiles)
 
 
-def check_positive_float(name: str, value) -> float:
-    v = float(value)
-    if not v > 0 or v != v or v == float("inf"):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    return v
+def sample_actions(probs: Tensor, uniforms: Tensor) -> Tensor:
+    """Inverse-CDF draws a = min{j : F(j) >= u}, F the normalised cumulative sum of ``probs`` (..., K).
+
+    Bit for bit what ``torch.multinomial(probs, N, replacement=True, generator=g)`` returns on CPU
+    when ``uniforms`` (..., N) is ``torch.rand(..., N, generator=g, dtype=torch.float64)`` (same
+    cumulative sum, normalisation, last bucket equal to 1, and binary search), but one call can serve
+    every estimator from the same uniforms (broadcast over leading dims): common random numbers
+    without a generator per row.
+    """
+    cdf = probs.cumsum(-1)
+    cdf = cdf / cdf[..., -1:]  # the last bucket is x/x = 1.0 exactly, as the kernel sets it
+    return torch.searchsorted(cdf, uniforms.expand(*cdf.shape[:-1], uniforms.shape[-1]).contiguous())
 
 
 class single_thread(contextlib.ContextDecorator):
@@ -87,14 +168,10 @@ class single_thread(contextlib.ContextDecorator):
         self._previous: list[int] = []  # a stack, so nested and recursive uses restore correctly
 
     def __enter__(self):
-        import torch
-
         self._previous.append(torch.get_num_threads())
         torch.set_num_threads(1)
         return self
 
     def __exit__(self, *exc):
-        import torch
-
         torch.set_num_threads(self._previous.pop())
         return False

@@ -13,8 +13,10 @@ RiskPO's Assumption 1 likely to hold, ρ < 0 makes it fail).
 Each step, for every (estimator, seed) run: sample G responses per prompt,
 compute advantages with the registered estimator (bundles and quantile
 tracking included), then take a plain policy-gradient step
-θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) or ``ppo_epochs`` clipped-ratio steps
-(the response is the whole sequence, so its ratio is the sequence ratio).
+θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) (``theory.updates.sampled_policy_gradient``)
+or ``ppo_epochs`` clipped-ratio steps (the response is the whole sequence, so its
+ratio is the sequence ratio), each a torch.optim SGD step. All runs are one
+tensor program: every estimator sees the same uniforms (common random numbers).
 
 Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy quantities
 (mean reward, entropy, pass@1, pass@k, CVaR/RVaR/MVaR of the bundle-score law) and batch
@@ -34,17 +36,11 @@ from theory import risk_measures as rm
 from theory.bundles import bundle_score_law
 from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
+from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
-from ._common import (
-    Progress,
-    build_estimator,
-    check_positive_float,
-    check_positive_int,
-    estimator_label,
-    is_stateful,
-    normalise_specs,
-    single_thread,
-)
+from theory._checks import check_finite_number, check_int, check_positive, check_probability
+
+from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
 __all__ = ["TabularConfig", "TabularResult", "run_tabular", "make_problem", "METRIC_COLUMNS"]
 
@@ -76,7 +72,7 @@ class TabularConfig:
     peak: initial logit sharpness (θ = peak·z), correctness_correlation ρ in [−1, 1],
     difficulty: 'uniform' (d ~ U(0.05, 0.95)), 'easy' (Beta(2, 5)), 'hard' (Beta(5, 2)),
         'bimodal' (half near 0.2, half near 0.9),
-    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε,
+    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε in (0, 1),
     ppo_epochs: gradient steps per batch when clipping, k: pass@k level,
     risk_alpha/risk_beta/risk_omega: levels for the logged CVaR/RVaR/MVaR of bundle scores,
     metric_bundle_size: B of those logged bundle scores (None = the estimator's own),
@@ -103,11 +99,12 @@ class TabularConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_positive_int("num_prompts", self.num_prompts)
-        check_positive_int("responses_per_prompt", self.responses_per_prompt, minimum=2)
-        check_positive_int("group_size", self.group_size, minimum=2)
-        check_positive_int("steps", self.steps)
-        check_positive_float("lr", self.lr)
+        check_int("num_prompts", self.num_prompts, minimum=1)
+        check_int("responses_per_prompt", self.responses_per_prompt, minimum=2)
+        check_int("group_size", self.group_size, minimum=2)
+        check_int("steps", self.steps, minimum=1)
+        check_finite_number("lr", self.lr)
+        check_positive("lr", self.lr)
         if not (float(self.peak) >= 0 and np.isfinite(self.peak)):
             raise ValueError(f"peak={self.peak!r} must be a finite number >= 0")
         if not -1.0 <= float(self.correctness_correlation) <= 1.0:
@@ -116,19 +113,19 @@ class TabularConfig:
             raise ValueError(f"difficulty={self.difficulty!r} must be one of {DIFFICULTIES}")
         if self.reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type={self.reward_type!r} must be one of {REWARD_TYPES}")
-        if self.clip_eps is not None:
-            check_positive_float("clip_eps", self.clip_eps)
-        check_positive_int("ppo_epochs", self.ppo_epochs)
-        check_positive_int("k", self.k)
+        if self.clip_eps is not None:  # the ratio's lower bound 1 − ε must stay positive
+            check_probability("clip_eps", self.clip_eps, open_low=True, open_high=True)
+        check_int("ppo_epochs", self.ppo_epochs, minimum=1)
+        check_int("k", self.k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
             raise ValueError(f"risk_alpha={self.risk_alpha} and risk_beta={self.risk_beta} must satisfy 0 <= alpha < beta <= 1")
         if not self.risk_omega >= 0:
             raise ValueError(f"risk_omega={self.risk_omega} must be >= 0")
         if self.metric_bundle_size is not None:
-            check_positive_int("metric_bundle_size", self.metric_bundle_size)
+            check_int("metric_bundle_size", self.metric_bundle_size, minimum=1)
             if self.num_prompts % self.metric_bundle_size:
                 raise ValueError(f"metric_bundle_size={self.metric_bundle_size} must divide num_prompts={self.num_prompts}")
-        check_positive_int("log_every", self.log_every)
+        check_int("log_every", self.log_every, minimum=1)
 
 
 @dataclass
@@ -186,10 +183,11 @@ def _levels(config: TabularConfig) -> int:
 def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.Tensor, bundle_size: int):
     """Exact CVaR/RVaR/MVaR of the per-question bundle score R_B/B under π, pooled over blocks.
 
-    probs (..., P, M); level_index (..., P, M) int64 -> three tensors (...).
+    probs (..., P, M); level_index (P, M) or (..., P, M) int64 -> three tensors (...).
     """
     num_levels = _levels(config)
-    level_probs = torch.zeros(*probs.shape[:-1], num_levels, dtype=torch.float64).scatter_add_(-1, level_index, probs)
+    level_probs = torch.zeros(*probs.shape[:-1], num_levels, dtype=torch.float64)
+    level_probs.scatter_add_(-1, level_index.expand_as(probs), probs)
     blocks = level_probs.reshape(*level_probs.shape[:-2], config.num_prompts // bundle_size, bundle_size, num_levels)
     law = bundle_score_law(blocks).mean(-2)  # pool blocks: the tracker sees every bundle
     values = torch.arange(law.shape[-1], dtype=torch.float64) / (num_levels - 1) / bundle_size
@@ -204,88 +202,83 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
 def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
     """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
     specs = normalise_specs(estimators)
-    seeds = check_positive_int("seeds", seeds)
+    check_int("seeds", seeds, minimum=1)
+    seeds = int(seeds)
     labels = [estimator_label(n, p) for n, p in specs]
-    num_est, g, m = len(specs), config.group_size, config.responses_per_prompt
+    num_est = len(specs)
     problems = [make_problem(config, s) for s in range(seeds)]
     rewards = torch.stack([r for r, _ in problems])  # (S, P, M)
-    logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M)
+    logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M), updated in place
     level_index = torch.round(rewards * (_levels(config) - 1)).long()
     worst = rewards.amin(-1, keepdim=True)  # all-fail = every sampled reward at the prompt's minimum 0
-    # One stream per estimator from the same seed: common random numbers across estimators, and
-    # adding an estimator never changes another one's run.
-    gens = [torch.Generator().manual_seed(int(config.seed) * 7919 + 1) for _ in specs]
-
-    instances, bundle_sizes = [], []
-    for e, (name, params) in enumerate(specs):
-        first = build_estimator(name, params, seed=config.seed)
-        bundle = int(getattr(first, "bundle_size", 1))
+    # One stream for every estimator: common random numbers, and adding an estimator never changes another one's run.
+    generator = torch.Generator().manual_seed(int(config.seed) * 7919 + 1)
+    advantages = RunAdvantages(specs, seeds, seed=config.seed)
+    bundle_sizes = []
+    for e in range(num_est):
+        bundle = int(getattr(advantages.first(e), "bundle_size", 1))
         if config.num_prompts % bundle:
             raise ValueError(f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}")
-        if is_stateful(first):
-            instances.append([build_estimator(name, params, seed=config.seed + s) for s in range(seeds)])
-        else:
-            instances.append([first])
         bundle_sizes.append(config.metric_bundle_size or bundle)
+    optimizer = ascent_optimizer("sgd", logits, config.lr)
 
-    rows = []
-    zero = 1e-12
     bar = tqdm(range(config.steps + 1), desc="tabular", leave=False, mininterval=1.0, disable=progress is not None)
+    # Plain updates need no autograd: inference mode skips its bookkeeping (the clipped step differentiates).
+    with torch.inference_mode(config.clip_eps is None):
+        rows = _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar,
+                      progress)
+    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+
+
+def _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar, progress):
+    """The step loop of run_tabular: sample, advantages, metrics, update; returns the metric rows."""
+    num_est, seeds = logits.shape[:2]
+    g = config.group_size
+    rows = []
     for step in bar:
         probs = torch.softmax(logits, -1)
-        log_probs = torch.log_softmax(logits, -1)
-        responses = torch.stack([torch.multinomial(probs[e].reshape(-1, m), g, replacement=True, generator=gens[e])
-                                 for e in range(num_est)]).reshape(*probs.shape[:-1], g)
+        responses = sample_actions(probs, torch.rand(seeds, config.num_prompts, g, generator=generator, dtype=torch.float64))
         sampled = torch.gather(rewards.expand(num_est, -1, -1, -1), -1, responses)  # (E, S, P, G)
-        adv = torch.empty_like(sampled)
-        quantiles = torch.full((num_est, seeds, 2), float("nan"), dtype=torch.float64)
-        for e in range(num_est):
-            if len(instances[e]) == 1:
-                out = instances[e][0](sampled[e].reshape(-1, g))
-                adv[e] = out.advantages.reshape(seeds, -1, g)
-                quantiles[e, :, 0] = out.metrics.get("q_alpha", float("nan"))
-                quantiles[e, :, 1] = out.metrics.get("q_beta", float("nan"))
-            else:
-                for s, est in enumerate(instances[e]):
-                    out = est(sampled[e, s])
-                    adv[e, s] = out.advantages
-                    quantiles[e, s, 0] = out.metrics.get("q_alpha", float("nan"))
-                    quantiles[e, s, 1] = out.metrics.get("q_beta", float("nan"))
-
+        adv, quantiles = advantages(sampled)
         if step % config.log_every == 0 or step == config.steps:
-            rows.append(_step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles,
-                                      rewards, level_index, worst, bundle_sizes, zero))
+            rows.append(_step_metrics(config, step, probs, logits, responses, sampled, adv, quantiles, rewards,
+                                      level_index, worst, bundle_sizes))
         if step == config.steps:
             break
-        logits = _update(config, logits, responses, adv)
+        policy_step(config, logits, responses, adv, optimizer)
         if progress is not None and (step % max(1, config.steps // 100) == 0):
             progress((step + 1) / config.steps)
     if progress is not None:
         progress(1.0)
-    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+    return rows
 
 
-def _update(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
-    g = responses.shape[-1]
+def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor,
+                optimizer: torch.optim.Optimizer) -> None:
+    """Update ``logits`` (..., M) in place from G sampled responses (..., G) and their advantages.
+
+    Plain: one SGD step along (1/G) Σ_i A_i (e_{y_i} − π), the exact gradient of the per-prompt
+    surrogate. Clipped: ``ppo_epochs`` SGD steps along the gradient of the clipped surrogate with
+    the ratio π_θ(y)/π_old(y) (π_old = the sampling policy).
+    """
     if config.clip_eps is None:
-        # θ_p += η (1/G) Σ_i A_i (e_{y_i} − π_p): the exact gradient of the per-prompt surrogate.
-        probs = torch.softmax(logits, -1)
-        grad = torch.zeros_like(logits).scatter_add_(-1, responses, adv) - probs * adv.sum(-1, keepdim=True)
-        return logits + config.lr * grad / g
-    old = torch.gather(torch.log_softmax(logits, -1), -1, responses).detach()
+        ascent_step(optimizer, logits, sampled_policy_gradient(torch.softmax(logits, -1), responses, adv))
+        return
+    old = torch.gather(torch.log_softmax(logits, -1), -1, responses)
     eps = float(config.clip_eps)
+    g = responses.shape[-1]
     for _ in range(config.ppo_epochs):
         theta = logits.detach().requires_grad_(True)
         ratio = torch.exp(torch.gather(torch.log_softmax(theta, -1), -1, responses) - old)
         surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
         (grad,) = torch.autograd.grad(surrogate.sum() / g, theta)
-        logits = logits + config.lr * grad
-    return logits.detach()
+        ascent_step(optimizer, logits, grad)
 
 
-def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles, rewards, level_index,
-                  worst, bundle_sizes, zero):
+def _step_metrics(config, step, probs, logits, responses, sampled, adv, quantiles, rewards, level_index, worst,
+                  bundle_sizes, zero=1e-12):
     num_est, seeds = probs.shape[:2]
+    log_probs = torch.log_softmax(logits, -1)
     success = (probs * (rewards > 0)).sum(-1)  # (E, S, P)
     exp_reward = (probs * rewards).sum(-1)
     entropy = softmax_entropy(logits).mean(-1)
@@ -300,9 +293,9 @@ def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, ad
     varied = (adv.amax(-1) - adv.amin(-1)) > zero
     allfail_varied = torch.where(fails > 0, (all_fail & varied).double().sum(-1) / fails.clamp(min=1), torch.nan)
     risk = torch.full((num_est, seeds, 3), float("nan"), dtype=torch.float64)
-    for e, bundle in enumerate(bundle_sizes):
-        cvar, rvar, mvar = _bundle_risk(config, probs[e], level_index, bundle)
-        risk[e] = torch.stack([cvar, rvar, mvar], -1)
+    for bundle in sorted(set(bundle_sizes)):  # one call per bundle size, all its estimators at once
+        rows = torch.tensor([e for e, b in enumerate(bundle_sizes) if b == bundle])
+        risk[rows] = torch.stack(_bundle_risk(config, probs[rows], level_index, bundle), -1)
     return {
         "step": step,
         "mean_reward": exp_reward.mean(-1),

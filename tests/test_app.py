@@ -12,16 +12,14 @@ import itertools
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app.py")
 # Generous: a cold AppTest run imports torch/plotly and runs the default view.
@@ -69,6 +67,12 @@ def _decode_typed_arrays(node):
 def plotly_figures(at: AppTest) -> list[dict]:
     """The figures exactly as sent to the browser (plotly JSON)."""
     return [_decode_typed_arrays(json.loads(e.proto.spec)) for e in at.get("plotly_chart")]
+
+
+def figure(at: AppTest, key: str) -> dict:
+    """The figure drawn by ``st.plotly_chart(..., key=key)``."""
+    (match,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+    return _decode_typed_arrays(json.loads(match.proto.spec))
 
 
 # --------------------------------------------------------------------------- closed forms (independent of theory/)
@@ -225,8 +229,12 @@ def exact_bandit(rewards, init_probs, lr, steps, advantage):
 
 
 def test_bandit_exact_update_matches_hand_rolled_loop():
-    at = start(view=2, bandit_steps=60)
-    assert not at.exception and not errors(at)
+    at = start(view=2, bandit_steps=50)
+    # pass@k estimators have no exact (population) form without a group size, and exact bandit
+    # updates have none: explained on the page, the other estimators still run.
+    assert not at.exception
+    assert errors(at) == ["passk_chen (k=4): passk_chen has no exact population form without group_size: "
+                          "its expected advantage depends on the group size n"]
     shown = table(at)
     rewards, init = [1.0, 0.8, 0.0], [0.05, 0.9, 0.05]
     beta = 2.0
@@ -235,15 +243,15 @@ def test_bandit_exact_update_matches_hand_rolled_loop():
         "rs_grpo": lambda r, pi: (np.exp(beta * r) / (pi @ np.exp(beta * r)) - 1) / beta,
     }
     for name, advantage in cases.items():
-        expected = exact_bandit(rewards, init, 0.5, 60, advantage)
+        expected = exact_bandit(rewards, init, 0.5, 50, advantage)
         got = row(shown, name)
-        # Same float64 arithmetic in a different order: 1e-10 over 60 steps.
+        # Same float64 arithmetic in a different order: 1e-10 over 50 steps.
         assert (got["expected_reward"], got["entropy"], got["prob_best"]) == pytest.approx(expected, abs=1e-10)
     assert set(shown["expected_reward_std"]) == {0.0}  # exact updates: one deterministic run
 
 
 def test_bandit_sampled_runs_seeds_and_explains_invalid_settings():
-    at = start(view=2, bandit_steps=40, bandit_update="sampled", bandit_seeds=2)
+    at = start(view=2, bandit_steps=50, bandit_update="sampled", bandit_seeds=2)
     at.selectbox(key="bandit_noise").set_value("bernoulli").run()
     assert not at.exception and not errors(at)
     shown = table(at)
@@ -255,8 +263,14 @@ def test_bandit_sampled_runs_seeds_and_explains_invalid_settings():
     policy_fig = plotly_figures(at)[1]
     assert len(policy_fig["frames"]) >= 2
     for frame in policy_fig["frames"]:
-        for trace in frame["data"]:
+        policies = [trace for trace in frame["data"] if trace.get("yaxis") == "y"]
+        assert len(policies) == 6
+        for trace in policies:
             assert sum(trace["y"]) == pytest.approx(1.0, abs=1e-9)
+        # Bug 7: the reward curve is in every frame, on its own axis, so playing cannot drop it.
+        (reward,) = [trace for trace in frame["data"] if trace.get("yaxis") == "y2"]
+        assert reward["y"] == [1.0, 0.8, 0.0]
+        assert frame["traces"] == list(range(7))
     # The natural-gradient step needs exact updates: explained, nothing plotted.
     at.selectbox(key="bandit_optimizer").set_value("natural").run()
     assert not at.exception
@@ -285,9 +299,16 @@ def test_tabular_view_shows_seed_means_of_the_simulator():
             # The same deterministic run: only the order of the two-seed mean may differ.
             assert got[column] == pytest.approx(values.mean(), abs=1e-12)
             assert got[f"{column}_std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
-    # Binary rewards: the policy's pass@1 is its mean reward, and pass@k can only be higher.
-    assert np.allclose(shown["pass_at_1"], shown["mean_reward"], atol=1e-12)
-    assert (shown["pass_at_k"] >= shown["pass_at_1"] - 1e-12).all()
+        # Binary rewards: the policy's pass@1 is its mean reward, so the view shows one panel for both.
+        assert np.allclose(last["pass_at_1"], last["mean_reward"], atol=1e-12)
+    assert "pass_at_1" not in shown.columns
+    titles = [a["text"] for a in plotly_figures(at)[0]["layout"]["annotations"]]
+    assert "mean reward = pass@1 (binary rewards)" in titles and "pass@1" not in titles
+    assert (shown["pass_at_k"] >= shown["mean_reward"] - 1e-12).all()  # pass@4 >= pass@1
+    # The ±std band of a non-negative quantity stays >= 0 (it went below 0 for CVaR); the mean line is untouched.
+    for trace in plotly_figures(at)[0]["data"]:
+        if trace.get("fill") == "toself":
+            assert min(trace["y"]) >= 0.0 or trace["yaxis"] == "y3"  # y3: Cov(log π, A) has no lower bound
 
 
 def test_tabular_view_explains_invalid_settings():
@@ -333,7 +354,7 @@ def test_theorem_view_numbers():
     positive = np.array([rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], b) > 0 for b in grid])
     beta0 = grid[np.argmax(positive[::-1].cumprod()[::-1].astype(bool))]
     assert float(metric_value(at, "β₀")) == pytest.approx(beta0, rel=5e-3)  # shown with 3 significant digits
-    lemma_fig = plotly_figures(at)[2]
+    lemma_fig = figure(at, "fig_lemmas")
     marked = sorted(shape["x0"] for shape in lemma_fig["layout"]["shapes"] if shape.get("x0") == shape.get("x1"))
     assert marked[0] == pytest.approx(beta0, rel=1e-12)  # the β₀ line sits on the grid point itself
     assert lemma_fig["layout"]["xaxis"]["range"] == pytest.approx([-2.0, 3.0])  # log10 of the β grid ends
@@ -348,7 +369,8 @@ def test_theorem_view_numbers():
     # Theorem 2: every instance satisfying Assumption 1 obeys the ordering; the table accounts for every instance.
     thm2 = table(at, 1)
     assert metric_value(at, "instances satisfying") == metric_value(at, "… of which")
-    assert thm2.groupby("instances")["count"].sum().tolist() == [2000, 2000]
+    counts = thm2.groupby("instances")["count"].sum()
+    assert len(counts) >= 2 and (counts == 2000).all()  # every family accounts for all its instances
     assert (thm2[thm2["assumption_1"] == "assumption holds"]["frac_cov_mvar_le_cov_mean"] == 1.0).all()
 
 
@@ -366,6 +388,6 @@ def test_theorem_view_follows_instance_sliders_and_explains_bad_input():
     assert not at.exception
     assert any("Theorem 2" in m and "alpha=0.9 must be < beta=0.8" in m for m in errors(at)), errors(at)
     # The view radio navigates (the other tests open views by the ?view=N link).
-    at.radio(key="view").set_value("1 · Advantage shapes").run()
+    at.radio(key="view").set_value("shapes").run()
     assert not at.exception
     assert at.header[0].value.startswith("Advantage shape")

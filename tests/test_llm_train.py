@@ -69,7 +69,8 @@ def test_dataclass_defaults_are_the_default_preset():
     assert set(yaml.safe_load((CONFIGS / "default.yaml").read_text())) == {f.name for f in fields(TrainConfig)}
 
 
-@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+# compare*.yaml are llm/compare.py experiment files (methods x seeds), not train presets.
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("compare")))
 def test_every_preset_loads_and_validates(preset):
     cfg = TrainConfig.from_yaml(CONFIGS / preset)
     cfg.validate()
@@ -93,8 +94,8 @@ def test_cli_overrides_are_typed_and_later_keys_win():
     (["--steps", "two"], "steps"),
     (["--steps", "1.5"], "steps"),
     (["--dynamic_sampling", "maybe"], "dynamic_sampling"),
-    (["--lr"], "--lr needs a value"),
-    (["steps", "3"], "expected --key value"),
+    (["--lr"], "--lr: expected one argument"),
+    (["steps", "3"], "unrecognized arguments: steps 3"),
 ])
 def test_cli_errors_name_the_key(argv, match):
     with pytest.raises(ValueError, match=match):
@@ -197,8 +198,10 @@ METRIC_KEYS = {
 
 def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
     out = tmp_path / "run"
+    # reward_max_error_frac=1: a function failing everywhere is tolerated (counted), not fatal, in this test.
     result = train(TrainConfig.from_args(tiny_args(
-        out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]")))
+        out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]",
+        reward_max_error_frac=1.0)))
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
@@ -218,17 +221,19 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
     tracker = result.estimator.tracker.values.tolist()
     assert rows[-1]["q_alpha"] == pytest.approx(tracker[0], abs=1e-12)
     assert rows[-1]["q_beta"] == pytest.approx(tracker[1], abs=1e-12)
-    # The final checkpoint holds the trained weights, which differ from the initial ones.
-    from llm.checkpoint import load_checkpoint
+    # The final checkpoint holds the trained weights (model/, once), which differ from the initial ones.
+    from llm.checkpoint import load_checkpoint, load_weights
     from llm.model import SMOLLM2, build_tiny_model, load_tokenizer
 
-    _, state = load_checkpoint("latest", out / "checkpoints")
-    assert state["step"] == 2 and state["sampler"]["position"] == 8
-    initial = build_tiny_model(load_tokenizer(SMOLLM2), seed=0).state_dict()
-    changed = [k for k, v in state["model"].items() if not torch.equal(v, initial[k])]
+    path, state = load_checkpoint("latest", out / "checkpoints")
+    assert state["step"] == 2 and state["sampler"]["position"] == 8 and "model" not in state
+    initial = build_tiny_model(load_tokenizer(SMOLLM2), seed=0)
+    before = {k: v.clone() for k, v in initial.state_dict().items()}
+    load_weights(initial, path / "model")
+    changed = [k for k, v in initial.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "two optimizer steps at lr=1e-3 must move some weights"
     for k, v in result.model.state_dict().items():
-        assert torch.equal(v, state["model"][k])
+        assert torch.equal(v, initial.state_dict()[k]), k
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):

@@ -1,4 +1,4 @@
-"""Loss pieces of llm/train.py against hand-computed numbers.
+"""Loss pieces of llm/loss.py (the trainer side of theory/surrogate.py) against hand-computed numbers.
 
 Tolerances: inputs are float64 and every expected value is a closed form of a
 few operations, so 1e-12 relative error is ample (observed ~1e-16).
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from llm.train import aggregate_loss, policy_loss
+from llm.loss import aggregate_loss, policy_loss
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 

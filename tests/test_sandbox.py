@@ -10,11 +10,19 @@ import pytest
 import torch
 
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular
-from sandbox.tabular import _update, make_problem
+from sandbox.tabular import make_problem, policy_step
 from theory import risk_measures as rm
 from theory.claims import bundle_score_law, exact_pass_at_k
+from theory.updates import ascent_optimizer
 
 SILENT = lambda fraction: None  # noqa: E731  (progress callback that also silences tqdm)
+
+
+def _update(config, logits, responses, adv):
+    """policy_step on a copy of ``logits`` with a fresh SGD optimizer (a functional form for tests)."""
+    logits = logits.clone()
+    policy_step(config, logits, responses, adv, ascent_optimizer("sgd", logits, config.lr))
+    return logits
 
 
 def _policy_at(result, label, step):
@@ -237,6 +245,7 @@ def test_tabular_results_are_json_friendly_and_seeded():
         (dict(difficulty="medium"), "difficulty"),
         (dict(reward_type="float"), "reward_type"),
         (dict(clip_eps=0.0), "clip_eps"),
+        (dict(clip_eps=1.0), "clip_eps"),
         (dict(risk_alpha=0.9, risk_beta=0.5), "risk_alpha"),
         (dict(num_prompts=10, metric_bundle_size=3), "metric_bundle_size"),
         (dict(peak=-1.0), "peak"),
@@ -270,3 +279,18 @@ def test_adding_an_estimator_does_not_change_another_ones_run():
     alone = run_tabular(tab_cfg, [("grpo", {})], seeds=2, progress=SILENT).metrics
     mixed = run_tabular(tab_cfg, [("dr_grpo", {}), ("grpo", {})], seeds=2, progress=SILENT).metrics
     np.testing.assert_array_equal(alone.entropy.to_numpy(), mixed[mixed.estimator == "grpo"].entropy.to_numpy())
+
+
+def test_100_arm_rewards_lie_in_unit_interval_and_best_pays_exactly_one():
+    # Issue 11 bug 2: the unscaled landscape peaked at 1 + 1.1e-11, so pass@k and Bernoulli noise refused it.
+    from sandbox.bandit import rs_grpo_paper_rewards
+
+    rewards = np.array(rs_grpo_paper_rewards())
+    assert rewards.max() == 1.0 and rewards.argmax() == 40 and rewards.min() >= 0.0
+    x = np.arange(100)
+    unscaled = 0.1 + 0.9 * np.exp(-((x - 40) ** 2) / 50) + 0.5 * np.exp(-((x - 75) ** 2) / 50)
+    np.testing.assert_allclose(rewards, unscaled, rtol=2e-11, atol=0)  # the paper's landscape up to 1.1e-11
+    for noise in ("none", "bernoulli"):
+        res = run_bandit(BanditConfig.rs_grpo_paper(steps=3, reward_noise=noise), [("passk_chen", {"k": 4})], seeds=1,
+                         progress=SILENT)
+        assert res.metrics.expected_reward.notna().all()

@@ -22,6 +22,7 @@ from theory.claims import (
     positively_dependent,
     slope_dominates,
     softmax_prob_derivative,
+    tail_covariance_signs_hold,
     threshold_covariances,
 )
 from theory.dynamics import covariance
@@ -31,9 +32,26 @@ SILENT = lambda fraction: None  # noqa: E731
 
 def test_registry_lists_every_claim_function():
     assert set(CLAIMS) == {name[len("claim_"):] for name in C.__all__ if name.startswith("claim_")}
+    assert [c.name for c in C.list_claims()] == list(CLAIMS)
 
 
-# --------------------------------------------------------------------------- theory.claims helpers
+def test_registry_records_carry_the_text_the_explorer_shows():
+    for record in C.list_claims():
+        assert record.kind in ("simulation", "instances")
+        for field in ("title", "statement", "assumptions", "conclusion", "paper"):
+            assert len(getattr(record, field)) > 10, (record.name, field)
+        assert (record.name in C.SIMULATION_CLAIMS) == (record.kind == "simulation")
+    assert C.get_claim("thm3_tail_transforms").erratum.startswith("Paper erratum")
+    assert all(C.get_claim(n).erratum is None for n in CLAIMS if n != "thm3_tail_transforms")
+    with pytest.raises(ValueError, match="unknown claim"):
+        C.get_claim("nope")
+    with pytest.raises(ValueError, match="registered twice"):
+        C.register_claim("rs_lemma2", kind="instances", paper="p", title="t", statement="s", assumptions="a",
+                         conclusion="c")(lambda: {})
+    with pytest.raises(ValueError, match="kind="):
+        C.register_claim("x", kind="other", paper="p", title="t", statement="s", assumptions="a", conclusion="c")
+    with pytest.raises(ValueError, match="statement must be non-empty"):
+        C.register_claim("x", kind="instances", paper="p", title="t", statement=" ", assumptions="a", conclusion="c")
 
 
 def test_threshold_covariances_reconstruct_the_covariance_of_any_monotone_transform():
@@ -47,17 +65,20 @@ def test_threshold_covariances_reconstruct_the_covariance_of_any_monotone_transf
     torch.testing.assert_close(via_slices, direct, rtol=0, atol=1e-13)  # float64 sums of 7 terms
 
 
-def test_assumption_1_by_hand_on_binary_rewards():
-    # Binary r with q_α = q_β = 1 (easy question): only the lower-tail condition applies,
-    # and it reads Cov(r, log π) <= 0.
+def test_covariance_signs_by_hand_on_binary_rewards():
+    # Binary r with q_α = q_β = 1 (easy question): only the lower-tail sign applies, Cov(r, log π) <= 0.
     rewards = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
     probs = torch.tensor([[0.05, 0.5, 0.45], [0.5, 0.3, 0.2]], dtype=torch.float64)
-    ok = assumption_1_holds(rewards.double(), probs, torch.ones(2, 1), torch.ones(2, 1))
+    ok = tail_covariance_signs_hold(rewards.double(), probs.log(), probs, torch.ones(2, 1), torch.ones(2, 1))
     cov = covariance(rewards.double(), probs.log(), probs)
     assert cov[0] > 0 and cov[1] < 0
     assert ok.tolist() == [False, True]
     lower, upper, slices = threshold_covariances(rewards.double(), probs.log(), probs)
     assert float(slices[1, 0]) == pytest.approx(float(cov[1]), abs=1e-15)  # the one non-trivial slice
+    # The literal Assumption 1 on the same laws (α = 0.2, β = 0.8 put both quantiles at 1 for row 0 and
+    # at 0 / 1 for row 1): row 1 has ψ(0) = log 0.5 >= E log π and ψ(1) = (0.3 log .3 + .2 log .2)/.5 < E log π.
+    literal = assumption_1_holds(rewards.double(), probs.log(), probs, 0.2, 0.8)
+    assert literal.tolist() == [False, False]
 
 
 def test_slope_dominates_and_positive_dependence_by_hand():
@@ -108,19 +129,76 @@ def test_lemma1_layer_cake_identity():
     assert res["holds"]
 
 
-def test_thm2_covariance_ordering_under_assumption_1():
-    res = C.claim_thm2_covariance(seeds=600)
-    assert res["satisfied"] >= 50  # enough instances meet Assumption 1 for the check to mean something
-    assert res["satisfied_ordered"] == res["satisfied"]  # no exception allowed (1e-12 round-off slack)
+def test_thm2_covariance_ordering_under_the_literal_assumption():
+    res = C.claim_thm2_covariance(seeds=400)
+    counts = res["assumption_counts"]
+    assert counts["literal"] >= 100  # enough instances meet Assumption 1 as printed for the check to mean something
+    assert counts["literal_ordered"] == counts["literal"]  # no exception allowed (1e-12 round-off slack)
+    assert counts["literal_not_signs"] == 0 and counts["signs_only"] > 0  # literal ⇒ signs, strictly stronger
     assert 0 < res["violated_failure_rate"] < 1  # without the assumption the order fails sometimes
+    ce = res["counterexample_without_assumption"]
+    assert ce["cov_mvar"] > ce["cov_mean"] and ce["failed_clauses"]
+    # Recompute the shown counterexample independently (plain float sums, not theory.dynamics).
+    r, p = ce["rewards"], ce["probs"]
+    total = sum(p)
+    p = [x / total for x in p]  # the probabilities were rounded to 6 digits for display
+    logp = [math.log(x) for x in p]
+    mean_logp = sum(pi * lp for pi, lp in zip(p, logp))
+    qa, qb, omega = ce["q_alpha"], ce["q_beta"], 0.5
+    a_mvar = [-(1 + omega) * max(qa - x, 0) + min(max(x, qa), qb) for x in r]
+    a_mean = r
+
+    def cov(adv):
+        m = sum(pi * a for pi, a in zip(p, adv))
+        return sum(pi * (a - m) * (lp - mean_logp) for pi, a, lp in zip(p, adv, logp))
+
+    assert cov(a_mvar) > cov(a_mean)  # 6-digit rounding of π moves covariances by ~1e-6, far below the gap
+    points = res["points"]
+    assert {"cov_mean", "cov_mvar", "gap", "assumption_1", "covariance_signs", "upper_monotone"} <= set(points[0])
+    assert all(pt["gap"] >= -1e-12 for pt in points if pt["assumption_1"])
     assert res["holds"]
 
 
-def test_thm3_tail_transform_covariance_ordering():
+def test_thm3_is_false_as_printed_and_true_corrected():
     res = C.claim_thm3_tail_transforms(seeds=300)
-    assert res["cases"] >= 100 and res["holds"]
-    assert all(row["layer_cake_gap_error"] < 1e-10 for row in res["table"])
-    assert 0 < res["failure_rate_without_dependence"] < 1
+    assert res["cases"] >= 100
+    assert res["printed_fails"] > 0 and not res["holds"]  # the printed direction fails on instances meeting every hypothesis
+    assert res["corrected_holds"] == res["cases"] and res["holds_corrected"]
+    assert res["layer_cake_max_error"] < 1e-12  # Lemma 1 route to the same gap; float64 round-off
+    assert res["erratum"].startswith("Paper erratum")
+
+
+def test_thm3_counterexample_satisfies_every_hypothesis_by_hand():
+    ce = C.thm3_counterexample()
+    r, p = ce["rewards"], [0.3] + [0.37 / 7] * 7 + [0.15, 0.18]
+    logp = [math.log(x) for x in p]
+    mean_logp = sum(a * b for a, b in zip(p, logp))
+    # F(0) = 0.3 >= 0.2 so q_α = 0; F(0.7) = 0.67 < 0.8 <= F(0.8) = 0.82 so q_β = 0.8.
+    assert ce["q_alpha"] == 0.0 and ce["q_beta"] == 0.8 and ce["assumption_1"]
+    # ψ = log π per atom: ψ(0) = log .3 >= E, ψ(0.8) = log .15 >= E, ψ(1) = log .18 >= ψ(0.8).
+    assert math.log(0.3) >= mean_logp and math.log(0.15) >= mean_logp and math.log(0.18) >= math.log(0.15)
+    soft_clip = [x if x <= 0.8 else 0.8 + 1 - math.exp(-(x - 0.8)) for x in r]
+
+    def cov(h):
+        m = sum(a * b for a, b in zip(p, h))
+        return sum(pi * (a - m) * (lp - mean_logp) for pi, a, lp in zip(p, h, logp))
+
+    # g₁ = identity is steeper above q_β than g₂ = soft clip; printed: Cov(SF, g₂) >= Cov(SF, g₁). It is not.
+    assert cov(r) - cov(soft_clip) > 1e-3
+    assert ce["cov_sf_g1"] == pytest.approx(cov(r), abs=1e-12) and ce["cov_sf_g2"] == pytest.approx(cov(soft_clip), abs=1e-12)
+
+
+def test_upper_tail_transforms_meet_the_hypotheses_of_theorem_3():
+    q = torch.tensor([[0.5]], dtype=torch.float64)
+    t = torch.linspace(-1, 2, 3001, dtype=torch.float64)[None]
+    g = C.upper_tail_transforms(t, q)
+    below = t[0] <= 0.5
+    for name, values in g.items():
+        assert bool((torch.diff(values[0]) >= 0).all()), name  # nondecreasing
+        assert torch.equal(values[0][below], t[0][below]), name  # equal to t on (−∞, q_β]
+    slope = {name: torch.diff(v[0]) / torch.diff(t[0]) for name, v in g.items()}
+    for g1, g2 in C.riskpo_covariance.THM3_PAIRS:
+        assert bool((slope[g1] >= slope[g2] - 1e-9).all()), (g1, g2)  # g₁' >= g₂' (finite differences, 1e-9 slack)
 
 
 # --------------------------------------------------------------------------- RS-GRPO
@@ -131,22 +209,32 @@ def test_rs_lemma2_standard_pg_lowers_optimal_probability():
     # By hand: r̄ = .77, g = π(r − r̄) = (.0115, .027, −.0385), Σπg = .02295,
     # dπ(a*)/dη = .05 (.0115 − .02295) = −5.725e-4.
     assert res["derivative"] == pytest.approx(-5.725e-4, abs=1e-12)
-    assert res["pi_star_after"] < 0.05
-    large_beta = [row for row in res["table"] if row["beta"] >= 8]
-    assert all(row["d_pi_star_d_eta"] > 0 for row in large_beta)  # the risk-seeking step reverses it
-
-
-def test_rs_lemma3_large_beta_increases_optimal_probability():
-    res = C.claim_rs_lemma3(seeds=60)
+    assert all(c < 0 for c in res["changes"]) and len(res["changes"]) == len(C.rs_grpo.LR_GRID)
     assert res["holds"]
+
+
+def test_rs_lemma3_finite_step_at_every_learning_rate():
+    res = C.claim_rs_lemma3(seeds=60)
+    assert res["holds"] and res["instances_with_beta0"] == 60
     assert res["decreasing_at_beta_zero"] > 0  # the instances include Lemma-2-type policies
 
 
-def test_rs_lemma4_increase_shrinks_for_large_beta():
+def test_rs_lemma3_check_can_fail_on_a_grid_too_short_for_some_instances():
+    # Grids ending at 3/Δ leave no two decades beyond β₀ ≈ log(1/π(a*))/Δ: the check must say so.
+    res = C.claim_rs_lemma3(seeds=60, beta_units=tuple(np.logspace(-2, 0.5, 60)))
+    assert not res["holds"] and res["instances_with_beta0"] < 60
+
+
+def test_rs_lemma4_finite_step_at_every_learning_rate():
     res = C.claim_rs_lemma4(seeds=60)
-    assert res["holds"]
-    # Δ ∝ 1/β asymptotically: β·Δ is constant to round-off once e^{−β·gap} underflows.
-    assert res["median_one_over_beta_drift"] < 1e-6
+    assert res["holds"] and res["instances_with_beta1"] == 60
+    # Δ ∝ 1/β asymptotically: β·Δ settles (measured ~4e-5 over the last decade at η = 1; 1e-3 leaves margin).
+    assert res["median_one_over_beta_drift"] < 1e-3
+
+
+def test_rs_lemma4_check_can_fail_when_the_grid_stops_before_the_peak():
+    res = C.claim_rs_lemma4(seeds=60, beta_units=tuple(np.logspace(-2, 1.5, 60)))
+    assert not res["holds"] and res["instances_with_beta1"] < 60
 
 
 def test_rs_bandit_reduced_sweep():
@@ -181,10 +269,12 @@ def test_risk_seeking_mvar_collapses_entropy_fastest():
 def test_bundling_gives_signal_on_all_fail_prompts():
     res = C.claim_bundling_nonzero_gradient(seeds=2, steps=5, progress=SILENT)
     rows = {row["estimator"]: row for row in res["table"]}
-    assert rows["grpo"]["frac_allfail_prompts_with_nonzero_adv"] == 0.0  # exactly zero, not small
-    assert rows["riskpo(bundle_size=1)"]["frac_allfail_prompts_with_varied_adv"] == 0.0
+    # The falsifiable part: bundles vary the advantage on most all-fail prompts, more for larger B.
     assert rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"] > 0.5
-    assert res["holds"]
+    assert rows["riskpo(bundle_size=10)"]["frac_allfail_prompts_with_varied_adv"] >= rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"]
+    assert res["holds"] and res["grows_with_bundle"]
+    # Sanity checks of the simulator (true by construction, so not evidence for the claim).
+    assert res["sanity_group_based_zero"] and res["sanity_unbundled_constant"]
 
 
 def test_passk_large_k_rs_grpo_beats_grpo_at_matched_pass1():
@@ -217,7 +307,8 @@ def test_cli_writes_json_csv_html(tmp_path, capsys):
     assert cli_main(["rs_lemma2", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "rs_lemma2.json").read_text())
     assert data["holds"] is True and data["derivative"] == pytest.approx(-5.725e-4, abs=1e-12)
-    assert (tmp_path / "rs_lemma2.csv").read_text().startswith("beta,")
+    assert data["statement"].startswith("If there is an action") and data["erratum"] is None
+    assert (tmp_path / "rs_lemma2.csv").read_text().startswith("lr,")
     assert (tmp_path / "rs_lemma2.html").stat().st_size > 1000
     assert cli_main(["list"]) == 0
     assert "thm2_covariance" in capsys.readouterr().out

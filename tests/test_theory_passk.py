@@ -92,7 +92,7 @@ def test_chen_advantage_matches_its_definition_by_subset_enumeration(n):
 
 
 @FAST
-@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]), min_size=2, max_size=7), st.data())
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=2, max_size=7), st.data())
 def test_chen_advantage_on_graded_rewards_is_the_max_at_k_definition(values, data):
     """Same definition with max@k: (mean_{S∋i} max_S − mean_S max_S) / std_S max_S, zero when std is 0."""
     n = len(values)
@@ -147,10 +147,25 @@ def test_max_at_k_and_pkpo_effective_rewards_match_subset_enumeration(values, da
     s = pk.pkpo_effective_rewards(x, k)
     total = math.comb(n, k)
     for i in range(n):
-        expected = n / k / total * sum(max(values[j] for j in sub) for sub in subsets_containing(n, k, i))
+        expected = 1 / total * sum(max(values[j] for j in sub) for sub in subsets_containing(n, k, i))
         assert s[i].item() == pytest.approx(expected, abs=1e-12)
-    # Documented normalisation: mean_i s_i is the unbiased max@k estimate.
-    assert s.mean().item() == pytest.approx(brute_max_at_k(values, k), abs=1e-12)
+    # PKPO's normalisation (arXiv:2505.15201): Σ_i r_i = k · (unbiased max@k estimate).
+    assert s.sum().item() == pytest.approx(k * brute_max_at_k(values, k), abs=1e-12)
+
+
+@pytest.mark.parametrize("n,k,c", [(4, 2, 1), (5, 3, 2), (8, 4, 0), (6, 6, 3), (3, 1, 3)])
+def test_pkpo_binary_effective_rewards_equal_the_papers_formula(n, k, c):
+    """PKPO (arXiv:2505.15201), binary rewards: r_i = k/n if correct, (k/n)·ρ(n−1, c, k−1) if not,
+    ρ(m, c, j) = 1 − C(m−c, j)/C(m, j) (math.comb here, independent of the lgamma code)."""
+    x = torch.tensor([1.0] * c + [0.0] * (n - c), dtype=torch.float64)
+    r = pk.pkpo_effective_rewards(x, k)
+
+    def rho(m, correct, j):
+        return 1.0 - math.comb(m - correct, j) / math.comb(m, j) if j > 0 else 0.0
+
+    expected = [k / n] * c + [k / n * rho(n - 1, c, k - 1)] * (n - c)
+    assert r.tolist() == pytest.approx(expected, abs=1e-14)
+    # e.g. n = 4, k = 2, c = 1: correct 1/2, incorrect (1/2)(1 − C(2,1)/C(3,1)) = 1/6.
 
 
 @FAST
@@ -164,7 +179,7 @@ def test_pkpo_advantage_is_effective_reward_minus_leave_one_out_max_at_k(values,
     k_loo = min(k, n - 1)
     for i in range(n):
         others = values[:i] + values[i + 1 :]
-        assert a[i].item() == pytest.approx(s[i].item() - brute_max_at_k(others, k_loo), abs=1e-12)
+        assert a[i].item() == pytest.approx(s[i].item() - k / n * brute_max_at_k(others, k_loo), abs=1e-12)
     if k == n:
         assert torch.allclose(a, pk.leave_one_out_max_advantage(x), atol=1e-12, rtol=0)
 
@@ -180,7 +195,7 @@ def test_pkpo_advantage_is_effective_reward_minus_leave_one_out_max_at_k(values,
     ],
 )
 def test_pkpo_gradient_is_unbiased_by_exact_enumeration(rewards, n, k):
-    """E over all n-tuples of Σ_i A_i ∇log π(x_i) equals (n/k)·∇E[max of k draws]."""
+    """E over all n-tuples of Σ_i A_i ∇log π(x_i) equals ∇E[max of k draws]: unbiasedness ratio 1."""
     num_actions = len(rewards)
     r = torch.tensor(rewards, dtype=torch.float64)
     theta = torch.linspace(-0.7, 0.9, num_actions, dtype=torch.float64).requires_grad_(True)
@@ -203,26 +218,31 @@ def test_pkpo_gradient_is_unbiased_by_exact_enumeration(rewards, n, k):
         estimate += weight * (pk.pkpo_advantage(x, k) @ score)
         without_baseline += weight * (pk.pkpo_effective_rewards(x, k) @ score)
     # Exact sums of <= 4^5 terms: only float64 rounding separates them.
-    assert torch.allclose(estimate, n / k * true_gradient, atol=1e-12, rtol=0)
-    assert torch.allclose(without_baseline, n / k * true_gradient, atol=1e-12, rtol=0)
+    assert torch.allclose(estimate, true_gradient, atol=1e-12, rtol=0)
+    assert torch.allclose(without_baseline, true_gradient, atol=1e-12, rtol=0)
     assert true_gradient.abs().max() > 1e-3
+    ratio = float(estimate @ true_gradient / (true_gradient @ true_gradient))
+    assert ratio == pytest.approx(1.0, abs=1e-10)
 
 
-def test_passk_reweight_formula():
-    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.5, 0.25, 1.0, 0.25]], dtype=torch.float64)
-    k = 3
-    got = pk.passk_reweighted_advantage(rewards, k)
-    for row, out in zip(rewards.tolist(), got.tolist()):
-        p_hat = sum(row) / len(row)
-        assert out == pytest.approx([k * (1 - p_hat) ** (k - 1) * (r - p_hat) for r in row], abs=1e-15)
-    # p̂ = 1: the prompt is solved, no signal; k = 1: Dr. GRPO.
-    assert torch.equal(pk.passk_reweighted_advantage(torch.ones(1, 4), 5), torch.zeros(1, 4))
+def test_passk_reweight_formula_by_hand_from_the_source():
+    # Mahdavi et al.: ∇pass@k = k(1 − ρ)^{k−1}∇ρ, plug-in ρ̂ = group mean. Group (1, 0, 0, 0), k = 3:
+    # ρ̂ = 1/4, weight 3·(3/4)² = 27/16; A = 27/16·(r − 1/4) = (81/64, −27/64, −27/64, −27/64).
+    got = pk.passk_reweighted_advantage(torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64), 3)
+    assert got[0].tolist() == pytest.approx([81 / 64, -27 / 64, -27 / 64, -27 / 64], abs=1e-15)
+    # Group (1, 1, 0, 0), k = 2: weight 2·(1/2) = 1, A = r − 1/2.
+    got = pk.passk_reweighted_advantage(torch.tensor([[1.0, 1.0, 0.0, 0.0]], dtype=torch.float64), 2)
+    assert got[0].tolist() == pytest.approx([0.5, 0.5, -0.5, -0.5], abs=1e-15)
+    # ρ̂ = 1: the prompt is solved, no signal; k = 1: Dr. GRPO.
+    assert torch.equal(pk.passk_reweighted_advantage(torch.ones(1, 4), 5), torch.zeros(1, 4, dtype=torch.float64))
+    rewards = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)
     assert torch.allclose(pk.passk_reweighted_advantage(rewards, 1), rewards - rewards.mean(-1, keepdim=True))
     with pytest.raises(ValueError, match="k"):
         pk.passk_reweighted_advantage(rewards, 0)
-    # A pass rate above 1 is not a probability: an error, not a clamp of (1 − p̂).
-    with pytest.raises(ValueError, match="rewards"):
-        pk.passk_reweighted_advantage(torch.tensor([[2.0, 1.0]]), 3)
+    # A success probability needs 0/1 rewards: 2.0, −1 and 0.5 are errors, not clamps.
+    for bad in ([[2.0, 1.0]], [[-1.0, 1.0]], [[0.5, 1.0]]):
+        with pytest.raises(ValueError, match="rewards must be binary"):
+            pk.passk_reweighted_advantage(torch.tensor(bad), 3)
 
 
 def test_passk_advantage_errors_name_the_field():
@@ -256,7 +276,7 @@ def test_pkpo_and_chen_batch_dims_equal_row_by_row():
         for i in range(4):
             row = rewards[i, 0].tolist()
             expected = [
-                pk.pkpo_effective_rewards(rewards[i, 0], k)[m].item() - brute_max_at_k(row[:m] + row[m + 1 :], min(k, 8))
+                pk.pkpo_effective_rewards(rewards[i, 0], k)[m].item() - k / 9 * brute_max_at_k(row[:m] + row[m + 1 :], min(k, 8))
                 for m in range(9)
             ]
             assert pk.pkpo_advantage(rewards, k)[i, 0].tolist() == pytest.approx(expected, abs=1e-12)

@@ -132,14 +132,32 @@ def test_reduce_mean_hook_makes_ranks_identical():
         assert torch.allclose(single.update(union), history[0][step], atol=1e-15, rtol=0)
 
 
-def test_crossing_quantiles_are_sorted_and_counted():
+def test_crossing_quantiles_follow_the_papers_rule_and_are_counted():
+    """Algorithm 1 updates each level on its own; the tracker keeps those iterates (no swap) and counts crossings."""
     tracker = QuantileTracker((0.2, 0.8), step_size=1.0, init="given", initial_values=[0.0, 0.1])
     q = tracker.update(torch.full((10,), 0.05))
-    # Unprojected: 0.0 + (0.2 − 0) = 0.2 and 0.1 + (0.8 − 1) = −0.1, which cross.
-    assert q.tolist() == pytest.approx([-0.1, 0.2], abs=1e-15)
+    # Paper's rule: 0.0 + (0.2 − 0) = 0.2 and 0.1 + (0.8 − 1) = −0.1, which cross and stay as they are.
+    assert q.tolist() == pytest.approx([0.2, -0.1], abs=1e-15)
+    assert tracker.ordered().tolist() == pytest.approx([-0.1, 0.2], abs=1e-15)
     assert tracker.crossings == 1
-    tracker.update(torch.full((10,), 100.0))
-    assert tracker.crossings == 1
+    # Next step from the crossed iterates (not from a swapped pair): all scores above both.
+    q = tracker.update(torch.full((10,), 100.0))
+    assert q.tolist() == pytest.approx([0.2 + 0.2, -0.1 + 0.8], abs=1e-15)
+    assert tracker.crossings == 1  # back in order
+
+
+def test_riskpo_uses_the_ordered_pair_when_the_tracker_crosses():
+    from theory import get_estimator
+    from theory.advantages import mvar_advantage_from_quantiles
+
+    est = get_estimator("riskpo", bundle_size=1, tracker_step_size=1.0)
+    est.tracker = QuantileTracker((0.2, 0.8), step_size=1.0, init="given", initial_values=[0.0, 0.1])
+    rewards = torch.full((1, 10), 0.05, dtype=torch.float64)
+    out = est(rewards)
+    expected = mvar_advantage_from_quantiles(rewards, torch.tensor(-0.1, dtype=torch.float64),
+                                             torch.tensor(0.2, dtype=torch.float64), 0.5)
+    torch.testing.assert_close(out.advantages, expected, rtol=0, atol=1e-15)
+    assert out.metrics["q_alpha"] == pytest.approx(-0.1) and out.metrics["quantile_crossings"] == 1.0
 
 
 def test_bad_input_raises_value_errors_naming_the_field():
@@ -151,6 +169,10 @@ def test_bad_input_raises_value_errors_naming_the_field():
         QuantileTracker(())
     with pytest.raises(ValueError, match="step_size"):
         QuantileTracker(step_size=0.0)
+    with pytest.raises(ValueError, match="step_size=inf must be finite"):
+        QuantileTracker(step_size=float("inf"))
+    with pytest.raises(ValueError, match="decay"):
+        QuantileTracker(decay=float("nan"))
     with pytest.raises(ValueError, match="decay"):
         QuantileTracker(decay=-0.5)
     with pytest.raises(ValueError, match="init"):

@@ -4,11 +4,24 @@ Everything is a small pure torch function (tensors in, tensors out) except the
 stateful ``QuantileTracker`` and the estimator objects of the registry.
 """
 from . import advantages, bundles, dynamics, passk, population, quantiles, risk_measures
-from .estimators import AdvantageEstimator, AdvantageOutput, estimator_parameters, get_estimator, list_estimators
+from . import claims, rs_lemmas
+from .estimators import (
+    AdvantageEstimator,
+    AdvantageOutput,
+    estimator_parameter_roles,
+    estimator_parameters,
+    get_estimator,
+    list_estimators,
+    register_estimator,
+)
 from .quantiles import QuantileTracker
 
 __all__ = [
     "advantages",
+    "claims",
+    "rs_lemmas",
+    "estimator_parameter_roles",
+    "register_estimator",
     "bundles",
     "dynamics",
     "passk",

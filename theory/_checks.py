@@ -17,6 +17,8 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     """Rejects NaN/inf: a NaN reward is a bug upstream, never something to average away."""
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if torch.is_complex(x):
+        raise ValueError(f"{name} must be real, got a complex tensor ({x.dtype}); casting would drop the imaginary part")
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{name} contains NaN or inf (first at index {bad}); rewards must be finite")
@@ -55,13 +57,22 @@ def check_levels(alpha: float, beta: float, *, alpha_name: str = "alpha", beta_n
 
 
 def check_nonnegative(name: str, value: float) -> None:
-    if math.isnan(float(value)) or float(value) < 0:
-        raise ValueError(f"{name}={value} must be >= 0")
+    """Finite and >= 0: an infinite weight or step turns every advantage into NaN one step later."""
+    if not math.isfinite(float(value)) or float(value) < 0:
+        raise ValueError(f"{name}={value} must be finite and >= 0")
 
 
 def check_positive(name: str, value: float) -> None:
-    if math.isnan(float(value)) or float(value) <= 0:
-        raise ValueError(f"{name}={value} must be > 0")
+    """Finite and > 0."""
+    if not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"{name}={value} must be finite and > 0")
+
+
+def check_nonempty_batch(name: str, x: Tensor) -> Tensor:
+    """At least one row: an empty (0, G) batch has no advantages to compute and no mean to log."""
+    if x.dim() >= 1 and x.shape[0] == 0:
+        raise ValueError(f"{name} has no rows (shape {tuple(x.shape)}): nothing to compute")
+    return x
 
 
 def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
@@ -74,5 +85,25 @@ def check_k(k: int, n: int, *, k_name: str = "k", n_name: str = "n") -> None:
 def check_unit_interval(name: str, x: Tensor) -> Tensor:
     """Success probabilities / pass rates: every entry in [0, 1] (a reward of 1.3 is not a probability)."""
     if bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min()):.6g}, {float(x.max()):.6g}])")
+        raise ValueError(f"{name} must lie in [0, 1] (got values in [{float(x.min())!r}, {float(x.max())!r}])")
     return x
+
+
+def check_choice(name: str, value, choices) -> None:
+    """A string option that must be one of a fixed set (a config's mode, backend, ...)."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}={value!r} must be one of {tuple(choices)}")
+
+
+def check_int(name: str, value, minimum: int | None = None) -> None:
+    """An integer (bool is not one) and, if given, >= minimum: counts, sizes, steps."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+
+
+def check_finite_number(name: str, value) -> None:
+    """A real number that is neither NaN nor ±inf (a rate, a coefficient, a temperature)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")

@@ -10,6 +10,8 @@ single-question estimators here.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._checks import check_finite, check_group_size, check_levels, check_nonnegative
@@ -74,6 +76,8 @@ def rs_grpo(rewards: Tensor, beta: float = 2.0) -> Tensor:
     """
     rewards = _check_group_rewards(rewards)
     beta = float(beta)
+    if not math.isfinite(beta):
+        raise ValueError(f"beta={beta} must be finite")
     if beta == 0.0:
         return rewards - rewards.mean(-1, keepdim=True)
     scaled = beta * rewards

@@ -11,128 +11,41 @@ passk.py and population.py and are not repeated here.
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
-from typing import ClassVar
+import math
 
 import torch
 
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
-from ._checks import check_finite, check_group_size, check_k, check_levels, check_nonnegative, check_rank
+from ._checks import check_k, check_levels, check_nonnegative
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
+from .estimator_registry import (  # noqa: F401  (re-exported: the registry API is imported from here)
+    _ZERO_TOL,
+    ESTIMATORS,
+    PARAMETER_ROLES,
+    AdvantageEstimator,
+    AdvantageOutput,
+    estimator_parameter_roles,
+    estimator_parameters,
+    get_estimator,
+    list_estimators,
+    register,
+    register_estimator,
+)
 from .quantiles import QuantileTracker
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
 
-__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "ESTIMATORS"]
-
-# Advantages below this magnitude count as "no signal" in the zero-advantage metrics.
-_ZERO_TOL = 1e-12
-
-
-@dataclass
-class AdvantageOutput:
-    advantages: Tensor  # (P, G), one value per response
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-def _basic_metrics(advantages: Tensor) -> dict[str, float]:
-    flat = advantages.detach().double()
-    zero_groups = (flat.abs() <= _ZERO_TOL).all(-1).double().mean()
-    return {
-        "adv_mean": float(flat.mean()),
-        "adv_std": float(flat.std()) if flat.numel() > 1 else 0.0,
-        "adv_min": float(flat.min()),
-        "adv_max": float(flat.max()),
-        "adv_abs_mean": float(flat.abs().mean()),
-        "frac_zero_adv_groups": float(zero_groups),
-    }
-
-
-class AdvantageEstimator:
-    """Base class: subclasses implement ``compute`` (sample) and ``population`` (exact)."""
-
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    #: prompts per bundle; the trainer's prompt batch must be a multiple of it.
-    bundle_size: int = 1
-
-    def __call__(self, rewards: Tensor, generator: torch.Generator | None = None) -> AdvantageOutput:
-        check_finite("rewards", rewards)
-        check_rank("rewards", rewards, 2)
-        check_group_size("group size G (rewards.shape[1])", rewards.shape[1])
-        if not rewards.is_floating_point():
-            rewards = rewards.to(torch.get_default_dtype())
-        advantages, extra = self.compute(rewards, generator)
-        metrics = _basic_metrics(advantages)
-        metrics.update(extra)
-        return AdvantageOutput(advantages=advantages, metrics=metrics)
-
-    def compute(self, rewards: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
-        raise NotImplementedError
-
-    def population(self, rewards: Tensor, probs: Tensor) -> Tensor:
-        raise NotImplementedError(f"estimator {self.name!r} has no exact population form")
-
-    def params(self) -> dict:
-        return {}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
-
-
-ESTIMATORS: dict[str, type[AdvantageEstimator]] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def register(cls: type[AdvantageEstimator], *aliases: str) -> type[AdvantageEstimator]:
-    ESTIMATORS[cls.name] = cls
-    for alias in aliases:
-        _ALIASES[alias] = cls.name
-    return cls
-
-
-def list_estimators() -> dict[str, str]:
-    """name -> one-line description, for CLIs and the app."""
-    return {name: cls.description for name, cls in ESTIMATORS.items()}
-
-
-def estimator_parameters(name: str) -> dict[str, object]:
-    """Constructor parameters and their defaults, for building UIs."""
-    key = _ALIASES.get(name, name)
-    if key not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")
-    sig = inspect.signature(ESTIMATORS[key].__init__)
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p: v.default for p, v in sig.parameters.items() if p != "self" and v.kind in keyword}
-
-
-def get_estimator(name: str, **params) -> AdvantageEstimator:
-    """Build an estimator by registry name; unknown names and parameters are errors naming them."""
-    key = _ALIASES.get(name, name)
-    if key not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")
-    cls = ESTIMATORS[key]
-    allowed = set(estimator_parameters(key))
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValueError(f"estimator {key!r} got unknown parameter(s) {sorted(unknown)}; accepted: {sorted(allowed)}")
-    return cls(**params)
+__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "register_estimator",
+           "estimator_parameters", "estimator_parameter_roles", "PARAMETER_ROLES", "ESTIMATORS"]
 
 
 # --------------------------------------------------------------------------- group-relative
 
 
+@register_estimator(roles={"eps": "numerical", "unbiased_std": "option"})
 class GRPO(AdvantageEstimator):
     name = "grpo"
     description = "GRPO: (r − mean)/(std + eps) per group"
@@ -144,13 +57,14 @@ class GRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.grpo(rewards, self.eps, self.unbiased_std), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_grpo(rewards, probs, self.eps)
 
     def params(self):
         return {"eps": self.eps, "unbiased_std": self.unbiased_std}
 
 
+@register_estimator("drgrpo")
 class DrGRPO(AdvantageEstimator):
     name = "dr_grpo"
     description = "Dr. GRPO: r − mean per group (no std normalisation)"
@@ -158,10 +72,11 @@ class DrGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.dr_grpo(rewards), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_dr_grpo(rewards, probs)
 
 
+@register_estimator("rsgrpo", roles={"beta": "risk_temperature"})
 class RSGRPO(AdvantageEstimator):
     name = "rs_grpo"
     description = "RS-GRPO: (1/β)(e^{βr}/mean e^{βr} − 1), exponential-utility risk seeking"
@@ -174,7 +89,7 @@ class RSGRPO(AdvantageEstimator):
     def compute(self, rewards, generator):
         return adv.rs_grpo(rewards, self.beta), {}
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rs_grpo(rewards, probs, self.beta)
 
     def params(self):
@@ -196,7 +111,19 @@ class _PassKEstimator(AdvantageEstimator):
     def _check_k(self, rewards):
         check_k(self.k, rewards.shape[1], n_name="group size G")
 
+    def population(self, rewards, probs, group_size=None):
+        """With ``group_size`` n: the exact E[A_1 | x_1 = a] of the sampled estimator. Without it: the
+        exact gradient advantage of the objective the estimator targets, max@k (pass@k on binary
+        rewards), ``population.population_max_at_k`` — what the bandit's exact mode (no groups) uses."""
+        if group_size is None:
+            return pop.population_max_at_k(rewards, probs, self.k)
+        return self._expected_sampled(rewards, probs, int(group_size))
 
+    def _expected_sampled(self, rewards, probs, group_size):
+        raise NotImplementedError
+
+
+@register_estimator(roles={"k": "k"})
 class ChenPassK(_PassKEstimator):
     name = "passk_chen"
     description = "Pass@k training (Chen et al.): analytic group advantage of the pass@k reward"
@@ -205,10 +132,11 @@ class ChenPassK(_PassKEstimator):
         self._check_k(rewards)
         return pk.chen_passk_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_chen_passk(rewards, probs, self.k, group_size)
 
 
+@register_estimator()
 class LeaveOneOutMax(AdvantageEstimator):
     name = "passk_loo_max"
     description = "Leave-one-out max (Tang et al.): max_j r_j − max_{j≠i} r_j"
@@ -216,19 +144,26 @@ class LeaveOneOutMax(AdvantageEstimator):
     def compute(self, rewards, generator):
         return pk.leave_one_out_max_advantage(rewards), {}
 
+    def population(self, rewards, probs, group_size=None):
+        if group_size is None:
+            raise ValueError("passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n")
+        return pop.population_loo_max(rewards, probs, group_size)
 
+
+@register_estimator(roles={"k": "k"})
 class PKPO(_PassKEstimator):
     name = "pkpo"
-    description = "PKPO (Walder & Karkhanis): max@k effective rewards minus a leave-one-out baseline"
+    description = "PKPO (Walder & Karkhanis): max@k effective rewards (paper scale) minus a leave-one-out baseline"
 
     def compute(self, rewards, generator):
         self._check_k(rewards)
         return pk.pkpo_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_pkpo(rewards, probs, self.k, group_size)
 
 
+@register_estimator(roles={"k": "k"})
 class PassKReweight(_PassKEstimator):
     name = "passk_reweight"
     description = "Pass@k reweighting (Mahdavi et al.): k(1−p̂)^{k−1}(r − p̂)"
@@ -237,13 +172,14 @@ class PassKReweight(_PassKEstimator):
         self._check_k(rewards)
         return pk.passk_reweighted_advantage(rewards, self.k).to(rewards.dtype), {}
 
-    def population(self, rewards, probs):
-        return pop.population_passk(rewards, probs, self.k)
+    def _expected_sampled(self, rewards, probs, group_size):
+        return pop.population_passk_reweight(rewards, probs, self.k, group_size)
 
 
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
 
 QUANTILE_SOURCES = ("tracker", "batch", "group", "fixed")
+_BAND_ROLES = {"alpha": "quantile_level", "beta": "quantile_level", "omega": "tail_weight", "bundle_size": "bundle_size", "quantile_source": "quantile_source", "q_alpha": "quantile_value", "q_beta": "quantile_value", "tracker_step_size": "tracker", "tracker_decay": "tracker", "seed": "seed"}
 
 
 class _QuantileBandEstimator(AdvantageEstimator):
@@ -279,8 +215,15 @@ class _QuantileBandEstimator(AdvantageEstimator):
         if quantile_source == "fixed":
             if q_alpha is None or q_beta is None:
                 raise ValueError("quantile_source='fixed' needs q_alpha and q_beta")
+            for field, value in (("q_alpha", q_alpha), ("q_beta", q_beta)):
+                if not math.isfinite(float(value)):
+                    raise ValueError(f"{field}={value} must be finite")
             if q_alpha > q_beta:
                 raise ValueError(f"q_alpha={q_alpha} must be <= q_beta={q_beta}")
+        elif q_alpha is not None or q_beta is not None:
+            # A value that would be silently ignored is a configuration error, not a default.
+            raise ValueError(f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
+                             f"(got quantile_source={quantile_source!r})")
         self.alpha, self.beta, self.omega = float(alpha), float(beta), float(omega)
         self.bundle_size = int(bundle_size)
         self.quantile_source = quantile_source
@@ -312,7 +255,9 @@ class _QuantileBandEstimator(AdvantageEstimator):
     def _quantiles(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """(q_α, q_β), each broadcastable against ``scores`` (blocks, G)."""
         if self.quantile_source == "tracker":
-            q = self.tracker.update(scores).to(scores.dtype)
+            # The tracker keeps Algorithm 1's independent iterates, which may cross; the advantage
+            # needs q_α <= q_β, so the pair is ordered here, where it is used (docs/theory.md).
+            q = torch.sort(self.tracker.update(scores)).values.to(scores.dtype)
             return q[0], q[1]
         if self.quantile_source == "batch":
             flat = scores.reshape(-1)
@@ -347,6 +292,7 @@ class _QuantileBandEstimator(AdvantageEstimator):
         self.generator.set_state(state["generator"])
 
 
+@register_estimator("mvar", "riskpo_mvar", roles=_BAND_ROLES)
 class RiskPO(_QuantileBandEstimator):
     name = "riskpo"
     description = "RiskPO: MVaR bundle advantage −(1+ω)(q_α − R_B)⁺ + g(R_B, q_α, q_β)"
@@ -354,10 +300,11 @@ class RiskPO(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator("mvar_seeking", roles=_BAND_ROLES)
 class RiskSeekingMVaR(_QuantileBandEstimator):
     name = "riskpo_seeking"
     description = "Risk-seeking MVaR: (1+ω)(R_B − q_β)⁺ + clip(R_B, q_α, q_β) − q_α"
@@ -365,10 +312,11 @@ class RiskSeekingMVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.risk_seeking_mvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.omega)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_risk_seeking_mvar(rewards, probs, self.alpha, self.beta, self.omega)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class RVaR(_QuantileBandEstimator):
     name = "rvar"
     description = "RVaR_{α:β} (RiskPO Theorem 1): g(R, q_α, q_β)/(β − α)"
@@ -381,10 +329,11 @@ class RVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.rvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.alpha, self.beta)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_rvar(rewards, probs, self.alpha, self.beta)
 
 
+@register_estimator(roles=_BAND_ROLES)
 class CVaR(_QuantileBandEstimator):
     name = "cvar"
     description = "Lower-tail CVaR_α: −(q_α − R)⁺/α"
@@ -398,21 +347,5 @@ class CVaR(_QuantileBandEstimator):
     def transform(self, scores, q_alpha, q_beta):
         return adv.cvar_advantage_from_quantile(scores, q_alpha, self.alpha)
 
-    def population(self, rewards, probs):
+    def population(self, rewards, probs, group_size=None):
         return pop.population_cvar(rewards, probs, self.alpha)
-
-
-for _cls, _aliases in [
-    (GRPO, ()),
-    (DrGRPO, ("drgrpo",)),
-    (RSGRPO, ("rsgrpo",)),
-    (RiskPO, ("mvar", "riskpo_mvar")),
-    (RiskSeekingMVaR, ("mvar_seeking",)),
-    (RVaR, ()),
-    (CVaR, ()),
-    (ChenPassK, ()),
-    (LeaveOneOutMax, ()),
-    (PKPO, ()),
-    (PassKReweight, ()),
-]:
-    register(_cls, *_aliases)

@@ -13,6 +13,7 @@ from ._checks import check_finite, check_group_size, check_k, check_unit_interva
 Tensor = torch.Tensor
 
 __all__ = [
+    "exact_pass_at_k",
     "log_binom",
     "pass_at_k",
     "pass_at_k_from_rewards",
@@ -21,8 +22,26 @@ __all__ = [
     "max_at_k_estimate",
     "pkpo_effective_rewards",
     "pkpo_advantage",
+    "passk_chain_rule_advantage",
     "passk_reweighted_advantage",
+    "max_of_draws_weights",
+    "expected_max",
+    "expected_max_with",
 ]
+
+
+def exact_pass_at_k(success_prob: Tensor, k: int) -> Tensor:
+    """Population pass@k of a prompt solved with probability p per draw: 1 − (1 − p)^k.
+
+    (Chen et al., 2021: the quantity the unbiased estimator ρ(n, c, k) estimates.) The one
+    place this formula is written; the sandbox, population forms and tests call it.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k={k} must be a positive integer")
+    p = torch.as_tensor(success_prob)
+    if torch.is_complex(p) or bool(torch.isnan(p).any()) or bool(((p < 0) | (p > 1)).any()):
+        raise ValueError("success_prob must lie in [0, 1]")
+    return 1.0 - (1.0 - p) ** int(k)
 
 
 def log_binom(n: Tensor, k: Tensor) -> Tensor:
@@ -80,7 +99,7 @@ def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
     That is A_i = (mean over k-subsets S ∋ i of max_S − mean over all S of max_S) / std_S(max_S),
     the group-normalised advantage of the k-subset reward. Graded rewards use the
     same definition with max@k in place of pass@k (our generalisation; identical on
-    binary rewards): mean_{S∋i} max_S is the PKPO effective reward s_i, and the
+    binary rewards): mean_{S∋i} max_S is (n/k) times the PKPO effective reward r_i, and the
     subset-max law puts weight C(j−1, k−1)/C(N, k) on the j-th smallest reward.
 
     When every k-subset has the same max (no correct sample, or every k-subset
@@ -91,6 +110,8 @@ def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
     n = rewards.shape[-1]
     check_group_size("group size G (rewards.shape[-1])", n)
     check_k(k, n, n_name="group size")
+    # Pass rates live in [0, 1]; a reward of 2.0 or −1 is not a pass outcome (graded rewards in [0, 1] are).
+    check_unit_interval("rewards", rewards)
     values = rewards.to(torch.float64)
     ordered = torch.sort(values, dim=-1).values
     weights = _max_at_k_weights(n, k)
@@ -100,7 +121,8 @@ def chen_passk_advantage(rewards: Tensor, k: int) -> Tensor:
     constant = ordered[..., k - 1 : k] == ordered[..., n - 1 :]
     std = torch.sqrt((mean_max_sq - mean_max**2).clamp(min=0.0))
     safe_std = torch.where(constant | (std == 0), torch.ones_like(std), std)
-    advantage = (pkpo_effective_rewards(values, k) - mean_max) / safe_std
+    subset_mean_containing_i = (n / k) * pkpo_effective_rewards(values, k)  # mean over k-subsets S ∋ i of max_S
+    advantage = (subset_mean_containing_i - mean_max) / safe_std
     return torch.where(constant | (std == 0), torch.zeros_like(advantage), advantage)
 
 
@@ -137,18 +159,21 @@ def max_at_k_estimate(rewards: Tensor, k: int) -> Tensor:
 
 
 def pkpo_effective_rewards(rewards: Tensor, k: int) -> Tensor:
-    """PKPO effective rewards (Walder & Karkhanis, 2025, "Pass@K Policy Optimization"),
-    our reconstruction for general rewards:
+    """PKPO effective rewards (Walder & Karkhanis, 2025, "Pass@K Policy Optimization", arXiv:2505.15201),
+    with the paper's normalisation:
 
-        s_i = (n/k) · (1/C(n,k)) Σ_{|S|=k, S∋i} max_{j∈S} x_j.
+        r_i = (1/C(n,k)) Σ_{|S|=k, S∋i} max_{j∈S} x_j,
 
-    Σ_i s_i ∇log π(x_i) · (k/n) is the unbiased gradient of E[max@k]; the n/k
-    factor makes mean_i s_i equal the unbiased max@k estimate, so s lives on
-    the reward scale. In sorted order (ascending, 1-based)
-    s_(i) = (n/k)/C(n,k) · [C(i−1, k−1) x_(i) + Σ_{j>i} C(j−2, k−2) x_(j)].
+    so that Σ_i r_i ∇log π(x_i) is an unbiased estimate of ∇ E[max of k draws] (maxg@k). On
+    binary rewards with c correct this is the paper's r_i = k/n (correct) and
+    r_i = (k/n)·ρ(n−1, c, k−1) (incorrect), ρ the unbiased pass@k of ``pass_at_k``.
+    In sorted order (ascending, 1-based)
+    r_(i) = [C(i−1, k−1) x_(i) + Σ_{j>i} C(j−2, k−2) x_(j)] / C(n,k).
+    (Before this version the function returned (n/k)·r_i, i.e. the average over subsets.)
     """
     check_finite("rewards", rewards)
     n = rewards.shape[-1]
+    check_group_size("group size G (rewards.shape[-1])", n, minimum=1)
     check_k(k, n, n_name="group size")
     values = rewards.to(torch.float64)
     ordered, order = torch.sort(values, dim=-1)
@@ -160,18 +185,21 @@ def pkpo_effective_rewards(rewards: Tensor, k: int) -> Tensor:
     # suffix sum over j > i
     suffix = torch.flip(torch.cumsum(torch.flip(weighted_above, [-1]), -1), [-1])
     strictly_above = suffix - weighted_above
-    sorted_s = (n / k) * (ordered * own + strictly_above)
-    return torch.empty_like(sorted_s).scatter_(-1, order, sorted_s).to(rewards.dtype if rewards.is_floating_point() else torch.float64)
+    sorted_r = ordered * own + strictly_above
+    return torch.empty_like(sorted_r).scatter_(-1, order, sorted_r).to(rewards.dtype if rewards.is_floating_point() else torch.float64)
 
 
 def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
-    """PKPO effective reward minus a leave-one-out baseline (our reconstruction):
+    """PKPO effective reward (paper scale, ``pkpo_effective_rewards``) minus a leave-one-out baseline:
 
-        A_i = s_i − max@k'(x_{−i}),   k' = min(k, n − 1),
+        A_i = r_i − (k/n)·max@k'(x_{−i}),   k' = min(k, n − 1),
 
-    where max@k'(x_{−i}) is the unbiased estimate from the other n − 1 samples.
-    The baseline does not depend on x_i, so the gradient stays unbiased; for
-    k = n it reduces to the leave-one-out max advantage of Tang et al.
+    where max@k'(x_{−i}) is the unbiased estimate from the other n − 1 samples (the
+    baseline on the scale of r_i, whose mean is (k/n)·max@k). The baseline does not
+    depend on x_i, so Σ_i A_i ∇log π(x_i) stays an unbiased estimate of ∇ maxg@k
+    (tests/test_theory_passk.py checks the ratio is 1 by exact enumeration). The
+    baseline is our choice; PKPO (arXiv:2505.15201) discusses several. For k = n it is
+    the leave-one-out max advantage of Tang et al. times k/n = 1.
     """
     check_finite("rewards", rewards)
     n = rewards.shape[-1]
@@ -191,23 +219,72 @@ def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
     below = torch.cat([zero, torch.cumsum(kept_rank, -1)], -1)  # Σ_{j<m}, m = 1..n
     above = torch.cat([torch.flip(torch.cumsum(torch.flip(shifted_rank, [-1]), -1), [-1]), zero], -1)  # Σ_{j>m}
     baseline = torch.empty_like(ordered).scatter_(-1, order, below + above)
-    return s - baseline
+    return s - (k / n) * baseline
+
+
+def passk_chain_rule_advantage(rewards: Tensor, success_prob: Tensor, k: int) -> Tensor:
+    """A = k (1 − p)^{k−1} (r − p): the chain rule ∇[1 − (1 − p)^k] = k (1 − p)^{k−1} ∇p applied to the
+    Dr. GRPO advantage r − p. With the exact p = E_π r it is the exact pass@k gradient
+    (``population.population_passk``); with the group mean p̂ it is Mahdavi et al.'s reweighting."""
+    if int(k) != k or k < 1:
+        raise ValueError(f"k={k} must be a positive integer")
+    return int(k) * (1.0 - success_prob) ** (int(k) - 1) * (rewards - success_prob)
 
 
 def passk_reweighted_advantage(rewards: Tensor, k: int) -> Tensor:
-    """Pass@k reweighting (Mahdavi et al., 2025), our reconstruction from the chain rule:
+    """Pass@k policy-gradient reweighting (Mahdavi et al., 2025, "Beyond Accuracy: A Policy Gradient
+    Reweighting Approach for Pass@K Maximization in LLMs", AI4Math@ICML 2025). Source formula:
+    pass@k = 1 − (1 − ρ)^k with ρ the success probability, so ∇ pass@k = k (1 − ρ)^{k−1} ∇ρ, a
+    focal-loss-like weight that up-weights hard prompts. Sample form used here (plug-in ρ̂):
 
-        ∇ pass@k = ∇[1 − (1 − p)^k] = k (1 − p)^{k−1} ∇p,
-        A_i = k (1 − p̂)^{k−1} (r_i − p̂),   p̂ = mean_j r_j.
+        A_i = k (1 − p̂)^{k−1} (r_i − p̂),   p̂ = mean_j r_j,   r_i ∈ {0, 1}.
 
-    Prompts the policy already solves (p̂ -> 1) are down-weighted; hard ones keep
-    up to k times the Dr. GRPO signal.
+    Binary rewards only (ρ is a success probability). The plug-in weight makes the gradient
+    biased for finite groups; ``population.population_passk_reweight`` is its exact expectation.
     """
-    check_finite("rewards", rewards)
-    check_group_size("group size G (rewards.shape[-1])", rewards.shape[-1])
+    values = _check_binary(rewards)
     if int(k) != k or k < 1:
         raise ValueError(f"k={k} must be a positive integer")
-    check_unit_interval("rewards", rewards)
-    values = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
     p_hat = values.mean(-1, keepdim=True)
-    return k * (1.0 - p_hat) ** (k - 1) * (values - p_hat)
+    return passk_chain_rule_advantage(values, p_hat, k)
+
+
+# --------------------------------------------------------------------------- exact laws of the max of draws
+
+
+def _pairwise_cdf(rewards: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:
+    """F(r_a) and F(r_a−) under the discrete law (rewards, probs), per response (ties share their atom)."""
+    below_or_equal = rewards.unsqueeze(-2) <= rewards.unsqueeze(-1)  # [a, b]: r_b <= r_a
+    strictly_below = rewards.unsqueeze(-2) < rewards.unsqueeze(-1)
+    p = probs.unsqueeze(-2)
+    return (below_or_equal * p).sum(-1), (strictly_below * p).sum(-1)
+
+
+def max_of_draws_weights(rewards: Tensor, probs: Tensor, draws: int) -> Tensor:
+    """w_a with Σ_a w_a h(r_a) = E[h(M)], M the max of ``draws`` i.i.d. draws from (rewards, probs).
+
+    P(M = u) = F(u)^d − F(u−)^d, shared among the responses of atom u in proportion to p_a.
+    """
+    if int(draws) != draws or draws < 1:
+        raise ValueError(f"draws={draws} must be a positive integer")
+    upper, lower = _pairwise_cdf(rewards, probs)
+    mass = upper - lower
+    atom_prob = upper ** int(draws) - lower ** int(draws)
+    return torch.where(mass > 0, probs / torch.where(mass > 0, mass, torch.ones_like(mass)) * atom_prob, torch.zeros_like(mass))
+
+
+def expected_max(rewards: Tensor, probs: Tensor, draws: int) -> Tensor:
+    """E[max of ``draws`` i.i.d. draws] (maxg@k of PKPO; pass@k on binary rewards), keepdim."""
+    return (max_of_draws_weights(rewards, probs, draws) * rewards).sum(-1, keepdim=True)
+
+
+def expected_max_with(rewards: Tensor, probs: Tensor, draws: int) -> Tensor:
+    """E[max(r_a, M)] for every response a, M the max of ``draws`` other i.i.d. draws (draws = 0: r_a)."""
+    if int(draws) != draws or draws < 0:
+        raise ValueError(f"draws={draws} must be a non-negative integer")
+    if draws == 0:
+        return rewards
+    w = max_of_draws_weights(rewards, probs, draws)
+    # max(c, M) = M + (c − M)⁺
+    shortfall = (rewards.unsqueeze(-1) - rewards.unsqueeze(-2)).clamp(min=0)  # [a, b]: (r_a − r_b)⁺
+    return expected_max(rewards, probs, draws) + (shortfall * w.unsqueeze(-2)).sum(-1)

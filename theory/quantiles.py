@@ -42,10 +42,12 @@ class QuantileTracker:
             first-batch quantiles). Distributed training passes an all-reduce
             mean here so every rank holds bit-identical quantiles.
 
-    Quantiles of increasing levels are increasing. A large constant step can
-    push them out of order on discrete scores; the update then sorts them
-    (the projection onto ordered vectors) and counts the event in
-    ``crossings`` rather than hiding it.
+    Each level follows Algorithm 1's update on its own (RiskPO, step 7); the paper has no
+    step that keeps them ordered, and neither does this class: a large constant step on
+    discrete scores can leave q_α > q_β for a while. ``values`` holds the paper's iterates
+    unchanged, ``crossings`` counts the updates after which they are out of order, and
+    ``ordered()`` gives them sorted, which is what a consumer needing q_α <= q_β uses
+    (the RiskPO estimators do).
     """
 
     def __init__(
@@ -105,8 +107,11 @@ class QuantileTracker:
             self.values = self.values + gamma * (self.levels - below)
         if bool((self.values[1:] < self.values[:-1]).any()):
             self.crossings += 1
-            self.values = torch.sort(self.values).values
         return self.values.clone()
+
+    def ordered(self) -> Tensor:
+        """The current iterates sorted (q_α <= q_β), without changing the tracker's state."""
+        return torch.sort(self.values).values
 
     def state_dict(self) -> dict:
         return {

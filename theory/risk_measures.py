@@ -173,7 +173,7 @@ def entropic(values: Tensor, probs: Tensor, beta: float) -> Tensor:
     return (shift + log_mean_exp / beta).squeeze(-1).to(values.dtype)
 
 
-def shifted_log_mean_exp(values: Tensor, probs: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+def shifted_log_mean_exp(values: Tensor, probs: Tensor, beta: float | Tensor) -> tuple[Tensor, Tensor]:
     """(c, log E[e^{β(R − c)}]) with c = max R (β > 0) or min R (β < 0) over the support, float64, keepdim.
 
     So (1/β) log E e^{βR} = c + log E[e^{β(R−c)}]/β. Every exponent β(R − c) is
@@ -191,10 +191,11 @@ def shifted_log_mean_exp(values: Tensor, probs: Tensor, beta: float) -> tuple[Te
     v = values.to(torch.float64)
     p = probs.to(torch.float64)
     in_support = p > 0
-    if beta > 0:
-        shift = torch.where(in_support, v, -torch.inf).amax(-1, keepdim=True)
-    else:
-        shift = torch.where(in_support, v, torch.inf).amin(-1, keepdim=True)
+    # ``beta`` may be a tensor broadcasting against values[..., :1] (one β per law).
+    beta = torch.as_tensor(beta, dtype=torch.float64)
+    top = torch.where(in_support, v, -torch.inf).amax(-1, keepdim=True)
+    bottom = torch.where(in_support, v, torch.inf).amin(-1, keepdim=True)
+    shift = torch.where(beta > 0, top, bottom)
     # Off-support exponents may be positive; masked so that 0·inf never appears.
     exponent = torch.where(in_support, beta * (v - shift), torch.zeros_like(v))
     total = p.sum(-1, keepdim=True)

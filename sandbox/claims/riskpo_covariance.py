@@ -1,0 +1,260 @@
+"""RiskPO Theorems 2 and 3 (v2, lines ~140 and ~379) checked as printed, under Assumption 1 as printed.
+
+Instances are exact discrete laws: G responses with rewards r_a and logits θ_a, π = softmax(θ),
+SF = log π. They come from ``random_instances``, whose families never look at the conclusion:
+
+    u_shaped: graded rewards in {0, 1/8, ..., 1}; log π a random parabola in r (+ noise),
+    lm_like:  rewards in {0, 1/16, ..., 1} drawn from an arcsine law (mass at both ends, like
+              per-question accuracies of a base model); log π rises towards both tails
+              (the profile of RiskPO Fig. 3: flat on [0.3, 0.7], monotone outside) + noise,
+    random:   graded rewards, i.i.d. N(0, 4) logits.
+
+Every instance is classified by the literal Assumption 1 (``theory.claims.assumption_1_report``)
+and by the weaker covariance-sign condition the proof uses, and the inequality is evaluated on
+the covariances themselves (not on the layer-cake slices the conditions are made of).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from theory import population as pop
+from theory.claims import assumption_1_report, layer_cake_transform_covariance, tail_covariance_signs_hold
+from theory.dynamics import covariance
+
+from .. import plots
+from .._common import single_thread
+from .registry import generator, register_claim, result
+
+__all__ = ["random_instances", "INSTANCE_FAMILIES", "INSTANCE_FAMILY_TEXT", "ASSUMPTION_1", "claim_thm2_covariance", "claim_thm3_tail_transforms",
+           "thm3_counterexample", "upper_tail_transforms"]
+
+DTYPE = torch.float64
+INSTANCE_FAMILIES = ("u_shaped", "lm_like", "random")
+#: one line per family, for display next to the Theorem 2/3 checks.
+INSTANCE_FAMILY_TEXT = {
+    "u_shaped": "graded rewards on {0, 1/8, …, 1}; log π a random parabola in the reward (+ noise)",
+    "lm_like": "rewards k/16 from an arcsine law (mass at both ends); log π rising towards both tails, flat on "
+               "[0.3, 0.7] (the profile of RiskPO Fig. 3) + noise",
+    "random": "graded rewards on {0, 1/8, …, 1}; i.i.d. N(0, 4) logits",
+}
+#: covariances are O(1) float64 sums of <= 16 terms: 1e-12 absorbs round-off and nothing else.
+TOL = 1e-12
+
+
+def random_instances(g: torch.Generator, n: int, size: int, family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rewards, logits), each (n, size), from one documented family (see the module docstring)."""
+    if family == "u_shaped":
+        rewards = torch.floor(torch.rand(n, size, generator=g, dtype=DTYPE) * 9) / 8
+        centre = torch.rand(n, 1, generator=g, dtype=DTYPE)
+        curvature = 2 + 6 * torch.rand(n, 1, generator=g, dtype=DTYPE)
+        logits = curvature * (rewards - centre) ** 2 + 0.3 * torch.randn(n, size, generator=g, dtype=DTYPE)
+    elif family == "lm_like":
+        arcsine = torch.sin(0.5 * math.pi * torch.rand(n, size, generator=g, dtype=DTYPE)) ** 2  # Beta(½, ½)
+        rewards = torch.round(arcsine * 16) / 16
+        low_tail = (0.3 - rewards).clamp(min=0) / 0.3
+        high_tail = (rewards - 0.7).clamp(min=0) / 0.3
+        logits = ((1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * low_tail
+                  + (1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * high_tail
+                  + 0.3 * torch.randn(n, size, generator=g, dtype=DTYPE))
+    elif family == "random":
+        rewards = torch.floor(torch.rand(n, size, generator=g, dtype=DTYPE) * 9) / 8
+        logits = 2 * torch.randn(n, size, generator=g, dtype=DTYPE)
+    else:
+        raise ValueError(f"family={family!r} must be one of {INSTANCE_FAMILIES}")
+    return rewards, logits
+
+
+def _round(values: torch.Tensor, digits: int = 6) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+THM2_STATEMENT = ("If Assumption 1 holds and E[|log π(y|x)|] < ∞, then Cov_{y∼π}(log π(y|x), A_MVaR_{α,β}) ≤ "
+                  "Cov_{y∼π}(log π(y|x), A_Mean).")
+ASSUMPTION_1 = ("Assumption 1 (as printed): ψ(r) = E[log π(y|x) | R = r] is non-decreasing for r ≥ F⁻¹(β), "
+                "non-increasing for r ≤ F⁻¹(α), and ψ(F⁻¹(α)), ψ(F⁻¹(β)) ≥ E[log π(y|x)]. On a discrete law ψ is "
+                "defined on the support (ties form one atom); monotone means over the support points of each tail.")
+
+
+@register_claim(
+    "thm2_covariance", kind="instances", paper="RiskPO v2 (2510.00911), Theorem 2 (line ~140), proof App. A.3",
+    title="RiskPO Thm 2: under Assumption 1, Cov(log π, A_MVaR) ≤ Cov(log π, A_mean)",
+    statement=THM2_STATEMENT,
+    assumptions=ASSUMPTION_1 + " A_MVaR = −(1+ω)(q_α − R)⁺ + clip(R, q_α, q_β) + const with the exact quantiles; "
+                "A_mean = R − E R; α=0.2, β=0.8, ω=0.5 (the paper's settings).",
+    conclusion="Holds as printed: on every instance satisfying the literal Assumption 1 the MVaR covariance is "
+               "at most the mean's, so the MVaR step lowers entropy less (Prop. 1). Without the assumption it often fails.",
+    figure=plots.thm2_figure,
+)
+@single_thread()
+def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
+                          omega: float = 0.5, seed: int = 0, max_points: int = 400) -> dict:
+    """Literal Assumption 1 ⇒ Cov(log π, A_MVaR) ≤ Cov(log π, A_mean), on generated instances."""
+    g = generator(seed)
+    table, points, counterexample = [], [], None
+    totals = {"instances": 0, "literal": 0, "literal_ordered": 0, "finite_moment": 0, "signs_only": 0,
+              "violated": 0, "violated_failed": 0, "literal_not_signs": 0}
+    worst_gap = -math.inf
+    for family in INSTANCE_FAMILIES:
+        rewards, logits = random_instances(g, seeds, num_responses, family)
+        probs, logp = torch.softmax(logits, -1), torch.log_softmax(logits, -1)
+        report = assumption_1_report(rewards, logp, probs, alpha, beta)
+        literal = report["holds"] & report["finite_moment"]
+        signs = tail_covariance_signs_hold(rewards, logp, probs, report["q_alpha"].unsqueeze(-1), report["q_beta"].unsqueeze(-1))
+        cov_mvar = covariance(logp, pop.population_mvar(rewards, probs, alpha, beta, omega), probs)
+        cov_mean = covariance(logp, pop.population_dr_grpo(rewards, probs), probs)
+        gap = cov_mean - cov_mvar  # Theorem 2: >= 0
+        ordered = gap >= -TOL
+        failed_violated = ~literal & ~ordered
+        # Shown counterexample: the largest failure among instances with q_α < q_β (a non-degenerate band).
+        candidates = failed_violated & (report["q_alpha"] < report["q_beta"])
+        if bool(candidates.any()) and float(-gap[candidates].min()) > worst_gap:
+            i = int(torch.where(candidates, -gap, torch.full_like(gap, -math.inf)).argmax())
+            worst_gap = float(-gap[i])
+            failed = [c for c in ("lower_monotone", "upper_monotone", "lower_level", "upper_level") if not bool(report[c][i])]
+            counterexample = {"family": family, "rewards": _round(rewards[i]), "probs": _round(probs[i]),
+                              "q_alpha": float(report["q_alpha"][i]), "q_beta": float(report["q_beta"][i]),
+                              "failed_clauses": failed, "cov_mvar": float(cov_mvar[i]), "cov_mean": float(cov_mean[i])}
+        n_literal, n_ordered = int(literal.sum()), int((ordered & literal).sum())
+        n_signs_only, n_failed = int((signs & ~literal).sum()), int(failed_violated.sum())
+        # Two rows per family (assumption holds / violated), the shape the explorer's bar chart reads.
+        for label, mask in (("assumption holds", literal), ("assumption violated", ~literal)):
+            count = int(mask.sum())
+            row = {"instances": family, "assumption_1": label, "count": count,
+                   "frac_cov_mvar_le_cov_mean": float(ordered[mask].double().mean()) if count else float("nan"),
+                   "mean_cov_mvar": float(cov_mvar[mask].mean()) if count else float("nan"),
+                   "mean_cov_mean": float(cov_mean[mask].mean()) if count else float("nan"),
+                   "min_gap": float(gap[mask].min()) if count else float("nan"),
+                   "covariance_signs_hold": int((signs & mask).sum())}
+            for clause in ("lower_monotone", "upper_monotone", "lower_level", "upper_level"):
+                row[f"clause_{clause}"] = int((report[clause] & mask).sum())
+            table.append(row)
+        totals["instances"] += seeds
+        totals["literal"] += n_literal
+        totals["literal_ordered"] += n_ordered
+        totals["finite_moment"] += int(report["finite_moment"].sum())
+        totals["signs_only"] += n_signs_only
+        totals["literal_not_signs"] += int((literal & ~signs).sum())
+        totals["violated"] += seeds - n_literal
+        totals["violated_failed"] += n_failed
+        keep = slice(0, max_points)
+        points.extend({"instances": family, "assumption_1": bool(a), "covariance_signs": bool(s), "cov_mean": float(x),
+                       "cov_mvar": float(y), "gap": float(d), "lower_monotone": bool(lm), "upper_monotone": bool(um),
+                       "lower_level": bool(ll), "upper_level": bool(ul)}
+                      for a, s, x, y, d, lm, um, ll, ul in zip(
+                          literal[keep].tolist(), signs[keep].tolist(), cov_mean[keep].tolist(), cov_mvar[keep].tolist(),
+                          gap[keep].tolist(), report["lower_monotone"][keep].tolist(), report["upper_monotone"][keep].tolist(),
+                          report["lower_level"][keep].tolist(), report["upper_level"][keep].tolist()))
+    fail_rate = totals["violated_failed"] / totals["violated"] if totals["violated"] else float("nan")
+    # A check that cannot be vacuous: enough instances must satisfy the literal assumption.
+    holds = totals["literal"] >= 100 and totals["literal_ordered"] == totals["literal"]
+    measured = (f"{totals['literal_ordered']}/{totals['literal']} of {totals['instances']} generated instances satisfy the "
+                f"literal Assumption 1, and all of them obey the inequality; {totals['signs_only']} more satisfy only the "
+                f"weaker covariance-sign condition of the proof; the inequality fails on {totals['violated_failed']}/"
+                f"{totals['violated']} ({fail_rate:.0%}) instances violating the assumption")
+    return result(holds, measured, table, points=points, assumption_counts=totals, violated_failure_rate=fail_rate,
+                  counterexample_without_assumption=counterexample, satisfied=totals["literal"],
+                  satisfied_ordered=totals["literal_ordered"])
+
+
+# --------------------------------------------------------------------------- Theorem 3
+
+
+def upper_tail_transforms(rewards: torch.Tensor, q_beta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Nondecreasing, differentiable g's that all equal t on (−∞, q_β] and differ only above it:
+
+        identity:     g(t) = t                                  (g' = 1),
+        soft_clip:    g(t) = q_β + 1 − e^{−(t − q_β)} above q_β   (g' = e^{−(t−q_β)} ≤ 1; a smooth MVaR-style cap),
+        exp_tail:     g(t) = q_β + (e^{4(t − q_β)} − 1)/4 above q_β  (g' = e^{4(t−q_β)} ≥ 1; risk-seeking),
+    evaluated at ``rewards``; ``q_beta`` broadcasts against rewards[..., :1]. Each is C¹ at q_β (slope 1).
+    """
+    above = (rewards - q_beta).clamp(min=0)
+    return {"identity": rewards,
+            "soft_clip": torch.minimum(rewards, q_beta) + (-torch.expm1(-above)),
+            "exp_tail": torch.minimum(rewards, q_beta) + torch.expm1(4 * above) / 4}
+
+
+#: (g1, g2) with g1' ≥ g2' on [q_β, ∞) and g1 = g2 below: the hypotheses of Theorem 3.
+THM3_PAIRS = (("identity", "soft_clip"), ("exp_tail", "identity"), ("exp_tail", "soft_clip"))
+
+
+def thm3_counterexample() -> dict:
+    """A 10-response law satisfying every hypothesis of Theorem 3 where the printed inequality fails.
+
+    q_α = 0 (mass 0.3), q_β = 0.8 (mass 0.15), one response above q_β at r = 1 (mass 0.18) and seven
+    of mass 0.37/7 in between: ψ(0) ≈ −1.20, ψ(0.8) ≈ −1.90, ψ(1) ≈ −1.71 ≥ E log π ≈ −2.04.
+    """
+    middle = [0.37 / 7] * 7
+    probs = torch.tensor([0.3, *middle, 0.15, 0.18], dtype=DTYPE)
+    rewards = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0], dtype=DTYPE)
+    logp = probs.log()
+    report = assumption_1_report(rewards, logp, probs, 0.2, 0.8)
+    g = upper_tail_transforms(rewards, report["q_beta"].unsqueeze(-1))
+    return {"rewards": rewards.tolist(), "probs": _round(probs), "q_alpha": float(report["q_alpha"]),
+            "q_beta": float(report["q_beta"]), "assumption_1": bool(report["holds"]),
+            "g1": "identity", "g2": "soft_clip",
+            "cov_sf_g1": float(covariance(logp, g["identity"], probs)), "cov_sf_g2": float(covariance(logp, g["soft_clip"], probs))}
+
+
+THM3_ERRATUM = ("Paper erratum: the printed inequality has the wrong sign. In the last display of the proof (App. A.4, "
+                "line ~389) the integrand k(t)(g₂′(t) − g₁′(t)) is ≤ 0, not ≥ 0, because k(t) ≥ 0 on [F⁻¹(β), ∞) and "
+                "g₂′ ≤ g₁′ there. Corrected: Cov(SF, g₁(R(y))) ≥ Cov(SF, g₂(R(y))), i.e. the transform that is steeper "
+                "in the upper tail has the larger covariance (as the surrounding text says: risk-seeking objectives "
+                "amplify the covariance). With g₁ = identity, g₂ = min(·, F⁻¹(β)) the printed form would contradict Theorem 2.")
+
+
+@register_claim(
+    "thm3_tail_transforms", kind="instances", paper="RiskPO v2 (2510.00911), Theorem 3 (App. A.4, line ~379)",
+    title="RiskPO Thm 3: g₁ = g₂ below F⁻¹(β), g₁′ ≥ g₂′ above ⇒ Cov(SF, g₂(R)) ≥ Cov(SF, g₁(R)) (as printed)",
+    statement=("If Assumption 1 holds with E[|SF|] < ∞, and g₁, g₂ are nondecreasing and differentiable with "
+               "g₁′(t) ≥ g₂′(t) on [F⁻¹(β), ∞), g₁(t) = g₂(t) on (−∞, F⁻¹(β)], then Cov(SF, g₂(R(y))) ≥ Cov(SF, g₁(R(y)))."),
+    assumptions=ASSUMPTION_1 + " SF = log π. Pairs (g₁, g₂): (identity, soft cap), (exponential tail, identity), "
+                "(exponential tail, soft cap), all equal to t below F⁻¹(β) and C¹ there.",
+    conclusion="False as printed (paper erratum): on instances meeting every hypothesis the steeper g₁ gives the "
+               "LARGER covariance; the corrected inequality Cov(SF, g₁(R)) ≥ Cov(SF, g₂(R)) holds on all of them.",
+    erratum=THM3_ERRATUM,
+    figure=plots.thm3_figure,
+)
+@single_thread()
+def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
+                               seed: int = 1) -> dict:
+    """Theorem 3 in the paper's setting: printed direction vs corrected direction under literal Assumption 1."""
+    g = generator(seed)
+    table, points = [], []
+    cases = printed_ok = corrected_ok = strict = 0
+    max_identity_error = 0.0
+    for family in INSTANCE_FAMILIES:
+        rewards, logits = random_instances(g, seeds, num_responses, family)
+        probs, logp = torch.softmax(logits, -1), torch.log_softmax(logits, -1)
+        report = assumption_1_report(rewards, logp, probs, alpha, beta)
+        hypotheses = report["holds"] & report["finite_moment"]
+        transforms = upper_tail_transforms(rewards, report["q_beta"].unsqueeze(-1))
+        covs = {name: covariance(logp, h, probs) for name, h in transforms.items()}
+        for g1, g2 in THM3_PAIRS:
+            diff = covs[g2] - covs[g1]  # printed: >= 0; corrected: <= 0
+            # Independent route (Lemma 1, summation by parts over the support): the same difference.
+            via_slices = layer_cake_transform_covariance(transforms[g2] - transforms[g1], rewards, logp, probs)
+            max_identity_error = max(max_identity_error, float((via_slices - diff).abs().max()))
+            n = int(hypotheses.sum())
+            cases += n
+            printed_ok += int(((diff >= -TOL) & hypotheses).sum())
+            corrected_ok += int(((diff <= TOL) & hypotheses).sum())
+            strict += int(((diff < -TOL) & hypotheses).sum())
+            table.append({"instances": family, "g1": g1, "g2": g2, "hypotheses_hold": n,
+                          "printed_holds": int(((diff >= -TOL) & hypotheses).sum()),
+                          "corrected_holds": int(((diff <= TOL) & hypotheses).sum()),
+                          "printed_fails_strictly": int(((diff < -TOL) & hypotheses).sum()),
+                          "mean_cov_g1_minus_cov_g2": float(-diff[hypotheses].mean()) if n else float("nan")})
+            points.extend({"instances": family, "pair": f"{g1} vs {g2}", "cov_sf_g1": float(covs[g1][i]),
+                           "cov_sf_g2": float(covs[g2][i])} for i in torch.nonzero(hypotheses).flatten()[:100].tolist())
+    example = thm3_counterexample()
+    printed = cases > 0 and printed_ok == cases
+    corrected = cases >= 100 and corrected_ok == cases
+    measured = (f"{cases} (instance, pair) cases satisfy every hypothesis (literal Assumption 1); the printed "
+                f"Cov(SF,g₂) ≥ Cov(SF,g₁) holds on {printed_ok} (equality only) and fails on {strict}; the corrected "
+                f"Cov(SF,g₁) ≥ Cov(SF,g₂) holds on {corrected_ok}/{cases}. Counterexample: r=(0,0.1,…,0.7,0.8,1), "
+                f"Cov(SF,identity) = {example['cov_sf_g1']:.4f} > Cov(SF,soft cap) = {example['cov_sf_g2']:.4f}")
+    return result(printed, measured, table, points=points, cases=cases, printed_holds=printed_ok, corrected_holds=corrected_ok,
+                  holds_corrected=corrected, printed_fails=strict, counterexample=example,
+                  layer_cake_max_error=max_identity_error)
