@@ -1,7 +1,7 @@
 """RiskPO through TRL: SmolLM2-135M-Instruct on easy arithmetic, 2 steps on CPU.
 
     pip install -e '.[llm,trl]'
-    python examples/trl_riskpo.py                      # ~1-2 min on 2 CPU cores
+    python examples/trl_riskpo.py                      # ~8 CPU-minutes (docs/trl.md)
     python examples/trl_riskpo.py --estimator rs_grpo --estimator_params '{"beta": 2.0}'
     accelerate launch --num_processes 2 examples/trl_riskpo.py --prompts_per_step 10   # bundles span processes
 
