@@ -32,8 +32,8 @@ def beta_colour(beta: float) -> str:
     """Sequential colour of a temperature β (β = 0, the mean objective, takes the light end)."""
     lo, hi = (math.log(b) for b in BETA_RANGE)
     position = 0.0 if beta <= 0 else min(max((math.log(beta) - lo) / (hi - lo), 0.0), 1.0)
-    # Plasma's last 15% is pale yellow, unreadable on white: stop at 0.85 (and run dark → light reversed).
-    return sample_colorscale(BETA_SCALE, [0.85 * (1.0 - position)])[0]
+    # Plasma's last 20% is pale yellow, unreadable on white: stop at 0.8 (and run dark → light reversed).
+    return sample_colorscale(BETA_SCALE, [0.8 * (1.0 - position)])[0]
 
 
 def colour_map(labels) -> dict[str, str]:
@@ -248,7 +248,7 @@ def standalone_html(fig: go.Figure) -> str:
 
 def entropy_residual_figure(table: pd.DataFrame, limit: float | None = None) -> go.Figure:
     """Proposition 1 on log-log axes: max |residual|/η² levels off (at ½|H''(0)|, dashed, when ``limit``
-    is given) while max |residual/η² − ½H''(0)| falls like η (dotted: slope 1 through its first point).
+    is given) while max |residual/η² − ½H''(0)| falls like η (dotted: a slope-1 reference line).
 
     residual/η is residual/η² times η, so it is in the table but not drawn (it overlapped the
     second series, both ≈ η).
@@ -260,8 +260,9 @@ def entropy_residual_figure(table: pd.DataFrame, limit: float | None = None) -> 
         error = table["max_error_vs_half_second_derivative"].abs()
         fig.add_trace(go.Scatter(x=table["eta"], y=error, mode="lines+markers", name="max |residual/η² − ½H''(0)|  (→ 0 like η)",
                                  line=dict(color="crimson")))
-        fig.add_trace(go.Scatter(x=table["eta"], y=float(error.iloc[0]) * table["eta"] / float(table["eta"].iloc[0]), mode="lines",
-                                 name="slope 1 (∝ η)", line=dict(color="grey", dash="dot")))
+        # Drawn a third below the error series: on top of it, it would hide (the error is ∝ η).
+        fig.add_trace(go.Scatter(x=table["eta"], y=float(error.iloc[0]) / 3 * table["eta"] / float(table["eta"].iloc[0]), mode="lines",
+                                 name="reference slope 1 (∝ η)", line=dict(color="grey", dash="dot")))
     if limit is not None and math.isfinite(limit):
         fig.add_hline(y=limit, line=dict(color="navy", dash="dash", width=1), annotation_text="max ½|H''(0)| (autograd)",
                       annotation_position="bottom right")

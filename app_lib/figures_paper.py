@@ -43,7 +43,8 @@ def sequential_colours(values) -> dict:
     return dict(zip(values, sample_colorscale(SWEEP_SCALE, [0.9 * i / (len(values) - 1) for i in range(len(values))])))
 
 
-def sweep_figure(final: pd.DataFrame, parameter: str, metric: str, metric_title: str, curves: pd.DataFrame | None = None) -> go.Figure:
+def sweep_figure(final: pd.DataFrame, parameter: str, metric: str, metric_title: str, curves: pd.DataFrame | None = None,
+                 log_x: bool = False) -> go.Figure:
     """Left: the final metric (mean ± std over seeds) against the swept parameter, one line per
     estimator. Right (when ``curves`` is given): the metric over training, one line per parameter
     value on a sequential colour scale (light = small, dark = large is Viridis reversed)."""
@@ -55,7 +56,7 @@ def sweep_figure(final: pd.DataFrame, parameter: str, metric: str, metric_title:
         part = final[final["estimator"] == label].sort_values("value")
         fig.add_trace(go.Scatter(x=part["value"], y=part["mean"], error_y=dict(type="data", array=part["std"], visible=True),
                                  mode="lines+markers", name=label, line=dict(color=colours[label])), row=1, col=1)
-    fig.update_xaxes(title_text=parameter, row=1, col=1)
+    fig.update_xaxes(title_text=parameter + (" (log scale)" if log_x else ""), type="log" if log_x else "linear", row=1, col=1)
     fig.update_yaxes(title_text=metric_title, row=1, col=1)
     if curves is not None:
         scale = sequential_colours(curves["value"])
@@ -99,7 +100,8 @@ def rs_bandit_figure(curves: pd.DataFrame, policy: pd.DataFrame, rewards: list[f
     fig.update_xaxes(title_text="update", row=1, col=1)
     fig.update_xaxes(title_text="arm", row=1, col=2)
     fig.update_yaxes(range=[0.3, 1.05], row=1, col=1)
-    fig.update_yaxes(title_text="r(arm)", secondary_y=True, showgrid=False, row=1, col=2, range=[0, 1.1])
+    fig.update_yaxes(title_text="r(arm)", secondary_y=True, showgrid=False, row=1, col=2, range=[0, 1.1], tickmode="linear", dtick=0.2)
+    fig.update_yaxes(title_text="π(arm)", secondary_y=False, row=1, col=2)
     fig.update_layout(height=450, margin=dict(l=40, r=20, t=70, b=40), legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -126,10 +128,10 @@ def stats_band_figure(curves: pd.DataFrame, fields: list[tuple[str, str]], bound
 def bundle_sweep_figure(final: pd.DataFrame, paper: pd.DataFrame) -> go.Figure:
     """RiskPO Table 4 next to the sandbox: zero-advantage share and pass@k vs B (left, sandbox),
     the paper's accuracy vs B (right, LLM: MATH and GSM8K)."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["share of zero-advantage groups (sandbox)", "final pass@k (sandbox)",
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["zero-advantage share, run mean (sandbox)", "final pass@8 (sandbox)",
                                                         "paper Table 4: accuracy (%) vs B"], horizontal_spacing=0.08)
     scale = sequential_colours(final["bundle_size"])
-    for col, field in ((1, "frac_zero_adv_groups"), (2, "pass_at_k")):
+    for col, field in ((1, "run_mean_frac_zero_adv_groups"), (2, "final_pass_at_k")):
         fig.add_trace(go.Scatter(x=final["bundle_size"], y=final[f"{field}_mean"], error_y=dict(type="data", array=final[f"{field}_std"]),
                                  mode="lines+markers", marker=dict(color=[scale[b] for b in final["bundle_size"]], size=9),
                                  line=dict(color="grey"), name=field, showlegend=False), row=1, col=col)

@@ -69,12 +69,21 @@ def build_riskpo_entropy(seeds: int):
 
 
 def build_bundle_sweep(seeds: int):
+    """Per B: the run-mean share of zero-advantage groups and the final metrics, mean and std over seeds
+    (a run mean per seed first: the share at a single step is too noisy to compare B)."""
+    from sandbox import TabularConfig, run_tabular
+
     specs = [("riskpo", {"bundle_size": b}) for b in BUNDLE_SIZES]
-    frames, settings = build_tabular("bundle_sweep", specs, seeds, ["frac_zero_adv_groups", "entropy", "mean_reward", "pass_at_k", "mvar"],
-                                     steps=150, num_prompts=120, log_every=5, k=8)
-    curves = frames["bundle_sweep"]
-    curves["bundle_size"] = curves["estimator"].str.extract(r"bundle_size=(\d+)")[0].astype(int)
-    return frames, settings
+    config = TabularConfig(steps=150, num_prompts=120, log_every=1, k=8)
+    metrics = run_tabular(config, specs, seeds=seeds).metrics
+    run_mean = metrics.groupby(["estimator", "seed"], sort=False)["frac_zero_adv_groups"].mean().rename("run_mean_frac_zero_adv_groups")
+    last = metrics[metrics["step"] == config.steps].set_index(["estimator", "seed"])[["entropy", "mean_reward", "pass_at_k", "mvar"]]
+    per_seed = last.add_prefix("final_").join(run_mean).reset_index()
+    summary = seed_stats(per_seed, ["estimator"], [c for c in per_seed.columns if c not in ("estimator", "seed")])
+    summary.insert(1, "bundle_size", list(BUNDLE_SIZES))
+    summary["seeds"] = seeds
+    settings = {"config": {k: v for k, v in vars(config).items()}, "estimators": [list(s) for s in specs], "seeds": seeds}
+    return {"bundle_sweep": summary}, settings
 
 
 def build_passk(seeds: int):

@@ -1,6 +1,7 @@
 """Small pieces every view uses: error boxes, downloads that carry their settings, progress, words."""
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from datetime import datetime, timezone
@@ -67,16 +68,22 @@ def downloads(stem: str, table: pd.DataFrame, fig=None) -> None:
                               help=f"{stem}.html: interactive Plotly figure, plotly.js inlined (works offline), settings below it")
 
 
-def run_with_progress(run_one, items: list, label: str, describe=str) -> list:
-    """``run_one(item)`` for each item behind one progress bar (outside the cached functions:
-    an element created out here must not be touched inside ``st.cache_data``)."""
+@contextlib.contextmanager
+def progress_bar(label: str):
+    """Yields ``report(fraction)`` that moves a progress bar (at most once per percent); removed at the end."""
     bar = st.progress(0.0, text=label)
-    outputs = []
-    for i, item in enumerate(items):
-        bar.progress(i / max(len(items), 1), text=f"{label}: {describe(item)} ({i + 1}/{len(items)})")
-        outputs.append(run_one(item))
-    bar.empty()
-    return outputs
+    shown = [-1]
+
+    def report(fraction: float) -> None:
+        percent = int(100 * min(max(fraction, 0.0), 1.0))
+        if percent != shown[0]:
+            shown[0] = percent
+            bar.progress(percent / 100, text=f"{label}: {percent}%")
+
+    try:
+        yield report
+    finally:
+        bar.empty()
 
 
 def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None = None) -> None:
@@ -84,4 +91,4 @@ def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None
     text = f"**Claim.** {theorem}  \n**Assumptions.** {assumptions}  \n**What to conclude.** {conclusion}"
     if erratum:
         text += f"  \n**Erratum.** {erratum}"
-    st.info(text, icon="📖")
+    st.info(text, icon=":material/menu_book:")

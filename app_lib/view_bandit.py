@@ -4,11 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import state
-from .choices import Choice, build_choices
+from . import memo, state
+from .choices import build_choices
 from .figures import band_figure, policy_animation_figure
-from .runs import final_summary, run_each, stack_frames
-from .ui import downloads, explain, run_with_progress, show_errors
+from .runs import final_summary
+from .simulate import cached_runs, frames
+from .ui import downloads, explain, progress_bar, show_errors
 from .views import Context, register_view
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
@@ -34,14 +35,27 @@ def apply_preset_defaults() -> None:
         st.session_state[key] = value
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def cached_bandit_run(choice: Choice, preset: str, settings: tuple, seeds: int):
-    """One estimator's bandit run (cached per estimator, so adding a curve reruns only that curve)."""
+def bandit_runs(choices: tuple, preset: str, settings: tuple, seeds: int, progress=None):
+    """[(result, errors)] per choice (cached per estimator, run together when missing) and the arm rewards."""
     from sandbox import BanditConfig, run_bandit
 
     config = getattr(BanditConfig, preset)(**dict(settings))
-    results, errors = run_each(run_bandit, config, [choice], seeds)
-    return stack_frames(results, "metrics"), stack_frames(results, "policy"), errors, list(config.rewards)
+    return cached_runs("bandit", run_bandit, config, choices, seeds, (preset, settings), progress), list(config.rewards)
+
+
+def bandit_page(choices: tuple, preset: str, settings: tuple, seeds: int) -> dict:
+    """Tables and figures of one bandit comparison (built once per settings, see ``memo``)."""
+    outputs, arm_rewards = bandit_runs(choices, preset, settings, seeds)
+    errors = [e for _, errs in outputs for e in errs]
+    ran = [(choice, result) for choice, (result, _) in zip(choices, outputs) if result is not None]
+    if not ran:
+        return {"errors": errors, "metrics": pd.DataFrame()}
+    metrics = pd.concat([frames(result, choice, "metrics") for choice, result in ran], ignore_index=True)
+    policy = pd.concat([frames(result, choice, "policy") for choice, result in ran], ignore_index=True)
+    fields = [("expected_reward", "expected reward E_π[r]"), ("entropy", "policy entropy H(π)"), ("prob_best", "π(best arm)")]
+    bounds = {"expected_reward": (min(arm_rewards), max(arm_rewards)), "entropy": (0.0, None), "prob_best": (0.0, 1.0)}
+    return {"errors": errors, "metrics": metrics, "policy": policy, "summary": final_summary(metrics, [f for f, _ in fields]),
+            "fig": band_figure(metrics, fields, bounds=bounds), "policy_fig": policy_animation_figure(policy, arm_rewards)}
 
 
 @register_view("bandit", "2 · Bandit runs", order=20)
@@ -80,23 +94,18 @@ def render(ctx: Context) -> None:
         st.error(f"Invalid bandit settings: {err}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="single_prompt")
-    key = tuple(sorted(settings.items()))
-    outputs = run_with_progress(lambda choice: cached_bandit_run(choice, preset, key, int(seeds)), choices, "bandit runs",
-                                describe=lambda choice: choice.label)
-    errors += [e for out in outputs for e in out[2]]
-    show_errors(errors)
-    frames = [out[0] for out in outputs if not out[0].empty]
-    if not frames:
+    key = (tuple(choices), preset, tuple(sorted(settings.items())), int(seeds))
+    if not memo.has(("bandit_page",) + key):  # the progress bar only when something is to be computed
+        with progress_bar(f"bandit runs ({len(choices)} estimators × {seeds} seed(s), {steps} steps)") as report:
+            bandit_runs(*key, progress=report)
+    page = memo.get_or_build(("bandit_page",) + key, lambda: bandit_page(*key))
+    show_errors(errors + page["errors"])
+    if page["metrics"].empty:
         st.info("No estimator could run with these settings.")
         return
-    metrics = pd.concat(frames, ignore_index=True)
-    policy = pd.concat([out[1] for out in outputs if not out[1].empty], ignore_index=True)
-    arm_rewards = outputs[0][3]
-    summary = final_summary(metrics, ["expected_reward", "entropy", "prob_best"])
+    metrics, policy, fig = page["metrics"], page["policy"], page["fig"]
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean over {seeds} seed(s))")
-    st.dataframe(summary, hide_index=True, key="table_bandit")
-    fig = band_figure(metrics, [("expected_reward", "expected reward E_π[r]"), ("entropy", "policy entropy H(π)"), ("prob_best", "π(best arm)")],
-                      bounds={"expected_reward": (min(arm_rewards), max(arm_rewards)), "entropy": (0.0, None), "prob_best": (0.0, 1.0)})
+    st.dataframe(page["summary"], hide_index=True, key="table_bandit")
     st.plotly_chart(fig, key="fig_bandit_metrics")
     explain(
         "RS-GRPO Lemmas 2–3 and §3: the mean objective (β → 0) can lower π(best arm) when a runner-up arm beats the "
@@ -108,6 +117,6 @@ def render(ctx: Context) -> None:
     )
     downloads("bandit_metrics", metrics, fig)
     st.subheader("Policy over time")
-    policy_fig = policy_animation_figure(policy, arm_rewards)
+    policy_fig = page["policy_fig"]
     st.plotly_chart(policy_fig, key="fig_bandit_policy")
     downloads("bandit_policy", policy, policy_fig)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from . import state
+from . import memo, state
 from .choices import Knobs, build_choices, is_quantile_band
 from .figures import advantage_shape_figure, bundle_advantage_figure
 from .shapes import advantage_vs_accuracy, bundle_accuracies, bundle_advantage_curve
@@ -42,7 +42,8 @@ def render(ctx: Context) -> None:
         return
     # Clamped, not reset, when G changes (a smaller G keeps c = min(c, G)).
     num_correct = state.clamp_and_slider(st, "inspect c (correct responses)", 0, group_size, 1, 1, key="num_correct")
-    fig = advantage_shape_figure(table, marked_p_hat=num_correct / group_size)
+    fig = memo.get_or_build(("shapes", names, knobs, group_size, num_correct),
+                            lambda: advantage_shape_figure(table, marked_p_hat=num_correct / group_size))
     st.plotly_chart(fig, key="fig_shapes")
     shown = table[table["c"] == num_correct][["estimator", "adv_correct", "adv_incorrect", "sum_abs_adv"]].reset_index(drop=True)
     st.markdown(f"**Advantages at c = {num_correct} of G = {group_size} (p̂ = {num_correct / group_size:.4g})**")
@@ -74,7 +75,7 @@ def render(ctx: Context) -> None:
     show_errors([message for message in bundle_errors if message.split(": ", 1)[-1] not in already])
     if curve.empty:
         return
-    fig = bundle_advantage_figure(curve, marks)
+    fig = memo.get_or_build(("bundle", tuple(band), knobs, accuracies), lambda: bundle_advantage_figure(curve, marks))
     st.plotly_chart(fig, key="fig_bundle")
     st.dataframe(marks, hide_index=True, key="table_bundle_quantiles")
     with st.expander("advantage at every bundle score"):

@@ -69,7 +69,7 @@ def render(ctx: Context) -> None:
         return
     final, curve = pd.concat(finals, ignore_index=True), pd.concat(curves, ignore_index=True)
     title = METRICS[metric].replace("pass@k", f"pass@{ctx.knobs.k}")
-    fig = sweep_figure(final, parameter, metric, title, curve)
+    fig = sweep_figure(final, parameter, metric, title, curve, log_x=field == "rs_betas")
     st.plotly_chart(fig, key="fig_sweep")
     st.dataframe(final.rename(columns={"value": parameter, "mean": f"final {metric}", "std": "std over seeds"}), hide_index=True,
                  key="table_sweep")

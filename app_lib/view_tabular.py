@@ -4,13 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import state
+from . import memo, state
 from .choices import Choice, Knobs, build_choices
 from .figures import band_figure
 from .figures_paper import passk_figure
 from .passk_curve import K_GRID, curves_from_runs, passk_vs_k
-from .runs import final_summary, run_each, stack_frames
-from .ui import downloads, explain, run_with_progress, show_errors
+from .runs import final_summary
+from .simulate import all_cached, cached_runs, frames
+from .ui import downloads, explain, progress_bar, show_errors
 from .views import Context, register_view
 
 UNIT = (0.0, 1.0)
@@ -28,13 +29,14 @@ TABULAR_FIELDS = [
 ]
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def cached_tabular_run(choice: Choice, settings: tuple, seeds: int):
-    """One estimator's tabular-prompt run, cached per estimator and settings."""
+def tabular_runs(choices, settings: dict, seeds: int, progress=None) -> tuple[pd.DataFrame, list[str]]:
+    """Seed-level metrics of every choice (cached per estimator, the missing ones run together) and errors."""
     from sandbox import TabularConfig, run_tabular
 
-    results, errors = run_each(run_tabular, TabularConfig(**dict(settings)), [choice], seeds)
-    return stack_frames(results, "metrics"), errors
+    key = tuple(sorted(settings.items()))
+    outputs = cached_runs("tabular", run_tabular, TabularConfig(**settings), choices, seeds, key, progress)
+    parts = [frames(result, choice, "metrics") for choice, (result, _) in zip(choices, outputs) if result is not None]
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), [e for _, errs in outputs for e in errs]
 
 
 def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
@@ -64,10 +66,11 @@ def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
 
 
 def run_all(choices: list[Choice], settings: dict, seeds: int, label: str):
-    outputs = run_with_progress(lambda choice: cached_tabular_run(choice, tuple(sorted(settings.items())), seeds), choices, label,
-                                describe=lambda choice: choice.label)
-    frames = [out[0] for out in outputs if not out[0].empty]
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), [e for out in outputs for e in out[1]]
+    """``tabular_runs`` behind a progress bar when anything is to be computed."""
+    if all_cached("tabular", choices, seeds, tuple(sorted(settings.items()))):
+        return tabular_runs(choices, settings, seeds)
+    with progress_bar(f"{label} ({len(choices)} estimators × {seeds} seed(s), {settings['steps']} steps)") as report:
+        return tabular_runs(choices, settings, seeds, progress=report)
 
 
 def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, tuple]]:
@@ -81,6 +84,16 @@ def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, 
             title = "mean reward = pass@1 (binary rewards)"
         out.append((field, title.replace("pass@k", f"pass@{settings['k']}"), bounds))
     return out
+
+
+def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
+    """Table and figure of one tabular comparison (built once per settings, see ``memo``)."""
+    metrics, errors = tabular_runs(choices, settings, seeds)
+    if metrics.empty:
+        return {"errors": errors, "metrics": metrics}
+    fields = shown_fields(metrics, settings)
+    return {"errors": errors, "metrics": metrics, "summary": final_summary(metrics, [f for f, _, _ in fields]),
+            "fig": band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})}
 
 
 @register_view("tabular", "3 · Tabular prompts", order=30)
@@ -101,16 +114,18 @@ def render(ctx: Context) -> None:
         st.error(f"Invalid tabular settings: {err}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="bundled")
-    metrics, run_errors = run_all(choices, settings, seeds, "tabular runs")
-    show_errors(errors + run_errors)
+    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds)
+    if not memo.has(key):  # the progress bar only when something is to be computed
+        run_all(choices, settings, seeds, "tabular runs")
+    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds))
+    show_errors(errors + page["errors"])
+    metrics = page["metrics"]
     if metrics.empty:
         st.info("No estimator could run with these settings.")
         return
-    fields = shown_fields(metrics, settings)
-    summary = final_summary(metrics, [f for f, _, _ in fields])
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean and std over {seeds} seed(s))")
-    st.dataframe(summary, hide_index=True, key="table_tabular")
-    fig = band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})
+    st.dataframe(page["summary"], hide_index=True, key="table_tabular")
+    fig = page["fig"]
     st.plotly_chart(fig, key="fig_tabular")
     explain(
         "RiskPO Prop. 1 + Thm 2: entropy falls by η·Cov(log π, A) per step, and the MVaR advantage has the smaller "

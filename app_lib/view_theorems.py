@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import state
+from . import memo, state
 from .choices import Knobs
 from .figures import covariance_gap_figure, entropy_residual_figure, optimal_prob_change_figure
 from .figures_paper import thm2_scatter_figure
@@ -18,8 +18,22 @@ from .runs import lemma_thresholds, optimal_prob_change_curve
 from .ui import downloads, explain
 from .views import Context, register_view
 
-#: Family names of the Theorem 2 instances, in words (sandbox.claims._random_reward_policy).
-FAMILIES = {"u": "u: log π U-shaped in the reward (Assumption 1's regime)", "free": "free: unstructured random logits"}
+#: Family names of the Theorem 2 instances, in words (sandbox.claims.riskpo_covariance.random_instances;
+#: "u"/"free" were the names before the claim registry).
+FAMILIES = {
+    "u_shaped": "u_shaped: graded rewards, log π a random parabola in r (+ noise)",
+    "lm_like": "lm_like: rewards piled at 0 and 1 like a base model's accuracies, log π rising towards both tails",
+    "random": "random: graded rewards, i.i.d. N(0, 4) logits (no structure)",
+    "u": "u: log π U-shaped in the reward (Assumption 1's regime)",
+    "free": "free: unstructured random logits",
+}
+#: Assumption 1 count names (the registry's ``assumption_counts``), in words.
+COUNT_WORDS = {
+    "instances": "instances generated", "literal": "satisfy Assumption 1 as printed", "literal_ordered": "… and obey Cov_MVaR ≤ Cov_mean",
+    "finite_moment": "satisfy E|log π| < ∞", "signs_only": "satisfy only the weaker covariance-sign condition of the proof",
+    "violated": "violate Assumption 1", "violated_failed": "… of which Cov_MVaR > Cov_mean",
+    "literal_not_signs": "satisfy Assumption 1 but not the sign condition",
+}
 
 FALLBACK_WORDS = {
     "prop1_entropy_residual": (
@@ -56,22 +70,38 @@ def cached_prob_change_curve(rewards: tuple, probs: tuple, betas: tuple) -> pd.D
     return optimal_prob_change_curve(rewards, probs, betas)
 
 
-def words(name: str, result: dict | None = None) -> None:
-    """``explain`` with the registry's words where it has them, else the fallback."""
-    from sandbox import CLAIMS
+WORD_FIELDS = ("statement", "assumptions", "conclusion", "erratum")
 
+
+def registry_words(name: str, result: dict | None = None) -> dict[str, str]:
+    """The claim registry's text fields for ``name`` (from ``sandbox.claims.get_claim`` or the
+    result dict); empty where the registry does not have them (read defensively: the registry
+    is newer than this view)."""
+    entry = None
     try:
-        entry = CLAIMS[name]
-    except (KeyError, TypeError):
-        entry = None
-    statement, assumptions, conclusion = FALLBACK_WORDS.get(name, ("", "", ""))
+        from sandbox.claims import get_claim
+
+        entry = get_claim(name)
+    except (ImportError, KeyError, ValueError):
+        pass
     fields = {}
-    for field in ("statement", "assumptions", "conclusion", "erratum"):
+    for field in WORD_FIELDS:
         value = getattr(entry, field, None) or (result or {}).get(field)
         if isinstance(value, str) and value.strip():
             fields[field] = value
-    explain(fields.get("statement", statement), fields.get("assumptions", assumptions), fields.get("conclusion", conclusion),
-            fields.get("erratum"))
+    return fields
+
+
+def words(name: str, result: dict | None = None, parts: tuple[str, ...] = ()) -> None:
+    """``explain`` with the registry's words (of ``name``, or of each claim in ``parts`` joined), else the fallback."""
+    statement, assumptions, conclusion = FALLBACK_WORDS.get(name, ("", "", ""))
+    found = [registry_words(part) for part in parts] if parts else [registry_words(name, result)]
+    if found and all(f.get("statement") for f in found):
+        joined = {field: " ".join(f"{part.replace('rs_lemma', 'Lemma ') + ': ' if parts else ''}{f[field]}"
+                                  for part, f in zip(parts or (name,), found) if f.get(field)) for field in WORD_FIELDS}
+        explain(joined["statement"], joined["assumptions"] or assumptions, joined["conclusion"] or conclusion, joined["erratum"] or None)
+    else:
+        explain(statement, assumptions, conclusion)
 
 
 def claim_status(result: dict) -> None:
@@ -96,7 +126,7 @@ def proposition_1() -> None:
     prop1 = cached_claim("prop1_entropy_residual", (("num_actions", int(actions)), ("seeds", int(instances))))
     claim_status(prop1)
     table = pd.DataFrame(prop1["table"])
-    fig = entropy_residual_figure(table, limit=prop1.get("curvature_scale"))
+    fig = memo.get_or_build(("prop1", instances, actions), lambda: entropy_residual_figure(table, limit=prop1.get("curvature_scale")))
     st.plotly_chart(fig, key="fig_prop1")
     st.dataframe(table, hide_index=True, key="table_prop1")
     words("prop1_entropy_residual", prop1)
@@ -105,8 +135,7 @@ def proposition_1() -> None:
 
 def theorem_2(knobs: Knobs) -> None:
     st.subheader("RiskPO Theorem 2: Cov(log π, A_MVaR) vs Cov(log π, A_mean) and Assumption 1")
-    st.caption(f"Quantile levels and ω from the sidebar: α = {knobs.alpha:g}, β = {knobs.beta:g}, ω = {knobs.omega:g}. "
-               f"Instance families — {FAMILIES['u']}; {FAMILIES['free']}.")
+    st.caption(f"Quantile levels and ω from the sidebar: α = {knobs.alpha:g}, β = {knobs.beta:g}, ω = {knobs.omega:g}.")
     c1, c2 = st.columns(2)
     instances = state.slider(c1, "random instances per family", 100, 4000, 2000, 100, key="thm2_instances")
     responses = state.slider(c2, "responses per instance", 3, 30, 10, 1, key="thm2_responses")
@@ -118,20 +147,32 @@ def theorem_2(knobs: Knobs) -> None:
         st.error(f"Theorem 2 check: {err}", icon="⚠️")
         return
     claim_status(thm2)
+    families = list(dict.fromkeys(row["instances"] for row in thm2["table"]))
+    st.caption("Instance families: " + "; ".join(FAMILIES.get(f, f) for f in families) + ".")
     m1, m2, m3 = st.columns(3)
     m1.metric("instances satisfying Assumption 1", f"{thm2['satisfied']}")
     m2.metric("… of which Cov_MVaR ≤ Cov_mean", f"{thm2['satisfied_ordered']}")
     m3.metric("ordering fails without Assumption 1", f"{thm2['violated_failure_rate']:.1%}")
     table = pd.DataFrame(thm2["table"])
-    fig = covariance_gap_figure(table.assign(instances=table["instances"].map(lambda f: FAMILIES.get(f, f).split(":")[0])))
+    fig = memo.get_or_build(("thm2", params), lambda: covariance_gap_figure(table))
     st.plotly_chart(fig, key="fig_thm2")
     st.dataframe(table, hide_index=True, key="table_thm2")
+    counts = thm2.get("assumption_counts")
+    if isinstance(counts, dict):
+        st.markdown("**Assumption 1, counted literally** (each clause checked on the exact law of every instance)")
+        st.dataframe(pd.DataFrame({"instances that …": [COUNT_WORDS.get(k, k) for k in counts], "count": list(counts.values())}),
+                     hide_index=True, key="table_thm2_counts")
     if thm2.get("points"):
         points = pd.DataFrame(thm2["points"])
+        points = points.rename(columns={"family": "instances"}) if "family" in points else points
         with st.expander(f"per-instance values (first {len(points) // max(points['instances'].nunique(), 1)} of each family)"):
-            st.plotly_chart(thm2_scatter_figure(points), key="fig_thm2_points")
-    extras = {k: v for k, v in thm2.items() if k not in ("table", "points", "claim", "paper", "measured", "holds")
-              and isinstance(v, (int, float, str, bool))}
+            st.plotly_chart(memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), key="fig_thm2_points")
+            st.dataframe(points, hide_index=True, key="table_thm2_points")
+    if isinstance(thm2.get("counterexample_without_assumption"), dict):
+        with st.expander("an instance violating Assumption 1 where the inequality fails"):
+            st.json(thm2["counterexample_without_assumption"])
+    extras = {k: v for k, v in thm2.items() if k not in ("table", "points", "claim", "paper", "measured", "holds", "statement",
+                                                         "assumptions", "conclusion", "erratum") and isinstance(v, (int, float, str, bool))}
     with st.expander("every measured number of this check"):
         st.dataframe(pd.DataFrame({"quantity": list(extras), "value": [str(v) for v in extras.values()]}), hide_index=True,
                      key="table_thm2_extras")
@@ -159,9 +200,9 @@ def rs_lemmas() -> None:
     m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6g}")
     m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
     m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
-    fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
+    fig = memo.get_or_build(("lemmas", rewards, probs), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}))
     st.plotly_chart(fig, key="fig_lemmas")
-    words("rs_lemmas")
+    words("rs_lemmas", parts=("rs_lemma2", "rs_lemma3", "rs_lemma4"))
     downloads("rs_lemmas_prob_change", curve, fig)
     with st.expander("Lemma 3/4 on random 6-action instances"):
         lemma_instances = state.slider(st, "instances", 20, 500, 200, 20, key="lemma_instances")

@@ -8,9 +8,10 @@
 
 ``load_views()`` imports the built-in view modules (each registers itself on import) and the
 optional ones (``OPTIONAL_VIEW_MODULES``) when they exist, so a module written elsewhere
-(e.g. ``app_lib/compare_view.py``) appears in the sidebar without touching app.py. A module
-that does not register itself but defines ``render`` (taking a Context or nothing) is
-registered under its ``VIEW_TITLE`` (default: the module name).
+appears in the sidebar without touching app.py (``app_lib/view_compare.py`` wires in
+``app_lib/compare_view.py`` that way). A module that does not register itself but defines
+``render`` — taking a Context, nothing, or ``st`` — is registered under its ``VIEW_TITLE``
+(default: the module name).
 """
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ BUILTIN_VIEW_MODULES = (
     "app_lib.view_theorems",
     "app_lib.view_presets",
     "app_lib.view_sweeps",
+    "app_lib.view_compare",  # registers itself only when app_lib/compare_view.py exists
 )
-OPTIONAL_VIEW_MODULES = ("app_lib.compare_view",)
+#: Modules that may be absent; each registers itself on import or exposes ``render``.
+OPTIONAL_VIEW_MODULES: tuple[str, ...] = ()
 
 
 def register_view(slug: str, title: str, order: int, *, needs_estimators: bool = True):
@@ -75,12 +78,16 @@ def _adopt(module) -> None:
     render = getattr(module, "render", None)
     if not callable(render):
         return
-    takes_context = len(inspect.signature(render).parameters) > 0
+    params = list(inspect.signature(render).parameters)
+    if not params:
+        adapted = lambda ctx, _render=render: _render()  # noqa: E731
+    elif params[0] == "st":  # render(st, ...): draws into the streamlit module or a container
+        adapted = lambda ctx, _render=render: _render(importlib.import_module("streamlit"))  # noqa: E731
+    else:
+        adapted = render
     slug = getattr(module, "VIEW_SLUG", module.__name__.rsplit(".", 1)[-1])
     title = getattr(module, "VIEW_TITLE", slug.replace("_", " "))
-    register_view(slug, title, int(getattr(module, "VIEW_ORDER", 100)), needs_estimators=False)(
-        render if takes_context else (lambda ctx, _render=render: _render())
-    )
+    register_view(slug, title, int(getattr(module, "VIEW_ORDER", 100)), needs_estimators=False)(adapted)
 
 
 def load_views(builtin=BUILTIN_VIEW_MODULES, optional=OPTIONAL_VIEW_MODULES) -> list[View]:

@@ -12,16 +12,14 @@ import itertools
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app.py")
 # Generous: a cold AppTest run imports torch/plotly and runs the default view.
@@ -232,7 +230,11 @@ def exact_bandit(rewards, init_probs, lr, steps, advantage):
 
 def test_bandit_exact_update_matches_hand_rolled_loop():
     at = start(view=2, bandit_steps=50)
-    assert not at.exception and not errors(at)
+    # pass@k estimators have no exact (population) form without a group size, and exact bandit
+    # updates have none: explained on the page, the other estimators still run.
+    assert not at.exception
+    assert errors(at) == ["passk_chen (k=4): passk_chen has no exact population form without group_size: "
+                          "its expected advantage depends on the group size n"]
     shown = table(at)
     rewards, init = [1.0, 0.8, 0.0], [0.05, 0.9, 0.05]
     beta = 2.0
@@ -367,7 +369,8 @@ def test_theorem_view_numbers():
     # Theorem 2: every instance satisfying Assumption 1 obeys the ordering; the table accounts for every instance.
     thm2 = table(at, 1)
     assert metric_value(at, "instances satisfying") == metric_value(at, "… of which")
-    assert thm2.groupby("instances")["count"].sum().tolist() == [2000, 2000]
+    counts = thm2.groupby("instances")["count"].sum()
+    assert len(counts) >= 2 and (counts == 2000).all()  # every family accounts for all its instances
     assert (thm2[thm2["assumption_1"] == "assumption holds"]["frac_cov_mvar_le_cov_mean"] == 1.0).all()
 
 

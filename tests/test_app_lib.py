@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from app_lib.choices import Knobs, build_choices, is_quantile_band  # noqa: E402
-from app_lib.figures import band_figure, colour_map  # noqa: E402
-from app_lib.runs import final_summary, lemma_thresholds, run_each, stack_frames  # noqa: E402
-from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies  # noqa: E402
-from theory.bundles import bundle_score_distribution  # noqa: E402
+from app_lib.choices import Knobs, build_choices, is_quantile_band
+from app_lib.figures import band_figure, colour_map
+from app_lib.runs import final_summary, lemma_thresholds, run_each, stack_frames
+from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies
+from theory.bundles import bundle_score_distribution
 
 
 @pytest.mark.parametrize("accuracies", [[0.5], [0.1, 0.9], [0.0, 0.3, 1.0], [0.2, 0.35, 0.5, 0.65, 0.8, 0.95]])

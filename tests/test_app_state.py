@@ -83,6 +83,13 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
 
     rewards = np.asarray(rs_grpo_paper_rewards())
     assert rewards.min() >= 0.0 and rewards.max() <= 1.0  # was 1 + 1.1e-11 at arm 40
+    # ... and the message names the offending value with enough digits to be true (it printed "1").
+    import torch
+
+    from theory import get_estimator
+
+    with pytest.raises(ValueError, match=r"1\.00000000001"):
+        get_estimator("passk_chen", k=2)(torch.tensor([[0.1, 1 + 1.1e-11, 0.5, 0.2]], dtype=torch.float64))
     for noise in ("none", "bernoulli"):
         at = start({"view": "bandit"}, estimators=["passk_chen", "grpo"], bandit_preset="100-arm (RS-GRPO §3)", bandit_update="sampled",
                    bandit_steps=20, bandit_seeds=1, bandit_noise=noise, bandit_lr=0.1)
@@ -177,7 +184,7 @@ def test_rs_grpo_betas_get_a_sequential_scale_and_sorted_legend():
 def test_theorem_view_explains_families_and_draws_distinct_prop1_series():
     at = start({"view": "theorems"}, thm2_instances=200, lemma_instances=20)
     captions = " ".join(c.value for c in at.caption)
-    assert "u: log π U-shaped" in captions and "free: unstructured" in captions
+    assert "u_shaped: graded rewards" in captions and "lm_like: rewards piled at 0 and 1" in captions
     infos = " ".join(i.value for i in at.info)
     assert "Assumption 1" in infos and "What to conclude" in infos
     prop1 = figure(at, "fig_prop1")
@@ -216,10 +223,16 @@ def test_view_registry_adds_a_view_from_a_module(tmp_path, monkeypatch):
 
     module = tmp_path / "extra_view_for_test.py"
     module.write_text("VIEW_TITLE = '9 · Extra'\nVIEW_ORDER = 90\ndef render():\n    pass\n")
+    # The compare_view style: render(st, folders=None) draws into the streamlit module it is given.
+    (tmp_path / "st_view_for_test.py").write_text("VIEW_ORDER = 95\nSEEN = []\ndef render(st, folders=None):\n    SEEN.append(st.__name__)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(views, "VIEWS", dict(views.VIEWS))
-    listed = views.load_views(optional=("extra_view_for_test", "no_such_module_anywhere"))
-    assert [v.title for v in listed][-1] == "9 · Extra"
+    listed = views.load_views(optional=("extra_view_for_test", "st_view_for_test", "no_such_module_anywhere"))
+    assert [v.title for v in listed][-2:] == ["9 · Extra", "st view for test"]
+    listed[-1].render(None)
+    import st_view_for_test
+
+    assert st_view_for_test.SEEN == ["streamlit"]
     assert views.find_view(listed, "extra_view_for_test").title == "9 · Extra"
     assert views.find_view(listed, "2").slug == "bandit" and views.find_view(listed, "nonsense").slug == "shapes"
     with pytest.raises(ValueError, match="already registered"):

@@ -1,8 +1,10 @@
 """Launch ``streamlit run app.py`` on a free local port and screenshot it with headless Chromium.
 
-Used by the browser end-to-end test and to refresh ``docs/screenshot.png``:
+A docs/test tool, not part of the app: used by the browser end-to-end test
+(tests/test_app_browser.py), the render benchmark (benchmarks/bench_app.py) and to
+refresh ``docs/screenshot.png``:
 
-    python -m app_lib.browser docs/screenshot.png [--view 1] [--wait 40]
+    python scripts/app_browser.py docs/screenshot.png [--view shapes] [--min-plots 2]
 """
 from __future__ import annotations
 
@@ -150,20 +152,12 @@ PAGE_STATE_JS = """JSON.stringify({text: document.body.innerText,
   exceptions: document.querySelectorAll('[data-testid="stException"]').length})"""
 
 
-def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int = 1400, height: int = 1000,
-               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Capture:
-    """Headless Chromium screenshot of ``url`` into ``out`` (PNG) once the app has rendered.
-
-    Chromium's one-shot ``--screenshot`` fires before Streamlit's websocket has
-    delivered the page, so the browser is driven over the DevTools protocol:
-    load, poll until ``min_plots`` Plotly figures are drawn and no script is
-    running, let animations settle, capture.
-    """
+@contextlib.contextmanager
+def chromium_page(*, chromium: str | None = None, width: int = 1400, height: int = 1000):
+    """A headless Chromium with one page, driven over the DevTools protocol; always stopped."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError("chromium not found; install it with scripts/install_browser.sh")
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:
         command = [
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -179,22 +173,44 @@ def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int =
                 devtools = _DevTools(socket)
                 devtools.call("Page.enable")
                 devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-                devtools.call("Page.navigate", url=url)
-                deadline = time.monotonic() + timeout
-                ready_polls = 0
-                while ready_polls < 2:  # two consecutive ready polls: a rerun can start right after the first
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the app at {url} did not finish rendering within {timeout:.0f}s")
-                    time.sleep(0.5)
-                    result = devtools.call("Runtime.evaluate", expression=READY_JS % min_plots, returnByValue=True)
-                    ready_polls = ready_polls + 1 if result.get("result", {}).get("value") else 0
-                time.sleep(settle)
-                shot = devtools.call("Page.captureScreenshot", format="png")
-                state = json.loads(devtools.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"])
+                yield devtools
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=10)
+
+
+def wait_until(devtools: _DevTools, expression: str, *, timeout: float = 120.0, interval: float = 0.5, polls: int = 2) -> float:
+    """Poll a JS expression until it is true ``polls`` times in a row; returns the time waited (s)."""
+    start = time.monotonic()
+    ready = 0
+    while ready < polls:
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{expression[:80]}... not true within {timeout:.0f}s")
+        time.sleep(interval)
+        result = devtools.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        ready = ready + 1 if result.get("result", {}).get("value") else 0
+    return time.monotonic() - start
+
+
+def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int = 1400, height: int = 1000,
+               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Capture:
+    """Headless Chromium screenshot of ``url`` into ``out`` (PNG) once the app has rendered.
+
+    Chromium's one-shot ``--screenshot`` fires before Streamlit's websocket has
+    delivered the page, so the browser is driven over the DevTools protocol:
+    load, poll until ``min_plots`` Plotly figures are drawn and no script is
+    running (twice in a row: a rerun can start right after the first), let
+    animations settle, capture.
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with chromium_page(chromium=chromium, width=width, height=height) as devtools:
+        devtools.call("Page.navigate", url=url)
+        wait_until(devtools, READY_JS % min_plots, timeout=timeout)
+        time.sleep(settle)
+        shot = devtools.call("Page.captureScreenshot", format="png")
+        state = json.loads(devtools.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"])
     out.write_bytes(base64.b64decode(shot["data"]))
     return Capture(path=out, text=state["text"], exceptions=int(state["exceptions"]))
 
@@ -202,13 +218,15 @@ def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--view", type=int, default=1, help="which view (1-4) to open")
+    parser.add_argument("--view", default="shapes", help="which view to open (slug, e.g. bandit, or its number)")
+    parser.add_argument("--query", default="", help="more URL query, e.g. 'alpha=0.3&k=8'")
     parser.add_argument("--min-plots", type=int, default=1, help="wait until this many Plotly figures are drawn")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
     with streamlit_server() as url:
-        capture = screenshot(f"{url}/?view={args.view}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
+        query = f"view={args.view}" + (f"&{args.query}" if args.query else "")
+        capture = screenshot(f"{url}/?{query}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
     if capture.exceptions:
         print(f"warning: the page shows {capture.exceptions} exception box(es)", file=sys.stderr)
     print(capture.path)

@@ -1,0 +1,92 @@
+"""Explorer render times measured in a real browser (headless Chromium over the DevTools protocol).
+
+    python benchmarks/bench_app.py [--repeats 3] [--json out.json]
+
+Each repeat starts a fresh ``streamlit run app.py`` (empty caches, fresh interpreter) and a
+fresh browser, then times, from the navigation or the click to the moment the page shows the
+new view's heading and figures with no script running and no stale element:
+
+    first render       open ?view=shapes (imports torch/plotly/sandbox, computes view 1)
+    new bandit run     click "2 · Bandit runs" (3-arm problem, default settings, 6 estimators)
+    new tabular run    click "3 · Tabular prompts" (default settings, 6 estimators)
+    cached re-render   click back to view 1, then to view 2 (every result is in the cache)
+
+The goals of issue 11 (2 cores): first render <= 4 s, cached re-render <= 0.3 s, new tabular
+run <= 2 s, new 3-arm bandit run <= 1 s. Report the minimum over repeats: the machine is
+shared, and other load only ever adds time. Polling every 30 ms adds up to ~0.06 s.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("app_browser", REPO / "scripts" / "app_browser.py")
+browser = importlib.util.module_from_spec(spec)
+sys.modules["app_browser"] = browser
+spec.loader.exec_module(browser)
+
+SHOWN_JS = """(() => {
+  const heading = [...document.querySelectorAll('h1, h2')].some(h => h.innerText.startsWith(%s));
+  const plots = document.querySelectorAll('.js-plotly-plot').length;
+  const running = document.querySelector('[data-testid="stStatusWidget"]');
+  const stale = document.querySelector('[data-stale="true"]');
+  return heading && plots >= %d && !running && !stale;
+})()"""
+
+CLICK_JS = """(() => {
+  const label = [...document.querySelectorAll('[data-testid="stSidebar"] label')].find(l => l.innerText.trim() === %s);
+  if (!label) return false;
+  label.click();
+  return true;
+})()"""
+
+STEPS = [  # (name, view title to click or None to navigate, heading start, plots to wait for)
+    ("first render", None, "Advantage shape", 2),
+    ("new bandit run (3-arm)", "2 · Bandit runs", "Bandit runs", 2),
+    ("new tabular run", "3 · Tabular prompts", "Tabular prompts", 1),
+    ("cached re-render (view 1)", "1 · Advantage shapes", "Advantage shape", 2),
+    ("cached re-render (view 2)", "2 · Bandit runs", "Bandit runs", 2),
+]
+
+
+def one_repeat() -> dict[str, float]:
+    times = {}
+    with browser.streamlit_server() as url, browser.chromium_page() as devtools:
+        for name, title, heading, plots in STEPS:
+            start = time.monotonic()
+            if title is None:
+                devtools.call("Page.navigate", url=f"{url}/?view=shapes")
+            else:
+                clicked = devtools.call("Runtime.evaluate", expression=CLICK_JS % json.dumps(title), returnByValue=True)
+                if not clicked["result"]["value"]:
+                    raise RuntimeError(f"no sidebar entry {title!r}")
+            browser.wait_until(devtools, SHOWN_JS % (json.dumps(heading), plots), timeout=180, interval=0.03, polls=2)
+            times[name] = time.monotonic() - start
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    args = parser.parse_args()
+    runs = []
+    for i in range(args.repeats):
+        runs.append(one_repeat())
+        print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[-1].items()), flush=True)
+    print(f"\n{'step':32s} {'min':>7s} {'median':>7s}")
+    for name, *_ in STEPS:
+        values = [r[name] for r in runs]
+        print(f"{name:32s} {min(values):7.2f} {statistics.median(values):7.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"repeats": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
