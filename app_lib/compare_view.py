@@ -78,9 +78,10 @@ def passk_figure(passk: pd.DataFrame, simulator_passk: pd.DataFrame | None = Non
     """pass@k vs k (log2 axis): LM with bootstrap bands (left), simulator prediction (right)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["held-out pass@k (95% bootstrap band)",
                                                         "tabular simulator prediction"])
-    labels = list(passk["label"]) + (list(simulator_passk["label"]) if simulator_passk is not None and not simulator_passk.empty else [])
+    labels = (list(passk["label"]) if not passk.empty else []) + (
+        list(simulator_passk["label"]) if simulator_passk is not None and not simulator_passk.empty else [])
     colours = _colours(labels)
-    for label in dict.fromkeys(passk["label"]):
+    for label in dict.fromkeys(passk["label"] if not passk.empty else []):
         part = passk[passk["label"] == label].groupby("k")[["pass_at_k", "ci_low", "ci_high"]].mean()
         ks = part.index.tolist()
         fig.add_trace(go.Scatter(x=ks + ks[::-1], y=part["ci_high"].tolist() + part["ci_low"].tolist()[::-1],
@@ -115,10 +116,9 @@ def _simulated_on_request(st, loaded, key: str):
     import yaml
 
     methods = {}
-    for run in dict.fromkeys(loaded.curves["run"]):
-        config_path = Path(loaded.summary.get("path", "")) / run / "config.yaml"
-        method = loaded.curves.loc[loaded.curves["run"] == run, "method"].iloc[0]
-        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    for run_dir in loaded.run_dirs:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+        method = loaded.curves.loc[loaded.curves["run"] == run_dir.name, "method"].iloc[0]
         methods.setdefault(method, {"estimator": config.get("estimator", method),
                                     "estimator_params": config.get("estimator_params") or {}})
     try:
@@ -148,7 +148,6 @@ def render(st, folders=None) -> None:
         except (FileNotFoundError, ValueError) as err:
             st.error(f"{folder}: {err}")
             continue
-        loaded.summary.setdefault("path", str(path if loaded.kind != "run" else path.parent))
         prefix = loaded.name if len(folders) > 1 else ""
         curves.append(_label(loaded.curves, prefix))
         passk.append(_label(loaded.passk, prefix))
@@ -173,9 +172,10 @@ def render(st, folders=None) -> None:
     if not curves.empty:
         st.subheader("Training curves")
         st.plotly_chart(curves_figure(curves, sim_curves), key="compare_curves")
-    if not passk.empty:
+    if not passk.empty or not sim_passk.empty:
         st.subheader("pass@k vs k")
         st.plotly_chart(passk_figure(passk, sim_passk), key="compare_passk")
+    if not passk.empty:
         table = passk.pivot_table(index="label", columns="k", values="pass_at_k", sort=False)
         table.columns = [f"pass@{k}" for k in table.columns]
         st.dataframe(table.reset_index(), key="compare_passk_table")

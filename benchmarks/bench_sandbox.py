@@ -38,8 +38,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular  # noqa: E402
 from sandbox._common import single_thread  # noqa: E402
-from theory import list_estimators  # noqa: E402
-from theory.estimators import ESTIMATORS, AdvantageEstimator  # noqa: E402
+import torch  # noqa: E402
+
+from theory import get_estimator, list_estimators  # noqa: E402
 
 SILENT = lambda fraction: None  # noqa: E731
 BETAS = (0, 2, 4, 8, 16, 32, 64)
@@ -47,7 +48,16 @@ GOALS = {"all": 15.0, "bandit100": 5.0, "tabular": 2.0, "tabular1": 2.0, "bandit
 
 
 def _exact_estimators() -> list:
-    return [(name, {}) for name, cls in ESTIMATORS.items() if cls.population is not AdvantageEstimator.population]
+    """Estimators with an exact population form at default parameters (pass@k ones need a group size)."""
+    probe_r, probe_p = torch.tensor([[1.0, 0.5, 0.0]], dtype=torch.float64), torch.full((1, 3), 1 / 3, dtype=torch.float64)
+    names = []
+    for name in list_estimators():
+        try:
+            get_estimator(name).population(probe_r, probe_p)
+            names.append((name, {}))
+        except (NotImplementedError, ValueError):
+            pass
+    return names
 
 
 def in_process_cases(baseline: bool) -> dict:

@@ -223,6 +223,13 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, log=print) -> dict[s
     with RewardPipeline([(settings.accuracy_reward, 1.0)], num_workers=workers, timeout_s=5.0) as rewards:
         for name, policy in policies.items():
             started = time.perf_counter()
+            done = out / "eval" / f"{name}.json"
+            if done.is_file() and not (policy["model_dir"] and policy["model_dir"].stat().st_mtime > done.stat().st_mtime):
+                record = json.loads(done.read_text())
+                if record["prompt_ids"] == [e.id for e in examples] and len(record["correct"][0]) == settings.n:
+                    results[name] = record  # same prompts, same n, policy not retrained since: reuse
+                    log(f"[compare] eval {name}: reused {done}")
+                    continue
             if policy["model_dir"] is None:
                 from llm.train import load_policy  # the exact base model the trainer starts from (tiny-random too)
 

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .compare_eval import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
-from .compare_results import CURVE_METRICS, curves_from_runs, load_folder
+from .compare_results import curves_from_runs, load_folder
 
 __all__ = ["write_results", "claims", "plot_curves", "plot_passk", "markdown"]
 
+SANITY = "sanity check (not a paper claim)"
 # (claim, source, method a, method b, quantity, k): "a − b > 0" is what the paper predicts.
 CLAIMS = [
     ("RiskPO keeps policy entropy higher than GRPO", "RiskPO Prop. 1 / Thm 2, entropy figures",
@@ -28,7 +29,12 @@ CLAIMS = [
     ("RS-GRPO raises pass@k at the largest k over GRPO", "RS-GRPO pass@k curves", "rs_grpo", "grpo", "pass@k", "max"),
     ("RS-GRPO keeps policy entropy higher than GRPO", "RS-GRPO (risk-seeking keeps exploring)",
      "rs_grpo", "grpo", "entropy", None),
+    # Not paper claims: did training move each policy at all (if not, nothing above can show)?
+    ("GRPO training changed pass@1", SANITY, "grpo", "base", "pass@k", 1),
+    ("RiskPO training changed pass@1", SANITY, "riskpo", "base", "pass@k", 1),
+    ("RS-GRPO training changed pass@1", SANITY, "rs_grpo", "base", "pass@k", 1),
 ]
+COLOURS = {"base": "tab:gray", "grpo": "tab:blue", "riskpo": "tab:orange", "rs_grpo": "tab:green", "dr_grpo": "tab:red"}
 
 
 def _method_values(evaluations: dict, method: str, ks) -> tuple[np.ndarray, np.ndarray] | None:
@@ -62,8 +68,10 @@ def claims(evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataF
             diff = paired_difference(va[0][:, column], vb[0][:, column], indices)
             label = f"pass@{k_value}"
             sim = _sim_passk_difference(simulator_passk, a, b, k_value)
+        verdict = _verdict(diff[1], diff[2]) if source != SANITY else (
+            "raised" if diff[1] > 0 else "lowered" if diff[2] < 0 else "no detectable change")
         rows.append({"claim": text, "source": source, "quantity": label, "difference": f"{a} − {b}",
-                     "estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2], "verdict": _verdict(diff[1], diff[2]),
+                     "estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2], "verdict": verdict,
                      "simulator_difference": sim})
     return pd.DataFrame(rows)
 
@@ -101,7 +109,7 @@ def plot_curves(curves: pd.DataFrame, simulator_curves: pd.DataFrame, path: Path
     panels = [("reward_mean", "training reward"), ("entropy", "token entropy"),
               ("frac_zero_adv_groups", "zero-advantage groups"), ("cov_logp_adv", "Cov(log π, A)")]
     fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.4), squeeze=False)
-    for row, (frame, title) in enumerate([(curves, "SmolLM2 run"), (simulator_curves, "tabular simulator")]):
+    for row, (frame, title) in enumerate([(curves, "LM run"), (simulator_curves, "tabular simulator")]):
         for col, (metric, label) in enumerate(panels):
             ax = axes[row][col]
             ax.set_title(f"{label} ({title})", fontsize=9)
@@ -111,7 +119,8 @@ def plot_curves(curves: pd.DataFrame, simulator_curves: pd.DataFrame, path: Path
                 continue
             for method in _methods_in_order(frame):
                 part = frame[frame["method"] == method].groupby("step")[metric].mean()
-                ax.plot(part.index, part.values, marker="." if len(part) < 30 else None, label=method)
+                ax.plot(part.index, part.values, marker="." if len(part) < 30 else None, label=method,
+                        color=COLOURS.get(method))
             ax.tick_params(labelsize=7)
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(fontsize=8)
@@ -130,13 +139,13 @@ def plot_passk(passk: pd.DataFrame, simulator_passk: pd.DataFrame, path: Path) -
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for method in _methods_in_order(passk):
         part = passk[passk["method"] == method].groupby("k")[["pass_at_k", "ci_low", "ci_high"]].mean()
-        line, = axes[0].plot(part.index, part["pass_at_k"], marker="o", label=method)
+        line, = axes[0].plot(part.index, part["pass_at_k"], marker="o", label=method, color=COLOURS.get(method))
         axes[0].fill_between(part.index, part["ci_low"], part["ci_high"], alpha=0.15, color=line.get_color())
-    axes[0].set_title("SmolLM2, held-out prompts (95% bootstrap bands)", fontsize=9)
+    axes[0].set_title("LM, held-out prompts (95% bootstrap bands)", fontsize=9)
     if simulator_passk is not None and not simulator_passk.empty:
         for method in _methods_in_order(simulator_passk):
             part = simulator_passk[simulator_passk["method"] == method]
-            axes[1].plot(part["k"], part["pass_at_k"], marker="o", linestyle="--", label=method)
+            axes[1].plot(part["k"], part["pass_at_k"], marker="o", linestyle="--", label=method, color=COLOURS.get(method))
     axes[1].set_title("tabular simulator, same estimators (prediction)", fontsize=9)
     for ax in axes:
         ax.set_xscale("log", base=2)
@@ -199,18 +208,33 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
 
 
 def _reading(claim_rows: pd.DataFrame, loaded) -> str:
-    supported = claim_rows[claim_rows["verdict"] == "supported"]["claim"].tolist()
-    contradicted = claim_rows[claim_rows["verdict"] == "contradicted"]["claim"].tolist()
-    open_ = claim_rows[claim_rows["verdict"].str.startswith("not resolved")]["claim"].tolist()
-    width = (claim_rows["ci_high"] - claim_rows["ci_low"]).median()
-    agree = (np.sign(claim_rows["estimate"]) == np.sign(claim_rows["simulator_difference"])).sum()
+    paper = claim_rows[claim_rows["source"] != SANITY]
+    sanity = claim_rows[claim_rows["source"] == SANITY]
+    supported = paper[paper["verdict"] == "supported"]["claim"].tolist()
+    contradicted = paper[paper["verdict"] == "contradicted"]["claim"].tolist()
+    open_ = paper[paper["verdict"].str.startswith("not resolved")]["claim"].tolist()
+    width = (paper["ci_high"] - paper["ci_low"]).median()
+    agree = int((np.sign(paper["estimate"]) == np.sign(paper["simulator_difference"])).sum())
     seeds = loaded.curves.groupby("method")["seed"].nunique().min() if not loaded.curves.empty else 0
-    parts = [f"Supported by this run: {', '.join(supported) if supported else 'none'}.",
-             f"Contradicted: {', '.join(contradicted) if contradicted else 'none'}.",
-             f"Not resolved: {', '.join(open_) if open_ else 'none'}.",
-             f"The median width of the 95% intervals is {width:.3f}; the intervals cover prompt sampling only, "
-             f"not training randomness ({seeds} training seed(s) per method).",
-             f"The simulator's prediction has the same sign as the measured difference for {agree} of {len(claim_rows)} rows."]
+    parts = [f"Supported by this run: {'; '.join(supported) if supported else 'none'}.",
+             f"Contradicted: {'; '.join(contradicted) if contradicted else 'none'}.",
+             f"Not resolved: {'; '.join(open_) if open_ else 'none'}.",
+             f"The median width of the 95% intervals is {width:.3f}; they cover the sampling of held-out prompts "
+             f"only, not training randomness ({seeds} training seed(s) per method).",
+             f"The simulator's prediction has the same sign as the measured difference in {agree} of {len(paper)} rows."]
+    moved = sanity[sanity["verdict"] != "no detectable change"]["claim"].tolist()
+    still = sanity[sanity["verdict"] == "no detectable change"]["claim"].tolist()
+    if still:
+        parts.append(f"No detectable change from the base model at pass@1 for: {'; '.join(still)}; where the "
+                     "policy did not move, a null result on the claims above says little about the methods.")
+    if moved:
+        parts.append(f"Detectable change from the base model: {'; '.join(moved)}.")
+    curves = loaded.curves
+    if not curves.empty and "entropy" in curves.columns:
+        first, last = curves["step"].min(), curves["step"].max()
+        table = curves.groupby(["method", "step"])["entropy"].mean().unstack()
+        parts.append("Training-time token entropy, step " + f"{first} -> {last}: " + ", ".join(
+            f"{m} {table.loc[m, first]:.3f} -> {table.loc[m, last]:.3f}" for m in table.index) + ".")
     return " ".join(parts)
 
 

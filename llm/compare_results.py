@@ -44,6 +44,7 @@ class Loaded:
     simulator_passk: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict = field(default_factory=dict)
     skipped_lines: int = 0
+    run_dirs: list = field(default_factory=list)  # the llm/train.py run folders the curves came from
 
     @property
     def missing_metrics(self) -> list[str]:
@@ -115,7 +116,7 @@ def load_folder(folder: str | Path) -> Loaded:
         raise FileNotFoundError(f"{folder}: not a directory")
     if (folder / "metrics.jsonl").is_file():
         curves, skipped = load_run(folder)
-        return Loaded(name=folder.name, kind="run", curves=curves, skipped_lines=skipped)
+        return Loaded(name=folder.name, kind="run", curves=curves, skipped_lines=skipped, run_dirs=[folder])
     runs_root = folder / "runs" if (folder / "runs").is_dir() else folder
     run_dirs = sorted(p for p in runs_root.iterdir() if (p / "metrics.jsonl").is_file())
     is_compare = (folder / "passk.csv").is_file()
@@ -127,7 +128,8 @@ def load_folder(folder: str | Path) -> Loaded:
     return Loaded(name=summary.get("name", folder.name), kind="compare" if is_compare else "runs", curves=curves,
                   passk=_csv(folder / "passk.csv"), heldout=_csv(folder / "heldout.csv"),
                   simulator_curves=_csv(folder / "simulator_curves.csv"),
-                  simulator_passk=_csv(folder / "simulator_passk.csv"), summary=summary, skipped_lines=skipped)
+                  simulator_passk=_csv(folder / "simulator_passk.csv"), summary=summary, skipped_lines=skipped,
+                  run_dirs=run_dirs)
 
 
 def simulate(methods: dict, settings: dict, ks) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -150,7 +152,8 @@ def simulate(methods: dict, settings: dict, ks) -> tuple[pd.DataFrame, pd.DataFr
         frame = run_tabular(TabularConfig(**settings, k=int(k)), specs, seeds=seeds).metrics
         frame["method"] = frame["estimator"].map(label_to_method)
         if curves is None:
-            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"])
+            # same column name as the trainer's metrics.jsonl, so LM and simulator curves line up
+            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"]).rename(columns={"mean_reward": "reward_mean"})
             curves = numeric.groupby(["method", "step"], sort=False).mean().reset_index()
         # The untrained policy (step 0, identical for every estimator) is the simulator's "base".
         first = frame[frame["step"] == 0].assign(method="base").drop_duplicates("seed")

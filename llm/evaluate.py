@@ -15,6 +15,12 @@ answer; any 0/1 reward by name or ``module:function``). Per dataset:
   the accuracy reward alone, so it equals avg@n unless other rewards are added);
 * ``boxed_rate`` - fraction of completions that contain a \\boxed{} answer.
 
+``--model`` may be a training run folder (``output_dir`` of ``llm/train.py``):
+its exported ``model/`` (or the latest checkpoint's) is evaluated, and unless
+``--accuracy-reward`` / ``--rewards`` / ``--system-prompt`` are given, the
+run's own rewards (accuracy = the one with the largest weight) and system
+prompt are used, so a run is scored by what it was trained on.
+
 Outputs: ``results.json`` (config, metrics, timing), ``results.md`` (the
 table, also printed) and ``samples.jsonl`` (every completion with its score).
 ``evaluate()`` takes the generator as an argument, so tests (or another
@@ -35,6 +41,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from theory._checks import (check_choice, check_finite_number, check_int, check_k, check_positive,
+                            check_probability)
 from theory.passk import pass_at_k
 
 from .data import DEFAULT_SYSTEM_PROMPT, Example, format_prompt, load_dataset_examples
@@ -81,24 +89,18 @@ class EvalConfig:
     def validate(self) -> None:
         if not self.datasets:
             raise ValueError("datasets must name at least one dataset")
-        for name, value in (("n", self.n), ("max_new_tokens", self.max_new_tokens), ("batch_size", self.batch_size)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name}={value} must be a positive integer")
-        if self.limit is not None and (int(self.limit) != self.limit or self.limit < 1):
-            raise ValueError(f"limit={self.limit} must be a positive integer")
+        for name in ("n", "max_new_tokens", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        if self.limit is not None:
+            check_int("limit", self.limit, 1)
         if not self.k:
             raise ValueError("k must list at least one value")
         for k in self.k:
-            if int(k) != k or k < 1:
-                raise ValueError(f"k={k} must be a positive integer")
-            if k > self.n:
-                raise ValueError(f"k={k} must be <= n={self.n} (pass@k draws k of the n samples)")
-        if self.backend not in ("hf", "vllm"):
-            raise ValueError(f"backend={self.backend!r} must be 'hf' or 'vllm'")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature={self.temperature} must be > 0 (pass@k needs sampled completions)")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
+            check_k(k, self.n)
+        check_choice("backend", self.backend, ("hf", "vllm"))
+        check_finite_number("temperature", self.temperature)
+        check_positive("temperature", self.temperature)  # pass@k needs sampled completions
+        check_probability("top_p", self.top_p, open_low=True)
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
             raise ValueError(f"dtype={self.dtype!r} is not a torch dtype name (float32, bfloat16, float16)")
         if self.rewards is None:
@@ -293,6 +295,24 @@ def _reward_list(text: str) -> list[tuple[str, float]]:
     return specs
 
 
+def run_folder(path: str) -> tuple[str, dict] | None:
+    """(weights directory, training config) when ``path`` is a training run folder, else None."""
+    import yaml
+
+    from .checkpoint import resolve_checkpoint
+
+    root = Path(path)
+    if not (root / "config.yaml").is_file():
+        return None
+    train_config = yaml.safe_load((root / "config.yaml").read_text()) or {}
+    if (root / "model").is_dir():
+        return str(root / "model"), train_config
+    try:
+        return str(resolve_checkpoint("latest", root / "checkpoints") / "model"), train_config
+    except FileNotFoundError:
+        raise ValueError(f"--model {path}: a run folder without model/ or a finished checkpoint") from None
+
+
 def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     defaults = EvalConfig()
     parser = argparse.ArgumentParser(prog="python -m llm.evaluate", description=__doc__.split("\n\n")[0])
@@ -311,15 +331,30 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--system-prompt", default=defaults.system_prompt)
-    parser.add_argument("--accuracy-reward", default=defaults.accuracy_reward,
-                        help="reward whose 0/1 scores count as correct (built-in name or module:function)")
+    parser.add_argument("--system-prompt", default=None,
+                        help="default: the run's (for a run folder), else llm.data.DEFAULT_SYSTEM_PROMPT")
+    parser.add_argument("--accuracy-reward", default=None,
+                        help="reward whose 0/1 scores count as correct (built-in name or module:function); "
+                             f"default: the run's largest-weight reward (for a run folder), else {defaults.accuracy_reward}")
     parser.add_argument("--rewards", type=_reward_list, default=None,
-                        help="name=weight,... for mean_reward (must include the accuracy reward; "
-                             "default: accuracy reward alone), e.g. math_verify=1,format=0.1")
+                        help="name=weight,... for mean_reward (must include the accuracy reward; default: the "
+                             "run's rewards for a run folder, else the accuracy reward alone), e.g. math_verify=1,format=0.1")
     parser.add_argument("--reward-workers", type=int, default=defaults.reward_workers)
     parser.add_argument("--reward-timeout-s", type=float, default=defaults.reward_timeout_s)
     args = parser.parse_args(argv)
+    found = run_folder(args.model)
+    if found is not None:
+        args.model, trained = found
+        run_rewards = [(str(name), float(weight)) for name, weight in trained.get("rewards") or []]
+        if args.rewards is None and args.accuracy_reward is None and run_rewards:
+            args.rewards = run_rewards
+            args.accuracy_reward = max(run_rewards, key=lambda spec: spec[1])[0]  # first of the largest weight
+        if args.system_prompt is None and trained.get("system_prompt"):
+            args.system_prompt = trained["system_prompt"]
+    if args.accuracy_reward is None:
+        args.accuracy_reward = defaults.accuracy_reward
+    if args.system_prompt is None:
+        args.system_prompt = defaults.system_prompt
     config = EvalConfig(
         **{**vars(args), "datasets": [d.strip() for d in args.datasets.split(",") if d.strip()]}
     )

@@ -302,3 +302,16 @@ def build_tiny_model(tokenizer, *, hidden_size: int = 64, num_layers: int = 2, n
     _sync_special_tokens(model, tokenizer)
     model.eval()
     return model
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Recompute each decoder layer's activations in backward (non-reentrant torch.utils.checkpoint).
+
+    transformers 5 renamed ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable``;
+    either is used, whichever this version has.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -132,3 +132,16 @@ def load_sharded_optimizer(model, optimizer, directory: str | Path) -> None:
     state = {"optimizer": get_optimizer_state_dict(model, _raw(optimizer))}  # the layout to load into
     dcp.load(state, checkpoint_id=str(directory))
     set_optimizer_state_dict(model, _raw(optimizer), state["optimizer"])
+
+
+def deepspeed_batch_config(cfg, num_processes: int) -> dict:
+    """DeepSpeed's batch keys from the trainer's settings (accelerate cannot infer "auto" without a dataloader).
+
+    One optimizer step consumes one mini-batch: prompts_per_step / processes * group_size rows per
+    process split into mini_batches, each of grad_accum micro-batches, so
+    train_batch_size = micro * grad_accum * processes is the global mini-batch in completions.
+    """
+    rows = cfg.prompts_per_step // num_processes * cfg.group_size
+    micro = rows // (cfg.mini_batches * cfg.grad_accum)
+    return {"train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": cfg.grad_accum,
+            "train_batch_size": micro * cfg.grad_accum * num_processes, "gradient_clipping": cfg.max_grad_norm}

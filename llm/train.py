@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.p
 from llm.collect import StepTally, advantages, collect, enough_signal, prompt_groups, score, stack_groups
 from llm.config import TINY_MODEL, TrainConfig
 from llm.loss import aggregate_loss, completion_logprobs, policy_loss  # noqa: F401  (re-exported for callers)
+from llm.sharding import full_params_for_generation
 from llm.update import ppo_update, step_seed  # noqa: F401
 from theory import get_estimator
 
@@ -83,8 +84,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         for step in progress:
             step_began = time.perf_counter()
             tally = StepTally()
-            with tally.timed("generate"):
-                run.backend.sync_weights(run.unwrapped)  # once per step: weights do not change between rounds
+            with tally.timed("generate"), full_params_for_generation(run.model, run.unwrapped) as policy:
+                run.backend.sync_weights(policy)  # once per step (vLLM): weights do not change between rounds
 
             # ---- 1-3. collect → score → advantages; dynamic sampling refills prompts without signal
             groups: list[dict] = []
@@ -164,8 +165,9 @@ class Run:
 
         from llm.checkpoint import load_weights
         from llm.data import DEFAULT_SYSTEM_PROMPT
+        from llm.model import enable_activation_checkpointing
         from llm.rollout import build_backend
-        from llm.sharding import load_sharded_optimizer, shard_model
+        from llm.sharding import deepspeed_batch_config, load_sharded_optimizer, shard_model
 
         cfg, acc, resume = self.cfg, self.accelerator, self.resume_state
         random.seed(cfg.seed)
@@ -176,7 +178,7 @@ class Run:
         if resume is not None:
             load_weights(model, self.resumed_from / "model")
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         model.train()
         if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
             model = shard_model(model.to(acc.device))
@@ -185,6 +187,8 @@ class Run:
         # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
         self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                                        num_training_steps=cfg.steps * cfg.ppo_epochs * cfg.mini_batches)
+        if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
+            acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
         if cfg.fsdp:
             self.model, self.optimizer = model, acc.prepare_optimizer(optimizer)
         else:
@@ -226,9 +230,9 @@ class Run:
             begin_checkpoint(root, step)
         acc.wait_for_everyone()
         tmp = root / f".tmp-step-{step:08d}"
-        weights = full_state_dict(self.model)  # collective when sharded
-        rng_states = gather_object([rng_state()])
         sharded = is_sharded(self.model)
+        weights = full_state_dict(self.model) if sharded or acc.is_main_process else None  # collective when sharded
+        rng_states = gather_object([rng_state()])
         if sharded:  # every process writes its own shard: the checkpoint dir must be on a shared filesystem
             save_sharded_optimizer(self.model, self.optimizer, tmp / "optimizer")
         if acc.is_main_process:

@@ -112,6 +112,16 @@ class RunAdvantages:
         self.has_rs = bool(rs_rows)
         self.rs_betas = torch.tensor(rs_betas, dtype=torch.float64).view(-1, 1, 1, 1)
 
+    def _rs_grpo(self, rewards: Tensor, adv: Tensor) -> Tensor:
+        """Every RS-GRPO β ≠ 0 row in one call: Â_β(r) = Â_1(βr)/β, written into ``adv``."""
+        betas = self.rs_betas.to(rewards.dtype)
+        rs_adv = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0)
+        if isinstance(self.rs_rows, slice):
+            torch.div(rs_adv, betas, out=adv[self.rs_rows])  # a view: written in place, no copy
+        else:
+            adv[self.rs_rows] = rs_adv / betas
+        return adv
+
     def first(self, e: int) -> AdvantageEstimator:
         return self.instances[e][0]
 
@@ -120,9 +130,10 @@ class RunAdvantages:
         num_est, seeds, prompts, g = rewards.shape
         adv = torch.empty_like(rewards)
         quantiles = np.full((num_est, seeds, 2), np.nan)  # numpy: item writes cost ~0.1 µs, torch's ~5 µs
+        if len(self.stateless) + len(self.stateful) == 0:  # RS-GRPO only: no quantiles, one call
+            return self._rs_grpo(rewards, adv), torch.from_numpy(quantiles)
         if self.has_rs:
-            betas = self.rs_betas.to(rewards.dtype)
-            adv[self.rs_rows] = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0) / betas
+            self._rs_grpo(rewards, adv)
         for e in self.stateless:
             out, extra = self.first(e).compute(rewards[e].reshape(seeds * prompts, g), None)
             adv[e] = out.reshape(seeds, prompts, g)
@@ -139,13 +150,12 @@ def sample_actions(probs: Tensor, uniforms: Tensor) -> Tensor:
 
     Bit for bit what ``torch.multinomial(probs, N, replacement=True, generator=g)`` returns on CPU
     when ``uniforms`` (..., N) is ``torch.rand(..., N, generator=g, dtype=torch.float64)`` (same
-    cumulative sum, normalisation, last bucket set to 1, and binary search), but one call can serve
+    cumulative sum, normalisation, last bucket equal to 1, and binary search), but one call can serve
     every estimator from the same uniforms (broadcast over leading dims): common random numbers
     without a generator per row.
     """
     cdf = probs.cumsum(-1)
-    cdf = cdf / cdf[..., -1:]
-    cdf[..., -1] = 1.0
+    cdf = cdf / cdf[..., -1:]  # the last bucket is x/x = 1.0 exactly, as the kernel sets it
     return torch.searchsorted(cdf, uniforms.expand(*cdf.shape[:-1], uniforms.shape[-1]).contiguous())
 
 

@@ -38,7 +38,7 @@ from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
-from theory._checks import check_finite_number, check_int, check_positive
+from theory._checks import check_finite_number, check_int, check_positive, check_probability
 
 from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -72,7 +72,7 @@ class TabularConfig:
     peak: initial logit sharpness (θ = peak·z), correctness_correlation ρ in [−1, 1],
     difficulty: 'uniform' (d ~ U(0.05, 0.95)), 'easy' (Beta(2, 5)), 'hard' (Beta(5, 2)),
         'bimodal' (half near 0.2, half near 0.9),
-    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε,
+    reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε in (0, 1),
     ppo_epochs: gradient steps per batch when clipping, k: pass@k level,
     risk_alpha/risk_beta/risk_omega: levels for the logged CVaR/RVaR/MVaR of bundle scores,
     metric_bundle_size: B of those logged bundle scores (None = the estimator's own),
@@ -113,9 +113,8 @@ class TabularConfig:
             raise ValueError(f"difficulty={self.difficulty!r} must be one of {DIFFICULTIES}")
         if self.reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type={self.reward_type!r} must be one of {REWARD_TYPES}")
-        if self.clip_eps is not None:
-            check_finite_number("clip_eps", self.clip_eps)
-            check_positive("clip_eps", self.clip_eps)
+        if self.clip_eps is not None:  # the ratio's lower bound 1 − ε must stay positive
+            check_probability("clip_eps", self.clip_eps, open_low=True, open_high=True)
         check_int("ppo_epochs", self.ppo_epochs, minimum=1)
         check_int("k", self.k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
@@ -206,7 +205,7 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
     check_int("seeds", seeds, minimum=1)
     seeds = int(seeds)
     labels = [estimator_label(n, p) for n, p in specs]
-    num_est, g = len(specs), config.group_size
+    num_est = len(specs)
     problems = [make_problem(config, s) for s in range(seeds)]
     rewards = torch.stack([r for r, _ in problems])  # (S, P, M)
     logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M), updated in place
@@ -223,8 +222,19 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
         bundle_sizes.append(config.metric_bundle_size or bundle)
     optimizer = ascent_optimizer("sgd", logits, config.lr)
 
-    rows = []
     bar = tqdm(range(config.steps + 1), desc="tabular", leave=False, mininterval=1.0, disable=progress is not None)
+    # Plain updates need no autograd: inference mode skips its bookkeeping (the clipped step differentiates).
+    with torch.inference_mode(config.clip_eps is None):
+        rows = _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar,
+                      progress)
+    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+
+
+def _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar, progress):
+    """The step loop of run_tabular: sample, advantages, metrics, update; returns the metric rows."""
+    num_est, seeds = logits.shape[:2]
+    g = config.group_size
+    rows = []
     for step in bar:
         probs = torch.softmax(logits, -1)
         responses = sample_actions(probs, torch.rand(seeds, config.num_prompts, g, generator=generator, dtype=torch.float64))
@@ -240,7 +250,7 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
             progress((step + 1) / config.steps)
     if progress is not None:
         progress(1.0)
-    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+    return rows
 
 
 def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor,

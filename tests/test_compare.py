@@ -218,3 +218,20 @@ def test_quick_comparison_end_to_end(tmp_path):
         expected = [np.mean([brute_force_passk(row, k) for row in correct]) for k in (1, 2, 4)]
         np.testing.assert_allclose(values, expected, atol=1e-12)
     assert "quick-tiny" in doc.read_text()
+
+
+def test_heldout_prompts_exclude_every_training_question():
+    from llm.compare_eval import heldout_examples
+    from llm.data import load_dataset_examples
+
+    spec = "reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1&size=300"
+    training = {e.question for e in load_dataset_examples(spec, seed=0)}
+    pool = [e.question for e in load_dataset_examples(spec, seed=1000)]
+    assert training & set(pool)  # the generator does repeat questions across seeds: removal is needed
+    held = heldout_examples(spec, 20, 1000, training)
+    questions = [e.question for e in held]
+    assert len(set(questions)) == 20 and not set(questions) & training
+    # first 20 qualifying questions of the seed-1000 pool, in pool order
+    assert questions == [q for q in dict.fromkeys(pool) if q not in training][:20]
+    with pytest.raises(ValueError, match="eval.num_prompts=1000"):
+        heldout_examples(spec, 1000, 1000, training)

@@ -85,6 +85,14 @@ def test_view_on_a_plain_training_run_and_side_by_side(results_folder):
     reward = next(t for t in fig["data"] if t["name"] == "riskpo" and t["xaxis"] == "x")
     assert reward["x"] == [1, 2] and reward["y"] == [0.25, 0.35]
     assert any("cov_logp_adv" in c.value for c in at.caption)  # a metric the run did not log is named
+    # the simulator prediction for the run's estimator, computed on request (curves row 2, pass@k panel)
+    at.checkbox(key="simulate_0").check().run()
+    assert not at.exception, at.exception
+    curves_fig, passk_fig = figures(at)
+    simulated = [t for t in curves_fig["data"] if t["name"] == "riskpo" and t["line"]["dash"] == "dash"]
+    assert simulated and simulated[0]["x"][0] == 0
+    sim_passk = next(t for t in passk_fig["data"] if t["name"] == "riskpo (sim)")
+    assert sim_passk["x"] == [1, 2, 4, 8, 16] and sim_passk["y"] == sorted(sim_passk["y"])
     at = run_view([results_folder, FIXTURE_RUN])
     names = {t["name"] for t in figures(at)[0]["data"]}
     assert {f"{results_folder.name} · grpo", "riskpo-run · riskpo"} <= names

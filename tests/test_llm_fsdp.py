@@ -87,9 +87,10 @@ def test_fsdp_two_processes_resume_exactly_and_match_ddp(tmp_path):
     # Both ranks log the same (global) metrics.
     assert ranks[0]["full"]["metrics"]["loss"] == ranks[1]["full"]["metrics"]["loss"]
 
-    # FSDP computes the same update as DDP up to float32 summation order (reduce-scatter vs all-reduce):
-    # after 8 Adam steps at lr 1e-3 the weights agree to ~1e-6; 1e-4 absolute leaves room while a wrong
-    # gradient scale (e.g. summed instead of averaged over ranks) would move weights by ~lr = 1e-3 per step.
+    # FSDP computes the same update as DDP up to float32 summation order (reduce-scatter vs all-reduce;
+    # with 2 ranks the weights came out identical here). 1e-4 absolute leaves room for other reduction
+    # orders, while a wrong gradient scale (e.g. summed instead of averaged over ranks) moves Adam's
+    # weights by ~lr = 1e-3 per step, 8 steps here.
     ddp = ranks[0]["ddp"]["metrics"]
     assert ddp["reward_mean"] == full["metrics"]["reward_mean"]  # same samples: generation saw the full weights
     for name in w_full:

@@ -245,6 +245,7 @@ def test_tabular_results_are_json_friendly_and_seeded():
         (dict(difficulty="medium"), "difficulty"),
         (dict(reward_type="float"), "reward_type"),
         (dict(clip_eps=0.0), "clip_eps"),
+        (dict(clip_eps=1.0), "clip_eps"),
         (dict(risk_alpha=0.9, risk_beta=0.5), "risk_alpha"),
         (dict(num_prompts=10, metric_bundle_size=3), "metric_bundle_size"),
         (dict(peak=-1.0), "peak"),

@@ -269,10 +269,12 @@ def test_risk_seeking_mvar_collapses_entropy_fastest():
 def test_bundling_gives_signal_on_all_fail_prompts():
     res = C.claim_bundling_nonzero_gradient(seeds=2, steps=5, progress=SILENT)
     rows = {row["estimator"]: row for row in res["table"]}
-    assert rows["grpo"]["frac_allfail_prompts_with_nonzero_adv"] == 0.0  # exactly zero, not small
-    assert rows["riskpo(bundle_size=1)"]["frac_allfail_prompts_with_varied_adv"] == 0.0
+    # The falsifiable part: bundles vary the advantage on most all-fail prompts, more for larger B.
     assert rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"] > 0.5
-    assert res["holds"]
+    assert rows["riskpo(bundle_size=10)"]["frac_allfail_prompts_with_varied_adv"] >= rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"]
+    assert res["holds"] and res["grows_with_bundle"]
+    # Sanity checks of the simulator (true by construction, so not evidence for the claim).
+    assert res["sanity_group_based_zero"] and res["sanity_unbundled_constant"]
 
 
 def test_passk_large_k_rs_grpo_beats_grpo_at_matched_pass1():

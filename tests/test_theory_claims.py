@@ -124,14 +124,14 @@ def test_literal_assumption_implies_the_covariance_signs_on_generated_laws():
     g = torch.Generator().manual_seed(5)
     literal_total = signs_only = 0
     for family in INSTANCE_FAMILIES:
-        rewards, logits = random_instances(g, 500, 10, family)
+        rewards, logits = random_instances(g, 300, 10, family)
         probs, logp = torch.softmax(logits, -1), torch.log_softmax(logits, -1)
         report = claims.assumption_1_report(rewards, logp, probs, 0.2, 0.8)
         signs = claims.tail_covariance_signs_hold(rewards, logp, probs, report["q_alpha"][:, None], report["q_beta"][:, None])
         assert not bool((report["holds"] & ~signs).any())
         literal_total += int(report["holds"].sum())
         signs_only += int((signs & ~report["holds"]).sum())
-    assert literal_total > 20 and signs_only > 20  # both sets non-trivial, so the implication was exercised
+    assert literal_total > 20 and signs_only > 20  # measured: 90 and 122 with this seed  # both sets non-trivial, so the implication was exercised
 
 
 def test_conditional_score_averages_ties_and_ignores_null_atoms():

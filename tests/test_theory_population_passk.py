@@ -89,6 +89,15 @@ def test_expected_max_matches_enumeration_and_pass_at_k():
     assert float(pk.expected_max(BINARY, probs, 4)) == pytest.approx(float(pk.exact_pass_at_k(torch.tensor(p, dtype=D), 4)), abs=1e-14)
 
 
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_population_max_at_k_is_the_exact_gradient_of_max_at_k(k):
+    probs = torch.softmax(THETA, -1)
+    truth = _autograd_gradient(lambda q: pk.expected_max(GRADED, q, k).sum())
+    torch.testing.assert_close(softmax_policy_gradient(THETA, pop.population_max_at_k(GRADED, probs, k)), truth, rtol=0, atol=1e-14)
+    # On binary rewards max@k is pass@k, and the two population forms coincide.
+    torch.testing.assert_close(pop.population_max_at_k(BINARY, probs, k), pop.population_passk(BINARY, probs, k), rtol=0, atol=1e-15)
+
+
 def test_population_passk_is_the_exact_gradient_of_pass_at_k():
     probs = torch.softmax(THETA, -1)
     truth = _autograd_gradient(lambda q: pk.exact_pass_at_k((BINARY * q).sum(), 4))

@@ -111,3 +111,21 @@ def test_threshold_rejects_a_mismatched_curve():
         L.lemma3_threshold(GRID, torch.zeros(5, dtype=D))
     with pytest.raises(ValueError, match="real floating"):
         L.lemma3_threshold(GRID, torch.zeros(6, dtype=torch.int64))
+
+
+def test_every_learning_rate_criterion_matches_tiny_and_huge_steps():
+    """g(a*) > g(a) ∀a ≠ a* ⇔ the step raises π(a*) at every η > 0 (unique optimum): where it holds, every
+    sampled η raises π(a*); where it fails, a huge η lowers it (the mass moves to argmax g ≠ a*)."""
+    gen = torch.Generator().manual_seed(4)
+    rewards, logits = torch.rand(40, 5, generator=gen, dtype=D), 2.5 * torch.randn(40, 5, generator=gen, dtype=D)
+    betas = tuple(float(b) for b in np.logspace(-1, 3, 30))
+    ok = L.raises_optimal_mass_for_every_lr(rewards, logits, betas)  # (40, 30)
+    changes = L.optimal_mass_step_change(rewards, logits, betas, (1e-4, 1e-2, 1.0, 1e2, 1e6))
+    assert bool(ok.any()) and bool((~ok).any())  # both cases occur on this sample
+    assert bool((changes[ok] > 0).all())
+    assert bool((changes[..., -1][~ok] < 0).all())  # η = 1e6: π' concentrates on argmax g, which is not a*
+    # So the exact β₀ is never below the one read off a finite η grid.
+    exact = L.lemma3_threshold(betas, ok)
+    sampled = L.lemma3_threshold(betas, changes[..., :-1], lr_axis=True)
+    both = ~torch.isnan(exact) & ~torch.isnan(sampled)
+    assert bool((exact[both] >= sampled[both]).all())

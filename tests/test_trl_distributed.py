@@ -19,6 +19,10 @@ import pytest
 import torch
 
 pytest.importorskip("trl")
+try:
+    import llm.integrations.trl  # noqa: F401
+except ImportError as error:
+    pytest.skip(str(error), allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[1]
 

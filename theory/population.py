@@ -31,6 +31,7 @@ __all__ = [
     "population_rvar",
     "population_cvar",
     "population_passk",
+    "population_max_at_k",
     "population_pkpo",
     "population_loo_max",
     "population_chen_passk",
@@ -126,6 +127,16 @@ def population_passk(rewards: Tensor, probs: Tensor, k: int = 8) -> Tensor:
     rewards, probs = _check_distribution(rewards, probs)
     _check_binary_rewards(rewards, probs)
     return pk.passk_chain_rule_advantage(rewards, _exact_mean(rewards, probs), k)
+
+
+def population_max_at_k(rewards: Tensor, probs: Tensor, k: int = 8) -> Tensor:
+    """A(a) = k (E[max(r(a), M_{k−1})] − E[M_k]): the exact gradient advantage of the max@k objective
+    E[M_k] (M_j the max of j i.i.d. draws), i.e. Σ_a π(a) A(a) ∇log π(a) = ∇ E[M_k]. On binary rewards
+    it equals ``population_passk`` (pass@k = max@k there); on graded rewards it is max@k, not
+    1 − (1 − E r)^k. The objective's gradient, not the expectation of a finite-group estimator."""
+    check_k(k, 10**9)
+    rewards, probs = _check_distribution(rewards, probs)
+    return k * (pk.expected_max_with(rewards, probs, k - 1) - pk.expected_max(rewards, probs, k))
 
 
 # --------------------------------------------------------------------------- expectations of sampled pass@k estimators

@@ -39,6 +39,7 @@ __all__ = [
     "optimal_mass_derivative",
     "optimal_mass_derivative_curve",
     "value_gap",
+    "raises_optimal_mass_for_every_lr",
     "lemma3_threshold",
     "lemma4_threshold",
 ]
@@ -126,6 +127,24 @@ def optimal_mass_derivative(rewards: Tensor, logits: Tensor, beta: float) -> Ten
     return (softmax_policy_gradient(logits, direction) * optimal_mask(rewards)).sum(-1)
 
 
+def raises_optimal_mass_for_every_lr(rewards: Tensor, logits: Tensor, betas) -> Tensor:
+    """Whether one exact step raises π(A*) for EVERY learning rate η > 0, per β: (..., n_β) bool.
+
+    With g = ∂J_β/∂θ the step multiplies π(a) by e^{η g(a)} before renormalising, so if every optimal
+    arm's g is larger than every other arm's, π'(A*) > π(A*) for all η > 0. For a unique optimal arm
+    this is also necessary (up to exact ties of g): f(η) = Σ_a π(a) e^{η(g(a) − g(a*))} is convex
+    with f(0) = 1, and it exceeds 1 for large η as soon as some g(a) > g(a*). This checks the formal
+    Lemma 7's "for any learning rate" exactly, where a grid of η can only sample it.
+    """
+    if rewards.shape != logits.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} and logits {tuple(logits.shape)} must have the same shape")
+    _, grads = _gradients_on_grid(rewards, logits, _check_grid("betas", betas, positive=False))
+    best = optimal_mask(rewards).unsqueeze(-2)
+    lowest_optimal = torch.where(best, grads, torch.full_like(grads, torch.inf)).amin(-1)
+    highest_other = torch.where(best, torch.full_like(grads, -torch.inf), grads).amax(-1)
+    return lowest_optimal > highest_other
+
+
 def _first_of_trailing_run(ok: Tensor) -> Tensor:
     """Index of the first position of the maximal all-True suffix of ``ok`` (..., n); n if ok[..., -1] is False."""
     n = ok.shape[-1]
@@ -143,8 +162,8 @@ def _grid_value(grid: Tensor, index: Tensor) -> Tensor:
 
 
 def _beta_axis_last(grid: Tensor, changes: Tensor, lr_axis: bool) -> Tensor:
-    if torch.is_complex(changes) or not changes.is_floating_point():
-        raise ValueError("changes must be a real floating tensor")
+    if torch.is_complex(changes) or not (changes.is_floating_point() or changes.dtype == torch.bool):
+        raise ValueError("changes must be a real floating tensor (or bool)")
     axis = -2 if lr_axis else -1
     if changes.dim() < (2 if lr_axis else 1) or changes.shape[axis] != grid.shape[-1]:
         raise ValueError(f"changes {tuple(changes.shape)} must have {grid.shape[-1]} betas on dim {axis}")
@@ -156,7 +175,8 @@ def lemma3_threshold(betas, changes: Tensor, lr_axis: bool = False) -> Tensor:
     that and at every larger grid β (for every learning rate, when ``lr_axis``).
 
     ``betas``: a shared grid (n_β,) or one grid per law (..., n_β); ``changes``: (..., n_β), or
-    (..., n_β, n_lr) with ``lr_axis=True``.
+    (..., n_β, n_lr) with ``lr_axis=True``, or a bool (..., n_β) such as
+    ``raises_optimal_mass_for_every_lr`` (True counts as positive).
     NaN where the change at the last grid β is not positive.
     """
     grid = _check_grid("betas", betas, positive=False)

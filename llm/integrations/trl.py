@@ -33,6 +33,7 @@ generation batch (``generation_batch_size`` completions), i.e. once every
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any, Sequence
@@ -111,7 +112,7 @@ def check_trl_settings(args: GRPOConfig, estimator: AdvantageEstimator) -> None:
             f"of the estimator's bundle_size={estimator.bundle_size} ({estimator.name!r} bundles prompts across the "
             "whole batch)"
         )
-    probe = get_estimator(estimator.name, **estimator.params())  # a copy: the real tracker must not move
+    probe = copy.deepcopy(estimator)  # the real tracker and bundle RNG must not move
     try:
         probe(torch.zeros(num_prompts, group_size, dtype=torch.float64))
     except ValueError as error:

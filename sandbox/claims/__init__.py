@@ -18,7 +18,9 @@ from . import rs_grpo  # noqa: F401
 from . import training  # noqa: F401
 from .registry import CLAIMS, SIMULATION_CLAIMS, Claim, get_claim, list_claims, register_claim, run_all_claims, size_overrides
 from .riskpo_covariance import (
+    ASSUMPTION_1,
     INSTANCE_FAMILIES,
+    INSTANCE_FAMILY_TEXT,
     claim_thm2_covariance,
     claim_thm3_tail_transforms,
     random_instances,
@@ -47,6 +49,8 @@ __all__ = [
     "optimal_prob_change",
     "random_instances",
     "INSTANCE_FAMILIES",
+    "INSTANCE_FAMILY_TEXT",
+    "ASSUMPTION_1",
     "thm3_counterexample",
     "upper_tail_transforms",
     "claim_prop1_entropy_residual",

@@ -27,11 +27,18 @@ from .. import plots
 from .._common import single_thread
 from .registry import generator, register_claim, result
 
-__all__ = ["random_instances", "INSTANCE_FAMILIES", "claim_thm2_covariance", "claim_thm3_tail_transforms",
+__all__ = ["random_instances", "INSTANCE_FAMILIES", "INSTANCE_FAMILY_TEXT", "ASSUMPTION_1", "claim_thm2_covariance", "claim_thm3_tail_transforms",
            "thm3_counterexample", "upper_tail_transforms"]
 
 DTYPE = torch.float64
 INSTANCE_FAMILIES = ("u_shaped", "lm_like", "random")
+#: one line per family, for display next to the Theorem 2/3 checks.
+INSTANCE_FAMILY_TEXT = {
+    "u_shaped": "graded rewards on {0, 1/8, …, 1}; log π a random parabola in the reward (+ noise)",
+    "lm_like": "rewards k/16 from an arcsine law (mass at both ends); log π rising towards both tails, flat on "
+               "[0.3, 0.7] (the profile of RiskPO Fig. 3) + noise",
+    "random": "graded rewards on {0, 1/8, …, 1}; i.i.d. N(0, 4) logits",
+}
 #: covariances are O(1) float64 sums of <= 16 terms: 1e-12 absorbs round-off and nothing else.
 TOL = 1e-12
 
@@ -100,8 +107,10 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
         gap = cov_mean - cov_mvar  # Theorem 2: >= 0
         ordered = gap >= -TOL
         failed_violated = ~literal & ~ordered
-        if bool(failed_violated.any()) and float(-gap[failed_violated].min()) > worst_gap:
-            i = int(torch.where(failed_violated, -gap, torch.full_like(gap, -math.inf)).argmax())
+        # Shown counterexample: the largest failure among instances with q_α < q_β (a non-degenerate band).
+        candidates = failed_violated & (report["q_alpha"] < report["q_beta"])
+        if bool(candidates.any()) and float(-gap[candidates].min()) > worst_gap:
+            i = int(torch.where(candidates, -gap, torch.full_like(gap, -math.inf)).argmax())
             worst_gap = float(-gap[i])
             failed = [c for c in ("lower_monotone", "upper_monotone", "lower_level", "upper_level") if not bool(report[c][i])]
             counterexample = {"family": family, "rewards": _round(rewards[i]), "probs": _round(probs[i]),
@@ -130,7 +139,7 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
         totals["violated"] += seeds - n_literal
         totals["violated_failed"] += n_failed
         keep = slice(0, max_points)
-        points.extend({"family": family, "assumption_1": bool(a), "covariance_signs": bool(s), "cov_mean": float(x),
+        points.extend({"instances": family, "assumption_1": bool(a), "covariance_signs": bool(s), "cov_mean": float(x),
                        "cov_mvar": float(y), "gap": float(d), "lower_monotone": bool(lm), "upper_monotone": bool(um),
                        "lower_level": bool(ll), "upper_level": bool(ul)}
                       for a, s, x, y, d, lm, um, ll, ul in zip(
@@ -232,12 +241,12 @@ def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha
             printed_ok += int(((diff >= -TOL) & hypotheses).sum())
             corrected_ok += int(((diff <= TOL) & hypotheses).sum())
             strict += int(((diff < -TOL) & hypotheses).sum())
-            table.append({"family": family, "g1": g1, "g2": g2, "hypotheses_hold": n,
+            table.append({"instances": family, "g1": g1, "g2": g2, "hypotheses_hold": n,
                           "printed_holds": int(((diff >= -TOL) & hypotheses).sum()),
                           "corrected_holds": int(((diff <= TOL) & hypotheses).sum()),
                           "printed_fails_strictly": int(((diff < -TOL) & hypotheses).sum()),
                           "mean_cov_g1_minus_cov_g2": float(-diff[hypotheses].mean()) if n else float("nan")})
-            points.extend({"family": family, "pair": f"{g1} vs {g2}", "cov_sf_g1": float(covs[g1][i]),
+            points.extend({"instances": family, "pair": f"{g1} vs {g2}", "cov_sf_g1": float(covs[g1][i]),
                            "cov_sf_g2": float(covs[g2][i])} for i in torch.nonzero(hypotheses).flatten()[:100].tolist())
     example = thm3_counterexample()
     printed = cases > 0 and printed_ok == cases

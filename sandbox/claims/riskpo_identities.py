@@ -13,16 +13,11 @@ from theory.dynamics import covariance, first_order_entropy_change, layer_cake_c
 from .. import plots
 from .._common import single_thread
 from .registry import generator as _gen
-from .registry import register_claim
+from .registry import register_claim, result
 
 __all__ = ["claim_prop1_entropy_residual", "claim_thm1_rvar_gradient", "claim_lemma1_layer_cake"]
 
 DTYPE = torch.float64
-
-
-def _result(holds, claim, paper, measured, table, **extra):
-    """Positional form kept from the single-module version; the claim/paper texts come from the registry."""
-    return {"holds": bool(holds), "measured": measured, "table": table, **extra}
 
 
 def _entropy_curvature(logits: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
@@ -67,10 +62,8 @@ def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: S
     # residual/η² − ½H''(0) = O(η): at η = 3e-4 it must be < 1% of the largest ½|H''|
     # (third derivatives here are O(1)), and it must have shrunk >= 100x from η = 0.1.
     holds = math.isfinite(bound) and errors[-1] < 0.01 * scale and errors[-1] < errors[0] / 100
-    return _result(
+    return result(
         holds,
-        "RiskPO Prop. 1: H(θ+ηA) − H(θ) = −η Cov_π(log π, A) + O(η²)",
-        "RiskPO (2510.00911) Proposition 1",
         f"max |residual|/η² = {bound:.3g} over η∈[{min(etas):g},{max(etas):g}] ({seeds} instances); it converges to ½H''(0) "
         f"(autograd): max error {errors[0]:.2e} at η={etas[0]:g} → {errors[-1]:.2e} at η={etas[-1]:g}",
         table, bound=bound, curvature_scale=scale, limit_errors=errors,
@@ -117,10 +110,8 @@ def claim_thm1_rvar_gradient(seeds: int = 8, grid: int = 400, alpha: float = 0.2
     # A piecewise-linear kink (a quantile moving to the next atom inside ±ε) would show up
     # as an O(1) error, so 1e-6 separates "formula right" from "formula wrong" by orders of magnitude.
     holds = worst < 1e-6
-    return _result(
+    return result(
         holds,
-        "RiskPO Thm 1: ∇RVaR_{α:β} = (1/(β−α)) E[g(R, q_α, q_β) ∇log π]",
-        "RiskPO (2510.00911) Theorem 1",
         f"max relative error vs central finite difference = {worst:.2e} ({seeds} policies on a {grid}-level grid, α={alpha}, β={beta})",
         table, max_relative_error=worst,
     )
@@ -148,6 +139,6 @@ def claim_lemma1_layer_cake(seeds: int = 200, support: int = 12, seed: int = 0) 
     scale = float(direct.abs().max())
     holds = err <= 1e-12 * max(scale, 1.0)  # both sides are O(K) float64 sums: round-off ~1e-15
     table = [{"instance": i, "direct": float(direct[i]), "layer_cake": float(layered[i])} for i in range(min(seeds, 20))]
-    return _result(holds, "RiskPO Lemma 1: Cov(X, Y) = ∫ Cov(1{X>t}, Y) dt", "RiskPO (2510.00911) Lemma 1",
+    return result(holds,
                    f"max |direct − layer-cake| = {err:.1e} over {seeds} random discrete laws (|Cov| up to {scale:.2f})",
                    table, max_abs_error=err)

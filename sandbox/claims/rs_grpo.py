@@ -17,6 +17,7 @@ from theory.rs_lemmas import (
     optimal_mass_derivative,
     optimal_mass_derivative_curve,
     optimal_mass_step_change,
+    raises_optimal_mass_for_every_lr,
     value_gap,
 )
 
@@ -102,8 +103,9 @@ def claim_rs_lemma2(seeds: int = 1, lrs: Sequence[float] = LR_GRID) -> dict:
                "the risk-sensitive update increases the probability of the optimal action: π'_β(a*) > π(a*) "
                "(formal version: for any learning rate)."),
     assumptions=LEMMA_SETTING + "200 random 6-armed instances, r ∼ U[0,1], θ ∼ N(0, 2.5²).",
-    conclusion=("Holds: every instance has a β₀ beyond which the exact step raises π(a*) at every learning rate and every "
-                "grid β, with at least two decades of the grid beyond β₀."),
+    conclusion=("Holds: every instance has a β₀ beyond which the exact step raises π(a*) for every learning rate η > 0 "
+                "(checked exactly through the criterion g(a*) > g(a) for all a ≠ a*, and on 11 sampled learning rates) "
+                "at every grid β, with at least two decades of the grid beyond β₀."),
     figure=plots.lemma_figure,
 )
 @single_thread()
@@ -114,21 +116,32 @@ def claim_rs_lemma3(seeds: int = 200, seed: int = 0, beta_units: Sequence[float]
     changes = optimal_mass_step_change(rewards, logits, betas, lrs)  # (n, nβ, nη)
     beta0 = lemma3_threshold(betas, changes, lr_axis=True)
     limit = betas[:, -1] / 10**DECADES_BEYOND
-    found = ~torch.isnan(beta0) & (beta0 <= limit)
+    # "For any learning rate", exactly: the step raises π(a*) for every η > 0 iff g(a*) beats every other g(a).
+    every_lr = raises_optimal_mass_for_every_lr(rewards, logits, betas)  # (n, nβ)
+    beta0_every_lr = lemma3_threshold(betas, every_lr)
+    found = ~torch.isnan(beta0) & (beta0 <= limit) & ~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)
+    # Consistency of the two layers: where the exact criterion holds, every sampled η must raise π(a*).
+    inconsistent = int((every_lr & ~(changes > 0).all(-1)).sum())
     first_order = lemma3_threshold(betas, optimal_mass_derivative_curve(rewards, logits, betas))
     at_zero = optimal_prob_change(rewards, logits, 0.0)
     lowered = at_zero < 0
-    table = [{"instance": i, "value_gap": float(value_gap(rewards[i])), "beta0_finite_step": float(beta0[i]), "beta0_first_order": float(first_order[i]),
+    table = [{"instance": i, "value_gap": float(value_gap(rewards[i])), "beta0_finite_step": float(beta0[i]),
+              "beta0_every_lr": float(beta0_every_lr[i]), "beta0_first_order": float(first_order[i]),
               "d_pi_star_at_beta_0": float(at_zero[i])} for i in range(min(seeds, 25))]
-    holds = bool(found.all())
+    holds = bool(found.all()) and inconsistent == 0
     finite = beta0[~torch.isnan(beta0)]
-    measured = (f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
+    exact = beta0_every_lr[~torch.isnan(beta0_every_lr)]
+    measured = (f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with ≥ {DECADES_BEYOND:g} decades to spare on "
+                f"{int((~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)).sum())}/{seeds} instances (median "
+                f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+                f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
                 f"found with ≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances "
                 f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
                 f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} instances where β = 0 lowers π(a*), "
                 f"median β₀ = {float(beta0[lowered].nanmedian()) if bool(lowered.any()) else float('nan'):.3g}")
     return result(holds, measured, table, curves=_curves(betas, changes, lrs), curve_lr=CURVE_LR,
                   beta0=[float(b) for b in beta0], beta0_first_order=[float(b) for b in first_order],
+                  beta0_every_lr=[float(b) for b in beta0_every_lr], every_lr_inconsistencies=inconsistent,
                   median_beta0=float(beta0.nanmedian()), max_beta0=float(finite.max()) if len(finite) else float("nan"),
                   decreasing_at_beta_zero=int(lowered.sum()), instances_with_beta0=int(found.sum()))
 
