@@ -212,6 +212,8 @@ def test_exports_carry_the_settings_that_reproduce_them():
 
     assert pd.read_csv(io.BytesIO(csv), comment="#").equals(table)
     assert ui.read_settings(csv)["settings"] == {"view": "shapes", "alpha": 0.3, "estimators": ["grpo"], "bundle_acc": [0.2, 0.8]}
+    with_provenance = dict(header, provenance={"command": "python -m app_lib.presets_build --only passk", "seeds": 6})
+    assert ui.read_settings(ui.csv_with_settings(table, with_provenance))["provenance"]["seeds"] == 6
     fig = advantage_shape_figure(pd.DataFrame({"estimator": ["grpo"] * 2, "c": [0, 1], "p_hat": [0, 1], "adv_correct": [math.nan, 0],
                                                "adv_incorrect": [0, math.nan], "sum_abs_adv": [0, 0]}))
     page = ui.html_with_settings(fig, header).decode()
