@@ -110,6 +110,10 @@ def test_switching_the_bandit_problem_applies_its_defaults():
     assert at.radio(key="bandit_update").value == "sampled"
     assert at.select_slider(key="bandit_lr").value == 0.1  # the RS-GRPO paper's η
     assert at.slider(key="bandit_batch").value == 16
+    # Also-list: the problem names fit their box (they were cut off at ~30 characters in a quarter-width column).
+    from app_lib.view_bandit import BANDIT_PRESETS
+
+    assert max(len(label) for label in BANDIT_PRESETS) <= 22
 
 
 # --------------------------------------------------------------------------- bug 4: the URL
