@@ -249,9 +249,11 @@ def _training_questions(cfg: CompareConfig) -> set[str]:
     return {e.question for s in cfg.seeds for e in load_dataset_examples(cfg.train["dataset"], limit=limit, seed=s)}
 
 
-def _policies(runs: dict) -> dict[str, dict]:
+def _policies(runs: dict, only: set[str] | None = None) -> dict[str, dict]:
     policies = {"base": {"method": "base", "seed": None, "model_dir": None}}
     for name, run in runs.items():
+        if only is not None and name not in only:
+            continue
         model_dir = final_model_dir(run["dir"])
         if model_dir is None:
             raise RuntimeError(f"run {name}: no exported model under {run['dir'] / 'checkpoints'}")
@@ -285,7 +287,7 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, only: set[str] | Non
     prompt_ids = [e.id for e in examples]
     base_cfg = _train_config(cfg.train_values(next(iter(cfg.methods)), cfg.seeds[0], out))
     system_prompt = base_cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
-    policies = {n: p for n, p in _policies(runs).items() if only is None or n in only}
+    policies = {n: p for n, p in _policies(runs, only).items() if only is None or n in only}
     (out / "eval").mkdir(parents=True, exist_ok=True)
     results = {}
     workers = int(cfg.train.get("reward_workers", 2))
