@@ -156,13 +156,15 @@ def test_riskrl_reward_adapts_signature_and_columns():
 
 
 def test_loss_receives_the_estimators_advantages(tmp_path):
-    """Two generation batches of 16 (P=4 prompts x G=4), each split into 2 shuffled optimiser steps."""
+    """Two generation batches of 8 (P=2 prompts x G=4, one bundle), each split into 2 shuffled optimiser steps."""
     reward = RecordingReward()
-    trainer = make_trainer(tiny_config(tmp_path, steps_per_generation=2, max_steps=4), reward, RecordingTrainer)
+    args = tiny_config(tmp_path, per_device_train_batch_size=4, steps_per_generation=2, max_steps=4,
+                       max_completion_length=4)
+    trainer = make_trainer(args, reward, RecordingTrainer)
     trainer.train()
-    assert len(reward.calls) == 2 and all(len(keys) == 16 for keys, _ in reward.calls)
+    assert len(reward.calls) == 2 and all(len(keys) == 8 for keys, _ in reward.calls)
     expected, reference = expected_advantages(reward.calls, group_size=4)
-    assert len(trainer.seen) == 32 and {key for key, _ in trainer.seen} == set(expected)
+    assert len(trainer.seen) == 16 and {key for key, _ in trainer.seen} == set(expected)
     for key, advantage in trainer.seen:
         # Same float64 arithmetic on the same float32 rewards, one cast to float32 each: exact.
         assert advantage == expected[key]
@@ -178,7 +180,7 @@ def test_loss_receives_the_estimators_advantages(tmp_path):
 
 
 def test_checkpoint_saves_and_resume_restores_the_tracker(tmp_path):
-    args = tiny_config(tmp_path / "run", save_strategy="steps", save_steps=1)
+    args = tiny_config(tmp_path / "run", save_strategy="steps", save_steps=1, max_completion_length=4)
     first = make_trainer(args, RecordingReward())
     first.train()
     final_state = copy.deepcopy(first.estimator.state_dict())
