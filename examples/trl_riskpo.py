@@ -1,9 +1,12 @@
 """RiskPO through TRL: SmolLM2-135M-Instruct on easy arithmetic, 2 steps on CPU.
 
     pip install -e '.[llm,trl]'
-    python examples/trl_riskpo.py                      # ~1-2 min on 2 CPU cores
+    python examples/trl_riskpo.py                      # ~8 CPU-minutes (docs/trl.md)
     python examples/trl_riskpo.py --estimator rs_grpo --estimator_params '{"beta": 2.0}'
-    accelerate launch --num_processes 2 examples/trl_riskpo.py --prompts_per_step 10   # bundles span processes
+    accelerate launch --num_processes 2 examples/trl_riskpo.py --prompts_per_step 10   # 2 GPUs (not run here)
+
+With several processes the bundles span them; the 2-process CPU launch flags
+(gloo) are in tests/test_trl_distributed.py, which exercises exactly that.
 
 Same task, rewards and estimator as llm/configs/default.yaml (our own trainer),
 but generation, loss and optimisation are TRL's GRPOTrainer; only the

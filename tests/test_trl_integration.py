@@ -197,3 +197,5 @@ def test_checkpoint_saves_and_resume_restores_the_tracker(tmp_path):
     other = make_trainer(args, RecordingReward(), estimator="riskpo", estimator_params={**RISKPO, "omega": 1.0})
     with pytest.raises(ValueError, match="holds estimator"):
         other.load_estimator_state(tmp_path / "run" / "checkpoint-1")
+    with pytest.raises(ValueError, match=f"has no {ESTIMATOR_STATE_FILE}"):
+        other.load_estimator_state(tmp_path)  # e.g. a checkpoint written by plain GRPOTrainer
