@@ -230,7 +230,10 @@ def exact_bandit(rewards, init_probs, lr, steps, advantage):
 
 def test_bandit_exact_update_matches_hand_rolled_loop():
     at = start(view=2, bandit_steps=50)
-    assert not at.exception and not errors(at)
+    assert not at.exception
+    # pass@k estimators have no exact population form without a group size; the sandbox decides
+    # whether an exact bandit update supplies one. Either way nothing else may be reported.
+    assert all(m.startswith("passk_chen (k=4): ") and "exact" in m for m in errors(at)), errors(at)
     shown = table(at)
     rewards, init = [1.0, 0.8, 0.0], [0.05, 0.9, 0.05]
     beta = 2.0
