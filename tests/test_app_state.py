@@ -135,6 +135,18 @@ def test_url_sets_every_widget_and_follows_the_view():
     assert params["num_correct"] == "1" and params["bundle_acc"] == "0.2,0.8"
 
 
+def test_a_view_left_and_reopened_keeps_its_settings():
+    at = start({"view": "bandit"}, estimators=["grpo"])
+    at.select_slider(key="bandit_steps").set_value(20).run()
+    at.select_slider(key="bandit_lr").set_value(0.2).run()
+    at.radio(key="view").set_value("shapes").run()
+    at.radio(key="view").set_value("bandit").run()
+    assert not at.exception
+    assert at.select_slider(key="bandit_steps").value == 20 and at.select_slider(key="bandit_lr").value == 0.2
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert params["bandit_steps"] == "20" and params["bandit_lr"] == "0.2"
+
+
 def test_old_numeric_view_links_and_bad_values_are_explained():
     at = start({"view": "2", "alpha": "abc", "k": "99"}, bandit_steps=20, estimators=["grpo"])
     assert at.header[0].value.startswith("Bandit runs")
@@ -163,6 +175,13 @@ def test_changing_g_clamps_inspect_c_instead_of_resetting_it():
     at.slider(key="group_size").set_value(3).run()
     assert at.slider(key="num_correct").value == 3  # clamped to G
     assert "c = 3 of G = 3" in " ".join(m.value for m in at.markdown)
+    # The same when G shrinks while view 1 is not shown (its c is restored, then clamped).
+    at.slider(key="group_size").set_value(12).run()
+    at.slider(key="num_correct").set_value(10).run()
+    at.radio(key="view").set_value("theorems").run()
+    at.slider(key="group_size").set_value(6).run()
+    at.radio(key="view").set_value("shapes").run()
+    assert not at.exception and at.slider(key="num_correct").value == 6
 
 
 # --------------------------------------------------------------------------- "also" list
