@@ -351,6 +351,8 @@ def evaluate_in_subprocesses(args: argparse.Namespace, policies: list[str], jobs
 def copy_run_logs(runs: dict, out: Path) -> None:
     """metrics.jsonl and config.yaml of each run into out/runs/<name>/ (never checkpoints)."""
     for name, run in runs.items():
+        if not (run["dir"] / "metrics.jsonl").is_file():
+            continue
         target = out / "runs" / name
         target.mkdir(parents=True, exist_ok=True)
         for file in ("metrics.jsonl", "config.yaml"):
@@ -369,6 +371,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--doc", default=None,
                         help=f"markdown page to write (default {DEFAULT_DOC.relative_to(REPO)} without --quick; "
                              "'none' to skip)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and evaluate nothing: write the report from the runs and evaluations that exist "
+                             "(unfinished runs and missing evaluations are listed in it)")
     parser.add_argument("--eval-policy", default=None, help=argparse.SUPPRESS)  # internal: one policy, then exit
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -393,15 +398,24 @@ def main(argv=None) -> Path:
     started = time.perf_counter()
     timings = {}
 
-    train_all(cfg, runs, jobs=args.jobs)
-    timings["train_s"] = time.perf_counter() - started
+    steps = int(cfg.train.get("steps", 1))
+    if args.report_only:
+        evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
+        if not evaluations:
+            raise ValueError(f"--report-only: no evaluations under {out / 'eval'}")
+    else:
+        train_all(cfg, runs, jobs=args.jobs)
+        timings["train_s"] = time.perf_counter() - started
+        t0 = time.perf_counter()
+        if args.jobs > 1:
+            (out / "eval").mkdir(exist_ok=True)
+            evaluate_in_subprocesses(args, list(_policies(runs)), args.jobs)
+        evaluations = evaluate_all(cfg, runs, out)
+        timings["eval_s"] = time.perf_counter() - t0
     copy_run_logs(runs, out)
-    t0 = time.perf_counter()
-    if args.jobs > 1:
-        (out / "eval").mkdir(exist_ok=True)
-        evaluate_in_subprocesses(args, list(_policies(runs)), args.jobs)
-    evaluations = evaluate_all(cfg, runs, out)
-    timings["eval_s"] = time.perf_counter() - t0
+    unfinished = {n: _completed_steps(r["dir"]) for n, r in runs.items()
+                  if final_model_dir(r["dir"]) is None or _completed_steps(r["dir"]) < steps}
+    missing_evals = [n for n in ["base", *runs] if n not in evaluations]
     t0 = time.perf_counter()
     sim_curves, sim_passk = simulate(cfg.methods, cfg.simulator, cfg.eval.ks)
     sim_curves.to_csv(out / "simulator_curves.csv", index=False)
@@ -413,6 +427,8 @@ def main(argv=None) -> Path:
         "name": cfg.name, "quick": args.quick, "config": args.config,
         "command": "python -m llm.compare " + " ".join(sys.argv[1:] if argv is None else argv),
         "runs": {n: {k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for n, r in runs.items()},
+        "unfinished_runs": {n: f"{done} of {steps} steps" for n, done in unfinished.items()},
+        "missing_evaluations": missing_evals,
         "timings": timings, "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "device": "cpu" if not _cuda_available() else "cuda"},
