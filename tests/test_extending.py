@@ -72,9 +72,10 @@ def test_estimator_example_is_registered_and_computes_rloo():
     assert "rloo" not in list_estimators() and "leave_one_out" not in registry._ALIASES
 
 
-def test_claim_example_is_registered_and_its_check_holds():
+def test_claim_example_is_registered_and_its_check_holds(tmp_path):
     import sandbox.claims.registry as registry
     from sandbox import CLAIMS, get_claim, list_claims, run_all_claims
+    from sandbox.__main__ import run_claim
 
     with restored(registry._REGISTRY, registry.CLAIMS, registry.SIMULATION_CLAIMS):
         run_example("claim")
@@ -97,6 +98,10 @@ def test_claim_example_is_registered_and_its_check_holds():
         doubled = CLAIMS["rs_small_beta_mean"](seeds=50, beta=2 * beta)
         ratios = [d["max_abs_gap"] / row["max_abs_gap"] for d, row in zip(doubled["table"], out["table"])]
         assert ratios == pytest.approx([2.0] * 50, rel=1e-2)
+        # What `python -m sandbox rs_small_beta_mean --instances 20` does: JSON, CSV and the (table) figure.
+        assert run_claim("rs_small_beta_mean", None, str(tmp_path), instances=20)["holds"] is True
+        written = {p.name for p in tmp_path.glob("rs_small_beta_mean.*")}
+        assert {f"rs_small_beta_mean.{suffix}" for suffix in ("json", "csv", "html")} <= written  # .png too with kaleido
     assert "rs_small_beta_mean" not in CLAIMS and all(c.name != "rs_small_beta_mean" for c in list_claims())
 
 
@@ -105,20 +110,24 @@ def test_view_example_is_listed_and_renders_in_the_app():
 
     from app_lib import views
 
+    views.load_views()  # the built-in views register on first import: snapshot after it, or they would be lost
     with restored(views.VIEWS):
         run_example("view")
         listed = views.load_views()
         assert "passk_calculator" in [view.slug for view in listed]
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
         at.query_params["view"] = "passk_calculator"
-        at.session_state["k"] = 3  # the sidebar's k slider
-        at.session_state["calc_p"] = 0.5
+        at.query_params["k"] = "3"  # the sidebar's k slider, from the URL
+        at.query_params["calc_p"] = "0.5"  # the view's own slider, from the URL (it is created through app_lib.state)
         at.run()
         assert not at.exception, at.exception
         assert at.header[0].value.startswith("pass@k of a prompt")
         assert at.metric[0].label == "pass@3 = 1 − (1 − p)^k"
         assert at.metric[0].value == f"{1 - (1 - 0.5) ** 3:.4f}" == "0.8750"
-    assert "passk_calculator" not in views.VIEWS
+        assert at.slider(key="calc_p").value == 0.5
+        at.slider(key="calc_p").set_value(0.25).run()
+        assert at.metric[0].value == f"{1 - 0.75 ** 3:.4f}" and at.query_params["calc_p"] == "0.25"  # and in the URL
+    assert "passk_calculator" not in views.VIEWS and "shapes" in views.VIEWS
 
 
 def test_reward_example_is_resolved_by_name_and_scored_in_a_worker(tmp_path, monkeypatch):
