@@ -94,7 +94,7 @@ def rs_bandit_figure(curves: pd.DataFrame, policy: pd.DataFrame, rewards: list[f
     for level, text in ((1.0, "paper: β ≥ 4 reach the optimum 1.0"), (0.6, "paper: β ∈ {0, 2} stay at the 0.6 mode")):
         fig.add_hline(y=level, line=dict(color="grey", dash="dash", width=1), row=1, col=1)
         fig.add_annotation(x=0.01, y=level, xref="x domain", yref="y", text=text, showarrow=False, yshift=9, xanchor="left",
-                           font=dict(size=11, color="dimgrey"))
+                           font=dict(size=11, color="dimgrey"), bgcolor="rgba(255,255,255,0.85)")
     fig.add_trace(go.Scatter(x=list(range(len(rewards))), y=rewards, mode="lines", line=dict(color="black", dash="dot"),
                              name="reward r(arm)"), row=1, col=2, secondary_y=True)
     fig.update_xaxes(title_text="update", row=1, col=1)

@@ -20,6 +20,7 @@ import streamlit as st
 
 _RENDERED = "_url_keys"  # session-state list of the keys rendered in the current run
 _PROBLEMS = "_url_problems"
+_KEEP = "_kept_"  # prefix of the copies that outlive a widget (values of views not shown)
 
 
 def begin_run() -> None:
@@ -74,9 +75,13 @@ def encode(value: Any) -> str:
 
 
 def _seed(key: str, default: Any, valid, item: Any = None) -> None:
-    """First sight of ``key`` in this session: take the URL's value if valid, else the default."""
+    """``key`` has no widget state (first sight in this session, or its view was left): take the
+    value it had when last shown, else the URL's value if valid, else the default."""
     st.session_state[_RENDERED].append(key)
     if key in st.session_state:
+        return
+    if _KEEP + key in st.session_state:  # Streamlit drops a widget's state when a run does not draw it
+        st.session_state[key] = st.session_state[_KEEP + key]
         return
     raw = st.query_params.get(key)
     value = default
@@ -120,6 +125,8 @@ def slider(where, label: str, lo, hi, default, step, *, key: str, **kwargs):
 def clamp_and_slider(where, label: str, lo, hi, default, step, *, key: str, **kwargs):
     """A slider whose range depends on other widgets: its value is clamped into the new range
     (on purpose and visibly: the slider shows the clamped value) instead of being reset."""
+    if key not in st.session_state and _KEEP + key in st.session_state:
+        st.session_state[key] = st.session_state[_KEEP + key]
     if key in st.session_state:
         st.session_state[key] = min(max(st.session_state[key], lo), hi)
     return slider(where, label, lo, hi, default, step, key=key, **kwargs)
@@ -164,7 +171,11 @@ def query_string(values: dict[str, Any] | None = None) -> str:
 
 
 def sync_url() -> None:
-    """Write every widget shown in this run into the URL (and drop the keys no longer shown)."""
-    wanted = {key: encode(value) for key, value in settings().items()}
+    """Write every widget shown in this run into the URL (and drop the keys no longer shown), and
+    keep a copy of each value so that a view left and reopened shows its settings again."""
+    shown = settings()
+    for key, value in shown.items():
+        st.session_state[_KEEP + key] = value
+    wanted = {key: encode(value) for key, value in shown.items()}
     if dict(st.query_params.to_dict()) != wanted:
         st.query_params.from_dict(wanted)

@@ -40,7 +40,10 @@ def read_settings(csv_bytes: bytes) -> dict:
         if not line.startswith("# "):
             break
         key, value = line[2:].split(": ", 1)
-        out[key] = json.loads(value) if key == "settings" else value
+        try:
+            out[key] = json.loads(value) if key not in ("tool", "exported_utc", "url_query") else value
+        except json.JSONDecodeError:
+            out[key] = value
     return out
 
 
@@ -55,10 +58,13 @@ def html_with_settings(fig, header: dict) -> bytes:
     return page.replace("</body>", block + "</body>", 1).encode()
 
 
-def downloads(stem: str, table: pd.DataFrame, fig=None) -> None:
+def downloads(stem: str, table: pd.DataFrame, fig=None, provenance: dict | None = None) -> None:
     """CSV and HTML buttons. Both files are built only when clicked (a rerun builds nothing) and
-    carry every widget value shown so far, plus the URL that redraws the figure."""
+    carry every widget value shown so far, the URL that redraws the figure, and ``provenance``
+    (e.g. the simulator settings and command of a precomputed preset)."""
     header = settings_header(state.settings())
+    if provenance:
+        header["provenance"] = provenance
     left, right, _ = st.columns([1, 1, 3])
     left.download_button("⬇ data (CSV)", lambda: csv_with_settings(table, header), file_name=f"{stem}.csv", mime="text/csv",
                          key=f"csv_{stem}", on_click="ignore", help=f"{stem}.csv, settings in its # header lines", width="stretch")

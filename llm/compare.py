@@ -47,6 +47,7 @@ class EvalSettings:
     max_new_tokens: int = 32
     prompts_per_call: int = 2
     bootstrap: int = 2000
+    entropy_samples: int = 8          # held-out entropy from the first m of the n samples per prompt (0 = all)
     accuracy_reward: str = "llm.answer_rewards:final_answer_reward"
 
     def validate(self) -> None:
@@ -58,6 +59,8 @@ class EvalSettings:
             raise ValueError(f"eval.ks={self.ks!r} must be integers in [1, eval.n={self.n}]")
         if sorted(self.ks) != list(self.ks):
             raise ValueError(f"eval.ks={self.ks!r} must be increasing")
+        if isinstance(self.entropy_samples, bool) or not isinstance(self.entropy_samples, int) or self.entropy_samples < 0:
+            raise ValueError(f"eval.entropy_samples={self.entropy_samples!r} must be an integer >= 0 (0 = all samples)")
         if not self.temperature > 0:
             raise ValueError(f"eval.temperature={self.temperature!r} must be > 0")
         if not 0 < self.top_p <= 1:
@@ -160,34 +163,82 @@ def _completed_steps(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def train_all(cfg: CompareConfig, work_dir: Path, log=print) -> dict[str, dict]:
-    """Run (or reuse) every (method, seed); returns run name -> {method, seed, dir, seconds}."""
-    runs = {}
+def plan_runs(cfg: CompareConfig, work_dir: Path) -> dict[str, dict]:
+    """run name -> {method, seed, dir}: every (seed, method) of the config, in order."""
+    return {cfg.run_name(method, seed): {"method": method, "seed": seed, "dir": work_dir / "runs" / cfg.run_name(method, seed),
+                                         "seconds": None, "reused": True}
+            for seed in cfg.seeds for method in cfg.methods}
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and is one of ours (a trainer or llm.compare)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:  # a recycled pid may belong to anything else
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"train.py" in command or b"llm.compare" in command else None
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def train_all(cfg: CompareConfig, runs: dict[str, dict], jobs: int = 1, log=print) -> dict[str, dict]:
+    """Train every planned run, ``jobs`` at a time, reusing finished ones.
+
+    A run whose ``<name>.pid`` names a live trainer (an earlier, interrupted
+    comparison, or one started by hand with the same config) is waited for, not
+    restarted; any other half-finished run restarts from scratch, since its curve
+    must come from one run.
+    """
     steps = int(cfg.train.get("steps", 1))
-    for seed in cfg.seeds:
-        for method in cfg.methods:
-            name = cfg.run_name(method, seed)
-            run_dir = work_dir / "runs" / name
-            runs[name] = {"method": method, "seed": seed, "dir": run_dir, "seconds": None, "reused": True}
-            if final_model_dir(run_dir) is not None and _completed_steps(run_dir) >= steps:
+
+    def finished(name: str) -> bool:
+        return final_model_dir(runs[name]["dir"]) is not None and _completed_steps(runs[name]["dir"]) >= steps
+
+    pending, running = list(runs), {}
+    while pending or running:
+        for name, (proc, handle, started) in list(running.items()):
+            code = proc.poll() if proc is not None else (None if _live_pid(runs[name]["dir"].parent / f"{name}.pid") else 0)
+            if code is None:
+                continue
+            del running[name]
+            if handle is not None:
+                handle.close()
+            if code != 0 or not finished(name):
+                tail = (runs[name]["dir"].parent / f"{name}.log").read_text()[-3000:]
+                raise RuntimeError(f"training {name} failed (exit {code}); log tail:\n{tail}")
+            runs[name].update(seconds=time.perf_counter() - started, reused=False)
+            log(f"[compare] {name} trained ({runs[name]['seconds']:.0f} s in this process)")
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            run_dir, pid_file = runs[name]["dir"], runs[name]["dir"].parent / f"{name}.pid"
+            if finished(name):
                 log(f"[compare] {name}: finished run found in {run_dir}, reused")
                 continue
+            if _live_pid(pid_file):
+                log(f"[compare] {name}: a trainer is already running it (pid {pid_file.read_text().strip()}), waiting")
+                running[name] = (None, None, time.perf_counter())
+                continue
             if run_dir.exists():
-                shutil.rmtree(run_dir)  # a half-finished run restarts from scratch: its curve must be one run
+                shutil.rmtree(run_dir)
             run_dir.mkdir(parents=True)
             config_path = run_dir.parent / f"{name}.yaml"
-            config_path.write_text(yaml.safe_dump(cfg.train_values(method, seed, run_dir), sort_keys=False))
+            config_path.write_text(yaml.safe_dump(cfg.train_values(runs[name]["method"], runs[name]["seed"], run_dir),
+                                                  sort_keys=False))
             command = [sys.executable, str(REPO / "llm" / "train.py"), "--config", str(config_path)]
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
             log(f"[compare] training {name}: {' '.join(command)}")
-            started = time.perf_counter()
-            with open(run_dir.parent / f"{name}.log", "w") as handle:
-                done = subprocess.run(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-            if done.returncode != 0:
-                tail = (run_dir.parent / f"{name}.log").read_text()[-3000:]
-                raise RuntimeError(f"training {name} failed (exit {done.returncode}); log tail:\n{tail}")
-            runs[name].update(seconds=time.perf_counter() - started, reused=False)
-            log(f"[compare] {name} trained in {runs[name]['seconds']:.0f} s")
+            handle = open(run_dir.parent / f"{name}.log", "w")
+            proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=handle, stderr=subprocess.STDOUT)
+            pid_file.write_text(str(proc.pid))
+            running[name] = (proc, handle, time.perf_counter())
+        if running:
+            time.sleep(2)
     return runs
 
 
@@ -198,8 +249,32 @@ def _training_questions(cfg: CompareConfig) -> set[str]:
     return {e.question for s in cfg.seeds for e in load_dataset_examples(cfg.train["dataset"], limit=limit, seed=s)}
 
 
-def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, log=print) -> dict[str, dict]:
-    """Sample the base model and every final policy on the held-out prompts; writes out/eval/<policy>.json."""
+def _policies(runs: dict, only: set[str] | None = None) -> dict[str, dict]:
+    policies = {"base": {"method": "base", "seed": None, "model_dir": None}}
+    for name, run in runs.items():
+        if only is not None and name not in only:
+            continue
+        model_dir = final_model_dir(run["dir"])
+        if model_dir is None:
+            raise RuntimeError(f"run {name}: no exported model under {run['dir'] / 'checkpoints'}")
+        policies[name] = {"method": run["method"], "seed": run["seed"], "model_dir": model_dir}
+    return policies
+
+
+def _reusable(done: Path, policy: dict, prompt_ids: list[str], settings: EvalSettings) -> dict | None:
+    """An earlier evaluation of the same policy on the same prompts with the same n, not older than the model."""
+    if not done.is_file() or (policy["model_dir"] and policy["model_dir"].stat().st_mtime > done.stat().st_mtime):
+        return None
+    record = json.loads(done.read_text())
+    same = record.get("prompt_ids") == prompt_ids and len(record["correct"][0]) == settings.n
+    return record if same and record.get("max_new_tokens", settings.max_new_tokens) == settings.max_new_tokens else None
+
+
+def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, only: set[str] | None = None, log=print) -> dict[str, dict]:
+    """Sample the base model and every final policy (or those in ``only``) on the held-out prompts.
+
+    Writes out/eval/<policy>.json; a matching earlier evaluation is reused.
+    """
     import torch
 
     from llm.compare_eval import heldout_examples, sample_policy
@@ -209,14 +284,10 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, log=print) -> dict[s
 
     settings = cfg.eval
     examples = heldout_examples(cfg.train["dataset"], settings.num_prompts, settings.seed, _training_questions(cfg))
+    prompt_ids = [e.id for e in examples]
     base_cfg = _train_config(cfg.train_values(next(iter(cfg.methods)), cfg.seeds[0], out))
     system_prompt = base_cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
-    policies = {"base": {"method": "base", "seed": None, "model_dir": None}}
-    for name, run in runs.items():
-        model_dir = final_model_dir(run["dir"])
-        if model_dir is None:
-            raise RuntimeError(f"run {name}: no exported model under {run['dir'] / 'checkpoints'}")
-        policies[name] = {"method": run["method"], "seed": run["seed"], "model_dir": model_dir}
+    policies = {n: p for n, p in _policies(runs, only).items() if only is None or n in only}
     (out / "eval").mkdir(parents=True, exist_ok=True)
     results = {}
     workers = int(cfg.train.get("reward_workers", 2))
@@ -224,12 +295,11 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, log=print) -> dict[s
         for name, policy in policies.items():
             started = time.perf_counter()
             done = out / "eval" / f"{name}.json"
-            if done.is_file() and not (policy["model_dir"] and policy["model_dir"].stat().st_mtime > done.stat().st_mtime):
-                record = json.loads(done.read_text())
-                if record["prompt_ids"] == [e.id for e in examples] and len(record["correct"][0]) == settings.n:
-                    results[name] = record  # same prompts, same n, policy not retrained since: reuse
-                    log(f"[compare] eval {name}: reused {done}")
-                    continue
+            record = _reusable(done, policy, prompt_ids, settings)
+            if record is not None:
+                results[name] = record
+                log(f"[compare] eval {name}: reused {done}")
+                continue
             if policy["model_dir"] is None:
                 from llm.train import load_policy  # the exact base model the trainer starts from (tiny-random too)
 
@@ -240,22 +310,49 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, log=print) -> dict[s
                 model, tokenizer, examples, n=settings.n, max_new_tokens=settings.max_new_tokens,
                 temperature=settings.temperature, top_p=settings.top_p, system_prompt=system_prompt,
                 reward_pipeline=rewards, accuracy_reward=settings.accuracy_reward, seed=settings.seed,
-                prompts_per_call=settings.prompts_per_call, label=f"eval {name}")
+                prompts_per_call=settings.prompts_per_call, entropy_samples=settings.entropy_samples,
+                label=f"eval {name}")
             del model
-            record = {"policy": name, "method": policy["method"], "seed": policy["seed"],
-                      "prompt_ids": [e.id for e in examples], "correct": sampled["correct"].astype(int).tolist(),
+            record = {"policy": name, "method": policy["method"], "seed": policy["seed"], "prompt_ids": prompt_ids,
+                      "max_new_tokens": settings.max_new_tokens, "correct": sampled["correct"].astype(int).tolist(),
                       "entropy": sampled["entropy"].tolist(), "completion_length": sampled["completion_length"],
                       "samples": sampled["samples"], "seconds": time.perf_counter() - started}
-            (out / "eval" / f"{name}.json").write_text(json.dumps(record))
+            done.write_text(json.dumps(record))
             results[name] = record
             log(f"[compare] eval {name}: accuracy {sampled['correct'].mean():.3f}, "
                 f"entropy {sampled['entropy'].mean():.3f}, {record['seconds']:.0f} s")
     return results
 
 
+def evaluate_in_subprocesses(args: argparse.Namespace, policies: list[str], jobs: int, log=print) -> None:
+    """``--eval-policy NAME`` subprocesses, ``jobs`` at a time (each loads one model: memory ~ jobs x model)."""
+    base = [sys.executable, "-m", "llm.compare", "--config", args.config, "--out", args.out, "--work-dir",
+            str(args.work_dir)] + (["--quick"] if args.quick else [])
+    pending, running = list(policies), {}
+    while pending or running:
+        for name, proc in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode != 0:
+                raise RuntimeError(f"evaluating {name} failed (exit {proc.returncode}); see {args.work_dir}/eval-logs/{name}.log")
+        while pending and len(running) < jobs:
+            name = pending.pop(0)
+            log(f"[compare] evaluating {name} in a subprocess")
+            logs = Path(args.work_dir) / "eval-logs"  # progress bars: not results, kept out of the results folder
+            logs.mkdir(parents=True, exist_ok=True)
+            with open(logs / f"{name}.log", "w") as handle:
+                running[name] = subprocess.Popen(base + ["--eval-policy", name], cwd=REPO, env=_env(), stdout=handle,
+                                                 stderr=subprocess.STDOUT)
+        if running:
+            time.sleep(2)
+
+
 def copy_run_logs(runs: dict, out: Path) -> None:
     """metrics.jsonl and config.yaml of each run into out/runs/<name>/ (never checkpoints)."""
     for name, run in runs.items():
+        if not (run["dir"] / "metrics.jsonl").is_file():
+            continue
         target = out / "runs" / name
         target.mkdir(parents=True, exist_ok=True)
         for file in ("metrics.jsonl", "config.yaml"):
@@ -269,10 +366,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="results folder (CSV/JSON/PNG and report.md; no weights)")
     parser.add_argument("--work-dir", default=None, help="training runs and checkpoints (default runs/compare/<name>)")
     parser.add_argument("--quick", action="store_true", help="CI setting: tiny random model, 2 steps per method")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="training runs / policy evaluations at once (each holds a model: mind the memory)")
     parser.add_argument("--doc", default=None,
                         help=f"markdown page to write (default {DEFAULT_DOC.relative_to(REPO)} without --quick; "
                              "'none' to skip)")
-    return parser.parse_args(argv)
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and evaluate nothing: write the report from the runs and evaluations that exist "
+                             "(unfinished runs and missing evaluations are listed in it)")
+    parser.add_argument("--eval-policy", default=None, help=argparse.SUPPRESS)  # internal: one policy, then exit
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs} must be >= 1")
+    return args
 
 
 def main(argv=None) -> Path:
@@ -282,18 +388,34 @@ def main(argv=None) -> Path:
     args = parse_args(argv)
     cfg = load_config(args.config, quick=args.quick)
     out = Path(args.out)
-    work_dir = Path(args.work_dir) if args.work_dir else REPO / "runs" / "compare" / cfg.name
+    args.work_dir = Path(args.work_dir) if args.work_dir else REPO / "runs" / "compare" / cfg.name
     doc = None if (args.doc or "").lower() == "none" else Path(args.doc) if args.doc else (None if args.quick else DEFAULT_DOC)
     out.mkdir(parents=True, exist_ok=True)
+    runs = plan_runs(cfg, args.work_dir)
+    if args.eval_policy:
+        evaluate_all(cfg, runs, out, only={args.eval_policy})
+        return out
     started = time.perf_counter()
     timings = {}
 
-    runs = train_all(cfg, work_dir)
-    timings["train_s"] = time.perf_counter() - started
+    steps = int(cfg.train.get("steps", 1))
+    if args.report_only:
+        evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
+        if not evaluations:
+            raise ValueError(f"--report-only: no evaluations under {out / 'eval'}")
+    else:
+        train_all(cfg, runs, jobs=args.jobs)
+        timings["train_s"] = time.perf_counter() - started
+        t0 = time.perf_counter()
+        if args.jobs > 1:
+            (out / "eval").mkdir(exist_ok=True)
+            evaluate_in_subprocesses(args, list(_policies(runs)), args.jobs)
+        evaluations = evaluate_all(cfg, runs, out)
+        timings["eval_s"] = time.perf_counter() - t0
     copy_run_logs(runs, out)
-    t0 = time.perf_counter()
-    evaluations = evaluate_all(cfg, runs, out)
-    timings["eval_s"] = time.perf_counter() - t0
+    unfinished = {n: _completed_steps(r["dir"]) for n, r in runs.items()
+                  if final_model_dir(r["dir"]) is None or _completed_steps(r["dir"]) < steps}
+    missing_evals = [n for n in ["base", *runs] if n not in evaluations]
     t0 = time.perf_counter()
     sim_curves, sim_passk = simulate(cfg.methods, cfg.simulator, cfg.eval.ks)
     sim_curves.to_csv(out / "simulator_curves.csv", index=False)
@@ -305,6 +427,8 @@ def main(argv=None) -> Path:
         "name": cfg.name, "quick": args.quick, "config": args.config,
         "command": "python -m llm.compare " + " ".join(sys.argv[1:] if argv is None else argv),
         "runs": {n: {k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for n, r in runs.items()},
+        "unfinished_runs": {n: f"{done} of {steps} steps" for n, done in unfinished.items()},
+        "missing_evaluations": missing_evals,
         "timings": timings, "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "device": "cpu" if not _cuda_available() else "cuda"},

@@ -57,13 +57,13 @@ def heldout_examples(spec: str, count: int, seed: int, exclude_questions: set[st
 
 
 @torch.no_grad()
-def _token_entropy(model, rollout, temperature: float, rows_per_forward: int) -> torch.Tensor:
-    """Mean token entropy per completion row, (N,): H(softmax(logits / T)) over the completion's own tokens."""
+def _token_entropy(model, rollout, rows: torch.Tensor, temperature: float, rows_per_forward: int) -> torch.Tensor:
+    """Mean token entropy of the given completion rows: H(softmax(logits / T)) over each completion's own tokens."""
     out = []
-    for start in range(0, rollout.completion_ids.shape[0], rows_per_forward):
-        rows = slice(start, start + rows_per_forward)
-        prompt_mask, completion_mask = rollout.prompt_mask[rows], rollout.completion_mask[rows]
-        input_ids = torch.cat([rollout.prompt_ids[rows], rollout.completion_ids[rows]], dim=1)
+    for start in range(0, len(rows), rows_per_forward):
+        rows_now = rows[start:start + rows_per_forward]
+        prompt_mask, completion_mask = rollout.prompt_mask[rows_now], rollout.completion_mask[rows_now]
+        input_ids = torch.cat([rollout.prompt_ids[rows_now], rollout.completion_ids[rows_now]], dim=1)
         attention = torch.cat([prompt_mask, completion_mask], dim=1)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left-padded prompts, as generate numbers them
         width = completion_mask.shape[1]
@@ -77,8 +77,13 @@ def _token_entropy(model, rollout, temperature: float, rows_per_forward: int) ->
 
 def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, temperature: float, top_p: float,
                   system_prompt: str, reward_pipeline, accuracy_reward: str, seed: int, prompts_per_call: int,
-                  label: str = "eval") -> dict:
-    """Sample n completions per example; returns correct (E, n), entropy (E,), mean length, and a few samples."""
+                  entropy_samples: int = 0, label: str = "eval") -> dict:
+    """Sample n completions per example; returns correct (E, n), entropy (E,), mean length, and a few samples.
+
+    Entropy needs one more forward pass over the samples; ``entropy_samples`` = m > 0
+    uses the first m of the n samples of each prompt (an unbiased estimate, as the
+    samples are i.i.d.), 0 uses all of them.
+    """
     from .data import format_prompt
     from .rollout import HFGenerateBackend
 
@@ -99,7 +104,9 @@ def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, te
         if not np.isin(scores, (0.0, 1.0)).all():
             raise ValueError(f"accuracy reward {accuracy_reward!r} must score 0 or 1 for pass@k")
         correct[start:start + len(chunk)] = scores
-        row_entropy = _token_entropy(model, rollout, temperature, rows_per_forward=max(n, 8)).view(len(chunk), n)
+        m = n if entropy_samples <= 0 else min(entropy_samples, n)
+        rows = (torch.arange(len(chunk)).unsqueeze(1) * n + torch.arange(m)).reshape(-1)
+        row_entropy = _token_entropy(model, rollout, rows, temperature, rows_per_forward=32).view(len(chunk), m)
         entropy[start:start + len(chunk)] = row_entropy.mean(-1).numpy()
         lengths.append(rollout.completion_lengths.double().mean().item())
         if len(shown) < 3:

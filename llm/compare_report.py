@@ -184,8 +184,14 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
               f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, {train.get('max_new_tokens')} new tokens, "
               f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
               f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
-              f"Wall time: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
+              f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
               "(shared machine: not a benchmark)."]
+    if summary.get("unfinished_runs") or summary.get("missing_evaluations"):
+        lines += ["", "**Incomplete run.** Written with `--report-only` before everything finished. Unfinished "
+                  "training runs (curves shown up to their last logged step): "
+                  + (", ".join(f"`{n}` ({v})" for n, v in summary.get("unfinished_runs", {}).items()) or "none")
+                  + ". Policies not evaluated (absent from the tables and the reading): "
+                  + (", ".join(f"`{n}`" for n in summary.get("missing_evaluations", [])) or "none") + "."]
     if loaded.missing_metrics:
         lines += ["", "Not logged by the trainer in this run (shown as missing, not recomputed): "
                   + ", ".join(f"`{m}`" for m in loaded.missing_metrics) + "."]

@@ -178,6 +178,9 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "max_grad_norm", "clip_eps_high", "kl_coef"):
             check_nonnegative(name, getattr(self, name))
         check_probability("clip_eps_low", self.clip_eps_low, open_high=True)  # 1 - eps_low must stay > 0
+        if self.fsdp and self.rollout_backend == "vllm":
+            # The engine's weight sync reads module.state_dict(), which FSDP2 keeps sharded (DTensors).
+            raise ValueError("fsdp=true with rollout_backend='vllm' is not supported yet: use the hf backend or DDP")
         if not self.output_dir:
             raise ValueError("output_dir='' must be a directory path")
         for tracker in self.trackers():

@@ -72,11 +72,16 @@ def main(argv: list[str] | None = None) -> dict:
 def train(cfg: TrainConfig) -> TrainResult:
     run = setup(cfg)
     if run.start_step >= cfg.steps:  # e.g. `--resume latest` on a finished run: touch nothing
+        run.rewards.close()
         if run.accelerator.is_main_process:
             print(f"[riskrl] nothing to do: {run.resumed_from} is at step {run.start_step} and steps={cfg.steps}; "
                   f"pass a larger --steps to train further", file=sys.stderr)
         return TrainResult({}, None, run.estimator, run.accelerator.num_processes, run.resumed_from)
-    run.build()
+    try:
+        run.build()
+    except BaseException:
+        run.rewards.close()
+        raise
     acc, metrics, first, began, checkpoint = run.accelerator, {}, None, time.perf_counter(), None
     with run.rewards:
         progress = tqdm(range(run.start_step, cfg.steps), initial=run.start_step, total=cfg.steps, desc="train",
@@ -274,13 +279,14 @@ def setup(cfg: TrainConfig) -> Run:
     if not examples:
         raise ValueError(f"dataset={cfg.dataset!r} has no rows")
     run.sampler = PromptSampler(examples, batch_size=cfg.prompts_per_step, seed=cfg.seed)
-    # Unknown reward names / unimportable module:function fail here, before any model is loaded.
-    run.rewards = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
-                                 timeout_s=cfg.reward_timeout_s)
     run.resume_state, run.resumed_from, run.start_step = None, None, 0
     if cfg.resume:
         run.resumed_from, run.resume_state = load_checkpoint(cfg.resume, run.output_dir / "checkpoints")
         run.start_step = int(run.resume_state["step"])
+    # Unknown reward names / unimportable module:function fail here, before any model is loaded
+    # (last: the pipeline may start worker processes, which train() closes).
+    run.rewards = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
+                                 timeout_s=cfg.reward_timeout_s)
     return run
 
 

@@ -14,8 +14,8 @@ Each step, for every (estimator, seed) run: sample G responses per prompt,
 compute advantages with the registered estimator (bundles and quantile
 tracking included), then take a plain policy-gradient step
 θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) (``theory.updates.sampled_policy_gradient``)
-or ``ppo_epochs`` clipped-ratio steps (the response is the whole sequence, so its
-ratio is the sequence ratio), each a torch.optim SGD step. All runs are one
+or ``ppo_epochs`` steps on the trainer's clipped surrogate (``theory.surrogate``; the response
+is the whole sequence, so its ratio is the sequence ratio), each a torch.optim SGD step. All runs are one
 tensor program: every estimator sees the same uniforms (common random numbers).
 
 Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy quantities
@@ -36,6 +36,7 @@ from theory import risk_measures as rm
 from theory.bundles import bundle_score_law
 from theory.claims import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
+from theory.surrogate import aggregate, clipped_surrogate
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
 from theory._checks import check_finite_number, check_int, check_positive, check_probability
@@ -258,21 +259,35 @@ def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Te
     """Update ``logits`` (..., M) in place from G sampled responses (..., G) and their advantages.
 
     Plain: one SGD step along (1/G) Σ_i A_i (e_{y_i} − π), the exact gradient of the per-prompt
-    surrogate. Clipped: ``ppo_epochs`` SGD steps along the gradient of the clipped surrogate with
-    the ratio π_θ(y)/π_old(y) (π_old = the sampling policy).
+    surrogate. Clipped: ``ppo_epochs`` SGD steps down ``clipped_loss`` (the trainer's clipped
+    surrogate) with the ratio π_θ(y)/π_old(y), π_old the sampling policy.
     """
     if config.clip_eps is None:
         ascent_step(optimizer, logits, sampled_policy_gradient(torch.softmax(logits, -1), responses, adv))
         return
     old = torch.gather(torch.log_softmax(logits, -1), -1, responses)
-    eps = float(config.clip_eps)
-    g = responses.shape[-1]
     for _ in range(config.ppo_epochs):
         theta = logits.detach().requires_grad_(True)
-        ratio = torch.exp(torch.gather(torch.log_softmax(theta, -1), -1, responses) - old)
-        surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
-        (grad,) = torch.autograd.grad(surrogate.sum() / g, theta)
-        ascent_step(optimizer, logits, grad)
+        (grad,) = torch.autograd.grad(clipped_loss(config, theta, responses, old, adv), theta)
+        ascent_step(optimizer, logits, -grad)  # descent on the loss = ascent on the clipped objective
+
+
+def clipped_loss(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, old_logprobs: torch.Tensor,
+                 adv: torch.Tensor) -> torch.Tensor:
+    """The trainer's clipped surrogate loss (``theory.surrogate``, as ``llm/loss.py`` calls it) on the tabular policy.
+
+    Each sampled response is a one-token sequence, so token and sequence ratios coincide:
+    rows (..., G) flatten to (N, 1) with a full mask, and "seq-mean-token-sum" with
+    ``num_sequences=G`` gives L = −(1/G) Σ_runs,prompts Σ_i min(w_i A_i, clip(w_i, 1 ± ε) A_i),
+    the per-prompt mean over the group summed over prompts and runs (every prompt's logits get
+    the gradient of its own group's surrogate).
+    """
+    logprobs = torch.gather(torch.log_softmax(logits, -1), -1, responses).reshape(-1, 1)
+    mask = torch.ones_like(logprobs)
+    eps = float(config.clip_eps)
+    out = clipped_surrogate(logprobs, old_logprobs.reshape(-1, 1), adv.reshape(-1), mask, clip_eps_low=eps,
+                            clip_eps_high=eps, importance_ratio="sequence")
+    return aggregate(out.per_token_loss, mask, "seq-mean-token-sum", num_sequences=responses.shape[-1])
 
 
 def _step_metrics(config, step, probs, logits, responses, sampled, adv, quantiles, rewards, level_index, worst,

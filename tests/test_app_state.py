@@ -90,10 +90,11 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
 
     with pytest.raises(ValueError, match=r"1\.00000000001"):
         get_estimator("passk_chen", k=2)(torch.tensor([[0.1, 1 + 1.1e-11, 0.5, 0.2]], dtype=torch.float64))
+    at = start({"view": "bandit"}, estimators=["passk_chen", "grpo"], bandit_preset="100-arm (RS-GRPO §3)", bandit_update="sampled",
+               bandit_steps=20, bandit_seeds=1, bandit_lr=0.1)
     for noise in ("none", "bernoulli"):
-        at = start({"view": "bandit"}, estimators=["passk_chen", "grpo"], bandit_preset="100-arm (RS-GRPO §3)", bandit_update="sampled",
-                   bandit_steps=20, bandit_seeds=1, bandit_noise=noise, bandit_lr=0.1)
-        assert not errors(at), errors(at)
+        at.selectbox(key="bandit_noise").set_value(noise).run()
+        assert not at.exception and not errors(at), errors(at)
         assert len(at.dataframe[0].value) == 2
 
 
@@ -110,6 +111,10 @@ def test_switching_the_bandit_problem_applies_its_defaults():
     assert at.radio(key="bandit_update").value == "sampled"
     assert at.select_slider(key="bandit_lr").value == 0.1  # the RS-GRPO paper's η
     assert at.slider(key="bandit_batch").value == 16
+    # Also-list: the problem names fit their box (they were cut off at ~30 characters in a quarter-width column).
+    from app_lib.view_bandit import BANDIT_PRESETS
+
+    assert max(len(label) for label in BANDIT_PRESETS) <= 22
 
 
 # --------------------------------------------------------------------------- bug 4: the URL
@@ -128,6 +133,18 @@ def test_url_sets_every_widget_and_follows_the_view():
     assert params["alpha"] == "0.3" and params["estimators"] == "grpo,riskpo"
     assert "thm2_instances" not in params  # only the widgets on the page
     assert params["num_correct"] == "1" and params["bundle_acc"] == "0.2,0.8"
+
+
+def test_a_view_left_and_reopened_keeps_its_settings():
+    at = start({"view": "bandit"}, estimators=["grpo"])
+    at.select_slider(key="bandit_steps").set_value(20).run()
+    at.select_slider(key="bandit_lr").set_value(0.2).run()
+    at.radio(key="view").set_value("shapes").run()
+    at.radio(key="view").set_value("bandit").run()
+    assert not at.exception
+    assert at.select_slider(key="bandit_steps").value == 20 and at.select_slider(key="bandit_lr").value == 0.2
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert params["bandit_steps"] == "20" and params["bandit_lr"] == "0.2"
 
 
 def test_old_numeric_view_links_and_bad_values_are_explained():
@@ -158,6 +175,13 @@ def test_changing_g_clamps_inspect_c_instead_of_resetting_it():
     at.slider(key="group_size").set_value(3).run()
     assert at.slider(key="num_correct").value == 3  # clamped to G
     assert "c = 3 of G = 3" in " ".join(m.value for m in at.markdown)
+    # The same when G shrinks while view 1 is not shown (its c is restored, then clamped).
+    at.slider(key="group_size").set_value(12).run()
+    at.slider(key="num_correct").set_value(10).run()
+    at.radio(key="view").set_value("theorems").run()
+    at.slider(key="group_size").set_value(6).run()
+    at.radio(key="view").set_value("shapes").run()
+    assert not at.exception and at.slider(key="num_correct").value == 6
 
 
 # --------------------------------------------------------------------------- "also" list
@@ -212,6 +236,8 @@ def test_exports_carry_the_settings_that_reproduce_them():
 
     assert pd.read_csv(io.BytesIO(csv), comment="#").equals(table)
     assert ui.read_settings(csv)["settings"] == {"view": "shapes", "alpha": 0.3, "estimators": ["grpo"], "bundle_acc": [0.2, 0.8]}
+    with_provenance = dict(header, provenance={"command": "python -m app_lib.presets_build --only passk", "seeds": 6})
+    assert ui.read_settings(ui.csv_with_settings(table, with_provenance))["provenance"]["seeds"] == 6
     fig = advantage_shape_figure(pd.DataFrame({"estimator": ["grpo"] * 2, "c": [0, 1], "p_hat": [0, 1], "adv_correct": [math.nan, 0],
                                                "adv_incorrect": [0, math.nan], "sum_abs_adv": [0, 0]}))
     page = ui.html_with_settings(fig, header).decode()

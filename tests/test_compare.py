@@ -235,3 +235,26 @@ def test_heldout_prompts_exclude_every_training_question():
     assert questions == [q for q in dict.fromkeys(pool) if q not in training][:20]
     with pytest.raises(ValueError, match="eval.num_prompts=1000"):
         heldout_examples(spec, 1000, 1000, training)
+
+
+def test_report_only_lists_unfinished_runs_and_missing_evaluations(tmp_path):
+    from llm.compare import main
+
+    out, work = tmp_path / "results", tmp_path / "work"
+    evaluations = synthetic_results(tmp_path / "made")
+    (out / "eval").mkdir(parents=True)
+    for name in ("base", "grpo-s0"):  # riskpo and rs_grpo were never evaluated
+        (out / "eval" / f"{name}.json").write_text(json.dumps(evaluations[name]))
+    for method in ("grpo", "riskpo"):  # logged steps, but no final checkpoint: unfinished
+        run = work / "runs" / f"{method}-s0"
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "reward_mean": 0.5, "entropy": 1.0}) + "\n")
+    main(["--quick", "--report-only", "--out", str(out), "--work-dir", str(work), "--doc", "none"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unfinished_runs"] == {"grpo-s0": "1 of 2 steps", "riskpo-s0": "1 of 2 steps",
+                                          "rs_grpo-s0": "0 of 2 steps"}
+    assert summary["missing_evaluations"] == ["riskpo-s0", "rs_grpo-s0"]
+    assert set(pd.read_csv(out / "passk.csv")["policy"]) == {"base", "grpo-s0"}
+    assert pd.read_csv(out / "claims.csv")["claim"].tolist() == ["GRPO training changed pass@1"]
+    report = (out / "report.md").read_text()
+    assert "Incomplete run" in report and "`rs_grpo-s0` (0 of 2 steps)" in report

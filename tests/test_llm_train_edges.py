@@ -162,3 +162,27 @@ def test_gradient_checkpointing_gives_the_same_update():
     for name in w_plain:
         torch.testing.assert_close(w_ckpt[name], w_plain[name], rtol=0, atol=1e-6)
     assert any(not torch.equal(w_plain[n], v) for n, v in _setup()[2].state_dict().items())  # the update moved weights
+
+
+def test_fsdp_needs_several_processes_and_says_so_before_loading(tmp_path, monkeypatch):
+    import llm.train as train_mod
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("model was loaded before the bad input was reported")
+
+    monkeypatch.setattr(train_mod, "load_policy", forbidden)
+    with pytest.raises(ValueError, match="fsdp=true shards over several processes"):
+        main(tiny_args(tmp_path / "run", fsdp="true"))
+    with pytest.raises(ValueError, match="fsdp=true with rollout_backend='vllm'"):
+        main(tiny_args(tmp_path / "run", fsdp="true", rollout_backend="vllm"))
+    with pytest.raises(ValueError, match="tis_cap=0.5"):
+        main(tiny_args(tmp_path / "run", tis_cap=0.5))
+
+
+def test_shard_model_refuses_a_model_without_decoder_layers():
+    from llm.sharding import is_sharded, shard_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    assert not is_sharded(model)
+    with pytest.raises(ValueError, match="no decoder layers"):
+        shard_model(model)

@@ -129,3 +129,18 @@ def test_every_learning_rate_criterion_matches_tiny_and_huge_steps():
     sampled = L.lemma3_threshold(betas, changes[..., :-1], lr_axis=True)
     both = ~torch.isnan(exact) & ~torch.isnan(sampled)
     assert bool((exact[both] >= sampled[both]).all())
+
+
+def test_shrinking_gaps_make_the_improvement_shrink_at_every_learning_rate():
+    """Beyond the gaps threshold (and β₀ for every η), π'_β(a*) − π(a*) is non-increasing in β for η from 1e-4 to 1e6."""
+    gen = torch.Generator().manual_seed(6)
+    rewards, logits = torch.rand(30, 5, generator=gen, dtype=D), 2.5 * torch.randn(30, 5, generator=gen, dtype=D)
+    betas = torch.tensor(np.logspace(-2, 4, 121), dtype=D) / L.value_gap(rewards)[:, None]
+    start = torch.maximum(L.gaps_shrink_threshold(betas, L.optimal_gradient_gaps(rewards, logits, betas)),
+                          L.lemma3_threshold(betas, L.raises_optimal_mass_for_every_lr(rewards, logits, betas)))
+    assert not bool(torch.isnan(start).any())
+    changes = L.optimal_mass_step_change(rewards, logits, betas, (1e-4, 1e-1, 1e2, 1e6))
+    beyond = betas >= start[:, None]  # (30, 121)
+    rises = torch.diff(changes, dim=1) > 1e-14  # (30, 120, 4)
+    assert not bool((rises & beyond[:, :-1, None]).any())
+    assert bool((changes[beyond] > 0).all())

@@ -112,11 +112,12 @@ class _PassKEstimator(AdvantageEstimator):
         check_k(self.k, rewards.shape[1], n_name="group size G")
 
     def population(self, rewards, probs, group_size=None):
-        """With ``group_size`` n: the exact E[A_1 | x_1 = a] of the sampled estimator. Without it: the
-        exact gradient advantage of the objective the estimator targets, max@k (pass@k on binary
-        rewards), ``population.population_max_at_k`` — what the bandit's exact mode (no groups) uses."""
+        """The exact E[A_1 | x_1 = a] of the sampled estimator for groups of n = ``group_size``; there is
+        none without a group size (the gradient of the max@k objective itself is
+        ``population.population_max_at_k``, a different quantity)."""
         if group_size is None:
-            return pop.population_max_at_k(rewards, probs, self.k)
+            raise ValueError(f"{self.name} has no exact population form without group_size: "
+                             "its expected advantage depends on the group size n")
         return self._expected_sampled(rewards, probs, int(group_size))
 
     def _expected_sampled(self, rewards, probs, group_size):

@@ -40,6 +40,8 @@ __all__ = [
     "optimal_mass_derivative_curve",
     "value_gap",
     "raises_optimal_mass_for_every_lr",
+    "optimal_gradient_gaps",
+    "gaps_shrink_threshold",
     "lemma3_threshold",
     "lemma4_threshold",
 ]
@@ -145,6 +147,20 @@ def raises_optimal_mass_for_every_lr(rewards: Tensor, logits: Tensor, betas) -> 
     return lowest_optimal > highest_other
 
 
+def optimal_gradient_gaps(rewards: Tensor, logits: Tensor, betas) -> Tensor:
+    """g(a*) − g(a) for every arm and β, g = ∂J_β/∂θ, (..., n_β, K); 0 on the optimal arms (unique optimum assumed).
+
+    π'_β(a*) = 1 / (1 + Σ_{a≠a*} (π(a)/π(a*)) e^{−η (g(a*) − g(a))}), so if every gap shrinks as β grows,
+    π'_β(a*) shrinks too, for EVERY learning rate η > 0: a sufficient, η-free form of Lemma 4.
+    """
+    if rewards.shape != logits.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} and logits {tuple(logits.shape)} must have the same shape")
+    _, grads = _gradients_on_grid(rewards, logits, _check_grid("betas", betas, positive=False))
+    best = optimal_mask(rewards).unsqueeze(-2)
+    top = torch.where(best, grads, torch.full_like(grads, -torch.inf)).amax(-1, keepdim=True)
+    return torch.where(best, torch.zeros_like(grads), top - grads)
+
+
 def _first_of_trailing_run(ok: Tensor) -> Tensor:
     """Index of the first position of the maximal all-True suffix of ``ok`` (..., n); n if ok[..., -1] is False."""
     n = ok.shape[-1]
@@ -184,6 +200,18 @@ def lemma3_threshold(betas, changes: Tensor, lr_axis: bool = False) -> Tensor:
     if lr_axis:
         positive = positive.all(-1)
     return _grid_value(grid, _first_of_trailing_run(positive))
+
+
+def gaps_shrink_threshold(betas, gaps: Tensor, tol: float = 1e-14) -> Tensor:
+    """The smallest grid β from which every gap of ``optimal_gradient_gaps`` (..., n_β, K) is non-increasing
+    on every later grid interval (then the improvement shrinks with β at every learning rate). NaN if none."""
+    grid = _check_grid("betas", betas, positive=False)
+    if gaps.dim() < 2 or gaps.shape[-2] != grid.shape[-1]:
+        raise ValueError(f"gaps {tuple(gaps.shape)} must have {grid.shape[-1]} betas on dim -2")
+    steps = (torch.diff(gaps, dim=-2) <= tol).all(-1)
+    first = _first_of_trailing_run(steps)
+    start = _grid_value(grid, first)
+    return torch.where(first == steps.shape[-1], torch.full_like(start, float("nan")), start)
 
 
 def lemma4_threshold(betas, changes: Tensor, lr_axis: bool = False, tol: float = 1e-14) -> Tensor:

@@ -41,6 +41,8 @@ INSTANCE_FAMILY_TEXT = {
 }
 #: covariances are O(1) float64 sums of <= 16 terms: 1e-12 absorbs round-off and nothing else.
 TOL = 1e-12
+#: fewest instances meeting the hypotheses for a check to count (smaller --instances runs still mean something).
+MIN_CASES = 20
 
 
 def random_instances(g: torch.Generator, n: int, size: int, family: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,8 +149,8 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
                           gap[keep].tolist(), report["lower_monotone"][keep].tolist(), report["upper_monotone"][keep].tolist(),
                           report["lower_level"][keep].tolist(), report["upper_level"][keep].tolist()))
     fail_rate = totals["violated_failed"] / totals["violated"] if totals["violated"] else float("nan")
-    # A check that cannot be vacuous: enough instances must satisfy the literal assumption.
-    holds = totals["literal"] >= 100 and totals["literal_ordered"] == totals["literal"]
+    # Not vacuous: some instances must satisfy the literal assumption (557 at the default size, ~9%).
+    holds = totals["literal"] >= MIN_CASES and totals["literal_ordered"] == totals["literal"]
     measured = (f"{totals['literal_ordered']}/{totals['literal']} of {totals['instances']} generated instances satisfy the "
                 f"literal Assumption 1, and all of them obey the inequality; {totals['signs_only']} more satisfy only the "
                 f"weaker covariance-sign condition of the proof; the inequality fails on {totals['violated_failed']}/"
@@ -250,7 +252,7 @@ def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha
                            "cov_sf_g2": float(covs[g2][i])} for i in torch.nonzero(hypotheses).flatten()[:100].tolist())
     example = thm3_counterexample()
     printed = cases > 0 and printed_ok == cases
-    corrected = cases >= 100 and corrected_ok == cases
+    corrected = cases >= MIN_CASES and corrected_ok == cases
     measured = (f"{cases} (instance, pair) cases satisfy every hypothesis (literal Assumption 1); the printed "
                 f"Cov(SF,g₂) ≥ Cov(SF,g₁) holds on {printed_ok} (equality only) and fails on {strict}; the corrected "
                 f"Cov(SF,g₁) ≥ Cov(SF,g₂) holds on {corrected_ok}/{cases}. Counterexample: r=(0,0.1,…,0.7,0.8,1), "
