@@ -73,7 +73,8 @@ def claims(evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataF
         rows.append({"claim": text, "source": source, "quantity": label, "difference": f"{a} − {b}",
                      "estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2], "verdict": verdict,
                      "simulator_difference": sim})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["claim", "source", "quantity", "difference", "estimate", "ci_low", "ci_high",
+                                       "verdict", "simulator_difference"])
 
 
 def _sim_difference(curves: pd.DataFrame, a: str, b: str, column: str) -> float:
@@ -195,6 +196,10 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
     if loaded.missing_metrics:
         lines += ["", "Not logged by the trainer in this run (shown as missing, not recomputed): "
                   + ", ".join(f"`{m}`" for m in loaded.missing_metrics) + "."]
+    if loaded.passk.empty:
+        lines += ["", "No policy was evaluated on the held-out prompts in this run: no pass@k table, no reading."]
+        lines += ["", f"![per-step curves]({rel}/curves.png)"]
+        return "\n".join(lines) + "\n"
     table = loaded.passk.pivot_table(index="policy", columns="k", values="pass_at_k", sort=False)
     low = loaded.passk.pivot_table(index="policy", columns="k", values="ci_low", sort=False)
     high = loaded.passk.pivot_table(index="policy", columns="k", values="ci_high", sort=False)
@@ -255,7 +260,7 @@ def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | 
     run_dirs = sorted(p for p in (out / "runs").iterdir() if (p / "metrics.jsonl").is_file()) if (out / "runs").is_dir() else []
     curves, _ = curves_from_runs(run_dirs)
     curves.to_csv(out / "curves.csv", index=False)
-    num_prompts = len(next(iter(evaluations.values()))["correct"])
+    num_prompts = len(next(iter(evaluations.values()))["correct"]) if evaluations else 1
     indices = bootstrap_indices(num_prompts, bootstrap, seed=0)
     passk_rows, held_rows = [], []
     for name, record in evaluations.items():
@@ -266,8 +271,11 @@ def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | 
         held_rows.append({"policy": name, "method": record["method"], "seed": record["seed"],
                           "accuracy": float(correct.mean()), "entropy": float(mean), "entropy_ci_low": float(low),
                           "entropy_ci_high": float(high), "completion_length": record["completion_length"]})
-    pd.DataFrame(passk_rows).to_csv(out / "passk.csv", index=False)
-    pd.DataFrame(held_rows).to_csv(out / "heldout.csv", index=False)
+    passk_columns = ["policy", "method", "seed", "k", "pass_at_k", "ci_low", "ci_high"]
+    held_columns = ["policy", "method", "seed", "accuracy", "entropy", "entropy_ci_low", "entropy_ci_high",
+                    "completion_length"]
+    pd.DataFrame(passk_rows, columns=passk_columns).to_csv(out / "passk.csv", index=False)
+    pd.DataFrame(held_rows, columns=held_columns).to_csv(out / "heldout.csv", index=False)
     loaded = load_folder(out)
     claim_rows = claims(evaluations, list(ks), indices, loaded.simulator_passk, loaded.simulator_curves)
     claim_rows.to_csv(out / "claims.csv", index=False)
