@@ -8,24 +8,17 @@ __all__ = ["curves_figure", "table_figure", "claim_figure", "bandit_figure", "ta
 
 
 def curves_figure(metrics: pd.DataFrame, columns: list[str], title: str):
-    """One panel per column: mean over seeds vs step, one line per estimator (band = ±1 std)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """One panel per column: mean over seeds vs step, one line per estimator, band = ±1 std.
 
-    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=columns)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
-    stats = metrics.groupby(["estimator", "step"], sort=False)[columns].agg(["mean", "std"])
-    for i, name in enumerate(dict.fromkeys(metrics.estimator)):
-        colour = palette[i % len(palette)]
-        part = stats.loc[name]
-        for j, col in enumerate(columns):
-            fig.add_trace(
-                go.Scatter(x=part.index, y=part[(col, "mean")], name=name, legendgroup=name, showlegend=j == 0,
-                           line={"color": colour}),
-                row=1, col=j + 1,
-            )
-    fig.update_layout(title=title, height=420, width=max(520, 430 * len(columns)))
-    fig.update_xaxes(title_text="step")
+    Drawn by the explorer's band figure so the CLI's HTML and the app show the same picture
+    (one plot module for the job); imported lazily because app_lib itself imports the sandbox.
+    """
+    from app_lib.figures import band_figure
+
+    bounds = {c: (0.0, None) for c in columns if c == "entropy"}
+    bounds.update({c: (0.0, 1.0) for c in columns if c in ("expected_reward", "prob_best", "mean_reward")})
+    fig = band_figure(metrics, [(c, c) for c in columns], cols=len(columns), bounds=bounds)
+    fig.update_layout(title={"text": title}, width=max(520, 430 * len(columns)))
     return fig
 
 

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -331,3 +332,19 @@ def test_100_arm_rewards_lie_in_unit_interval_and_best_pays_exactly_one():
         res = run_bandit(BanditConfig.rs_grpo_paper(steps=3, reward_noise=noise), [("passk_chen", {"k": 4})], seeds=1,
                          progress=SILENT)
         assert res.metrics.expected_reward.notna().all()
+
+
+def test_curves_figure_draws_the_promised_std_band():
+    """sandbox.plots.curves_figure draws mean ± 1 std over seeds (computed here by hand)."""
+    from sandbox.plots import curves_figure
+
+    rows = []
+    for seed, values in enumerate(([0.2, 0.4], [0.6, 0.8])):
+        for step, value in enumerate(values):
+            rows.append({"estimator": "a", "seed": seed, "step": step, "entropy": value})
+    fig = curves_figure(pd.DataFrame(rows), ["entropy"], "title").to_dict()
+    band, line = fig["data"]
+    std = np.std([0.2, 0.6], ddof=1)  # pandas' std over the two seeds at step 0 (same at step 1)
+    assert list(line["y"]) == pytest.approx([0.4, 0.6])
+    assert list(band["y"]) == pytest.approx([0.4 + std, 0.6 + std, 0.6 - std, 0.4 - std])
+    assert fig["layout"]["title"]["text"] == "title"
