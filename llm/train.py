@@ -203,7 +203,8 @@ class Run:
         self.reference, self.unwrapped = reference, acc.unwrap_model(self.model)
         self.backend = build_backend(cfg.rollout_backend, self.tokenizer, self.model_path, max_new_tokens=cfg.max_new_tokens,
                                      temperature=cfg.temperature, top_p=cfg.top_p, max_prompt_tokens=cfg.max_prompt_tokens,
-                                     seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+                                     seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                     dtype=cfg.dtype)
         self.system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
         if resume is not None:
             if resume.get("optimizer") is not None:
