@@ -367,7 +367,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default=None, help="training runs and checkpoints (default runs/compare/<name>)")
     parser.add_argument("--quick", action="store_true", help="CI setting: tiny random model, 2 steps per method")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="training runs / policy evaluations at once (each holds a model: mind the memory)")
+                        help="training runs / policy evaluations at once (each holds a model; a SmolLM2 trainer peaks at ~7.5 GB)")
     parser.add_argument("--doc", default=None,
                         help=f"markdown page to write (default {DEFAULT_DOC.relative_to(REPO)} without --quick; "
                              "'none' to skip)")

@@ -242,10 +242,10 @@ def _reading(claim_rows: pd.DataFrame, loaded) -> str:
         parts.append(f"Detectable change from the base model: {'; '.join(moved)}.")
     curves = loaded.curves
     if not curves.empty and "entropy" in curves.columns:
-        first, last = curves["step"].min(), curves["step"].max()
-        table = curves.groupby(["method", "step"])["entropy"].mean().unstack()
-        parts.append("Training-time token entropy, step " + f"{first} -> {last}: " + ", ".join(
-            f"{m} {table.loc[m, first]:.3f} -> {table.loc[m, last]:.3f}" for m in table.index) + ".")
+        by_step = curves.groupby(["method", "step"])["entropy"].mean()
+        parts.append("Training-time token entropy, first -> last logged step: " + ", ".join(
+            f"{m} {s.iloc[0]:.3f} (step {s.index[0]}) -> {s.iloc[-1]:.3f} (step {s.index[-1]})"
+            for m, s in ((m, by_step.loc[m].dropna()) for m in by_step.index.get_level_values(0).unique()) if len(s)) + ".")
     return " ".join(parts)
 
 
