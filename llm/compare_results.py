@@ -123,7 +123,12 @@ def load_folder(folder: str | Path) -> Loaded:
     if not run_dirs and not is_compare:
         raise FileNotFoundError(f"{folder}: neither a comparison results folder (passk.csv) nor a folder of runs "
                                 "(*/metrics.jsonl)")
-    curves, skipped = curves_from_runs(run_dirs)
+    # A shipped results folder has no run directories (checkpoints stay out of the repo): its
+    # curves.csv, written by the command from those runs, stands in for them.
+    if run_dirs or not (folder / "curves.csv").is_file():
+        curves, skipped = curves_from_runs(run_dirs)
+    else:
+        curves, skipped = _csv(folder / "curves.csv"), 0
     summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
     return Loaded(name=summary.get("name", folder.name), kind="compare" if is_compare else "runs", curves=curves,
                   passk=_csv(folder / "passk.csv"), heldout=_csv(folder / "heldout.csv"),
