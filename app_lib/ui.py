@@ -98,3 +98,11 @@ def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None
     if erratum:
         text += f"  \n**Erratum.** {erratum}"
     st.info(text, icon=":material/menu_book:")
+
+
+def lemma_marks(marks: dict, at_zero: float, zero_label: str) -> None:
+    """Δπ(a*) at β = 0 and the Lemma 3/4 thresholds of ``runs.lemma_thresholds``, as three metrics."""
+    m1, m2, m3 = st.columns(3)
+    m1.metric(zero_label, f"{at_zero:.6g}")
+    m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
+    m3.metric("β₁ (Δπ(a*) never rises again from here on)", f"{marks['beta1']:.3g}")

@@ -18,7 +18,7 @@ from .figures import optimal_prob_change_figure
 from .figures_paper import bundle_sweep_figure, passk_figure, rs_bandit_figure, stats_band_figure
 from .passk_curve import passk_vs_k
 from .runs import lemma_thresholds, optimal_prob_change_curve
-from .ui import downloads, explain
+from .ui import downloads, explain, lemma_marks
 from .views import Context, register_view
 
 DATA = Path(__file__).resolve().parent / "data" / "presets"
@@ -145,10 +145,7 @@ def lemma2() -> None:
     curve = optimal_prob_change_curve(rewards, probs, betas)
     at_zero = float(optimal_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
     marks = lemma_thresholds(curve)
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Δπ(a*) at β = 0 (mean objective)", f"{at_zero:.6g}")
-    m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
-    m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
+    lemma_marks(marks, at_zero, "Δπ(a*) at β = 0 (mean objective)")
     fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
     st.plotly_chart(fig, key="fig_preset_lemma2")
     explain("RS-GRPO Lemma 2: if a sub-optimal action beats the average reward, some policies see the standard policy "

@@ -15,7 +15,7 @@ from .choices import Knobs
 from .figures import covariance_gap_figure, entropy_residual_figure, optimal_prob_change_figure
 from .figures_paper import thm2_scatter_figure
 from .runs import lemma_thresholds, optimal_prob_change_curve
-from .ui import downloads, explain
+from .ui import downloads, explain, lemma_marks
 from .views import Context, register_view
 
 #: Family names of the Theorem 2 instances, in words (sandbox.claims.riskpo_covariance.random_instances;
@@ -196,10 +196,7 @@ def rs_lemmas() -> None:
     curve = cached_prob_change_curve(rewards, probs, betas)
     at_zero = float(cached_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
     marks = lemma_thresholds(curve)
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Δπ(a*) at β = 0", f"{at_zero:.6g}")
-    m2.metric("β₀ (Δπ(a*) > 0 from here on)", f"{marks['beta0']:.3g}")
-    m3.metric("β₁ (largest Δπ(a*))", f"{marks['beta1']:.3g}")
+    lemma_marks(marks, at_zero, "Δπ(a*) at β = 0")
     fig = memo.get_or_build(("lemmas", rewards, probs), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}))
     st.plotly_chart(fig, key="fig_lemmas")
     words("rs_lemmas", parts=("rs_lemma2", "rs_lemma3", "rs_lemma4"))
