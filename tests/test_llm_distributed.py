@@ -9,15 +9,12 @@ the same scores. Each rank dumps a SHA-256 of its parameters and its tracker
 state; they must be bit-identical, and the parameters must have moved.
 """
 import json
-import os
-import shutil
-import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from two_process_launch import launch_two_cpu_processes
+
 
 DRIVER = textwrap.dedent("""
     import hashlib, json, os, sys
@@ -43,25 +40,15 @@ DRIVER = textwrap.dedent("""
 
 @pytest.mark.timeout(600)
 def test_two_ranks_stay_identical(tmp_path):
-    if shutil.which("accelerate") is None:
-        pytest.skip("accelerate CLI not on PATH")
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", TOKENIZERS_PARALLELISM="false")
-    cmd = [
-        "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", "--main_process_port", "29517",
-        str(driver), str(tmp_path),
+    proc = launch_two_cpu_processes(DRIVER, tmp_path, 29517, [
         "--model", "tiny-random", "--dataset", "fixture:gsm8k", "--reward_workers", "0",
         "--rewards", "[[test_llm_train_stubs:crc_reward, 1.0]]",
         "--estimator", "riskpo", "--estimator_params", "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
         "--prompts_per_step", "4", "--group_size", "4", "--max_new_tokens", "8", "--steps", "2",
         "--mini_batches", "2", "--lr", "1e-3", "--report_to", "none", "--save_model", "false",
         "--output_dir", str(run_dir),
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=570)
+    ], timeout=570)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["num_processes"] == ranks[1]["num_processes"] == 2, "not a 2-process run"

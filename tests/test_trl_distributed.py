@@ -9,11 +9,7 @@ independent estimator on it, and checks that every rank trained with exactly
 its slice and that both ranks end with bit-identical quantile trackers.
 """
 import json
-import os
-import shutil
-import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +20,8 @@ try:
 except ImportError as error:
     pytest.skip(str(error), allow_module_level=True)
 
-REPO = Path(__file__).resolve().parents[1]
+from two_process_launch import launch_two_cpu_processes
+
 
 DRIVER = textwrap.dedent("""
     import json, os, sys
@@ -54,19 +51,10 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_ranks_share_bundles_and_quantiles(tmp_path):
-    if shutil.which("accelerate") is None:
-        pytest.skip("accelerate CLI not on PATH")
     from theory import get_estimator
     from test_trl_integration import RISKPO
 
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", TOKENIZERS_PARALLELISM="false")
-    cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", "--main_process_port", "29531",
-           str(driver), str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=870)
+    proc = launch_two_cpu_processes(DRIVER, tmp_path, 29531, [], timeout=870)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2, "not a 2-process run"
