@@ -33,7 +33,7 @@ def run_together(runner, config, choices: Sequence[Choice], seeds: int, progress
     """{choice: (result or None, errors)} from one ``runner`` call over all choices.
 
     The simulators give every estimator its own random stream from the same seed, so a curve
-    is the same whether its estimator runs alone or with others (tests/test_app.py checks it
+    is the same whether its estimator runs alone or with others (tests/app/test_app.py checks it
     against single-estimator runs). If the batch raises (one invalid combination, say k > G),
     the choices run one by one so that the others still show and the bad one is explained.
     """

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular  # noqa: E402
-from sandbox._common import single_thread  # noqa: E402
+from sandbox.common import single_thread  # noqa: E402
 import torch  # noqa: E402
 
 from theory import get_estimator, list_estimators  # noqa: E402

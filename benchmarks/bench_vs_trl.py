@@ -7,7 +7,7 @@ Both trainers: SmolLM2-135M-Instruct (dense fp32 cache), the same chat-formatted
 prompts in the same order, G completions per prompt at temperature 1 / top-p 1
 / no top-k, GRPO advantages, token-level ratio, token-mean loss, one update per
 step (no PPO epochs, so π_old = π_θ.detach() in both), no KL/reference model,
-the same reward function (llm.answer_rewards.final_answer_reward, in-process),
+the same reward function (llm.rewards.builtin.final_answer_reward, in-process),
 AdamW at the same learning rate, float32 (TRL: bf16=False, use_cpu=True) and
 gradient checkpointing off (GRPOConfig turns it on by default).
 
@@ -45,7 +45,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from llm.answer_rewards import final_answer_reward  # noqa: E402
+from llm.rewards.builtin import final_answer_reward  # noqa: E402
 from llm.data import format_prompt, load_dataset_examples  # noqa: E402
 from llm.model import SMOLLM2, load_tokenizer, resolve_model_path  # noqa: E402
 
@@ -64,7 +64,7 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
     cfg = TrainConfig(
         model=SMOLLM2, dataset=str(examples_path), estimator="grpo", estimator_params={},
         prompts_per_step=args.prompts, group_size=args.group_size, max_new_tokens=args.max_new_tokens,
-        temperature=1.0, top_p=1.0, rewards=[["llm.answer_rewards:final_answer_reward", 1.0]], reward_workers=0,
+        temperature=1.0, top_p=1.0, rewards=[["llm.rewards.builtin:final_answer_reward", 1.0]], reward_workers=0,
         lr=args.lr, importance_ratio="token", loss_agg="token-mean", kl_coef=0.0, clip_eps_low=0.2, clip_eps_high=0.2,
         steps=args.steps, seed=args.seed, output_dir=str(out_dir), report_to="none", save_model=False,
         rollout_backend=backend, dtype="float32",

@@ -6,7 +6,7 @@
     accelerate launch --num_processes 2 examples/trl_riskpo.py --prompts_per_step 10   # 2 GPUs (not run here)
 
 With several processes the bundles span them; the 2-process CPU launch flags
-(gloo) are in tests/test_trl_distributed.py, which exercises exactly that.
+(gloo) are in tests/llm/test_trl_distributed.py, which exercises exactly that.
 
 Same task, rewards and estimator as llm/configs/default.yaml (our own trainer),
 but generation, loss and optimisation are TRL's GRPOTrainer; only the
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
     )
     trainer = RiskGRPOTrainer(
         model,
-        reward_funcs=[riskrl_reward("llm.answer_rewards:final_answer_reward", num_workers=args.reward_workers),
+        reward_funcs=[riskrl_reward("llm.rewards.builtin:final_answer_reward", num_workers=args.reward_workers),
                       riskrl_reward("format")],
         args=config,
         train_dataset=trl_dataset(examples),

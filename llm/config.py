@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from theory._checks import check_choice, check_finite_number, check_int, check_nonnegative, check_positive, check_probability
+from theory.checks import check_choice, check_finite_number, check_int, check_nonnegative, check_positive, check_probability
 
 __all__ = ["TrainConfig", "ROLLOUT_BACKENDS", "SCHEDULERS", "TRACKERS", "TINY_MODEL", "DTYPES", "build_parser"]
 
@@ -74,7 +74,7 @@ class TrainConfig:
                                "weighted by min(pi_train/pi_rollout, C) when the backend reports sampled log-probs; "
                                "0 = no correction", ROLL)
 
-    rewards: list = _key([["llm.answer_rewards:final_answer_reward", 1.0], ["format", 0.1]],
+    rewards: list = _key([["llm.rewards.builtin:final_answer_reward", 1.0], ["format", 0.1]],
                          "YAML list of [name_or_module:function, weight] pairs, summed", REWARD)
     reward_workers: int = _key(2, "worker processes for rewards with a deadline (0 = in-process)", REWARD)
     reward_timeout_s: float = _key(5.0, "per-item deadline of worker rewards; a late item scores 0 and counts as an error",

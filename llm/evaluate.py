@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from theory._checks import (check_choice, check_finite_number, check_int, check_k, check_positive,
+from theory.checks import (check_choice, check_finite_number, check_int, check_k, check_positive,
                             check_probability)
 from theory.passk import pass_at_k
 

@@ -28,7 +28,7 @@ __all__ = ["Rollout", "HFGenerateBackend", "VLLMBackend", "build_backend", "comp
            "vllm_sampling_kwargs", "VLLM_TESTED_VERSION"]
 
 # The weight-sync route (model runner's reload_weights) is internal to vLLM and moves
-# between versions; this is the version tests/test_vllm_rollout.py exercises.
+# between versions; this is the version tests/llm/test_vllm_rollout.py exercises.
 VLLM_TESTED_VERSION = "0.32.0"
 
 

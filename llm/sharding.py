@@ -5,7 +5,7 @@ Two ways a policy ends up sharded:
 * ``fsdp: true`` in the train config: the trainer applies torch's FSDP2
   ``fully_shard`` itself (each decoder layer, then the root), with any
   launcher. This is the path tested here, on CPU with gloo
-  (``tests/test_llm_fsdp.py``): accelerate only builds FSDP on accelerators,
+  (``tests/llm/test_llm_fsdp.py``): accelerate only builds FSDP on accelerators,
   never on CPU.
 * an accelerate FSDP config (``llm/accelerate_configs/fsdp.yaml``) on GPUs:
   ``accelerator.prepare`` wraps the model (FSDP1 or FSDP2). The same helpers

@@ -26,11 +26,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from theory._checks import check_finite_number, check_int, check_positive
+from theory.checks import check_finite_number, check_int, check_positive
 from theory.dynamics import softmax_entropy
 from theory.updates import ascent_optimizer, ascent_step, population_arm_advantage, sampled_policy_gradient, softmax_policy_gradient
 
-from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
+from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
 __all__ = ["BanditConfig", "BanditResult", "run_bandit", "rs_grpo_beta_sweep", "rs_grpo_paper_rewards",
            "rs_grpo_paper_init_logits"]

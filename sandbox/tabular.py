@@ -34,14 +34,14 @@ from tqdm.auto import tqdm
 
 from theory import risk_measures as rm
 from theory.bundles import bundle_score_law
-from theory.claims import exact_pass_at_k
+from theory.assumptions import exact_pass_at_k
 from theory.dynamics import covariance, softmax_entropy
 from theory.surrogate import aggregate, clipped_surrogate
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 
-from theory._checks import check_finite_number, check_int, check_positive, check_probability
+from theory.checks import check_finite_number, check_int, check_positive, check_probability
 
-from ._common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
+from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
 __all__ = ["TabularConfig", "TabularResult", "run_tabular", "make_problem", "METRIC_COLUMNS"]
 

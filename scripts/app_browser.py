@@ -1,7 +1,7 @@
 """Launch ``streamlit run app.py`` on a free local port and screenshot it with headless Chromium.
 
 A docs/test tool, not part of the app: used by the browser end-to-end test
-(tests/test_app_browser.py), the render benchmark (benchmarks/bench_app.py) and to
+(tests/app/test_app_browser.py), the render benchmark (benchmarks/bench_app.py) and to
 refresh ``docs/screenshot.png``:
 
     python scripts/app_browser.py docs/screenshot.png [--view shapes] [--min-plots 2]

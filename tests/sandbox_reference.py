@@ -2,7 +2,7 @@
 
 One multinomial call and one random generator per estimator, one estimator call per
 estimator (per seed where stateful), an inline Adam, and the risk metrics computed
-estimator by estimator. tests/test_sandbox_vectorised.py checks that the vectorised
+estimator by estimator. tests/sandbox/test_sandbox_vectorised.py checks that the vectorised
 simulators (shared uniforms, inverse-CDF sampling, batched RS-GRPO, torch.optim)
 reproduce these trajectories.
 """
@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sandbox._common import build_estimator, estimator_label, is_stateful, normalise_specs
+from sandbox.common import build_estimator, estimator_label, is_stateful, normalise_specs
 from sandbox.bandit import BanditConfig, _metrics_frame
 from sandbox.tabular import METRIC_COLUMNS, TabularConfig, make_problem
 from theory import risk_measures as rm
 from theory.bundles import bundle_score_law
-from theory.claims import exact_pass_at_k
+from theory.assumptions import exact_pass_at_k
 from theory.dynamics import covariance, natural_gradient_step, softmax_entropy, softmax_policy_gradient
 from theory.estimators import AdvantageEstimator
 

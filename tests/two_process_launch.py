@@ -20,7 +20,7 @@ def launch_two_cpu_processes(driver_source: str, tmp_path: Path, port: int, args
         pytest.skip("accelerate CLI not on PATH")
     driver = tmp_path / "driver.py"
     driver.write_text(driver_source)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), str(REPO / "tests" / "llm"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", TOKENIZERS_PARALLELISM="false")
     cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", "--main_process_port", str(port),

@@ -4,7 +4,7 @@ Everything is a small pure torch function (tensors in, tensors out) except the
 stateful ``QuantileTracker`` and the estimator objects of the registry.
 """
 from . import advantages, bundles, dynamics, passk, population, quantiles, risk_measures
-from . import claims, rs_lemmas
+from . import assumptions, rs_lemmas
 from .estimators import (
     AdvantageEstimator,
     AdvantageOutput,
@@ -18,7 +18,7 @@ from .quantiles import QuantileTracker
 
 __all__ = [
     "advantages",
-    "claims",
+    "assumptions",
     "rs_lemmas",
     "estimator_parameter_roles",
     "register_estimator",

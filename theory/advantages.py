@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._checks import check_finite, check_group_size, check_levels, check_nonnegative
+from .checks import check_finite, check_group_size, check_levels, check_nonnegative
 
 Tensor = torch.Tensor
 

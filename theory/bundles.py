@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_rank
+from .checks import check_finite, check_rank
 
 Tensor = torch.Tensor
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite
+from .checks import check_finite
 
 Tensor = torch.Tensor
 

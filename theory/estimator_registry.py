@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from ._checks import check_finite, check_group_size, check_nonempty_batch, check_rank
+from .checks import check_finite, check_group_size, check_nonempty_batch, check_rank
 
 Tensor = torch.Tensor
 
@@ -137,7 +137,7 @@ def estimator_parameter_roles(name: str) -> dict[str, str]:
     params = estimator_parameters(key)
     roles = _ROLES[key]
     missing = set(params) - set(roles)
-    if missing:  # a registration bug, caught by tests/test_theory_estimators.py
+    if missing:  # a registration bug, caught by tests/theory/test_theory_estimators.py
         raise ValueError(f"estimator {key!r} has parameters without a role: {sorted(missing)}")
     return {p: roles[p] for p in params}
 

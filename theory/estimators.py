@@ -18,7 +18,7 @@ import torch
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
-from ._checks import check_k, check_levels, check_nonnegative
+from .checks import check_k, check_levels, check_nonnegative
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
 from .estimator_registry import (  # noqa: F401  (re-exported: the registry API is imported from here)
     _ZERO_TOL,

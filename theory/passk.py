@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_group_size, check_k, check_unit_interval
+from .checks import check_finite, check_group_size, check_k, check_unit_interval
 
 Tensor = torch.Tensor
 
@@ -197,7 +197,7 @@ def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
     where max@k'(x_{−i}) is the unbiased estimate from the other n − 1 samples (the
     baseline on the scale of r_i, whose mean is (k/n)·max@k). The baseline does not
     depend on x_i, so Σ_i A_i ∇log π(x_i) stays an unbiased estimate of ∇ maxg@k
-    (tests/test_theory_passk.py checks the ratio is 1 by exact enumeration). The
+    (tests/theory/test_theory_passk.py checks the ratio is 1 by exact enumeration). The
     baseline is our choice; PKPO (arXiv:2505.15201) discusses several. For k = n it is
     the leave-one-out max advantage of Tang et al. times k/n = 1.
     """

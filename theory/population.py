@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import passk as pk
-from ._checks import check_k, check_levels
+from .checks import check_k, check_levels
 from .advantages import (
     cvar_advantage_from_quantile,
     mvar_advantage_from_quantiles,

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._checks import check_finite, check_nonnegative, check_positive, check_probability
+from .checks import check_finite, check_nonnegative, check_positive, check_probability
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor

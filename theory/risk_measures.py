@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_finite, check_levels, check_nonnegative, check_probability
+from .checks import check_finite, check_levels, check_nonnegative, check_probability
 
 Tensor = torch.Tensor
 

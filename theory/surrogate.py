@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import torch
 
-from theory._checks import check_choice, check_nonnegative, check_probability, check_rank
+from theory.checks import check_choice, check_nonnegative, check_probability, check_rank
 
 Tensor = torch.Tensor
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from ._checks import check_finite
+from .checks import check_finite
 from .dynamics import natural_gradient_step, softmax_policy_gradient
 
 Tensor = torch.Tensor

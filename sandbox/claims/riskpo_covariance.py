@@ -9,7 +9,7 @@ SF = log π. They come from ``random_instances``, whose families never look at t
               (the profile of RiskPO Fig. 3: flat on [0.3, 0.7], monotone outside) + noise,
     random:   graded rewards, i.i.d. N(0, 4) logits.
 
-Every instance is classified by the literal Assumption 1 (``theory.claims.assumption_1_report``)
+Every instance is classified by the literal Assumption 1 (``theory.assumptions.assumption_1_report``)
 and by the weaker covariance-sign condition the proof uses, and the inequality is evaluated on
 the covariances themselves (not on the layer-cake slices the conditions are made of).
 """
@@ -20,11 +20,11 @@ import math
 import torch
 
 from theory import population as pop
-from theory.claims import assumption_1_report, layer_cake_transform_covariance, tail_covariance_signs_hold
+from theory.assumptions import assumption_1_report, layer_cake_transform_covariance, tail_covariance_signs_hold
 from theory.dynamics import covariance
 
 from .. import plots
-from .._common import single_thread
+from ..common import single_thread
 from .registry import generator, register_claim, result
 
 __all__ = ["random_instances", "INSTANCE_FAMILIES", "INSTANCE_FAMILY_TEXT", "ASSUMPTION_1", "claim_thm2_covariance", "claim_thm3_tail_transforms",

@@ -11,7 +11,7 @@ from theory import risk_measures as rm
 from theory.dynamics import covariance, first_order_entropy_change, layer_cake_covariance, softmax_entropy, softmax_policy_gradient
 
 from .. import plots
-from .._common import single_thread
+from ..common import single_thread
 from .registry import generator as _gen
 from .registry import register_claim, result
 

@@ -24,7 +24,7 @@ from theory.rs_lemmas import (
 )
 
 from .. import plots
-from .._common import estimator_label, single_thread
+from ..common import estimator_label, single_thread
 from ..bandit import BanditConfig, run_bandit
 from .registry import generator, register_claim, result
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._common import single_thread
+from ..common import single_thread
 from ..tabular import TabularConfig, run_tabular
 from .registry import register_claim, result
 

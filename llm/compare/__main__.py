@@ -1,0 +1,3 @@
+from llm.compare.experiment import main
+
+main()

@@ -1,0 +1,152 @@
+"""Held-out evaluation for ``llm.compare``: n samples per prompt, pass@k with bootstrap bands, entropy.
+
+Every policy (the base model and each trained one) is sampled on the SAME
+held-out prompts with the SAME per-chunk seeds (common random numbers), so
+differences between policies are paired over prompts:
+
+* ``correct[i, j]`` - 0/1 score of sample j on prompt i (the accuracy reward);
+* pass@k per prompt - the unbiased estimator 1 − C(n−c, k)/C(n, k)
+  (``theory.passk.pass_at_k``), averaged over prompts;
+* bootstrap - prompts are resampled with replacement; the same resampled
+  index sets are reused for every policy, so the interval of a difference
+  between two policies is the paired bootstrap interval;
+* entropy - mean token entropy of the policy's next-token distribution
+  (at the sampling temperature) over its own sampled tokens, per prompt.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from theory.dynamics import softmax_entropy
+from theory.passk import pass_at_k
+
+__all__ = [
+    "heldout_examples",
+    "sample_policy",
+    "passk_per_prompt",
+    "bootstrap_indices",
+    "bootstrap_mean",
+    "passk_table",
+    "paired_difference",
+]
+
+
+def heldout_examples(spec: str, count: int, seed: int, exclude_questions: set[str]):
+    """``count`` prompts of ``spec`` generated with ``seed`` whose question text is in no training set.
+
+    Small arithmetic tasks repeat questions across generator seeds, so overlap is
+    removed by text, not by seed; too few distinct prompts is a ValueError.
+    """
+    from llm.data import load_dataset_examples
+
+    if count < 1:
+        raise ValueError(f"eval.num_prompts={count} must be >= 1")
+    pool = load_dataset_examples(spec, limit=None, seed=seed)
+    chosen, seen = [], set()
+    for example in pool:
+        if example.question in exclude_questions or example.question in seen:
+            continue
+        seen.add(example.question)
+        chosen.append(example)
+        if len(chosen) == count:
+            return chosen
+    raise ValueError(f"eval.num_prompts={count}: only {len(chosen)} held-out prompts of {spec!r} (seed {seed}) "
+                     "are distinct and absent from the training prompts; raise the dataset size or lower num_prompts")
+
+
+@torch.no_grad()
+def _token_entropy(model, rollout, rows: torch.Tensor, temperature: float, rows_per_forward: int) -> torch.Tensor:
+    """Mean token entropy of the given completion rows: H(softmax(logits / T)) over each completion's own tokens."""
+    out = []
+    for start in range(0, len(rows), rows_per_forward):
+        rows_now = rows[start:start + rows_per_forward]
+        prompt_mask, completion_mask = rollout.prompt_mask[rows_now], rollout.completion_mask[rows_now]
+        input_ids = torch.cat([rollout.prompt_ids[rows_now], rollout.completion_ids[rows_now]], dim=1)
+        attention = torch.cat([prompt_mask, completion_mask], dim=1)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left-padded prompts, as generate numbers them
+        width = completion_mask.shape[1]
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                       logits_to_keep=width + 1, use_cache=False).logits[:, :-1].float()
+        entropy = softmax_entropy(logits / temperature)
+        mask = completion_mask.to(entropy.dtype)
+        out.append((entropy * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))
+    return torch.cat(out)
+
+
+def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, temperature: float, top_p: float,
+                  system_prompt: str, reward_pipeline, accuracy_reward: str, seed: int, prompts_per_call: int,
+                  entropy_samples: int = 0, label: str = "eval") -> dict:
+    """Sample n completions per example; returns correct (E, n), entropy (E,), mean length, and a few samples.
+
+    Entropy needs one more forward pass over the samples; ``entropy_samples`` = m > 0
+    uses the first m of the n samples of each prompt (an unbiased estimate, as the
+    samples are i.i.d.), 0 uses all of them.
+    """
+    from llm.data import format_prompt
+    from llm.rollout import HFGenerateBackend
+
+    backend = HFGenerateBackend(tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    correct = np.zeros((len(examples), n))
+    entropy = np.zeros(len(examples))
+    lengths, shown = [], []
+    model.eval()
+    bar = tqdm(range(0, len(examples), prompts_per_call), desc=label, unit="chunk", dynamic_ncols=True)
+    for chunk_index, start in enumerate(bar):
+        chunk = examples[start:start + prompts_per_call]
+        prompts = [format_prompt(tokenizer, e.question, system_prompt) for e in chunk]
+        # Seed by chunk position only: every policy sees the same random stream (paired comparison).
+        rollout = backend.generate(model, prompts, n, seed=seed + chunk_index)
+        flat_examples = [e for e in chunk for _ in range(n)]
+        _, per_function, _ = reward_pipeline(rollout.completions, flat_examples)
+        scores = per_function[accuracy_reward].double().view(len(chunk), n).numpy()
+        if not np.isin(scores, (0.0, 1.0)).all():
+            raise ValueError(f"accuracy reward {accuracy_reward!r} must score 0 or 1 for pass@k")
+        correct[start:start + len(chunk)] = scores
+        m = n if entropy_samples <= 0 else min(entropy_samples, n)
+        rows = (torch.arange(len(chunk)).unsqueeze(1) * n + torch.arange(m)).reshape(-1)
+        row_entropy = _token_entropy(model, rollout, rows, temperature, rows_per_forward=32).view(len(chunk), m)
+        entropy[start:start + len(chunk)] = row_entropy.mean(-1).numpy()
+        lengths.append(rollout.completion_lengths.double().mean().item())
+        if len(shown) < 3:
+            shown.append({"question": chunk[0].question, "answer": chunk[0].answer,
+                          "completion": rollout.completions[0], "correct": float(scores[0, 0])})
+        bar.set_postfix(acc=f"{correct[:start + len(chunk)].mean():.3f}")
+    return {"correct": correct, "entropy": entropy, "completion_length": float(np.mean(lengths)), "samples": shown}
+
+
+def passk_per_prompt(correct: np.ndarray, ks) -> np.ndarray:
+    """(E, K) unbiased pass@k of every prompt for every k (each k <= n)."""
+    correct = np.asarray(correct, dtype=float)
+    n = correct.shape[1]
+    c = torch.as_tensor(correct.sum(1))
+    return np.stack([pass_at_k(torch.full_like(c, float(n)), c, int(k)).numpy() for k in ks], axis=1)
+
+
+def bootstrap_indices(num_prompts: int, resamples: int, seed: int) -> np.ndarray:
+    """(B, E) prompt indices drawn with replacement; shared by all policies (paired intervals)."""
+    if resamples < 1:
+        raise ValueError(f"eval.bootstrap={resamples} must be >= 1")
+    return np.random.default_rng(seed).integers(0, num_prompts, size=(resamples, num_prompts))
+
+
+def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over prompts (axis 0) and its percentile bootstrap interval: (mean, low, high)."""
+    values = np.asarray(values, dtype=float)
+    means = values[indices].mean(axis=1)  # (B, ...)
+    tail = (1.0 - level) / 2 * 100
+    return values.mean(axis=0), np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
+
+
+def passk_table(correct: np.ndarray, ks, indices: np.ndarray) -> list[dict]:
+    """Rows {k, pass_at_k, ci_low, ci_high} for one policy."""
+    mean, low, high = bootstrap_mean(passk_per_prompt(correct, ks), indices)
+    return [{"k": int(k), "pass_at_k": float(m), "ci_low": float(lo), "ci_high": float(hi)}
+            for k, m, lo, hi in zip(ks, mean, low, high)]
+
+
+def paired_difference(values_a: np.ndarray, values_b: np.ndarray, indices: np.ndarray) -> tuple[float, float, float]:
+    """mean(a − b) over prompts with its paired bootstrap interval (same prompts resampled for both)."""
+    mean, low, high = bootstrap_mean(np.asarray(values_a, float) - np.asarray(values_b, float), indices)
+    return float(mean), float(low), float(high)

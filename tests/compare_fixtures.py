@@ -1,0 +1,31 @@
+"""Made-up comparison results shared by the llm.compare tests and the explorer's comparison view tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "compare_run" / "riskpo-run"
+
+
+def synthetic_correct(rng, num_prompts: int, n: int) -> np.ndarray:
+    rates = rng.uniform(0.0, 0.6, size=(num_prompts, 1))
+    return (rng.random((num_prompts, n)) < rates).astype(int)
+
+
+def synthetic_results(folder: Path, seed: int = 0) -> dict:
+    """A results folder as llm.compare writes it, from made-up evaluations (no model)."""
+    rng = np.random.default_rng(seed)
+    runs = folder / "runs"
+    for method in ("grpo", "riskpo", "rs_grpo"):
+        (runs / f"{method}-s0").mkdir(parents=True)
+        lines = [json.dumps({"step": s, "reward_mean": float(rng.random()), "entropy": float(1 + rng.random()),
+                             "frac_zero_adv_groups": 0.5}) for s in (1, 2, 3)]
+        (runs / f"{method}-s0" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    evaluations = {}
+    for name, method, seed_value in [("base", "base", None), ("grpo-s0", "grpo", 0), ("riskpo-s0", "riskpo", 0),
+                                     ("rs_grpo-s0", "rs_grpo", 0)]:
+        evaluations[name] = {"method": method, "seed": seed_value, "correct": synthetic_correct(rng, 12, 8).tolist(),
+                             "entropy": (1 + rng.random(12)).tolist(), "completion_length": 10.0}
+    return evaluations

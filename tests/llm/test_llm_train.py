@@ -1,0 +1,304 @@
+"""llm/train.py end to end on a tiny random model: config, bad input, a 2-step run, exact resume.
+
+The tiny model (llm.model.build_tiny_model, hidden 64, 2 layers) uses the real
+SmolLM2 tokenizer, so prompts and chat template are those of the default run;
+rewards come from ``test_llm_train_stubs`` (deterministic, in-process).
+"""
+import json
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+
+import llm.train as train_mod
+from llm.train import TrainConfig, completion_logprobs, main, train
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "llm" / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator; reset the process-wide singleton between tests."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()
+
+
+def tiny_args(output_dir, **overrides) -> list[str]:
+    values = {
+        "model": "tiny-random",
+        "dataset": "fixture:gsm8k",
+        "rewards": "[[test_llm_train_stubs:crc_reward, 1.0]]",
+        "reward_workers": "0",
+        "estimator": "riskpo",
+        "estimator_params": "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
+        "prompts_per_step": "4",
+        "group_size": "4",
+        "max_new_tokens": "12",
+        "steps": "2",
+        "lr": "1e-3",
+        "report_to": "none",
+        "save_model": "false",
+        "output_dir": str(output_dir),
+    }
+    values.update({k: str(v) for k, v in overrides.items()})
+    args = []
+    for key, value in values.items():
+        args += [f"--{key}", value]
+    return args
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def test_dataclass_defaults_are_the_default_preset():
+    assert TrainConfig.from_yaml(CONFIGS / "default.yaml") == TrainConfig()
+    # ... and the preset spells out every field, so it documents the full default run.
+    import yaml
+
+    assert set(yaml.safe_load((CONFIGS / "default.yaml").read_text())) == {f.name for f in fields(TrainConfig)}
+
+
+# compare*.yaml are llm/compare/experiment.py experiment files (methods x seeds), not train presets.
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("compare")))
+def test_every_preset_loads_and_validates(preset):
+    cfg = TrainConfig.from_yaml(CONFIGS / preset)
+    cfg.validate()
+    estimator = train_mod.build_estimator(cfg)
+    train_mod.check_batch_geometry(cfg, estimator.bundle_size, world_size=1)
+
+
+def test_cli_overrides_are_typed_and_later_keys_win():
+    cfg = TrainConfig.from_args(["--config", str(CONFIGS / "dapo.yaml"), "--lr", "3e-5", "--steps=7",
+                                 "--dynamic_sampling", "false", "--estimator_params", "{eps: 0.001}",
+                                 "--output-dir", "x/y", "--clip_eps_high", "1"])
+    assert cfg.lr == 3e-5 and isinstance(cfg.lr, float)
+    assert cfg.steps == 7 and cfg.dynamic_sampling is False
+    assert cfg.estimator == "grpo" and cfg.estimator_params == {"eps": 0.001}
+    assert cfg.output_dir == "x/y" and cfg.clip_eps_high == 1.0 and isinstance(cfg.clip_eps_high, float)
+    assert cfg.clip_eps_low == TrainConfig().clip_eps_low  # untouched keys keep the preset/default value
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--learning_rate", "1e-5"], "learning_rate"),
+    (["--steps", "two"], "steps"),
+    (["--steps", "1.5"], "steps"),
+    (["--dynamic_sampling", "maybe"], "dynamic_sampling"),
+    (["--lr"], "--lr: expected one argument"),
+    (["steps", "3"], "unrecognized arguments: steps 3"),
+])
+def test_cli_errors_name_the_key(argv, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_args(argv)
+
+
+def test_yaml_unknown_key_names_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("estimator: grpo\nbundle: 3\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*bundle"):
+        TrainConfig.from_yaml(bad)
+
+
+# ---------------------------------------------------------------------------- bad input, before any compute
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fails the test if training gets as far as loading a model or generating."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("model was loaded before the bad input was reported")
+
+    monkeypatch.setattr(train_mod, "load_policy", forbidden)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"estimator": "ppo"}, "unknown estimator 'ppo'"),
+    ({"estimator_params": "{alpha: 0.9, beta: 0.8, bundle_size: 2}"}, "alpha=0.9 must be < beta=0.8"),
+    ({"estimator_params": "{bundle_size: 3}"}, "prompts_per_step=4 must be a multiple of the estimator's bundle_size=3"),
+    ({"estimator_params": "{bundel_size: 2}"}, "bundel_size"),
+    ({"group_size": "1"}, "group_size=1"),
+    ({"mini_batches": "3"}, "must be divisible by mini_batches \\* grad_accum = 3 \\* 1"),
+    ({"clip_eps_low": "1.0"}, "clip_eps_low=1.0"),
+    ({"importance_ratio": "seq"}, "importance_ratio='seq'"),
+    ({"loss_agg": "mean"}, "loss_agg='mean'"),
+    ({"temperature": "0"}, "temperature=0.0"),
+    ({"report_to": "mlflow"}, "unknown tracker 'mlflow'"),
+    ({"model": "/nonexistent/model/dir"}, "/nonexistent/model/dir"),
+    ({"dataset": "no_such_benchmark"}, "no_such_benchmark"),
+    ({"rewards": "[[no_such_module:fn, 1.0]]"}, "no_such_module"),
+    ({"rewards": "[[format]]"}, "rewards\\[0\\]"),
+])
+def test_bad_input_fails_before_model_load(tmp_path, no_model_load, overrides, match):
+    with pytest.raises((ValueError, ImportError)) as info:
+        main(tiny_args(tmp_path / "run", **overrides))
+    assert info.match(match)
+
+
+def test_malformed_dataset_row_names_file_and_row(tmp_path, no_model_load):
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "2"}\n{"question": "2+2?"}\n')
+    with pytest.raises(ValueError) as info:
+        main(tiny_args(tmp_path / "run", dataset=str(data)))
+    message = str(info.value)
+    assert "broken.jsonl" in message and "2" in message and "answer" in message
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, no_model_load):
+    with pytest.raises(FileNotFoundError, match="no finished checkpoint"):
+        main(tiny_args(tmp_path / "run", resume="latest"))
+
+
+# ---------------------------------------------------------------------------- log-probs
+
+
+def test_completion_logprobs_match_unpadded_forward():
+    """Left-padded batched log-probs equal a one-sequence-at-a-time forward without padding."""
+    from llm.model import SMOLLM2, build_tiny_model, load_tokenizer
+
+    tokenizer = load_tokenizer(SMOLLM2)
+    model = build_tiny_model(tokenizer, seed=1).double()
+    prompts = [[5, 6, 7, 8, 9], [11, 12]]
+    completions = [[21, 22, 23], [31, 32, 0]]
+    completion_mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    width = max(map(len, prompts))
+    pad = tokenizer.pad_token_id
+    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    logprobs, entropy = completion_logprobs(model, prompt_ids, prompt_mask, torch.tensor(completions), completion_mask,
+                                            temperature=0.7, with_entropy=True)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        n = int(completion_mask[i].sum())
+        ids = torch.tensor([p + c[:n]])
+        logits = model(input_ids=ids).logits[0, len(p) - 1:-1].double() / 0.7
+        expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c[:n]).unsqueeze(-1)).squeeze(-1)
+        # float64 model: padding only changes which positions are masked, so agreement is to rounding.
+        torch.testing.assert_close(logprobs[i, :n], expected, rtol=1e-9, atol=1e-9)
+        probs = torch.softmax(logits, -1)
+        torch.testing.assert_close(entropy[i, :n], -(probs * probs.log()).sum(-1), rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+METRIC_KEYS = {
+    "step", "reward_mean", "reward_std", "entropy", "clip_frac", "kl", "completion_length", "adv_mean", "adv_std",
+    "frac_zero_adv_groups", "q_alpha", "q_beta", "loss", "grad_norm", "lr", "time/generate", "time/reward", "time/train",
+}
+
+
+def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
+    out = tmp_path / "run"
+    # reward_max_error_frac=1: a function failing everywhere is tolerated (counted), not fatal, in this test.
+    result = train(TrainConfig.from_args(tiny_args(
+        out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]",
+        reward_max_error_frac=1.0)))
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        assert METRIC_KEYS <= set(row), METRIC_KEYS - set(row)
+        assert all(math.isfinite(v) for v in row.values() if isinstance(v, float))
+        # crc rewards lie in [0, 1); the raising function scores 0 on all 16 items and is counted.
+        assert 0.0 <= row["reward_mean"] < 1.0 and row["reward_std"] > 0
+        assert row["reward/test_llm_train_stubs:raising_reward"] == 0.0
+        assert row["reward_errors/test_llm_train_stubs:raising_reward"] == 16
+        assert row["q_alpha"] <= row["q_beta"]
+        assert 1 <= row["completion_length"] <= 12
+        # on-policy single update: ratio is exactly 1, nothing clipped
+        assert row["clip_frac"] == 0.0 and row["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+        # entropy of a near-uniform random model is close to log(vocab)
+        assert 0 < row["entropy"] <= math.log(result.model.config.vocab_size) + 1e-4
+    # q_alpha/q_beta logged equal the tracker after the last step.
+    tracker = result.estimator.tracker.values.tolist()
+    assert rows[-1]["q_alpha"] == pytest.approx(tracker[0], abs=1e-12)
+    assert rows[-1]["q_beta"] == pytest.approx(tracker[1], abs=1e-12)
+    # The final checkpoint holds the trained weights (model/, once), which differ from the initial ones.
+    from llm.checkpoint import load_checkpoint, load_weights
+    from llm.model import SMOLLM2, build_tiny_model, load_tokenizer
+
+    path, state = load_checkpoint("latest", out / "checkpoints")
+    assert state["step"] == 2 and state["sampler"]["position"] == 8 and "model" not in state
+    initial = build_tiny_model(load_tokenizer(SMOLLM2), seed=0)
+    before = {k: v.clone() for k, v in initial.state_dict().items()}
+    load_weights(initial, path / "model")
+    changed = [k for k, v in initial.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "two optimizer steps at lr=1e-3 must move some weights"
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, initial.state_dict()[k]), k
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """Train 2 steps saving every step; resume from step 1 elsewhere; step 2 must match exactly."""
+    common = dict(steps=2, save_every=1, keep_last=2, mini_batches=2, ppo_epochs=2, grad_accum=2, kl_coef=0.05,
+                  lr_scheduler="cosine", warmup_steps=1)
+    full_dir = tmp_path / "full"
+    full = train(TrainConfig.from_args(tiny_args(full_dir, **common)))
+    full_rows = read_jsonl(full_dir / "metrics.jsonl")
+
+    resumed_dir = tmp_path / "resumed"
+    resumed = train(TrainConfig.from_args(tiny_args(
+        resumed_dir, resume=str(full_dir / "checkpoints" / "step-00000001"), **common)))
+    resumed_rows = read_jsonl(resumed_dir / "metrics.jsonl")
+    assert [r["step"] for r in resumed_rows] == [2]
+    # CPU float32 with the same inputs is deterministic: equality, not closeness.
+    for a, b in zip(full_rows[1:], resumed_rows):
+        for key in ("loss", "reward_mean", "q_alpha", "q_beta", "kl", "clip_frac", "entropy", "lr", "grad_norm"):
+            assert a[key] == b[key], (key, a[key], b[key])
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert full.estimator.state_dict()["tracker"] == resumed.estimator.state_dict()["tracker"]
+
+
+def test_dynamic_sampling_replaces_zero_advantage_prompts(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig.from_args(tiny_args(
+        out, estimator="grpo", estimator_params="{}", steps=1, dynamic_sampling="true", dynamic_sampling_max_rounds=4,
+        rewards="[[test_llm_train_stubs:half_constant_reward, 1.0]]")))
+    row = read_jsonl(out / "metrics.jsonl")[0]
+    # Some first-round prompts get a constant reward (zero GRPO advantage) ...
+    assert row["frac_zero_adv_groups"] > 0
+    # ... dynamic sampling generated again and trained on prompts that carry signal only.
+    assert row["dynamic_sampling_rounds"] >= 1
+    assert row["frac_zero_adv_groups_trained"] == 0.0
+
+
+@pytest.mark.slow
+def test_real_smollm2_default_config_runs_one_step(tmp_path):
+    """The default preset with the real SmolLM2-135M-Instruct, shrunk to one short step (~1-2 min on 2 cores)."""
+    out = tmp_path / "run"
+    result = train(TrainConfig.from_args([
+        "--config", str(CONFIGS / "default.yaml"), "--steps", "1", "--group_size", "2", "--max_new_tokens", "24",
+        "--output_dir", str(out), "--report_to", "none"]))
+    row = read_jsonl(out / "metrics.jsonl")[0]
+    assert METRIC_KEYS <= set(row)
+    assert all(math.isfinite(v) for v in row.values() if isinstance(v, float))
+    # rewards: final-answer (0/1) + 0.1 * format (0/1)
+    assert 0.0 <= row["reward_mean"] <= 1.1 and 1 <= row["completion_length"] <= 24
+    assert result.model.config.hidden_size == 576  # really SmolLM2-135M, not the tiny model
+    checkpoint = out / "checkpoints" / "step-00000001"
+    assert (checkpoint / "COMPLETE").is_file() and (checkpoint / "model" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean"])
+def test_grad_accumulation_matches_one_big_micro_batch(tmp_path, loss_agg):
+    """Micro-batch denominators span the mini-batch: grad_accum=4 must give grad_accum=1's loss and gradient."""
+    results = []
+    for accum in (1, 4):
+        out = tmp_path / f"accum{accum}"
+        train(TrainConfig.from_args(tiny_args(out, steps=1, grad_accum=accum, loss_agg=loss_agg, max_grad_norm=1e9)))
+        results.append(read_jsonl(out / "metrics.jsonl")[0])
+    one, four = results
+    assert one["reward_mean"] == four["reward_mean"]  # same rollouts (seeded per step)
+    # float32 sums in a different order: agreement to ~1e-6 relative.
+    assert four["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
+    assert four["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    assert one["grad_norm"] > 0
