@@ -11,6 +11,7 @@ Views (each an ``app_lib.view_*`` module registered with ``app_lib.views.registe
 Every widget's value is in the URL (``app_lib.state``), so a link reproduces the page.
 Formulas come from theory/, simulations from sandbox/; this file lays out the sidebar only.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -45,13 +46,27 @@ def sidebar(views) -> tuple:
     slug = state.radio(sb, "View", slugs, key="view", format_func=titles.get)
     registry = list_estimators()
     names = state.multiselect(
-        sb, "Estimators", list(registry), [n for n in DEFAULT_ESTIMATORS if n in registry], key="estimators",
+        sb,
+        "Estimators",
+        list(registry),
+        [n for n in DEFAULT_ESTIMATORS if n in registry],
+        key="estimators",
         help=FAMILY_WORDS + "\n\n" + "\n\n".join(f"**{n}**: {d}" for n, d in registry.items()),
     )
     sb.subheader("Estimator parameters")
-    alpha = state.slider(sb, "α (lower quantile level)", 0.0, 1.0, 0.2, 0.05, key="alpha", help="RiskPO family: lower quantile level")
-    beta = state.slider(sb, "β (upper quantile level)", 0.0, 1.0, 0.8, 0.05, key="beta",
-                        help="RiskPO family: upper quantile level (not RS-GRPO's β, which has its own slider below)")
+    alpha = state.slider(
+        sb, "α (lower quantile level)", 0.0, 1.0, 0.2, 0.05, key="alpha", help="RiskPO family: lower quantile level"
+    )
+    beta = state.slider(
+        sb,
+        "β (upper quantile level)",
+        0.0,
+        1.0,
+        0.8,
+        0.05,
+        key="beta",
+        help="RiskPO family: upper quantile level (not RS-GRPO's β, which has its own slider below)",
+    )
     omega = state.slider(sb, "ω (extra lower-tail weight)", 0.0, 3.0, 0.5, 0.1, key="omega")
     bundle_size = state.slider(sb, "B (questions per bundle)", 1, 16, 5, 1, key="bundle_size")
     k = state.slider(sb, "k (pass@k)", 1, 32, 4, 1, key="k")
@@ -59,8 +74,17 @@ def sidebar(views) -> tuple:
     extra = state.multiselect(sb, "compare more RS-GRPO β", list(RS_BETA_CHOICES), [], key="rs_betas_extra")
     rs_betas = tuple(sorted({float(rs_beta), *(float(b) for b in extra)}))  # sorted: legends list β in order
     group_size = state.slider(sb, "G (responses per prompt)", 2, 64, 16, 1, key="group_size")
-    knobs = Knobs(alpha=float(alpha), beta=float(beta), omega=float(omega), bundle_size=int(bundle_size), k=int(k), rs_betas=rs_betas)
-    sb.caption("Every setting is in the page URL: copy it to share exactly this view. Exports (CSV/HTML) carry the same settings.")
+    knobs = Knobs(
+        alpha=float(alpha),
+        beta=float(beta),
+        omega=float(omega),
+        bundle_size=int(bundle_size),
+        k=int(k),
+        rs_betas=rs_betas,
+    )
+    sb.caption(
+        "Every setting is in the page URL: copy it to share exactly this view. Exports (CSV/HTML) carry the same settings."
+    )
     return next(v for v in views if v.slug == slug), Context(tuple(names), knobs, int(group_size))
 
 

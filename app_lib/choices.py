@@ -6,6 +6,7 @@ each estimator receives only the knobs its constructor accepts
 temperature, not a quantile level, so it is fed from its own slider and may be
 repeated for several values to compare.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ Nothing is trained: the results shipped under ``docs/compare/`` are enough.
 Wiring into app.py (app engineer): ``from app_lib import compare_panels`` and,
 for its view, ``compare_panels.render(st)`` (``folders=None`` shows a picker).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,12 @@ __all__ = ["render", "discover_folders", "curves_figure", "passk_figure"]
 REPO = Path(__file__).resolve().parents[1]
 PALETTE = qualitative.Plotly
 METHOD_ORDER = ["base", "grpo", "riskpo", "rs_grpo", "dr_grpo"]
-CURVE_PANELS = [("reward_mean", "training reward"), ("entropy", "token entropy"),
-                ("frac_zero_adv_groups", "zero-advantage groups"), ("cov_logp_adv", "Cov(log π, A)")]
+CURVE_PANELS = [
+    ("reward_mean", "training reward"),
+    ("entropy", "token entropy"),
+    ("frac_zero_adv_groups", "zero-advantage groups"),
+    ("cov_logp_adv", "Cov(log π, A)"),
+]
 
 
 def discover_folders(root: Path = REPO) -> list[str]:
@@ -41,21 +46,25 @@ def discover_folders(root: Path = REPO) -> list[str]:
 
 
 def _colours(labels) -> dict[str, str]:
-    ordered = sorted(dict.fromkeys(labels), key=lambda m: (METHOD_ORDER.index(m.split(" · ")[-1])
-                                                           if m.split(" · ")[-1] in METHOD_ORDER else 99, m))
+    ordered = sorted(
+        dict.fromkeys(labels),
+        key=lambda m: (METHOD_ORDER.index(m.split(" · ")[-1]) if m.split(" · ")[-1] in METHOD_ORDER else 99, m),
+    )
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(ordered)}
 
 
 def _rgba(colour: str, alpha: float) -> str:
     colour = colour.lstrip("#")
-    r, g, b = (int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
 def curves_figure(curves: pd.DataFrame, simulator_curves: pd.DataFrame | None = None) -> go.Figure:
     """Per-step panels; a second row holds the simulator's curves for the same estimators when given."""
     rows = 2 if simulator_curves is not None and not simulator_curves.empty else 1
-    titles = [f"{t} (LM)" for _, t in CURVE_PANELS] + ([f"{t} (simulator)" for _, t in CURVE_PANELS] if rows == 2 else [])
+    titles = [f"{t} (LM)" for _, t in CURVE_PANELS] + (
+        [f"{t} (simulator)" for _, t in CURVE_PANELS] if rows == 2 else []
+    )
     fig = make_subplots(rows=rows, cols=len(CURVE_PANELS), subplot_titles=titles)
     labels = list(curves.get("label", pd.Series(dtype=str))) + (list(simulator_curves["label"]) if rows == 2 else [])
     colours = _colours(labels)
@@ -67,34 +76,77 @@ def curves_figure(curves: pd.DataFrame, simulator_curves: pd.DataFrame | None = 
                 part = frame[frame["label"] == label].groupby("step")[metric].mean().dropna()
                 if part.empty:
                     continue
-                fig.add_trace(go.Scatter(x=part.index.tolist(), y=part.tolist(), name=label, legendgroup=label,
-                                         mode="lines+markers" if len(part) < 40 else "lines", showlegend=col == 1,
-                                         line={"color": colours[label], "dash": dash}), row=row, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=part.index.tolist(),
+                        y=part.tolist(),
+                        name=label,
+                        legendgroup=label,
+                        mode="lines+markers" if len(part) < 40 else "lines",
+                        showlegend=col == 1,
+                        line={"color": colours[label], "dash": dash},
+                    ),
+                    row=row,
+                    col=col,
+                )
     fig.update_layout(height=330 * rows, margin={"t": 40, "b": 30})
     return fig
 
 
 def passk_figure(passk: pd.DataFrame, simulator_passk: pd.DataFrame | None = None) -> go.Figure:
     """pass@k vs k (log2 axis): LM with bootstrap bands (left), simulator prediction (right)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["held-out pass@k (95% bootstrap band)",
-                                                        "tabular simulator prediction"])
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=["held-out pass@k (95% bootstrap band)", "tabular simulator prediction"]
+    )
     labels = (list(passk["label"]) if not passk.empty else []) + (
-        list(simulator_passk["label"]) if simulator_passk is not None and not simulator_passk.empty else [])
+        list(simulator_passk["label"]) if simulator_passk is not None and not simulator_passk.empty else []
+    )
     colours = _colours(labels)
     for label in dict.fromkeys(passk["label"] if not passk.empty else []):
         part = passk[passk["label"] == label].groupby("k")[["pass_at_k", "ci_low", "ci_high"]].mean()
         ks = part.index.tolist()
-        fig.add_trace(go.Scatter(x=ks + ks[::-1], y=part["ci_high"].tolist() + part["ci_low"].tolist()[::-1],
-                                 fill="toself", fillcolor=_rgba(colours[label], 0.15), line={"width": 0},
-                                 hoverinfo="skip", showlegend=False, legendgroup=label, name=f"{label} band"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=ks, y=part["pass_at_k"].tolist(), name=label, legendgroup=label, mode="lines+markers",
-                                 line={"color": colours[label]}), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=ks + ks[::-1],
+                y=part["ci_high"].tolist() + part["ci_low"].tolist()[::-1],
+                fill="toself",
+                fillcolor=_rgba(colours[label], 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=label,
+                name=f"{label} band",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ks,
+                y=part["pass_at_k"].tolist(),
+                name=label,
+                legendgroup=label,
+                mode="lines+markers",
+                line={"color": colours[label]},
+            ),
+            row=1,
+            col=1,
+        )
     if simulator_passk is not None and not simulator_passk.empty:
         for label in dict.fromkeys(simulator_passk["label"]):
             part = simulator_passk[simulator_passk["label"] == label].sort_values("k")
-            fig.add_trace(go.Scatter(x=part["k"].tolist(), y=part["pass_at_k"].tolist(), name=f"{label} (sim)",
-                                     legendgroup=label, mode="lines+markers", line={"color": colours[label], "dash": "dash"}),
-                          row=1, col=2)
+            fig.add_trace(
+                go.Scatter(
+                    x=part["k"].tolist(),
+                    y=part["pass_at_k"].tolist(),
+                    name=f"{label} (sim)",
+                    legendgroup=label,
+                    mode="lines+markers",
+                    line={"color": colours[label], "dash": "dash"},
+                ),
+                row=1,
+                col=2,
+            )
     fig.update_xaxes(type="log", dtick=0.30102999566, title_text="k")  # log2 ticks: 1, 2, 4, ...
     fig.update_yaxes(title_text="pass@k", row=1, col=1)
     fig.update_layout(height=380, margin={"t": 40, "b": 30})
@@ -119,8 +171,10 @@ def _simulated_on_request(st, loaded, key: str):
     for run_dir in loaded.run_dirs:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
         method = loaded.curves.loc[loaded.curves["run"] == run_dir.name, "method"].iloc[0]
-        methods.setdefault(method, {"estimator": config.get("estimator", method),
-                                    "estimator_params": config.get("estimator_params") or {}})
+        methods.setdefault(
+            method,
+            {"estimator": config.get("estimator", method), "estimator_params": config.get("estimator_params") or {}},
+        )
     try:
         return simulate(methods, {"num_prompts": 40, "steps": 60, "seeds": 2}, [1, 2, 4, 8, 16])
     except ValueError as err:  # e.g. an estimator the simulator cannot run with these settings
@@ -133,12 +187,15 @@ def render(st, folders=None) -> None:
     st.header("Real-model comparison")
     if folders is None:
         choices = discover_folders()
-        folders = st.multiselect("Result folders (docs/compare/*, runs/*)", choices, default=choices[:1],
-                                 key="compare_folders")
+        folders = st.multiselect(
+            "Result folders (docs/compare/*, runs/*)", choices, default=choices[:1], key="compare_folders"
+        )
         extra = st.text_input("…or another folder path", value="", key="compare_extra")
         folders = list(folders) + ([extra] if extra.strip() else [])
     if not folders:
-        st.info("No results folder found: run `python -m llm.compare --config llm/configs/compare.yaml --out docs/compare/<name>`.")
+        st.info(
+            "No results folder found: run `python -m llm.compare --config llm/configs/compare.yaml --out docs/compare/<name>`."
+        )
         return
     curves, passk, sim_curves, sim_passk, held, claims = [], [], [], [], [], []
     for index, folder in enumerate(folders):

@@ -3,6 +3,7 @@
 One colour per estimator label, fixed by the order the labels first appear,
 so the same estimator keeps its colour across views.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,7 +80,11 @@ def _hex_to_rgba(colour: str, alpha: float) -> str:
 
 def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = None) -> go.Figure:
     """A⁺, A⁻ and Σ|A| vs group accuracy p̂ = c/G, one line per estimator."""
-    panels = [("adv_correct", "A⁺ (correct response)"), ("adv_incorrect", "A⁻ (incorrect response)"), ("sum_abs_adv", "Σ|A| over the group")]
+    panels = [
+        ("adv_correct", "A⁺ (correct response)"),
+        ("adv_incorrect", "A⁻ (incorrect response)"),
+        ("sum_abs_adv", "Σ|A| over the group"),
+    ]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
     colours = colour_map(table["estimator"])
     for label, part in table.groupby("estimator", sort=False):
@@ -115,12 +120,25 @@ def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figu
     colours = colour_map(curve["estimator"])
     law = curve.drop_duplicates("score")
     fig.add_trace(
-        go.Bar(x=law["score"], y=law["prob"], name="P[R_B = z]", marker_color="rgba(150,150,150,0.35)", hovertemplate="z=%{x}<br>P=%{y:.4f}<extra></extra>"),
+        go.Bar(
+            x=law["score"],
+            y=law["prob"],
+            name="P[R_B = z]",
+            marker_color="rgba(150,150,150,0.35)",
+            hovertemplate="z=%{x}<br>P=%{y:.4f}<extra></extra>",
+        ),
         secondary_y=True,
     )
     for label, part in curve.groupby("estimator", sort=False):
         fig.add_trace(
-            go.Scatter(x=part["score"], y=part["advantage"], mode="lines+markers", name=label, line=dict(color=colours[label], shape="linear"), legendgroup=label),
+            go.Scatter(
+                x=part["score"],
+                y=part["advantage"],
+                mode="lines+markers",
+                name=label,
+                line=dict(color=colours[label], shape="linear"),
+                legendgroup=label,
+            ),
             secondary_y=False,
         )
     # Quantiles are shared by estimators with equal levels; mark each distinct level once.
@@ -138,9 +156,17 @@ def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figu
             )
     fig.update_xaxes(title_text="bundle score R_B (correct answers in the bundle)", dtick=1)
     fig.update_yaxes(title_text="population advantage A(z)", secondary_y=False)
-    fig.update_yaxes(title_text="probability P[R_B = z]", secondary_y=True, showgrid=False, tickmode="auto", tickformat=".2f",
-                     range=[0, float(law["prob"].max()) * 1.15])
-    fig.update_layout(height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22), bargap=0.5)
+    fig.update_yaxes(
+        title_text="probability P[R_B = z]",
+        secondary_y=True,
+        showgrid=False,
+        tickmode="auto",
+        tickformat=".2f",
+        range=[0, float(law["prob"].max()) * 1.15],
+    )
+    fig.update_layout(
+        height=430, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22), bargap=0.5
+    )
     return fig
 
 
@@ -165,8 +191,13 @@ def _as_list(values) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
-def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "step", cols: int = 3,
-                bounds: dict[str, tuple[float | None, float | None]] | None = None) -> go.Figure:
+def band_figure(
+    metrics: pd.DataFrame,
+    fields: list[tuple[str, str]],
+    x: str = "step",
+    cols: int = 3,
+    bounds: dict[str, tuple[float | None, float | None]] | None = None,
+) -> go.Figure:
     """Mean ± one standard deviation over seeds of each field vs step, one line per estimator.
 
     ``bounds`` gives a field's possible range (e.g. (0, None) for an entropy): the band is drawn
@@ -175,8 +206,13 @@ def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "
     """
     bounds = bounds or {}
     rows = math.ceil(len(fields) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[title for _, title in fields], horizontal_spacing=0.07,
-                        vertical_spacing=0.12 if rows > 1 else 0.0)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[title for _, title in fields],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.12 if rows > 1 else 0.0,
+    )
     colours = colour_map(metrics["estimator"])
     order = legend_order(metrics["estimator"])
     traces = []
@@ -191,13 +227,41 @@ def band_figure(metrics: pd.DataFrame, fields: list[tuple[str, str]], x: str = "
             part, colour = parts[label], colours[label]
             upper, lower = (part["mean"] + part["std"]).clip(upper=hi), (part["mean"] - part["std"]).clip(lower=lo)
             steps = _as_list(part[x])
-            traces.append(dict(type="scatter", x=steps + steps[::-1], y=_as_list(upper) + _as_list(lower)[::-1], fill="toself",
-                               fillcolor=_hex_to_rgba(colour, 0.18), line=dict(width=0), hoverinfo="skip", showlegend=False,
-                               legendgroup=label, xaxis=xaxis, yaxis=yaxis))
-            traces.append(dict(type="scatter", x=steps, y=_as_list(part["mean"]), mode="lines", name=label, legendgroup=label,
-                               showlegend=i == 0, line=dict(color=colour), xaxis=xaxis, yaxis=yaxis))
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=steps + steps[::-1],
+                    y=_as_list(upper) + _as_list(lower)[::-1],
+                    fill="toself",
+                    fillcolor=_hex_to_rgba(colour, 0.18),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=label,
+                    xaxis=xaxis,
+                    yaxis=yaxis,
+                )
+            )
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=steps,
+                    y=_as_list(part["mean"]),
+                    mode="lines",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=i == 0,
+                    line=dict(color=colour),
+                    xaxis=xaxis,
+                    yaxis=yaxis,
+                )
+            )
         fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
-    fig.update_layout(height=330 * rows + 60, margin=dict(l=40, r=20, t=70, b=60), legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"))
+    fig.update_layout(
+        height=330 * rows + 60,
+        margin=dict(l=40, r=20, t=70, b=60),
+        legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"),
+    )
     return with_traces(fig, traces)
 
 
@@ -215,18 +279,47 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
     def traces_at(step) -> list[dict]:
         out = []
         for label in labels:
-            trace = dict(x=arms, y=probs[(step, label)], name=label, legendgroup=label, marker=dict(color=colours[label]), xaxis="x", yaxis="y")
-            out.append(dict(type="bar", **trace) if as_bars else dict(type="scatter", mode="lines", line=dict(color=colours[label]), **trace))
+            trace = dict(
+                x=arms,
+                y=probs[(step, label)],
+                name=label,
+                legendgroup=label,
+                marker=dict(color=colours[label]),
+                xaxis="x",
+                yaxis="y",
+            )
+            out.append(
+                dict(type="bar", **trace)
+                if as_bars
+                else dict(type="scatter", mode="lines", line=dict(color=colours[label]), **trace)
+            )
         # Every frame carries every trace, the static reward curve included (on its own axis): a frame
         # that updates only some traces let plotly.js drop the others while playing.
-        out.append(dict(type="scatter", x=arms, y=list(arm_rewards), name="mean reward μ(arm)", mode="lines+markers" if as_bars else "lines",
-                        line=dict(color="black", dash="dot"), xaxis="x", yaxis="y2"))
+        out.append(
+            dict(
+                type="scatter",
+                x=arms,
+                y=list(arm_rewards),
+                name="mean reward μ(arm)",
+                mode="lines+markers" if as_bars else "lines",
+                line=dict(color="black", dash="dot"),
+                xaxis="x",
+                yaxis="y2",
+            )
+        )
         return out
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     frames = [dict(data=traces_at(step), name=str(step), traces=list(range(len(labels) + 1))) for step in steps]
     slider_steps = [
-        dict(method="animate", label=str(step), args=[[str(step)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+        dict(
+            method="animate",
+            label=str(step),
+            args=[
+                [str(step)],
+                dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0)),
+            ],
+        )
         for step in steps
     ]
     fig.update_layout(
@@ -242,17 +335,36 @@ def policy_animation_figure(policy: pd.DataFrame, arm_rewards: list[float]) -> g
                 y=-0.18,
                 xanchor="left",
                 buttons=[
-                    dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
-                    dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))]),
+                    dict(
+                        label="▶ play",
+                        method="animate",
+                        args=[
+                            None,
+                            dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0)),
+                        ],
+                    ),
+                    dict(
+                        label="❚❚ pause",
+                        method="animate",
+                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))],
+                    ),
                 ],
             )
         ],
-        sliders=[dict(active=0, currentvalue=dict(prefix="step "), pad=dict(t=40), x=0.15, len=0.85, steps=slider_steps)],
+        sliders=[
+            dict(active=0, currentvalue=dict(prefix="step "), pad=dict(t=40), x=0.15, len=0.85, steps=slider_steps)
+        ],
     )
     max_prob = float(policy["prob"].max())
     fig.update_yaxes(title_text="π(arm)", range=[0, min(1.0, max_prob * 1.05 + 1e-3)], secondary_y=False)
     low, high = min(0.0, min(arm_rewards)), max(arm_rewards)
-    fig.update_yaxes(title_text="mean reward μ(arm)", secondary_y=True, showgrid=False, tickmode="auto", range=[low, high + 0.1 * (high - low or 1.0)])
+    fig.update_yaxes(
+        title_text="mean reward μ(arm)",
+        secondary_y=True,
+        showgrid=False,
+        tickmode="auto",
+        range=[low, high + 0.1 * (high - low or 1.0)],
+    )
     fig.update_xaxes(title_text="arm", dtick=1 if as_bars else None)
     return with_traces(fig, traces_at(steps[0]), frames)
 
@@ -270,18 +382,43 @@ def entropy_residual_figure(table: pd.DataFrame, limit: float | None = None) -> 
     second series, both ≈ η).
     """
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=table["eta"], y=table["max_abs_residual_over_eta2"].abs(), mode="lines+markers",
-                             name="max |residual| / η²  (bounded: levels off)", line=dict(color="navy")))
+    fig.add_trace(
+        go.Scatter(
+            x=table["eta"],
+            y=table["max_abs_residual_over_eta2"].abs(),
+            mode="lines+markers",
+            name="max |residual| / η²  (bounded: levels off)",
+            line=dict(color="navy"),
+        )
+    )
     if "max_error_vs_half_second_derivative" in table:
         error = table["max_error_vs_half_second_derivative"].abs()
-        fig.add_trace(go.Scatter(x=table["eta"], y=error, mode="lines+markers", name="max |residual/η² − ½H''(0)|  (→ 0 like η)",
-                                 line=dict(color="crimson")))
+        fig.add_trace(
+            go.Scatter(
+                x=table["eta"],
+                y=error,
+                mode="lines+markers",
+                name="max |residual/η² − ½H''(0)|  (→ 0 like η)",
+                line=dict(color="crimson"),
+            )
+        )
         # Drawn a third below the error series: on top of it, it would hide (the error is ∝ η).
-        fig.add_trace(go.Scatter(x=table["eta"], y=float(error.iloc[0]) / 3 * table["eta"] / float(table["eta"].iloc[0]), mode="lines",
-                                 name="reference slope 1 (∝ η)", line=dict(color="grey", dash="dot")))
+        fig.add_trace(
+            go.Scatter(
+                x=table["eta"],
+                y=float(error.iloc[0]) / 3 * table["eta"] / float(table["eta"].iloc[0]),
+                mode="lines",
+                name="reference slope 1 (∝ η)",
+                line=dict(color="grey", dash="dot"),
+            )
+        )
     if limit is not None and math.isfinite(limit):
-        fig.add_hline(y=limit, line=dict(color="navy", dash="dash", width=1), annotation_text="max ½|H''(0)| (autograd)",
-                      annotation_position="bottom right")
+        fig.add_hline(
+            y=limit,
+            line=dict(color="navy", dash="dash", width=1),
+            annotation_text="max ½|H''(0)| (autograd)",
+            annotation_position="bottom right",
+        )
     fig.update_xaxes(type="log", title_text="step size η")
     fig.update_yaxes(type="log", title_text="entropy residual (log scale)")
     fig.update_layout(height=400, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
@@ -290,17 +427,42 @@ def entropy_residual_figure(table: pd.DataFrame, limit: float | None = None) -> 
 
 def covariance_gap_figure(table: pd.DataFrame) -> go.Figure:
     """Theorem 2: share of instances with Cov(log π, A_MVaR) <= Cov(log π, A_mean), by Assumption 1 status."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["share with Cov_MVaR ≤ Cov_mean", "mean covariance gap Cov_MVaR − Cov_mean"])
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=["share with Cov_MVaR ≤ Cov_mean", "mean covariance gap Cov_MVaR − Cov_mean"]
+    )
     colours = {"assumption holds": "seagreen", "assumption violated": "indianred"}
     for status, part in table.groupby("assumption_1", sort=False):
-        fig.add_trace(go.Bar(x=part["instances"], y=part["frac_cov_mvar_le_cov_mean"], name=status, marker_color=colours.get(status), legendgroup=status,
-                             text=[f"n={n}" for n in part["count"]], textposition="outside"), row=1, col=1)
-        fig.add_trace(go.Bar(x=part["instances"], y=part["mean_cov_mvar"] - part["mean_cov_mean"], name=status, marker_color=colours.get(status),
-                             legendgroup=status, showlegend=False), row=1, col=2)
+        fig.add_trace(
+            go.Bar(
+                x=part["instances"],
+                y=part["frac_cov_mvar_le_cov_mean"],
+                name=status,
+                marker_color=colours.get(status),
+                legendgroup=status,
+                text=[f"n={n}" for n in part["count"]],
+                textposition="outside",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=part["instances"],
+                y=part["mean_cov_mvar"] - part["mean_cov_mean"],
+                name=status,
+                marker_color=colours.get(status),
+                legendgroup=status,
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_yaxes(range=[0, 1.15], row=1, col=1)
     fig.update_xaxes(title_text="random instance family")
     # t=90: the subplot titles sit below the chart toolbar (it covered them at t=40).
-    fig.update_layout(height=430, barmode="group", margin=dict(l=40, r=20, t=90, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        height=430, barmode="group", margin=dict(l=40, r=20, t=90, b=40), legend=dict(orientation="h", y=-0.25)
+    )
     return fig
 
 
@@ -311,17 +473,50 @@ def optimal_prob_change_figure(curve: pd.DataFrame, thresholds: dict[str, float]
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=["Δπ(a*) of one exact PG step", "β · Δπ(a*)"])
     positive = curve["d_pi_star"] > 0
-    fig.add_trace(go.Scatter(x=curve["beta"], y=curve["d_pi_star"], mode="lines", name="Δπ(a*)", line=dict(color="navy")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=curve["beta"][~positive], y=curve["d_pi_star"][~positive], mode="markers", name="Δπ(a*) < 0 (Lemma 2)",
-                             marker=dict(color="crimson", size=5)), row=1, col=1)
-    fig.add_trace(go.Scatter(x=curve["beta"], y=curve["beta"] * curve["d_pi_star"], mode="lines", name="β·Δπ(a*)", line=dict(color="darkorange")), row=1, col=2)
+    fig.add_trace(
+        go.Scatter(x=curve["beta"], y=curve["d_pi_star"], mode="lines", name="Δπ(a*)", line=dict(color="navy")),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=curve["beta"][~positive],
+            y=curve["d_pi_star"][~positive],
+            mode="markers",
+            name="Δπ(a*) < 0 (Lemma 2)",
+            marker=dict(color="crimson", size=5),
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=curve["beta"],
+            y=curve["beta"] * curve["d_pi_star"],
+            mode="lines",
+            name="β·Δπ(a*)",
+            line=dict(color="darkorange"),
+        ),
+        row=1,
+        col=2,
+    )
     fig.add_hline(y=0, line=dict(color="grey", width=1, dash="dot"), row=1, col=1)
     for name, beta in (thresholds or {}).items():
         if math.isfinite(beta) and beta > 0:
             fig.add_vline(x=beta, line=dict(dash="dash", color="grey"), row=1, col=1)
             # Annotations on a log axis take log10 coordinates (shapes take data values).
-            fig.add_annotation(x=math.log10(beta), y=0.97, xref="x", yref="y domain", text=f"{name}={beta:.3g}", showarrow=False,
-                               xanchor="left", xshift=3, yanchor="top", font=dict(size=11))
+            fig.add_annotation(
+                x=math.log10(beta),
+                y=0.97,
+                xref="x",
+                yref="y domain",
+                text=f"{name}={beta:.3g}",
+                showarrow=False,
+                xanchor="left",
+                xshift=3,
+                yanchor="top",
+                font=dict(size=11),
+            )
     log_range = [math.log10(float(curve["beta"].min())), math.log10(float(curve["beta"].max()))]
     fig.update_xaxes(type="log", title_text="risk-seeking β", range=log_range)
     fig.update_layout(height=420, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.25))

@@ -7,14 +7,16 @@ here as the object itself (read-only by convention: callers never mutate what th
 rerun with unchanged settings only serialises it. Shared by all sessions of the server, like
 Streamlit's own caches; least recently used entries are dropped beyond ``max_entries``.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 _LOCK = threading.Lock()
-_ENTRIES: "OrderedDict[Hashable, Any]" = OrderedDict()
+_ENTRIES: OrderedDict[Hashable, Any] = OrderedDict()
 MAX_ENTRIES = 512  # a page's figures or one estimator's run: each well under a MB
 
 

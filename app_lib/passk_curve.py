@@ -8,6 +8,7 @@ logged steps). The target is the highest pass@1 every estimator reaches, so all 
 are compared at equal pass@1 — training speed differences (GRPO's std normalisation acts
 as an adaptive step) do not masquerade as pass@k differences.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,12 +45,29 @@ def passk_vs_k(curves: pd.DataFrame, target: float | None = None) -> pd.DataFram
     rows = []
     for (label, k), part in curves.sort_values("step").groupby(["estimator", "k"], sort=False):
         last = part.iloc[-1]
-        rows.append({"estimator": label, "k": int(k), "when": "end of training", "pass_at_k": float(last["pass_at_k"]),
-                     "pass_at_1": float(last["pass_at_1"]), "step": float(last["step"])})
+        rows.append(
+            {
+                "estimator": label,
+                "k": int(k),
+                "when": "end of training",
+                "pass_at_k": float(last["pass_at_k"]),
+                "pass_at_1": float(last["pass_at_1"]),
+                "step": float(last["step"]),
+            }
+        )
         steps = part["step"].to_numpy(dtype=float)
         where, value = value_at_first_crossing(part["pass_at_1"].to_numpy(), part["pass_at_k"].to_numpy(), target)
         step = float(np.interp(where, np.arange(len(steps)), steps)) if np.isfinite(where) else float("nan")
-        rows.append({"estimator": label, "k": int(k), "when": "matched pass@1", "pass_at_k": value, "pass_at_1": target, "step": step})
+        rows.append(
+            {
+                "estimator": label,
+                "k": int(k),
+                "when": "matched pass@1",
+                "pass_at_k": value,
+                "pass_at_1": target,
+                "step": step,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -59,4 +77,8 @@ def curves_from_runs(metrics_by_k: dict[int, pd.DataFrame]) -> pd.DataFrame:
     for k, metrics in metrics_by_k.items():
         mean = metrics.groupby(["estimator", "step"], sort=False)[["pass_at_1", "pass_at_k"]].mean().reset_index()
         frames.append(mean.assign(k=int(k)))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["estimator", "step", "pass_at_1", "pass_at_k", "k"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["estimator", "step", "pass_at_1", "pass_at_k", "k"])
+    )

@@ -7,6 +7,7 @@ The files are committed, so the explorer shows a 25 000-update bandit sweep in o
 without running it. Every file is a seed mean/std table plus ``<name>.json`` holding the
 exact settings and the command that regenerates it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,19 @@ def build_rs_bandit(seeds: int) -> tuple[dict[str, pd.DataFrame], dict]:
     keep = sorted(policy["step"].unique())
     snapshots = [s for s in keep if s in (0, 250, 1000, 2500, 5000, 10_000) or s == keep[-1]]
     policy = policy[policy["step"].isin(snapshots)][["beta", "step", "arm", "prob"]]
-    settings = {"config": {k: v for k, v in result.config.items() if k not in ("rewards", "init_logits")},
-                "rewards": "sandbox.bandit.rs_grpo_paper_rewards()", "init_logits": "sandbox.bandit.rs_grpo_paper_init_logits()",
-                "estimators": [list(s) for s in specs], "seeds": seeds}
+    settings = {
+        "config": {k: v for k, v in result.config.items() if k not in ("rewards", "init_logits")},
+        "rewards": "sandbox.bandit.rs_grpo_paper_rewards()",
+        "init_logits": "sandbox.bandit.rs_grpo_paper_init_logits()",
+        "estimators": [list(s) for s in specs],
+        "seeds": seeds,
+    }
     return {"rs_bandit": curves, "rs_bandit_policy": policy}, settings
 
 
-def build_tabular(name: str, specs: list, seeds: int, columns: list[str], **config) -> tuple[dict[str, pd.DataFrame], dict]:
+def build_tabular(
+    name: str, specs: list, seeds: int, columns: list[str], **config
+) -> tuple[dict[str, pd.DataFrame], dict]:
     from sandbox import TabularConfig, run_tabular
 
     cfg = TabularConfig(**config)
@@ -63,9 +70,22 @@ def build_tabular(name: str, specs: list, seeds: int, columns: list[str], **conf
 
 
 def build_riskpo_entropy(seeds: int):
-    specs = [("grpo", {}), ("dr_grpo", {}), ("riskpo", {"bundle_size": 5}), ("riskpo_seeking", {"bundle_size": 5}), ("rs_grpo", {"beta": 4.0})]
-    return build_tabular("riskpo_entropy", specs, seeds, ["entropy", "mean_reward", "rvar_lower", "mvar", "cvar", "pass_at_k"],
-                         steps=300, log_every=2, k=8)
+    specs = [
+        ("grpo", {}),
+        ("dr_grpo", {}),
+        ("riskpo", {"bundle_size": 5}),
+        ("riskpo_seeking", {"bundle_size": 5}),
+        ("rs_grpo", {"beta": 4.0}),
+    ]
+    return build_tabular(
+        "riskpo_entropy",
+        specs,
+        seeds,
+        ["entropy", "mean_reward", "rvar_lower", "mvar", "cvar", "pass_at_k"],
+        steps=300,
+        log_every=2,
+        k=8,
+    )
 
 
 def build_bundle_sweep(seeds: int):
@@ -76,13 +96,23 @@ def build_bundle_sweep(seeds: int):
     specs = [("riskpo", {"bundle_size": b}) for b in BUNDLE_SIZES]
     config = TabularConfig(steps=150, num_prompts=120, log_every=1, k=8)
     metrics = run_tabular(config, specs, seeds=seeds).metrics
-    run_mean = metrics.groupby(["estimator", "seed"], sort=False)["frac_zero_adv_groups"].mean().rename("run_mean_frac_zero_adv_groups")
-    last = metrics[metrics["step"] == config.steps].set_index(["estimator", "seed"])[["entropy", "mean_reward", "pass_at_k", "mvar"]]
+    run_mean = (
+        metrics.groupby(["estimator", "seed"], sort=False)["frac_zero_adv_groups"]
+        .mean()
+        .rename("run_mean_frac_zero_adv_groups")
+    )
+    last = metrics[metrics["step"] == config.steps].set_index(["estimator", "seed"])[
+        ["entropy", "mean_reward", "pass_at_k", "mvar"]
+    ]
     per_seed = last.add_prefix("final_").join(run_mean).reset_index()
     summary = seed_stats(per_seed, ["estimator"], [c for c in per_seed.columns if c not in ("estimator", "seed")])
     summary.insert(1, "bundle_size", list(BUNDLE_SIZES))
     summary["seeds"] = seeds
-    settings = {"config": {k: v for k, v in vars(config).items()}, "estimators": [list(s) for s in specs], "seeds": seeds}
+    settings = {
+        "config": {k: v for k, v in vars(config).items()},
+        "estimators": [list(s) for s in specs],
+        "seeds": seeds,
+    }
     return {"bundle_sweep": summary}, settings
 
 
@@ -100,12 +130,20 @@ def build_passk(seeds: int):
         frames.append(stats.assign(k=k))
     curves = pd.concat(frames, ignore_index=True)
     curves["seeds"] = seeds
-    return {"passk": curves}, {"config": {**base, "k": list(PASSK_KS)}, "estimators": [list(s) for s in specs], "seeds": seeds,
-                               "note": "regime of sandbox claim passk_large_k (peaked, uninformative initial policy, hard prompts)"}
+    return {"passk": curves}, {
+        "config": {**base, "k": list(PASSK_KS)},
+        "estimators": [list(s) for s in specs],
+        "seeds": seeds,
+        "note": "regime of sandbox claim passk_large_k (peaked, uninformative initial policy, hard prompts)",
+    }
 
 
-BUILDERS = {"rs_bandit": (build_rs_bandit, 8), "riskpo_entropy": (build_riskpo_entropy, 6),
-            "bundle_sweep": (build_bundle_sweep, 4), "passk": (build_passk, 6)}
+BUILDERS = {
+    "rs_bandit": (build_rs_bandit, 8),
+    "riskpo_entropy": (build_riskpo_entropy, 6),
+    "bundle_sweep": (build_bundle_sweep, 4),
+    "passk": (build_passk, 6),
+}
 
 
 def main(argv=None) -> None:
@@ -122,8 +160,12 @@ def main(argv=None) -> None:
         frames, settings = builder(seeds)
         for stem, frame in frames.items():
             frame.to_csv(args.out / f"{stem}.csv", index=False, float_format="%.6g")
-        settings.update(command=f"python -m app_lib.presets_build --only {name} --seeds {seeds}",
-                        seconds=round(time.time() - start, 1), python=platform.python_version(), numpy=np.__version__)
+        settings.update(
+            command=f"python -m app_lib.presets_build --only {name} --seeds {seeds}",
+            seconds=round(time.time() - start, 1),
+            python=platform.python_version(),
+            numpy=np.__version__,
+        )
         (args.out / f"{name}.json").write_text(json.dumps(settings, indent=1, default=str) + "\n")
         print(f"{name}: {', '.join(frames)} in {time.time() - start:.1f}s")
 

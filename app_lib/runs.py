@@ -5,9 +5,10 @@ or a pass@k estimator on non-binary rewards) is reported without losing the
 others, and (b) an estimator's curve does not change when another one is added
 to the comparison (the simulators share one random stream across a batch of runs).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ def run_each(runner, config, choices: Sequence[Choice], seeds: int, progress: Pr
     results, errors = [], []
     total = max(len(choices), 1)
     for i, choice in enumerate(choices):
+
         def report(fraction: float, i: int = i) -> None:
             if progress is not None:
                 progress(min(1.0, (i + float(fraction)) / total))

@@ -11,6 +11,7 @@ Two tables:
   exact population advantage of each quantile-band estimator at every score,
   with its exact quantiles q_α, q_β (``theory.risk_measures.quantile``).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ def bundle_accuracies(low: float, high: float, bundle_size: int) -> torch.Tensor
     return torch.linspace(low, high, bundle_size, dtype=torch.float64)
 
 
-def bundle_advantage_curve(choices: list[Choice], accuracies: tuple[float, ...]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def bundle_advantage_curve(
+    choices: list[Choice], accuracies: tuple[float, ...]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Exact bundle-score law and population advantages of the quantile-band choices.
 
     Returns (curve rows: estimator, score, prob, advantage;

@@ -5,10 +5,11 @@ curve to a comparison runs only that curve, and changing nothing runs nothing. T
 are missing go to the simulator together — one tensor program over estimators and seeds —
 with a progress callback that the page turns into a progress bar.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -59,8 +60,9 @@ def frames(result, choice: Choice, attribute: str) -> pd.DataFrame:
     return frame
 
 
-def cached_runs(kind: str, runner, config, choices: Sequence[Choice], seeds: int, settings_key: tuple,
-                progress: Progress = None) -> list[tuple[object, list[str]]]:
+def cached_runs(
+    kind: str, runner, config, choices: Sequence[Choice], seeds: int, settings_key: tuple, progress: Progress = None
+) -> list[tuple[object, list[str]]]:
     """[(result or None, errors)] per choice, running only the missing ones (together)."""
     keys = [(kind, choice, settings_key, seeds) for choice in choices]
     missing = [choice for choice, key in zip(choices, keys) if not memo.has(key)]

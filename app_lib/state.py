@@ -10,10 +10,12 @@ and ``settings()`` gives the same values for the exports.
 A URL value that does not parse or lies outside the widget's range is reported
 (``url_problems()``) and replaced by the default; nothing is silently clipped.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -92,7 +94,9 @@ def _seed(key: str, default: Any, valid, item: Any = None) -> None:
         except ValueError as err:
             problem = str(err)
         if problem:
-            st.session_state[_PROBLEMS].append(f"URL parameter {key}={raw!r} ignored: {problem}; using {encode(default)}")
+            st.session_state[_PROBLEMS].append(
+                f"URL parameter {key}={raw!r} ignored: {problem}; using {encode(default)}"
+            )
         else:
             value = parsed
     st.session_state[key] = value
@@ -163,7 +167,11 @@ def url_problems() -> list[str]:
 
 def settings() -> dict[str, Any]:
     """Every widget drawn so far in this run, by key (the same keys as the URL)."""
-    return {key: st.session_state[key] for key in dict.fromkeys(st.session_state.get(_RENDERED, [])) if key in st.session_state}
+    return {
+        key: st.session_state[key]
+        for key in dict.fromkeys(st.session_state.get(_RENDERED, []))
+        if key in st.session_state
+    }
 
 
 def query_string(values: dict[str, Any] | None = None) -> str:

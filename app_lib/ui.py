@@ -1,4 +1,5 @@
 """Small pieces every view uses: error boxes, downloads that carry their settings, progress, words."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,10 @@ def settings_header(values: dict) -> dict:
 
 def csv_with_settings(table: pd.DataFrame, header: dict) -> bytes:
     """CSV whose first lines are ``# key: value`` comments (read back with ``pd.read_csv(f, comment="#")``)."""
-    lines = [f"# {key}: {json.dumps(value, default=str) if not isinstance(value, str) else value}" for key, value in header.items()]
+    lines = [
+        f"# {key}: {json.dumps(value, default=str) if not isinstance(value, str) else value}"
+        for key, value in header.items()
+    ]
     return ("\n".join(lines) + "\n" + table.to_csv(index=False)).encode()
 
 
@@ -53,8 +57,10 @@ def html_with_settings(fig, header: dict) -> bytes:
     from .figures import standalone_html
 
     page = standalone_html(fig)
-    block = (f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
-             f'<script type="application/json" id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n')
+    block = (
+        f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
+        f'<script type="application/json" id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n'
+    )
     return page.replace("</body>", block + "</body>", 1).encode()
 
 
@@ -66,12 +72,27 @@ def downloads(stem: str, table: pd.DataFrame, fig=None, provenance: dict | None 
     if provenance:
         header["provenance"] = provenance
     left, right, _ = st.columns([1, 1, 3])
-    left.download_button("⬇ data (CSV)", lambda: csv_with_settings(table, header), file_name=f"{stem}.csv", mime="text/csv",
-                         key=f"csv_{stem}", on_click="ignore", help=f"{stem}.csv, settings in its # header lines", width="stretch")
+    left.download_button(
+        "⬇ data (CSV)",
+        lambda: csv_with_settings(table, header),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        key=f"csv_{stem}",
+        on_click="ignore",
+        help=f"{stem}.csv, settings in its # header lines",
+        width="stretch",
+    )
     if fig is not None:
-        right.download_button("⬇ figure (HTML)", lambda: html_with_settings(fig, header), file_name=f"{stem}.html",
-                              mime="text/html", key=f"html_{stem}", on_click="ignore", width="stretch",
-                              help=f"{stem}.html: interactive Plotly figure, plotly.js inlined (works offline), settings below it")
+        right.download_button(
+            "⬇ figure (HTML)",
+            lambda: html_with_settings(fig, header),
+            file_name=f"{stem}.html",
+            mime="text/html",
+            key=f"html_{stem}",
+            on_click="ignore",
+            width="stretch",
+            help=f"{stem}.html: interactive Plotly figure, plotly.js inlined (works offline), settings below it",
+        )
 
 
 @contextlib.contextmanager

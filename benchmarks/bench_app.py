@@ -18,6 +18,7 @@ The CPU seconds of the server (Python) and of the browser (all Chromium processe
 in each step are printed too: on a busy machine they say what the page costs when the
 wall clock cannot (they include the poller's own DevTools calls, a few ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,7 +102,9 @@ def main() -> None:
     for i in range(args.repeats):
         runs.append(one_repeat())
         print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[-1].items()), flush=True)
-    print(f"\n{'step':28s} {'wall min':>9s} {'median':>7s} {'server CPU':>11s} {'browser CPU':>12s}  (CPU: min over repeats)")
+    print(
+        f"\n{'step':28s} {'wall min':>9s} {'median':>7s} {'server CPU':>11s} {'browser CPU':>12s}  (CPU: min over repeats)"
+    )
     for name, *_ in STEPS:
         values = [r[name] for r in runs]
         server = min(r[f"{name} | server CPU"] for r in runs)

@@ -7,6 +7,7 @@ Times ``est(rewards)`` (validation, advantages and metrics included) on binary
 and graded rewards, median over ``--repeats`` calls after ``--warmup`` calls.
 Bundle estimators use ``--bundle-size`` (must divide ``--prompts``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,10 +87,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             }
         )
 
-    header = f"| estimator | rewards | µs/call | M rewards/s |\n|---|---|---:|---:|"
-    rows = [f"| {r['estimator']} | {r['rewards']} | {r['us_per_call']:.0f} | {r['m_rewards_per_s']:.2f} |" for r in results]
-    print(f"\n{args.prompts}×{args.group} rewards, bundle_size={args.bundle_size}, median of {args.repeats}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    header = "| estimator | rewards | µs/call | M rewards/s |\n|---|---|---:|---:|"
+    rows = [
+        f"| {r['estimator']} | {r['rewards']} | {r['us_per_call']:.0f} | {r['m_rewards_per_s']:.2f} |" for r in results
+    ]
+    print(
+        f"\n{args.prompts}×{args.group} rewards, bundle_size={args.bundle_size}, median of {args.repeats}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
     print("\n".join([header, *rows]))
     if args.out:
         meta = {k: v for k, v in vars(args).items() if k != "out"}

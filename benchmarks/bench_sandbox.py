@@ -18,6 +18,7 @@ once before timing (torch.optim's first step imports torch._dynamo, ~1 s once pe
 ``--baseline`` times tests/sandbox_reference.py, the simulators as they were before
 vectorisation, on the in-process cases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # resolve to this checkout, tests/ gives the reference simulators for --baseline.
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular  # noqa: E402
-from sandbox.common import single_thread  # noqa: E402
 import torch  # noqa: E402
 
+from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular  # noqa: E402
+from sandbox.common import single_thread  # noqa: E402
 from theory import get_estimator, list_estimators  # noqa: E402
 
 SILENT = lambda fraction: None  # noqa: E731
@@ -49,7 +50,10 @@ GOALS = {"all": 15.0, "bandit100": 5.0, "tabular": 2.0, "tabular1": 2.0, "bandit
 
 def _exact_estimators() -> list:
     """Estimators with an exact population form at default parameters (pass@k ones need a group size)."""
-    probe_r, probe_p = torch.tensor([[1.0, 0.5, 0.0]], dtype=torch.float64), torch.full((1, 3), 1 / 3, dtype=torch.float64)
+    probe_r, probe_p = (
+        torch.tensor([[1.0, 0.5, 0.0]], dtype=torch.float64),
+        torch.full((1, 3), 1 / 3, dtype=torch.float64),
+    )
     names = []
     for name in list_estimators():
         try:
@@ -75,8 +79,9 @@ def in_process_cases(baseline: bool) -> dict:
         bandit, tabular = run_bandit, run_tabular
     every = [(name, {}) for name in list_estimators()]
     return {
-        "bandit100": lambda: bandit(BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": float(b)}) for b in BETAS], 8,
-                                    progress=SILENT),
+        "bandit100": lambda: bandit(
+            BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": float(b)}) for b in BETAS], 8, progress=SILENT
+        ),
         "tabular": lambda: tabular(TabularConfig(), every, 3, progress=SILENT),
         "tabular1": lambda: [tabular(TabularConfig(), [spec], 3, progress=SILENT) for spec in every],
         "bandit3": lambda: bandit(BanditConfig.three_arm(), _exact_estimators(), 1, progress=SILENT),
@@ -103,8 +108,14 @@ def time_sandbox_all(repeats: int) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as out:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "sandbox", "all", "--out", out], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "sandbox", "all", "--out", out],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             wall.append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -121,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} must be >= 1")
     rows = []
-    variants = [("vectorised", in_process_cases(False))] + ([("baseline", in_process_cases(True))] if args.baseline else [])
+    variants = [("vectorised", in_process_cases(False))] + (
+        [("baseline", in_process_cases(True))] if args.baseline else []
+    )
     for case in args.cases:
         for variant, cases in variants:
             if case == "all":
@@ -130,13 +143,28 @@ def main(argv: list[str] | None = None) -> int:
                 cpu, wall = time_sandbox_all(args.repeats)
             else:
                 cpu, wall = time_call(cases[case], args.repeats)
-            rows.append({"case": case, "variant": variant, "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
-                         "goal_s": GOALS[case]})
-            print(f"{case:10s} {variant:10s} cpu {cpu:7.2f} s  wall {wall:7.2f} s  (goal <= {GOALS[case]:g} s)", flush=True)
+            rows.append(
+                {
+                    "case": case,
+                    "variant": variant,
+                    "cpu_s": round(cpu, 3),
+                    "wall_s": round(wall, 3),
+                    "goal_s": GOALS[case],
+                }
+            )
+            print(
+                f"{case:10s} {variant:10s} cpu {cpu:7.2f} s  wall {wall:7.2f} s  (goal <= {GOALS[case]:g} s)",
+                flush=True,
+            )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average {load:.1f} on {os.cpu_count()} cores; min over {args.repeats} repeats")
     if args.out:
-        meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1min": load, "repeats": args.repeats}
+        meta = {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1min": load,
+            "repeats": args.repeats,
+        }
         Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0
 

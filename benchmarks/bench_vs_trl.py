@@ -28,6 +28,7 @@ cleanly in-process); the first step of each is warm-up and excluded. The
 machine may be shared, so the runs alternate for ``--rounds`` rounds and the
 median and minimum step times over all rounds are compared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from llm.rewards.builtin import final_answer_reward  # noqa: E402
 from llm.data import format_prompt, load_dataset_examples  # noqa: E402
 from llm.model import SMOLLM2, load_tokenizer, resolve_model_path  # noqa: E402
+from llm.rewards.builtin import final_answer_reward  # noqa: E402
 
 
 def reset_accelerate() -> None:
@@ -62,12 +63,30 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
     from llm.train import TrainConfig, train
 
     cfg = TrainConfig(
-        model=SMOLLM2, dataset=str(examples_path), estimator="grpo", estimator_params={},
-        prompts_per_step=args.prompts, group_size=args.group_size, max_new_tokens=args.max_new_tokens,
-        temperature=1.0, top_p=1.0, rewards=[["llm.rewards.builtin:final_answer_reward", 1.0]], reward_workers=0,
-        lr=args.lr, importance_ratio="token", loss_agg="token-mean", kl_coef=0.0, clip_eps_low=0.2, clip_eps_high=0.2,
-        steps=args.steps, seed=args.seed, output_dir=str(out_dir), report_to="none", save_model=False,
-        rollout_backend=backend, dtype="float32",
+        model=SMOLLM2,
+        dataset=str(examples_path),
+        estimator="grpo",
+        estimator_params={},
+        prompts_per_step=args.prompts,
+        group_size=args.group_size,
+        max_new_tokens=args.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        rewards=[["llm.rewards.builtin:final_answer_reward", 1.0]],
+        reward_workers=0,
+        lr=args.lr,
+        importance_ratio="token",
+        loss_agg="token-mean",
+        kl_coef=0.0,
+        clip_eps_low=0.2,
+        clip_eps_high=0.2,
+        steps=args.steps,
+        seed=args.seed,
+        output_dir=str(out_dir),
+        report_to="none",
+        save_model=False,
+        rollout_backend=backend,
+        dtype="float32",
     )
     train(cfg)
     reset_accelerate()
@@ -135,23 +154,58 @@ def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path, backend
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     config = GRPOConfig(
-        output_dir=str(out_dir), bf16=False, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
-        max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0,
-        per_device_train_batch_size=args.prompts * args.group_size, num_generations=args.group_size,
-        gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
-        max_completion_length=args.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
-        beta=0.0, epsilon=0.2, loss_type="dapo", scale_rewards="group", max_grad_norm=1.0,
-        shuffle_dataset=False, seed=args.seed, disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(out_dir),
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        per_device_train_batch_size=args.prompts * args.group_size,
+        num_generations=args.group_size,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_iterations=1,
+        max_completion_length=args.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        beta=0.0,
+        epsilon=0.2,
+        loss_type="dapo",
+        scale_rewards="group",
+        max_grad_norm=1.0,
+        shuffle_dataset=False,
+        seed=args.seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
         gradient_checkpointing=False,
-        **(dict(use_vllm=True, vllm_mode="colocate", vllm_importance_sampling_correction=False,
-                vllm_max_model_length=args.max_model_len) if backend == "vllm" else {}),
+        **(
+            dict(
+                use_vllm=True,
+                vllm_mode="colocate",
+                vllm_importance_sampling_correction=False,
+                vllm_max_model_length=args.max_model_len,
+            )
+            if backend == "vllm"
+            else {}
+        ),
     )
     if backend == "vllm":
         patch_trl_vllm_sync_for_cpu()
     dataset = Dataset.from_dict({"prompt": prompts, "answer": answers})
     timer = StepTimer()
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=config, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[timer])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[timer],
+    )
     trainer.train()
     reset_accelerate()
     return {"step_times": timer.times[1:], "lengths": timer.lengths[1:], "rewards": getattr(timer, "rewards", [])[1:]}
@@ -185,26 +239,37 @@ def run_rollout(args, prompts: list[str]) -> dict:
     path = resolve_model_path(SMOLLM2)
     tokenizer = load_tokenizer(SMOLLM2)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # only its device is read
-    backend = VLLMBackend(path, tokenizer, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
-                          max_prompt_tokens=args.max_model_len - args.max_new_tokens, seed=args.seed)
-    batch = prompts[:args.prompts]
-    out: dict[str, list[float]] = {k: [] for k in ("ours_tokens_per_s", "raw_tokens_per_s",
-                                                    "ours_tokens_per_cpu_s", "raw_tokens_per_cpu_s")}
+    backend = VLLMBackend(
+        path,
+        tokenizer,
+        max_new_tokens=args.max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        max_prompt_tokens=args.max_model_len - args.max_new_tokens,
+        seed=args.seed,
+    )
+    batch = prompts[: args.prompts]
+    out: dict[str, list[float]] = {
+        k: [] for k in ("ours_tokens_per_s", "raw_tokens_per_s", "ours_tokens_per_cpu_s", "raw_tokens_per_cpu_s")
+    }
 
     def ours(rep):
         rollout = backend.generate(model, batch, args.group_size, seed=rep)
         return float(rollout.completion_mask.sum())
 
     def raw(rep):
-        params = SamplingParams(**vllm_sampling_kwargs(max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0,
-                                                        group_size=args.group_size, seed=rep))
+        params = SamplingParams(
+            **vllm_sampling_kwargs(
+                max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0, group_size=args.group_size, seed=rep
+            )
+        )
         outputs = backend.llm.generate(batch, params, use_tqdm=False)
         return float(sum(len(c.token_ids) for o in outputs for c in o.outputs))
 
     for rep in range(args.rollout_reps + 1):  # rep 0 is warm-up for both
         # Alternate which goes first, and empty the prefix cache before each call, so neither
         # reuses the prompt KV the other just computed nor always runs on a hotter machine.
-        for name, fn in ((("ours", ours), ("raw", raw)) if rep % 2 else (("raw", raw), ("ours", ours))):
+        for name, fn in (("ours", ours), ("raw", raw)) if rep % 2 else (("raw", raw), ("ours", ours)):
             backend.llm.reset_prefix_cache()
             # The engine runs in this process, so process CPU time counts all of its work; on a
             # shared machine tokens per CPU-second is steadier than tokens per wall-second.
@@ -231,18 +296,41 @@ def worker(args) -> None:
 
 
 def spawn(args, kind: str, backend: str, spec_path: Path, result_path: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--backend", backend, "--spec", str(spec_path),
-           "--result", str(result_path)] + [f"--{k.replace('_', '-')}={v}" for k, v in SHARED_FLAGS(args).items()]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--backend",
+        backend,
+        "--spec",
+        str(spec_path),
+        "--result",
+        str(result_path),
+    ] + [f"--{k.replace('_', '-')}={v}" for k, v in SHARED_FLAGS(args).items()]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if not args.verbose else None,
-                   stderr=subprocess.DEVNULL if not args.verbose else None)
+    subprocess.run(
+        cmd,
+        check=True,
+        stdout=subprocess.DEVNULL if not args.verbose else None,
+        stderr=subprocess.DEVNULL if not args.verbose else None,
+    )
     print(f"  {kind:7s} {backend:5s} done in {time.perf_counter() - started:6.1f} s", flush=True)
     return json.loads(result_path.read_text())
 
 
 def SHARED_FLAGS(args) -> dict:  # noqa: N802 - the flags every worker inherits
-    keys = ("steps", "prompts", "group_size", "max_new_tokens", "max_model_len", "lr", "seed", "threads",
-            "rollout_reps")
+    keys = (
+        "steps",
+        "prompts",
+        "group_size",
+        "max_new_tokens",
+        "max_model_len",
+        "lr",
+        "seed",
+        "threads",
+        "rollout_reps",
+    )
     return {k: getattr(args, k) for k in keys}
 
 
@@ -303,29 +391,47 @@ def main() -> None:
             for backend in backends:
                 for kind in ("ours", "trl"):
                     spec = tmp / f"{kind}-{backend}-{round_}.json"
-                    spec.write_text(json.dumps({"data_path": str(data_path), "prompts": prompts, "answers": answers,
-                                                "out_dir": str(tmp / f"{kind}-{backend}-{round_}")}))
+                    spec.write_text(
+                        json.dumps(
+                            {
+                                "data_path": str(data_path),
+                                "prompts": prompts,
+                                "answers": answers,
+                                "out_dir": str(tmp / f"{kind}-{backend}-{round_}"),
+                            }
+                        )
+                    )
                     results.setdefault(f"{kind}/{backend}", []).append(
-                        spawn(args, kind, backend, spec, tmp / f"{kind}-{backend}-{round_}.out.json"))
+                        spawn(args, kind, backend, spec, tmp / f"{kind}-{backend}-{round_}.out.json")
+                    )
             if "vllm" in backends:
                 spec = tmp / f"rollout-{round_}.json"
                 spec.write_text(json.dumps({"prompts": prompts}))
                 results.setdefault("rollout", []).append(
-                    spawn(args, "rollout", "vllm", spec, tmp / f"rollout-{round_}.out.json"))
+                    spawn(args, "rollout", "vllm", spec, tmp / f"rollout-{round_}.out.json")
+                )
 
     result: dict = {"settings": vars(args)}
     print(f"\n{'':18s} {'median s':>9s} {'min s':>7s} {'tokens/s':>9s} {'len':>6s} {'reward':>7s}")
     for backend in backends:
         ours, trl = summarize(results[f"ours/{backend}"], args), summarize(results[f"trl/{backend}"], args)
         ratio, ratio_min = ours["step_s_median"] / trl["step_s_median"], ours["step_s_min"] / trl["step_s_min"]
-        result[backend] = {"ours": ours, "trl": trl, "step_time_ratio_ours_over_trl": ratio,
-                           "step_time_ratio_min": ratio_min}
+        result[backend] = {
+            "ours": ours,
+            "trl": trl,
+            "step_time_ratio_ours_over_trl": ratio,
+            "step_time_ratio_min": ratio_min,
+        }
         for name, r in ((f"riskrl  {backend}", ours), (f"TRL GRPO {backend}", trl)):
-            print(f"{name:18s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
-                  f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}")
+            print(
+                f"{name:18s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
+                f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}"
+            )
         print(f"{'':18s} ratio ours/TRL step time ({backend} rollouts): median {ratio:.2f}, min {ratio_min:.2f}")
-        print(f"{'':18s} our breakdown (median s/step): generate+sync {ours['generate_s_median']:.2f}, "
-              f"reward {ours['reward_s_median']:.2f}, train (fwd/bwd/opt) {ours['train_s_median']:.2f}")
+        print(
+            f"{'':18s} our breakdown (median s/step): generate+sync {ours['generate_s_median']:.2f}, "
+            f"reward {ours['reward_s_median']:.2f}, train (fwd/bwd/opt) {ours['train_s_median']:.2f}"
+        )
     if "rollout" in results:
         pooled = {k: [v for r in results["rollout"] for v in r[k]] for k in results["rollout"][0]}
         result["rollout"] = dict(pooled)
@@ -333,8 +439,10 @@ def main() -> None:
             ours_m = statistics.median(pooled[f"ours_tokens_per_{unit}"])
             raw_m = statistics.median(pooled[f"raw_tokens_per_{unit}"])
             result["rollout"][f"ratio_median_per_{unit}"] = ours_m / raw_m
-            print(f"vLLM rollout tokens/{unit} (median of {len(pooled['ours_tokens_per_s'])}): VLLMBackend.generate "
-                  f"{ours_m:.1f}, raw LLM.generate {raw_m:.1f}, ratio {ours_m / raw_m:.2f}")
+            print(
+                f"vLLM rollout tokens/{unit} (median of {len(pooled['ours_tokens_per_s'])}): VLLMBackend.generate "
+                f"{ours_m:.1f}, raw LLM.generate {raw_m:.1f}, ratio {ours_m / raw_m:.2f}"
+            )
     result["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

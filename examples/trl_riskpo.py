@@ -12,6 +12,7 @@ Same task, rewards and estimator as llm/configs/default.yaml (our own trainer),
 but generation, loss and optimisation are TRL's GRPOTrainer; only the
 advantages come from theory.get_estimator (llm/integrations/trl.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,10 @@ def main(argv=None) -> dict:
         raise ValueError(f"--estimator_params must be a JSON object: {error}") from None
     world = PartialState().num_processes
     if args.prompts_per_step * args.group_size % world:
-        raise ValueError(f"--prompts_per_step x --group_size = {args.prompts_per_step * args.group_size} completions "
-                         f"must split evenly over {world} processes")
+        raise ValueError(
+            f"--prompts_per_step x --group_size = {args.prompts_per_step * args.group_size} completions "
+            f"must split evenly over {world} processes"
+        )
     model, tokenizer = load_model_and_tokenizer(args.model, dtype=torch.float32)
     examples = load_dataset_examples(args.dataset, limit=args.dataset_limit, seed=args.seed)
     config = GRPOConfig(
@@ -76,13 +79,13 @@ def main(argv=None) -> dict:
         epsilon=0.2,
         loss_type="dapo",
         max_grad_norm=1.0,
-        gradient_checkpointing=False,      # TRL's default True re-runs the forward; pointless for 135M on CPU
+        gradient_checkpointing=False,  # TRL's default True re-runs the forward; pointless for 135M on CPU
         learning_rate=args.lr,
         lr_scheduler_type="constant",
         max_steps=args.steps,
-        scale_rewards="none",              # the estimator owns the advantage's baseline and scale
-        reward_weights=[1.0, 0.1],         # final answer + format, as in llm/configs/default.yaml
-        beta=0.0,                          # no reference model (kl_coef 0 in our default config)
+        scale_rewards="none",  # the estimator owns the advantage's baseline and scale
+        reward_weights=[1.0, 0.1],  # final answer + format, as in llm/configs/default.yaml
+        beta=0.0,  # no reference model (kl_coef 0 in our default config)
         use_cpu=not torch.cuda.is_available(),
         logging_steps=1,
         save_strategy="no",
@@ -92,8 +95,10 @@ def main(argv=None) -> dict:
     )
     trainer = RiskGRPOTrainer(
         model,
-        reward_funcs=[riskrl_reward("llm.rewards.builtin:final_answer_reward", num_workers=args.reward_workers),
-                      riskrl_reward("format")],
+        reward_funcs=[
+            riskrl_reward("llm.rewards.builtin:final_answer_reward", num_workers=args.reward_workers),
+            riskrl_reward("format"),
+        ],
         args=config,
         train_dataset=trl_dataset(examples),
         processing_class=tokenizer,
@@ -104,9 +109,12 @@ def main(argv=None) -> dict:
     trainer.train()
     elapsed = time.perf_counter() - start
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
-    summary = {"train_seconds": round(elapsed, 1), "steps": trainer.state.global_step,
-               "reward": [entry["reward"] for entry in history],
-               **{key: history[-1][key] for key in history[-1] if key.startswith("riskrl/q_")}}
+    summary = {
+        "train_seconds": round(elapsed, 1),
+        "steps": trainer.state.global_step,
+        "reward": [entry["reward"] for entry in history],
+        **{key: history[-1][key] for key in history[-1] if key.startswith("riskrl/q_")},
+    }
     if trainer.accelerator.is_main_process:
         print(json.dumps(summary))
     return summary

@@ -17,18 +17,28 @@ any point leaves either the old ``latest`` pointing at a complete checkpoint,
 or the new one: never a half-written directory that ``load_checkpoint`` would
 accept. Leftover ``.tmp-*`` directories are removed by the next save.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-__all__ = ["begin_checkpoint", "commit_checkpoint", "save_checkpoint", "load_checkpoint", "load_weights", "resolve_checkpoint",
-           "list_checkpoints", "STATE_FILE"]
+__all__ = [
+    "begin_checkpoint",
+    "commit_checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "resolve_checkpoint",
+    "list_checkpoints",
+    "STATE_FILE",
+]
 
 STATE_FILE = "trainer_state.pt"
 _COMPLETE = "COMPLETE"
@@ -82,8 +92,13 @@ def begin_checkpoint(root: str | os.PathLike, step: int) -> Path:
     return tmp
 
 
-def commit_checkpoint(root: str | os.PathLike, step: int, *, keep_last: int | None = None,
-                      before_commit: Callable[[Path], None] | None = None) -> Path:
+def commit_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    *,
+    keep_last: int | None = None,
+    before_commit: Callable[[Path], None] | None = None,
+) -> Path:
     """Mark ``.tmp-step-N`` complete, fsync it, rename it to ``step-N``, move ``latest``, prune old ones."""
     if keep_last is not None and keep_last < 1:
         raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
@@ -169,7 +184,9 @@ def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
     loaded_storage = {current[k].data_ptr() for k in state if k in current}
     untied = [k for k in missing if current[k].data_ptr() not in loaded_storage]
     if untied or unexpected:
-        raise ValueError(f"weights in {directory} do not fit the model: missing {untied[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"weights in {directory} do not fit the model: missing {untied[:5]}, unexpected {unexpected[:5]}"
+        )
 
 
 def resolve_checkpoint(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

@@ -5,6 +5,7 @@ are gathered into the global (P, G) matrix; advantages are computed once on
 that matrix by the theory/ estimator, identically on every rank, so RiskPO
 bundles span ranks and its quantile tracker never diverges.
 """
+
 from __future__ import annotations
 
 import time
@@ -43,7 +44,7 @@ def collect(run, step: int, round_: int):
     cfg, rank = run.cfg, run.accelerator.process_index
     per_rank = cfg.prompts_per_step // run.accelerator.num_processes
     global_batch = next(run.sampler)  # same on every rank (same seed, same state)
-    examples = global_batch[rank * per_rank:(rank + 1) * per_rank]
+    examples = global_batch[rank * per_rank : (rank + 1) * per_rank]
     prompts = [format_prompt(run.tokenizer, ex.question, system_prompt=run.system_prompt) for ex in examples]
     with full_params_for_generation(run.model, run.unwrapped) as policy:
         rollout = run.backend.generate(policy, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, round_))
@@ -61,14 +62,17 @@ def score(run, rollout, examples, tally: StepTally, step: int) -> torch.Tensor:
     rows = [ex for ex in examples for _ in range(cfg.group_size)]
     total, per_function, errors = run.rewards(rollout.completions, rows)
     names = run.rewards.names
-    counts = acc.reduce(torch.tensor([float(errors.get(n, 0)) for n in names] + [float(len(rows))], device=acc.device), "sum")
+    counts = acc.reduce(
+        torch.tensor([float(errors.get(n, 0)) for n in names] + [float(len(rows))], device=acc.device), "sum"
+    )
     for name, count in zip(names, counts[:-1].tolist()):
         tally.reward_errors[name] = tally.reward_errors.get(name, 0) + int(count)
         if count > cfg.reward_max_error_frac * float(counts[-1]):
             message = run.rewards.last_errors.get(name, "its first error happened on another process")
             raise RuntimeError(
                 f"reward function {name!r} failed on {int(count)}/{int(counts[-1])} completions of step {step + 1} "
-                f"(more than reward_max_error_frac={cfg.reward_max_error_frac}); first error: {message}")
+                f"(more than reward_max_error_frac={cfg.reward_max_error_frac}); first error: {message}"
+            )
     local = total.to(acc.device, torch.float32).view(len(examples), cfg.group_size)
     global_rewards = acc.gather(local)
     for name, values in per_function.items():
@@ -84,7 +88,7 @@ def advantages(run, global_rewards: torch.Tensor, tally: StepTally) -> torch.Ten
         tally.estimator_metrics = dict(out.metrics)
     per_rank = run.cfg.prompts_per_step // run.accelerator.num_processes
     rank = run.accelerator.process_index
-    return out.advantages.float()[rank * per_rank:(rank + 1) * per_rank]
+    return out.advantages.float()[rank * per_rank : (rank + 1) * per_rank]
 
 
 def prompt_groups(rollout, local_advantages: torch.Tensor, group_size: int) -> list[dict]:
@@ -93,9 +97,14 @@ def prompt_groups(rollout, local_advantages: torch.Tensor, group_size: int) -> l
     groups = []
     for p in range(local_advantages.shape[0]):
         rows = slice(p * group_size, (p + 1) * group_size)
-        group = {"prompt_ids": rollout.prompt_ids[rows], "prompt_mask": rollout.prompt_mask[rows],
-                 "completion_ids": rollout.completion_ids[rows], "completion_mask": rollout.completion_mask[rows],
-                 "advantages": local_advantages[p], "signal": bool((local_advantages[p].abs() > 0).any())}
+        group = {
+            "prompt_ids": rollout.prompt_ids[rows],
+            "prompt_mask": rollout.prompt_mask[rows],
+            "completion_ids": rollout.completion_ids[rows],
+            "completion_mask": rollout.completion_mask[rows],
+            "advantages": local_advantages[p],
+            "signal": bool((local_advantages[p].abs() > 0).any()),
+        }
         if sampled is not None:
             group["sampled_logprobs"] = sampled[rows].float()
         groups.append(group)
@@ -112,6 +121,7 @@ def enough_signal(run, groups: list[dict]) -> bool:
 
 def stack_groups(groups: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Concatenate per-prompt groups (possibly from different rounds, so different widths) into one batch."""
+
     def cat(key: str, left: bool, pad) -> torch.Tensor:
         parts = [g[key] for g in groups]
         width = max(p.shape[1] for p in parts)
@@ -122,8 +132,10 @@ def stack_groups(groups: list[dict], pad_token_id: int) -> dict[str, torch.Tenso
         return torch.cat(padded, dim=0)
 
     batch = {
-        "prompt_ids": cat("prompt_ids", True, pad_token_id), "prompt_mask": cat("prompt_mask", True, 0),
-        "completion_ids": cat("completion_ids", False, pad_token_id), "completion_mask": cat("completion_mask", False, 0),
+        "prompt_ids": cat("prompt_ids", True, pad_token_id),
+        "prompt_mask": cat("prompt_mask", True, 0),
+        "completion_ids": cat("completion_ids", False, pad_token_id),
+        "completion_mask": cat("completion_mask", False, 0),
         "advantages": torch.cat([g["advantages"] for g in groups]),
     }
     if all("sampled_logprobs" in g for g in groups):

@@ -9,6 +9,7 @@ open-r1 do); dict and list keys (``estimator_params``, ``rewards``) take a YAML
 value, e.g. ``--estimator_params '{alpha: 0.1, beta: 0.9, bundle_size: 5}'``.
 Bad input is a ``ValueError`` naming the key, raised before anything is loaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,14 @@ from pathlib import Path
 
 import yaml
 
-from theory.checks import check_choice, check_finite_number, check_int, check_nonnegative, check_positive, check_probability
+from theory.checks import (
+    check_choice,
+    check_finite_number,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_probability,
+)
 
 __all__ = ["TrainConfig", "ROLLOUT_BACKENDS", "SCHEDULERS", "TRACKERS", "TINY_MODEL", "DTYPES", "build_parser"]
 
@@ -43,8 +51,15 @@ def _key(default, help: str, section: str):
 
 
 MODEL, ADV, ROLL, REWARD, OPTIM, LOSS, MEMORY, RUN = (
-    "model and data", "advantages (theory/ registry)", "rollouts", "rewards", "optimisation", "loss",
-    "memory and distribution", "run")
+    "model and data",
+    "advantages (theory/ registry)",
+    "rollouts",
+    "rewards",
+    "optimisation",
+    "loss",
+    "memory and distribution",
+    "run",
+)
 
 
 @dataclass
@@ -53,34 +68,52 @@ class TrainConfig:
 
     model: str = _key("smollm2-135m-instruct", "alias, local dir, .gguf, hub id, or tiny-random (smoke tests)", MODEL)
     dtype: str = _key("float32", "parameter dtype: float32 | bfloat16 | float16", MODEL)
-    dataset: str = _key("reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1",
-                        "training prompts, see llm.data.load_dataset_examples (gsm8k, fixture:NAME, file.jsonl, ...)", MODEL)
+    dataset: str = _key(
+        "reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1",
+        "training prompts, see llm.data.load_dataset_examples (gsm8k, fixture:NAME, file.jsonl, ...)",
+        MODEL,
+    )
     dataset_limit: int = _key(0, "use only the first N rows (0 = all)", MODEL)
     system_prompt: str = _key("", "system message of the chat template (empty = llm.data.DEFAULT_SYSTEM_PROMPT)", MODEL)
     max_prompt_tokens: int = _key(256, "prompts are truncated to this many tokens", MODEL)
 
     estimator: str = _key("riskpo", "advantage estimator name in theory/ (riskpo, grpo, dr_grpo, rs_grpo, ...)", ADV)
-    estimator_params: dict = _key({"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5},
-                                  "YAML mapping of the estimator's parameters", ADV)
+    estimator_params: dict = _key(
+        {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5}, "YAML mapping of the estimator's parameters", ADV
+    )
 
-    prompts_per_step: int = _key(5, "GLOBAL prompts per step (all processes); a multiple of bundle_size x processes", ROLL)
+    prompts_per_step: int = _key(
+        5, "GLOBAL prompts per step (all processes); a multiple of bundle_size x processes", ROLL
+    )
     group_size: int = _key(4, "G completions sampled per prompt (>= 2)", ROLL)
     max_new_tokens: int = _key(64, "completion length cap in tokens", ROLL)
     temperature: float = _key(1.0, "sampling temperature (log-probs use the same temperature)", ROLL)
     top_p: float = _key(1.0, "nucleus sampling mass in (0, 1]", ROLL)
     rollout_backend: str = _key("hf", "hf (model.generate on the policy) | vllm (colocated engine)", ROLL)
     vllm_gpu_memory_utilization: float = _key(0.3, "share of GPU memory the vLLM engine may take", ROLL)
-    tis_cap: float = _key(2.0, "truncated importance sampling cap C >= 1 for the rollout/trainer mismatch: tokens are "
-                               "weighted by min(pi_train/pi_rollout, C) when the backend reports sampled log-probs; "
-                               "0 = no correction", ROLL)
+    tis_cap: float = _key(
+        2.0,
+        "truncated importance sampling cap C >= 1 for the rollout/trainer mismatch: tokens are "
+        "weighted by min(pi_train/pi_rollout, C) when the backend reports sampled log-probs; "
+        "0 = no correction",
+        ROLL,
+    )
 
-    rewards: list = _key([["llm.rewards.builtin:final_answer_reward", 1.0], ["format", 0.1]],
-                         "YAML list of [name_or_module:function, weight] pairs, summed", REWARD)
+    rewards: list = _key(
+        [["llm.rewards.builtin:final_answer_reward", 1.0], ["format", 0.1]],
+        "YAML list of [name_or_module:function, weight] pairs, summed",
+        REWARD,
+    )
     reward_workers: int = _key(2, "worker processes for rewards with a deadline (0 = in-process)", REWARD)
-    reward_timeout_s: float = _key(5.0, "per-item deadline of worker rewards; a late item scores 0 and counts as an error",
-                                   REWARD)
-    reward_max_error_frac: float = _key(0.5, "abort the run when one reward function fails (raises or times out) on more "
-                                             "than this share of a step's completions", REWARD)
+    reward_timeout_s: float = _key(
+        5.0, "per-item deadline of worker rewards; a late item scores 0 and counts as an error", REWARD
+    )
+    reward_max_error_frac: float = _key(
+        0.5,
+        "abort the run when one reward function fails (raises or times out) on more "
+        "than this share of a step's completions",
+        REWARD,
+    )
 
     lr: float = _key(2e-6, "AdamW learning rate", OPTIM)
     weight_decay: float = _key(0.0, "AdamW weight decay", OPTIM)
@@ -99,11 +132,16 @@ class TrainConfig:
     dynamic_sampling: bool = _key(False, "DAPO: replace prompts whose advantages are all zero by fresh ones", LOSS)
     dynamic_sampling_max_rounds: int = _key(3, "extra generation rounds per step at most", LOSS)
 
-    gradient_checkpointing: bool = _key(False, "recompute activations in backward (less memory, about a third more compute)",
-                                        MEMORY)
-    fsdp: bool = _key(False, "shard the policy (and the KL reference) over the processes with torch FSDP2 fully_shard, "
-                             "applied by the trainer: works with a plain multi-process launch, CPU (gloo) included; "
-                             "not together with an accelerate FSDP/DeepSpeed config", MEMORY)
+    gradient_checkpointing: bool = _key(
+        False, "recompute activations in backward (less memory, about a third more compute)", MEMORY
+    )
+    fsdp: bool = _key(
+        False,
+        "shard the policy (and the KL reference) over the processes with torch FSDP2 fully_shard, "
+        "applied by the trainer: works with a plain multi-process launch, CPU (gloo) included; "
+        "not together with an accelerate FSDP/DeepSpeed config",
+        MEMORY,
+    )
 
     seed: int = _key(0, "seed of data order, sampling and initialisation", RUN)
     steps: int = _key(3, "training steps (one rollout batch each)", RUN)
@@ -122,7 +160,7 @@ class TrainConfig:
         return typing.get_type_hints(cls)
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
         types = cls.field_types()
         unknown = sorted(set(values) - set(types))
         if unknown:
@@ -130,7 +168,7 @@ class TrainConfig:
         return cls(**{k: _coerce(k, v, types[k], source) for k, v in values.items()})
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "TrainConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
@@ -140,7 +178,7 @@ class TrainConfig:
         return cls.from_dict(values, source=str(path))
 
     @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> "TrainConfig":
+    def from_args(cls, argv: list[str] | None = None) -> TrainConfig:
         """``[--config file.yaml] [--key value | --key=value ...]``; flags beat the file, later flags win."""
         argv = list(sys.argv[1:] if argv is None else argv)
         pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -159,14 +197,39 @@ class TrainConfig:
         check_choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
         check_choice("importance_ratio", self.importance_ratio, IMPORTANCE_RATIOS)
         check_choice("loss_agg", self.loss_agg, LOSS_AGGREGATIONS)
-        for name, minimum in (("max_prompt_tokens", 1), ("dataset_limit", 0), ("prompts_per_step", 1), ("group_size", 2),
-                              ("max_new_tokens", 1), ("reward_workers", 0), ("warmup_steps", 0), ("ppo_epochs", 1),
-                              ("mini_batches", 1), ("grad_accum", 1), ("dynamic_sampling_max_rounds", 0), ("seed", 0),
-                              ("steps", 1), ("log_every", 1), ("save_every", 0), ("keep_last", 1)):
+        for name, minimum in (
+            ("max_prompt_tokens", 1),
+            ("dataset_limit", 0),
+            ("prompts_per_step", 1),
+            ("group_size", 2),
+            ("max_new_tokens", 1),
+            ("reward_workers", 0),
+            ("warmup_steps", 0),
+            ("ppo_epochs", 1),
+            ("mini_batches", 1),
+            ("grad_accum", 1),
+            ("dynamic_sampling_max_rounds", 0),
+            ("seed", 0),
+            ("steps", 1),
+            ("log_every", 1),
+            ("save_every", 0),
+            ("keep_last", 1),
+        ):
             check_int(name, getattr(self, name), minimum)
-        for name in ("temperature", "top_p", "vllm_gpu_memory_utilization", "tis_cap", "reward_timeout_s",
-                     "reward_max_error_frac", "lr", "weight_decay", "max_grad_norm", "clip_eps_low", "clip_eps_high",
-                     "kl_coef"):
+        for name in (
+            "temperature",
+            "top_p",
+            "vllm_gpu_memory_utilization",
+            "tis_cap",
+            "reward_timeout_s",
+            "reward_max_error_frac",
+            "lr",
+            "weight_decay",
+            "max_grad_norm",
+            "clip_eps_low",
+            "clip_eps_high",
+            "kl_coef",
+        ):
             check_finite_number(name, getattr(self, name))
         check_positive("temperature", self.temperature)
         check_probability("top_p", self.top_p, open_low=True)
@@ -189,8 +252,14 @@ class TrainConfig:
         if not self.rewards:
             raise ValueError("rewards=[] must name at least one reward function")
         for i, spec in enumerate(self.rewards):
-            if not (isinstance(spec, (list, tuple)) and len(spec) == 2 and isinstance(spec[0], str)
-                    and isinstance(spec[1], (int, float)) and not isinstance(spec[1], bool) and math.isfinite(spec[1])):
+            if not (
+                isinstance(spec, (list, tuple))
+                and len(spec) == 2
+                and isinstance(spec[0], str)
+                and isinstance(spec[1], (int, float))
+                and not isinstance(spec[1], bool)
+                and math.isfinite(spec[1])
+            ):
                 raise ValueError(f"rewards[{i}]={spec!r} must be [name_or_module:function, finite weight]")
 
     def trackers(self) -> list[str]:
@@ -258,8 +327,13 @@ def _parser_base():
         def _parse_dataclass_field(parser, f) -> None:
             if f.type in (dict, list):
                 names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-                parser.add_argument(*names, type=_yaml_of(f.name, f.type), default=f.default_factory(),
-                                    help=f.metadata.get("help"), metavar="YAML")
+                parser.add_argument(
+                    *names,
+                    type=_yaml_of(f.name, f.type),
+                    default=f.default_factory(),
+                    help=f.metadata.get("help"),
+                    metavar="YAML",
+                )
             else:
                 HfArgumentParser._parse_dataclass_field(parser, f)
 
@@ -272,13 +346,21 @@ def _parser_base():
 def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
     """The command-line parser; ``defaults`` (e.g. a loaded preset) replace the dataclass defaults shown and used."""
     parser = _parser_base()(
-        TrainConfig, prog="llm/train.py", allow_abbrev=False, usage="%(prog)s [-h] [--config FILE.yaml] [--KEY VALUE ...]",
+        TrainConfig,
+        prog="llm/train.py",
+        allow_abbrev=False,
+        usage="%(prog)s [-h] [--config FILE.yaml] [--KEY VALUE ...]",
         description="RLVR post-training of a causal LM with any advantage estimator from theory/. "
-                    "Keys can also come from a YAML preset (--config); flags override it.",
+        "Keys can also come from a YAML preset (--config); flags override it.",
         epilog="Examples: accelerate launch llm/train.py  |  accelerate launch llm/train.py --config "
-               "llm/configs/gspo.yaml --steps 20  |  python llm/train.py --resume latest --output_dir runs/default")
-    parser.add_argument("--config", default=None, metavar="FILE.yaml",
-                        help="YAML preset (llm/configs/*.yaml); its keys replace the defaults below")
+        "llm/configs/gspo.yaml --steps 20  |  python llm/train.py --resume latest --output_dir runs/default",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.yaml",
+        help="YAML preset (llm/configs/*.yaml); its keys replace the defaults below",
+    )
     if defaults:
         parser.set_defaults(**{k: v for k, v in defaults.items() if k != "config"})
     return parser

@@ -16,15 +16,17 @@
 Every malformed row is a ``ValueError`` naming the file, the 1-based row number
 and the missing field, raised before any model is loaded.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
@@ -224,7 +226,9 @@ def _reasoning_gym_examples(spec: str, limit: int | None, seed: int) -> list[Exa
     return examples
 
 
-def load_dataset_examples(spec: str, split: str | None = None, limit: int | None = None, seed: int = 0) -> list[Example]:
+def load_dataset_examples(
+    spec: str, split: str | None = None, limit: int | None = None, seed: int = 0
+) -> list[Example]:
     """Examples for a dataset spec (module docstring); ``limit`` keeps the first N rows.
 
     ``seed`` seeds reasoning-gym generation; files are returned in file order

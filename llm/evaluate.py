@@ -26,23 +26,22 @@ table, also printed) and ``samples.jsonl`` (every completion with its score).
 ``evaluate()`` takes the generator as an argument, so tests (or another
 serving stack) can plug in any ``generate_fn(examples, n) -> n completions each``.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from theory.checks import (check_choice, check_finite_number, check_int, check_k, check_positive,
-                            check_probability)
+from theory.checks import check_choice, check_finite_number, check_int, check_k, check_positive, check_probability
 from theory.passk import pass_at_k
 
 from .data import DEFAULT_SYSTEM_PROMPT, Example, format_prompt, load_dataset_examples
@@ -150,8 +149,11 @@ class VLLMGenerator:
         self.tokenizer, self.config = tokenizer, config
         self._params = lambda n: SamplingParams(
             **vllm_sampling_kwargs(
-                max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
-                group_size=n, seed=config.seed,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                group_size=n,
+                seed=config.seed,
             )
         )
         self.llm = LLM(model=model_path, seed=config.seed, dtype=config.dtype)
@@ -252,7 +254,13 @@ def evaluate(
     results, records = {}, []
     for name, examples in datasets.items():
         results[name], dataset_records = evaluate_dataset(
-            name, examples, generate_fn, n=n, ks=ks, reward_pipeline=reward_pipeline, batch_size=batch_size,
+            name,
+            examples,
+            generate_fn,
+            n=n,
+            ks=ks,
+            reward_pipeline=reward_pipeline,
+            batch_size=batch_size,
             accuracy_reward=accuracy_reward,
         )
         records.extend(dataset_records)
@@ -317,8 +325,11 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     defaults = EvalConfig()
     parser = argparse.ArgumentParser(prog="python -m llm.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=defaults.model, help="alias, local directory, .gguf file or hub id")
-    parser.add_argument("--datasets", default=",".join(defaults.datasets),
-                        help="comma-separated specs: math500, aime24, amc23, gsm8k_test, a .jsonl path, fixture:<name>")
+    parser.add_argument(
+        "--datasets",
+        default=",".join(defaults.datasets),
+        help="comma-separated specs: math500, aime24, amc23, gsm8k_test, a .jsonl path, fixture:<name>",
+    )
     parser.add_argument("--k", type=_int_list, default=defaults.k, help="comma-separated k for pass@k (each <= n)")
     parser.add_argument("--n", type=int, default=defaults.n, help="samples per question")
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
@@ -331,14 +342,24 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--system-prompt", default=None,
-                        help="default: the run's (for a run folder), else llm.data.DEFAULT_SYSTEM_PROMPT")
-    parser.add_argument("--accuracy-reward", default=None,
-                        help="reward whose 0/1 scores count as correct (built-in name or module:function); "
-                             f"default: the run's largest-weight reward (for a run folder), else {defaults.accuracy_reward}")
-    parser.add_argument("--rewards", type=_reward_list, default=None,
-                        help="name=weight,... for mean_reward (must include the accuracy reward; default: the "
-                             "run's rewards for a run folder, else the accuracy reward alone), e.g. math_verify=1,format=0.1")
+    parser.add_argument(
+        "--system-prompt",
+        default=None,
+        help="default: the run's (for a run folder), else llm.data.DEFAULT_SYSTEM_PROMPT",
+    )
+    parser.add_argument(
+        "--accuracy-reward",
+        default=None,
+        help="reward whose 0/1 scores count as correct (built-in name or module:function); "
+        f"default: the run's largest-weight reward (for a run folder), else {defaults.accuracy_reward}",
+    )
+    parser.add_argument(
+        "--rewards",
+        type=_reward_list,
+        default=None,
+        help="name=weight,... for mean_reward (must include the accuracy reward; default: the "
+        "run's rewards for a run folder, else the accuracy reward alone), e.g. math_verify=1,format=0.1",
+    )
     parser.add_argument("--reward-workers", type=int, default=defaults.reward_workers)
     parser.add_argument("--reward-timeout-s", type=float, default=defaults.reward_timeout_s)
     args = parser.parse_args(argv)
@@ -355,9 +376,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
         args.accuracy_reward = defaults.accuracy_reward
     if args.system_prompt is None:
         args.system_prompt = defaults.system_prompt
-    config = EvalConfig(
-        **{**vars(args), "datasets": [d.strip() for d in args.datasets.split(",") if d.strip()]}
-    )
+    config = EvalConfig(**{**vars(args), "datasets": [d.strip() for d in args.datasets.split(",") if d.strip()]})
     config.validate()
     return config
 
@@ -374,13 +393,20 @@ def main(argv: Sequence[str] | None = None, generate_fn: GenerateFn | None = Non
     datasets = {spec: load_dataset_examples(spec, limit=config.limit, seed=config.seed) for spec in config.datasets}
     out_dir = Path(config.out or os.path.join("outputs", "eval", time.strftime("%Y%m%d-%H%M%S")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    with RewardPipeline(config.rewards, num_workers=config.reward_workers, timeout_s=config.reward_timeout_s) as rewards:
+    with RewardPipeline(
+        config.rewards, num_workers=config.reward_workers, timeout_s=config.reward_timeout_s
+    ) as rewards:
         started = time.perf_counter()
         if generate_fn is None:
             generate_fn = _build_generator(config)
         load_s = time.perf_counter() - started
         results, records = evaluate(
-            datasets, generate_fn, n=config.n, ks=config.k, reward_pipeline=rewards, batch_size=config.batch_size,
+            datasets,
+            generate_fn,
+            n=config.n,
+            ks=config.k,
+            reward_pipeline=rewards,
+            batch_size=config.batch_size,
             accuracy_reward=config.accuracy_reward,
         )
     table = format_table(results, config.k, config.n)

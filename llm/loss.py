@@ -5,19 +5,39 @@ the clipping, the aggregation and the KL estimator (the tabular simulator
 calls the same functions). This module adds the model forward pass and the
 trainer's glue (KL term, rollout-mismatch weights).
 """
+
 from __future__ import annotations
 
 import torch
 
-from theory.surrogate import (IMPORTANCE_RATIOS, LOSS_AGGREGATIONS, aggregate, clipped_surrogate, k3_kl,
-                              truncated_importance_weights)
+from theory.surrogate import (
+    IMPORTANCE_RATIOS,
+    LOSS_AGGREGATIONS,
+    aggregate,
+    clipped_surrogate,
+    k3_kl,
+    truncated_importance_weights,
+)
 
-__all__ = ["IMPORTANCE_RATIOS", "LOSS_AGGREGATIONS", "aggregate_loss", "completion_logprobs", "policy_loss",
-           "truncated_importance_weights"]
+__all__ = [
+    "IMPORTANCE_RATIOS",
+    "LOSS_AGGREGATIONS",
+    "aggregate_loss",
+    "completion_logprobs",
+    "policy_loss",
+    "truncated_importance_weights",
+]
 
 
-def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
-                        with_entropy: bool = False):
+def completion_logprobs(
+    model,
+    prompt_ids,
+    prompt_mask,
+    completion_ids,
+    completion_mask,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+):
     """log π(y_t | x, y_<t) for every completion token, (N, Lc); optionally the token entropies too.
 
     Positions follow the attention mask (cumsum − 1), exactly as ``generate``
@@ -33,8 +53,13 @@ def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completi
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     num_completion = completion_ids.shape[1]
     # logits_to_keep skips the vocabulary projection over the prompt, the largest matmul here.
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=num_completion + 1, use_cache=False).logits[:, :-1]
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=num_completion + 1,
+        use_cache=False,
+    ).logits[:, :-1]
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # log-softmax over 50k entries in half precision loses the ratio's precision
     if temperature != 1.0:
@@ -52,15 +77,29 @@ def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completi
     return logprobs, entropy
 
 
-def aggregate_loss(per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens=None,
-                   num_sequences=None) -> torch.Tensor:
+def aggregate_loss(
+    per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens=None, num_sequences=None
+) -> torch.Tensor:
     """``theory.surrogate.aggregate`` (token-mean | seq-mean-token-mean | seq-mean-token-sum)."""
     return aggregate(per_token, mask, mode, num_tokens=num_tokens, num_sequences=num_sequences)
 
 
-def policy_loss(logprobs, old_logprobs, advantages, mask, *, clip_eps_low: float, clip_eps_high: float,
-                importance_ratio: str = "token", loss_agg: str = "token-mean", ref_logprobs=None, kl_coef: float = 0.0,
-                num_tokens=None, num_sequences=None, tis_weights=None):
+def policy_loss(
+    logprobs,
+    old_logprobs,
+    advantages,
+    mask,
+    *,
+    clip_eps_low: float,
+    clip_eps_high: float,
+    importance_ratio: str = "token",
+    loss_agg: str = "token-mean",
+    ref_logprobs=None,
+    kl_coef: float = 0.0,
+    num_tokens=None,
+    num_sequences=None,
+    tis_weights=None,
+):
     """Clipped surrogate (+ kl_coef · k3 KL to a reference), optionally re-weighted by TIS, aggregated.
 
     ``tis_weights`` (N, L) are the truncated rollout/trainer importance weights
@@ -68,8 +107,15 @@ def policy_loss(logprobs, old_logprobs, advantages, mask, *, clip_eps_low: float
     (the KL term is an expectation under π_θ, not under the rollout engine).
     Returns (loss, stats) with detached masked means ``clip_frac``, ``ratio``, ``kl``.
     """
-    out = clipped_surrogate(logprobs, old_logprobs, advantages, mask, clip_eps_low=clip_eps_low,
-                            clip_eps_high=clip_eps_high, importance_ratio=importance_ratio)
+    out = clipped_surrogate(
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        clip_eps_low=clip_eps_low,
+        clip_eps_high=clip_eps_high,
+        importance_ratio=importance_ratio,
+    )
     per_token = out.per_token_loss
     if tis_weights is not None:
         per_token = per_token * tis_weights.to(per_token.dtype)

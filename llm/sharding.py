@@ -13,6 +13,7 @@ Two ways a policy ends up sharded:
 
 Every function is a no-op / plain call for an unsharded (single or DDP) model.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["shard_model", "is_sharded", "full_params_for_generation", "full_state_dict", "save_sharded_optimizer",
-           "load_sharded_optimizer"]
+__all__ = [
+    "shard_model",
+    "is_sharded",
+    "full_params_for_generation",
+    "full_state_dict",
+    "save_sharded_optimizer",
+    "load_sharded_optimizer",
+]
 
 
 def _fsdp2_modules(model: torch.nn.Module) -> list:
@@ -52,8 +59,10 @@ def shard_model(model: torch.nn.Module) -> torch.nn.Module:
     block_names = set(getattr(model, "_no_split_modules", None) or [])
     blocks = [m for m in model.modules() if type(m).__name__ in block_names]
     if not blocks:
-        raise ValueError(f"fsdp: found no decoder layers to shard in {type(model).__name__} "
-                         f"(_no_split_modules={sorted(block_names)})")
+        raise ValueError(
+            f"fsdp: found no decoder layers to shard in {type(model).__name__} "
+            f"(_no_split_modules={sorted(block_names)})"
+        )
     for block in blocks:
         fully_shard(block)
     fully_shard(model)
@@ -143,5 +152,9 @@ def deepspeed_batch_config(cfg, num_processes: int) -> dict:
     """
     rows = cfg.prompts_per_step // num_processes * cfg.group_size
     micro = rows // (cfg.mini_batches * cfg.grad_accum)
-    return {"train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": cfg.grad_accum,
-            "train_batch_size": micro * cfg.grad_accum * num_processes, "gradient_clipping": cfg.max_grad_norm}
+    return {
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "train_batch_size": micro * cfg.grad_accum * num_processes,
+        "gradient_clipping": cfg.max_grad_norm,
+    }

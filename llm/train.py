@@ -20,6 +20,7 @@ One training step reads top to bottom in ``train`` below:
 No advantage formula and no surrogate formula lives in llm/: GRPO, Dr.GRPO,
 RS-GRPO, RiskPO, ... are registry entries; DAPO and GSPO are loss settings.
 """
+
 from __future__ import annotations
 
 import copy
@@ -53,9 +54,9 @@ from theory import get_estimator
 
 @dataclass
 class TrainResult:
-    metrics: dict              # the last step's logged metrics ({} when there was nothing to do)
-    model: torch.nn.Module     # the policy after the last step (unwrapped; sharded under fsdp)
-    estimator: object          # the advantage estimator (quantile tracker state inside)
+    metrics: dict  # the last step's logged metrics ({} when there was nothing to do)
+    model: torch.nn.Module  # the policy after the last step (unwrapped; sharded under fsdp)
+    estimator: object  # the advantage estimator (quantile tracker state inside)
     num_processes: int = 1
     checkpoint: Path | None = None
 
@@ -74,8 +75,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     if run.start_step >= cfg.steps:  # e.g. `--resume latest` on a finished run: touch nothing
         run.rewards.close()
         if run.accelerator.is_main_process:
-            print(f"[riskrl] nothing to do: {run.resumed_from} is at step {run.start_step} and steps={cfg.steps}; "
-                  f"pass a larger --steps to train further", file=sys.stderr)
+            print(
+                f"[riskrl] nothing to do: {run.resumed_from} is at step {run.start_step} and steps={cfg.steps}; "
+                f"pass a larger --steps to train further",
+                file=sys.stderr,
+            )
         return TrainResult({}, None, run.estimator, run.accelerator.num_processes, run.resumed_from)
     try:
         run.build()
@@ -84,8 +88,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise
     acc, metrics, first, began, checkpoint = run.accelerator, {}, None, time.perf_counter(), None
     with run.rewards:
-        progress = tqdm(range(run.start_step, cfg.steps), initial=run.start_step, total=cfg.steps, desc="train",
-                        disable=not acc.is_local_main_process, dynamic_ncols=True)
+        progress = tqdm(
+            range(run.start_step, cfg.steps),
+            initial=run.start_step,
+            total=cfg.steps,
+            desc="train",
+            disable=not acc.is_local_main_process,
+            dynamic_ncols=True,
+        )
         for step in progress:
             step_began = time.perf_counter()
             tally = StepTally()
@@ -100,11 +110,15 @@ def train(cfg: TrainConfig) -> TrainResult:
                 with tally.timed("reward"):
                     global_rewards = score(run, rollout, examples, tally, step)
                 groups += prompt_groups(rollout, advantages(run, global_rewards, tally), cfg.group_size)
-                if not cfg.dynamic_sampling or tally.rounds >= cfg.dynamic_sampling_max_rounds or enough_signal(run, groups):
+                if (
+                    not cfg.dynamic_sampling
+                    or tally.rounds >= cfg.dynamic_sampling_max_rounds
+                    or enough_signal(run, groups)
+                ):
                     break
                 tally.rounds += 1
             if cfg.dynamic_sampling:  # prompts with signal first; zero-advantage ones pad when rounds ran out
-                groups = sorted(groups, key=lambda g: not g["signal"])[:cfg.prompts_per_step // acc.num_processes]
+                groups = sorted(groups, key=lambda g: not g["signal"])[: cfg.prompts_per_step // acc.num_processes]
             batch = stack_groups(groups, run.tokenizer.pad_token_id)
 
             # ---- 4. update
@@ -136,10 +150,16 @@ def train(cfg: TrainConfig) -> TrainResult:
             if acc.is_main_process and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
                 with open(run.output_dir / "metrics.jsonl", "a") as handle:
                     handle.write(json.dumps(metrics) + "\n")
-                progress.set_postfix(reward=f"{metrics['reward_mean']:.3f}", loss=f"{metrics['loss']:.4f}",
-                                     len=f"{metrics['completion_length']:.0f}")
+                progress.set_postfix(
+                    reward=f"{metrics['reward_mean']:.3f}",
+                    loss=f"{metrics['loss']:.4f}",
+                    len=f"{metrics['completion_length']:.0f}",
+                )
             if run.trackers and (step + 1) % cfg.log_every == 0:
-                acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}, step=step + 1)
+                acc.log(
+                    {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+                    step=step + 1,
+                )
 
             # ---- 6. save
             if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step + 1 == cfg.steps:
@@ -190,21 +210,37 @@ class Run:
             reference = shard_model(reference.to(acc.device)) if reference is not None else None
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
-        self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
-                                       num_training_steps=cfg.steps * cfg.ppo_epochs * cfg.mini_batches)
+        self.scheduler = get_scheduler(
+            cfg.lr_scheduler,
+            optimizer,
+            num_warmup_steps=cfg.warmup_steps,
+            num_training_steps=cfg.steps * cfg.ppo_epochs * cfg.mini_batches,
+        )
         if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
             acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
         if cfg.fsdp:
             self.model, self.optimizer = model, acc.prepare_optimizer(optimizer)
         else:
             self.model, self.optimizer = acc.prepare(model, optimizer)
-            if reference is not None:  # FSDP via accelerate shards it like the policy; DDP leaves a frozen model unwrapped
-                reference = acc.prepare_model(reference) if acc.distributed_type.name == "FSDP" else reference.to(acc.device)
+            if (
+                reference is not None
+            ):  # FSDP via accelerate shards it like the policy; DDP leaves a frozen model unwrapped
+                reference = (
+                    acc.prepare_model(reference) if acc.distributed_type.name == "FSDP" else reference.to(acc.device)
+                )
         self.reference, self.unwrapped = reference, acc.unwrap_model(self.model)
-        self.backend = build_backend(cfg.rollout_backend, self.tokenizer, self.model_path, max_new_tokens=cfg.max_new_tokens,
-                                     temperature=cfg.temperature, top_p=cfg.top_p, max_prompt_tokens=cfg.max_prompt_tokens,
-                                     seed=cfg.seed, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                     dtype=cfg.dtype)
+        self.backend = build_backend(
+            cfg.rollout_backend,
+            self.tokenizer,
+            self.model_path,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_prompt_tokens=cfg.max_prompt_tokens,
+            seed=cfg.seed,
+            vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            dtype=cfg.dtype,
+        )
         self.system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
         if resume is not None:
             if resume.get("optimizer") is not None:
@@ -215,7 +251,9 @@ class Run:
             self.estimator.load_state_dict(resume["estimator"])
             self.sampler.load_state_dict(resume["sampler"])
             if len(resume["rng"]) != acc.num_processes:
-                raise ValueError(f"checkpoint was written by {len(resume['rng'])} processes; now running {acc.num_processes}")
+                raise ValueError(
+                    f"checkpoint was written by {len(resume['rng'])} processes; now running {acc.num_processes}"
+                )
             set_rng_state(resume["rng"][acc.process_index])
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -242,9 +280,15 @@ class Run:
         if sharded:  # every process writes its own shard: the checkpoint dir must be on a shared filesystem
             save_sharded_optimizer(self.model, self.optimizer, tmp / "optimizer")
         if acc.is_main_process:
-            state = {"step": step, "config": asdict(self.cfg), "optimizer": None if sharded else self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "estimator": self.estimator.state_dict(),
-                     "sampler": self.sampler.state_dict(), "rng": rng_states}
+            state = {
+                "step": step,
+                "config": asdict(self.cfg),
+                "optimizer": None if sharded else self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "estimator": self.estimator.state_dict(),
+                "sampler": self.sampler.state_dict(),
+                "rng": rng_states,
+            }
             torch.save(state, tmp / STATE_FILE)
             self.unwrapped.save_pretrained(tmp / "model", state_dict=weights)
             self.tokenizer.save_pretrained(tmp / "model")
@@ -269,12 +313,15 @@ def setup(cfg: TrainConfig) -> Run:
     run.estimator = build_estimator(cfg)
     run.output_dir = Path(cfg.output_dir)
     run.trackers = _available_trackers(cfg)
-    run.accelerator = acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, log_with=run.trackers or None,
-                                        project_dir=str(run.output_dir))
+    run.accelerator = acc = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum, log_with=run.trackers or None, project_dir=str(run.output_dir)
+    )
     check_batch_geometry(cfg, run.estimator.bundle_size, acc.num_processes)
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
-        raise ValueError(f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "
-                         f"{acc.num_processes} process(es), distributed_type={acc.distributed_type.name}")
+        raise ValueError(
+            f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "
+            f"{acc.num_processes} process(es), distributed_type={acc.distributed_type.name}"
+        )
     run.model_path = None if cfg.model == TINY_MODEL else resolve_model_path(cfg.model)  # missing path -> error now
     examples = load_dataset_examples(cfg.dataset, limit=cfg.dataset_limit or None, seed=cfg.seed)
     if not examples:
@@ -286,8 +333,9 @@ def setup(cfg: TrainConfig) -> Run:
         run.start_step = int(run.resume_state["step"])
     # Unknown reward names / unimportable module:function fail here, before any model is loaded
     # (last: the pipeline may start worker processes, which train() closes).
-    run.rewards = RewardPipeline([tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers,
-                                 timeout_s=cfg.reward_timeout_s)
+    run.rewards = RewardPipeline(
+        [tuple(s) for s in cfg.rewards], num_workers=cfg.reward_workers, timeout_s=cfg.reward_timeout_s
+    )
     return run
 
 
@@ -295,14 +343,17 @@ def run_summary(cfg: TrainConfig, first: dict | None, last: dict, seconds: float
     """What a user wants to read when the run ends: progress, where the weights are, how to evaluate them."""
     if not last:
         return "[riskrl] no step ran"
-    lines = [f"[riskrl] done: step {last['step']}/{cfg.steps} in {seconds / 60:.1f} min; "
-             f"reward_mean {first['reward_mean']:.3f} (step {first['step']}) -> {last['reward_mean']:.3f} "
-             f"(step {last['step']}); entropy {last['entropy']:.3f}",
-             f"[riskrl] checkpoint: {checkpoint}" + (f"; weights: {Path(cfg.output_dir) / 'model'}" if cfg.save_model else ""),
-             f"[riskrl] evaluate: python -m llm.evaluate --model {cfg.output_dir} --datasets gsm8k_test --n 4 --k 1,4 "
-             f"(uses the run's rewards)",
-             f"[riskrl] continue: accelerate launch llm/train.py --output_dir {cfg.output_dir} --resume latest "
-             f"--steps {cfg.steps * 2}"]
+    lines = [
+        f"[riskrl] done: step {last['step']}/{cfg.steps} in {seconds / 60:.1f} min; "
+        f"reward_mean {first['reward_mean']:.3f} (step {first['step']}) -> {last['reward_mean']:.3f} "
+        f"(step {last['step']}); entropy {last['entropy']:.3f}",
+        f"[riskrl] checkpoint: {checkpoint}"
+        + (f"; weights: {Path(cfg.output_dir) / 'model'}" if cfg.save_model else ""),
+        f"[riskrl] evaluate: python -m llm.evaluate --model {cfg.output_dir} --datasets gsm8k_test --n 4 --k 1,4 "
+        f"(uses the run's rewards)",
+        f"[riskrl] continue: accelerate launch llm/train.py --output_dir {cfg.output_dir} --resume latest "
+        f"--steps {cfg.steps * 2}",
+    ]
     return "\n".join(lines)
 
 
@@ -344,14 +395,18 @@ def check_batch_geometry(cfg: TrainConfig, bundle_size: int, world_size: int) ->
     if cfg.prompts_per_step % bundle_size:
         raise ValueError(
             f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the estimator's bundle_size={bundle_size} "
-            f"(estimator={cfg.estimator!r}): bundles are formed from the global prompt batch")
+            f"(estimator={cfg.estimator!r}): bundles are formed from the global prompt batch"
+        )
     if cfg.prompts_per_step % world_size:
-        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes={world_size}")
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes={world_size}"
+        )
     rows = cfg.prompts_per_step // world_size * cfg.group_size
     if rows % (cfg.mini_batches * cfg.grad_accum):
         raise ValueError(
             f"completions per process = prompts_per_step/processes * group_size = {rows} must be divisible by "
-            f"mini_batches * grad_accum = {cfg.mini_batches} * {cfg.grad_accum}")
+            f"mini_batches * grad_accum = {cfg.mini_batches} * {cfg.grad_accum}"
+        )
 
 
 def load_policy(cfg: TrainConfig):

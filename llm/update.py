@@ -5,6 +5,7 @@ module only schedules it: old log-probs, the optional frozen reference, the
 rollout/trainer importance weights, gradient accumulation and clipping, and
 the step's update metrics averaged over ranks.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,12 +46,19 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
 
     def micro_batches(indices: torch.Tensor):
         for start in range(0, len(indices), micro_size):
-            idx = indices[start:start + micro_size]
+            idx = indices[start : start + micro_size]
             yield idx, {k: v[idx] for k, v in batch.items()}
 
     def forward(mb, with_entropy=False, module=model):
-        return completion_logprobs(module, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"],
-                                   mb["completion_mask"], cfg.temperature, with_entropy)
+        return completion_logprobs(
+            module,
+            mb["prompt_ids"],
+            mb["prompt_mask"],
+            mb["completion_ids"],
+            mb["completion_mask"],
+            cfg.temperature,
+            with_entropy,
+        )
 
     mask = batch["completion_mask"]
     old_logprobs = torch.zeros_like(batch["completion_ids"], dtype=torch.float32)
@@ -71,13 +79,19 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
     seq_logp = torch.zeros(rows, device=device)  # π_θ' sequence mean log-prob, for cov_logp_adv
     generator = torch.Generator().manual_seed(step_seed(cfg.seed, int(scheduler.last_epoch), accelerator.process_index))
     for epoch in range(cfg.ppo_epochs):
-        order = torch.randperm(rows, generator=generator).to(device) if cfg.mini_batches > 1 else torch.arange(rows, device=device)
+        order = (
+            torch.randperm(rows, generator=generator).to(device)
+            if cfg.mini_batches > 1
+            else torch.arange(rows, device=device)
+        )
         mini_size = rows // cfg.mini_batches
         for m in range(cfg.mini_batches):
-            mini = order[m * mini_size:(m + 1) * mini_size]
+            mini = order[m * mini_size : (m + 1) * mini_size]
             # Denominators of the whole mini-batch summed over ranks, divided by the rank count
             # because DDP/FSDP average gradients: the update is that of one global mini-batch.
-            totals = accelerator.reduce(torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum")
+            totals = accelerator.reduce(
+                torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum"
+            )
             num_tokens = (totals[0] / accelerator.num_processes).clamp(min=1.0)
             num_sequences = totals[1] / accelerator.num_processes
             for idx, mb in micro_batches(mini):
@@ -86,7 +100,9 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
                     old = logprobs.detach() if on_policy else old_logprobs[idx]
                     tis = None
                     if sampled is not None:
-                        correction = truncated_importance_weights(old, mb["sampled_logprobs"], mb["completion_mask"], cfg.tis_cap)
+                        correction = truncated_importance_weights(
+                            old, mb["sampled_logprobs"], mb["completion_mask"], cfg.tis_cap
+                        )
                         tis = correction.weights
                         if epoch == 0:
                             n_tok = float(mb["completion_mask"].sum())
@@ -97,10 +113,20 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
                     if epoch == 0:
                         seq_logp[idx] = _sequence_mean(old.float(), mb["completion_mask"])
                     loss, stats = policy_loss(
-                        logprobs, old, mb["advantages"], mb["completion_mask"], clip_eps_low=cfg.clip_eps_low,
-                        clip_eps_high=cfg.clip_eps_high, importance_ratio=cfg.importance_ratio, loss_agg=cfg.loss_agg,
-                        ref_logprobs=ref_logprobs[idx] if ref_logprobs is not None else None, kl_coef=cfg.kl_coef,
-                        num_tokens=num_tokens, num_sequences=num_sequences, tis_weights=tis)
+                        logprobs,
+                        old,
+                        mb["advantages"],
+                        mb["completion_mask"],
+                        clip_eps_low=cfg.clip_eps_low,
+                        clip_eps_high=cfg.clip_eps_high,
+                        importance_ratio=cfg.importance_ratio,
+                        loss_agg=cfg.loss_agg,
+                        ref_logprobs=ref_logprobs[idx] if ref_logprobs is not None else None,
+                        kl_coef=cfg.kl_coef,
+                        num_tokens=num_tokens,
+                        num_sequences=num_sequences,
+                        tis_weights=tis,
+                    )
                     # accelerate divides by grad_accum; our denominators already span the mini-batch.
                     accelerator.backward(loss * cfg.grad_accum)
                     if on_policy:
@@ -121,18 +147,32 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
                     sums[key] += float(stats[key])
                 counts["micro"] += 1
 
-    local = torch.tensor([
-        sums["loss"] / max(cfg.ppo_epochs * cfg.mini_batches, 1),  # micro losses add up to the mini-batch loss
-        sums["clip_frac"] / counts["micro"], sums["kl"] / counts["micro"], sums["ratio"] / counts["micro"],
-        sums["grad_norm"] / max(counts["updates"], 1), float(entropy_sum), float(mask.sum()),
-        mismatch["abs"], mismatch["truncated"], mismatch["tokens"],
-    ], device=device, dtype=torch.float64)
+    local = torch.tensor(
+        [
+            sums["loss"] / max(cfg.ppo_epochs * cfg.mini_batches, 1),  # micro losses add up to the mini-batch loss
+            sums["clip_frac"] / counts["micro"],
+            sums["kl"] / counts["micro"],
+            sums["ratio"] / counts["micro"],
+            sums["grad_norm"] / max(counts["updates"], 1),
+            float(entropy_sum),
+            float(mask.sum()),
+            mismatch["abs"],
+            mismatch["truncated"],
+            mismatch["tokens"],
+        ],
+        device=device,
+        dtype=torch.float64,
+    )
     # Each rank's loss is scaled by world/global-count, so the global loss is the mean over ranks.
     summed = accelerator.reduce(local.clone(), "sum")
     mean = summed / accelerator.num_processes
     metrics = {
-        "loss": float(mean[0]), "clip_frac": float(mean[1]), "kl": float(mean[2]), "ratio_mean": float(mean[3]),
-        "grad_norm": float(mean[4]), "entropy": float(summed[5] / summed[6].clamp(min=1.0)),
+        "loss": float(mean[0]),
+        "clip_frac": float(mean[1]),
+        "kl": float(mean[2]),
+        "ratio_mean": float(mean[3]),
+        "grad_norm": float(mean[4]),
+        "entropy": float(summed[5] / summed[6].clamp(min=1.0)),
     }
     # Cov over the global batch of (sequence mean log-prob under π_θ', advantage): RiskPO Prop. 1's entropy driver.
     logp_all = accelerator.gather(seq_logp.double()).cpu()
@@ -141,7 +181,11 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
     metrics["cov_logp_adv"] = float(covariance(logp_all, adv_all, uniform))
     if sampled is not None:
         tokens = float(summed[9])
-        worst = accelerator.gather(torch.tensor([mismatch["max"]], device=device, dtype=torch.float64)).max(0, keepdim=True).values
+        worst = (
+            accelerator.gather(torch.tensor([mismatch["max"]], device=device, dtype=torch.float64))
+            .max(0, keepdim=True)
+            .values
+        )
         metrics["mismatch/mean_abs_logp_diff"] = float(summed[7]) / max(tokens, 1.0)
         metrics["mismatch/tis_truncated_frac"] = float(summed[8]) / max(tokens, 1.0)
         metrics["mismatch/max_ratio"] = float(worst[0])

@@ -10,6 +10,7 @@
 
 CLI: ``python -m sandbox list`` / ``python -m sandbox <claim> --seeds N --out DIR``.
 """
+
 from .bandit import BanditConfig, BanditResult, run_bandit
 from .claims import *  # noqa: F401,F403  (claim_* functions, CLAIMS, run_all_claims)
 from .claims import CLAIMS, run_all_claims

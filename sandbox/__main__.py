@@ -1,4 +1,5 @@
 """python -m sandbox list | all | <claim> | bandit | tabular  [--seeds N] [--out DIR]"""
+
 from __future__ import annotations
 
 import argparse
@@ -78,16 +79,26 @@ def run_experiment(name: str, seeds: int | None, out: str) -> None:
     bar = _Bar(name)
     stem = os.path.join(out, name)
     if name == "bandit":
-        res = run_bandit(BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": float(b)}) for b in (0, 2, 4, 8, 16, 32, 64)],
-                         seeds=seeds, progress=bar)
+        res = run_bandit(
+            BanditConfig.rs_grpo_paper(),
+            [("rs_grpo", {"beta": float(b)}) for b in (0, 2, 4, 8, 16, 32, 64)],
+            seeds=seeds,
+            progress=bar,
+        )
         res.metrics.to_csv(stem + "_metrics.csv", index=False)
         res.policy.to_csv(stem + "_policy.csv", index=False)
         summary = res.final()
         summary.columns = ["_".join(c) for c in summary.columns]
         fig = bandit_figure(res.metrics, "RS-GRPO 100-armed bandit")
     else:
-        specs = [("grpo", {}), ("dr_grpo", {}), ("riskpo", {"bundle_size": 5}), ("riskpo_seeking", {"bundle_size": 5}),
-                 ("rs_grpo", {"beta": 4.0}), ("passk_reweight", {"k": 4})]
+        specs = [
+            ("grpo", {}),
+            ("dr_grpo", {}),
+            ("riskpo", {"bundle_size": 5}),
+            ("riskpo_seeking", {"bundle_size": 5}),
+            ("rs_grpo", {"beta": 4.0}),
+            ("passk_reweight", {"k": 4}),
+        ]
         res = run_tabular(TabularConfig(), specs, seeds=seeds, progress=bar)
         res.metrics.to_csv(stem + "_metrics.csv", index=False)
         summary = res.final()
@@ -95,8 +106,18 @@ def run_experiment(name: str, seeds: int | None, out: str) -> None:
     bar.close()
     summary.to_csv(stem + ".csv")
     with open(stem + ".json", "w") as fh:
-        json.dump(_jsonable({"config": res.config, "estimators": res.estimators,
-                             "final": summary.reset_index().to_dict(orient="records")}), fh, indent=2, ensure_ascii=False)
+        json.dump(
+            _jsonable(
+                {
+                    "config": res.config,
+                    "estimators": res.estimators,
+                    "final": summary.reset_index().to_dict(orient="records"),
+                }
+            ),
+            fh,
+            indent=2,
+            ensure_ascii=False,
+        )
     save_figure(fig, stem)
     print(summary.to_string())
 
@@ -113,7 +134,11 @@ def verdict(result: dict) -> str:
 def results_markdown(results: dict[str, dict]) -> str:
     lines = ["| claim | paper statement | measured | holds / erratum | time (s) |", "|---|---|---|---|---|"]
     for name, r in results.items():
-        mark = {"holds": "yes (as printed)", "erratum": "**paper erratum**: false as printed, corrected form holds", "no": "**no**"}[verdict(r)]
+        mark = {
+            "holds": "yes (as printed)",
+            "erratum": "**paper erratum**: false as printed, corrected form holds",
+            "no": "**no**",
+        }[verdict(r)]
         lines.append(f"| `{name}` | {r['claim']} ({r['paper']}) | {r['measured']} | {mark} | {r.get('seconds', '')} |")
     return "\n".join(lines) + "\n"
 
@@ -121,10 +146,18 @@ def results_markdown(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("target", help="'list', 'all', a claim name or an experiment name")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="training seeds of simulation claims and experiments (default: each one's own)")
-    parser.add_argument("--instances", type=int, default=None,
-                        help="random instances of the non-simulation claims (default: each claim's own)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="training seeds of simulation claims and experiments (default: each one's own)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=None,
+        help="random instances of the non-simulation claims (default: each claim's own)",
+    )
     parser.add_argument("--out", default="results/sandbox", help="output folder (JSON, CSV, HTML)")
     args = parser.parse_args(argv)
     for flag in ("seeds", "instances"):
@@ -161,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(args.out, "summary.json"), "w") as fh:
             json.dump(_jsonable(results), fh, indent=2, ensure_ascii=False)
         verdicts = [verdict(r) for r in results.values()]
-        print(f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as printed, "
-              f"{verdicts.count('erratum')} paper erratum (corrected form holds), {verdicts.count('no')} fail")
+        print(
+            f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as printed, "
+            f"{verdicts.count('erratum')} paper erratum (corrected form holds), {verdicts.count('no')} fail"
+        )
     return 0
 
 

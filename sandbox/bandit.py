@@ -15,11 +15,12 @@ Every estimator sees the same random numbers (one stream from ``seed``): adding 
 estimator never changes another one's trajectory, and estimators are compared on
 common draws.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,12 +29,24 @@ from tqdm.auto import tqdm
 
 from theory.checks import check_finite_number, check_int, check_positive
 from theory.dynamics import softmax_entropy
-from theory.updates import ascent_optimizer, ascent_step, population_arm_advantage, sampled_policy_gradient, softmax_policy_gradient
+from theory.updates import (
+    ascent_optimizer,
+    ascent_step,
+    population_arm_advantage,
+    sampled_policy_gradient,
+    softmax_policy_gradient,
+)
 
 from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
-__all__ = ["BanditConfig", "BanditResult", "run_bandit", "rs_grpo_beta_sweep", "rs_grpo_paper_rewards",
-           "rs_grpo_paper_init_logits"]
+__all__ = [
+    "BanditConfig",
+    "BanditResult",
+    "run_bandit",
+    "rs_grpo_beta_sweep",
+    "rs_grpo_paper_rewards",
+    "rs_grpo_paper_init_logits",
+]
 
 NOISE_KINDS = ("none", "bernoulli", "gaussian")
 OPTIMIZERS = ("sgd", "adam", "natural")
@@ -123,7 +136,7 @@ class BanditConfig:
         return len(self.rewards)
 
     @classmethod
-    def rs_grpo_paper(cls, **overrides) -> "BanditConfig":
+    def rs_grpo_paper(cls, **overrides) -> BanditConfig:
         """RS-GRPO (Jiang et al., 2025) §3 100-armed bandit: batch 16, η = 0.1, plain SGD on logits.
 
         The authors' script runs 4·10⁵ pulls = 25 000 updates of 16; we keep that.
@@ -141,7 +154,7 @@ class BanditConfig:
         return cls(**base)
 
     @classmethod
-    def three_arm(cls, **overrides) -> "BanditConfig":
+    def three_arm(cls, **overrides) -> BanditConfig:
         """RS-GRPO Lemma 2 example: r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates."""
         base = dict(
             rewards=[1.0, 0.8, 0.0],
@@ -187,7 +200,9 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
     mean_rewards = torch.tensor(config.rewards, dtype=dtype).unsqueeze(0)  # (1, K)
     arm_rewards = mean_rewards[0]
     best_arm = int(torch.argmax(mean_rewards))
-    init = torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
+    init = (
+        torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
+    )
     logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s; a leaf tensor that torch.optim updates in place
     generator = torch.Generator().manual_seed(config.seed)
     advantages = RunAdvantages(specs, seeds, seed=config.seed, default_bundle_size=1)
@@ -197,7 +212,9 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
             try:  # probe once: fail before the loop, naming the estimator
                 first.population(mean_rewards, torch.softmax(init, -1).unsqueeze(0))
             except (NotImplementedError, ValueError) as err:
-                raise ValueError(f"estimator {labels[e]}: no exact update ({err}); set batch_size for sampled updates") from err
+                raise ValueError(
+                    f"estimator {labels[e]}: no exact update ({err}); set batch_size for sampled updates"
+                ) from err
         if getattr(first, "bundle_size", 1) != 1:
             raise ValueError(f"estimator {labels[e]}: a bandit has one prompt, so bundle_size must be 1")
     # 'natural' is SGD along Ā: θ ← θ + η Ā (theory.dynamics.natural_gradient_step).
@@ -244,8 +261,17 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
     return BanditResult(metrics=metrics, policy=policy, config=asdict(config), estimators=[list(s) for s in specs])
 
 
-def _bandit_step(config: BanditConfig, logits, arm_rewards, mean_rewards, generator, advantages: RunAdvantages, optimizer,
-                 num_est: int, seeds: int) -> None:
+def _bandit_step(
+    config: BanditConfig,
+    logits,
+    arm_rewards,
+    mean_rewards,
+    generator,
+    advantages: RunAdvantages,
+    optimizer,
+    num_est: int,
+    seeds: int,
+) -> None:
     """One update of every run's logits (rows e*seeds + s), in place."""
     k, dtype = logits.shape[-1], logits.dtype
     probs = torch.softmax(logits, -1)
@@ -253,8 +279,9 @@ def _bandit_step(config: BanditConfig, logits, arm_rewards, mean_rewards, genera
         arm_adv = torch.empty_like(logits)
         for e in range(num_est):
             rows = slice(e * seeds, (e + 1) * seeds)
-            arm_adv[rows] = population_arm_advantage(advantages.first(e).population, mean_rewards, probs[rows],
-                                                     bernoulli=config.reward_noise == "bernoulli")
+            arm_adv[rows] = population_arm_advantage(
+                advantages.first(e).population, mean_rewards, probs[rows], bernoulli=config.reward_noise == "bernoulli"
+            )
         direction = arm_adv if config.optimizer == "natural" else softmax_policy_gradient(logits, arm_adv)
     else:
         n = config.batch_size
@@ -269,8 +296,9 @@ def _bandit_step(config: BanditConfig, logits, arm_rewards, mean_rewards, genera
     ascent_step(optimizer, logits, direction)
 
 
-def rs_grpo_beta_sweep(betas: Sequence[float] = (0, 2, 4, 8, 16, 32, 64), seeds: int = 8, progress: Progress = None,
-                       **overrides) -> BanditResult:
+def rs_grpo_beta_sweep(
+    betas: Sequence[float] = (0, 2, 4, 8, 16, 32, 64), seeds: int = 8, progress: Progress = None, **overrides
+) -> BanditResult:
     """RS-GRPO §5 figure: the 100-armed bandit trained with RS-GRPO at every β, 25 000 updates of 16
     arms by default (``overrides`` reach ``BanditConfig.rs_grpo_paper``, e.g. steps=2000).
     All β and seeds run as one tensor program; ``progress(fraction)`` reports about 100 times."""

@@ -1,9 +1,9 @@
 """Helpers shared by the simulators: estimator specs and labels, batched advantages, action sampling."""
+
 from __future__ import annotations
 
 import contextlib
-
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,9 @@ def normalise_specs(estimators: Sequence) -> list[EstimatorSpec]:
     return specs
 
 
-def build_estimator(name: str, params: dict, *, default_bundle_size: int | None = None, seed: int | None = None) -> AdvantageEstimator:
+def build_estimator(
+    name: str, params: dict, *, default_bundle_size: int | None = None, seed: int | None = None
+) -> AdvantageEstimator:
     """One estimator instance; fills ``bundle_size``/``seed`` defaults only where the user gave none."""
     accepted = estimator_parameters(name)
     params = dict(params)
@@ -87,7 +89,9 @@ class RunAdvantages:
     construction, and ``__call__``'s summary metrics cost more than the advantage in a long loop.
     """
 
-    def __init__(self, specs: Sequence[EstimatorSpec], seeds: int, *, seed: int, default_bundle_size: int | None = None):
+    def __init__(
+        self, specs: Sequence[EstimatorSpec], seeds: int, *, seed: int, default_bundle_size: int | None = None
+    ):
         self.seeds = seeds
         self.instances: list[list[AdvantageEstimator]] = []
         self.stateless: list[int] = []
@@ -96,8 +100,12 @@ class RunAdvantages:
         for e, (name, params) in enumerate(specs):
             first = build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed)
             if is_stateful(first):
-                self.instances.append([build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed + s)
-                                       for s in range(seeds)])
+                self.instances.append(
+                    [
+                        build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed + s)
+                        for s in range(seeds)
+                    ]
+                )
                 self.stateful.append(e)
                 continue
             self.instances.append([first])

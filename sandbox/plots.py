@@ -1,10 +1,21 @@
 """Plotly figures of sandbox results (HTML always; PNG only where kaleido is installed)."""
+
 from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["curves_figure", "table_figure", "claim_figure", "bandit_figure", "tabular_figure", "prop1_figure",
-           "thm1_figure", "thm2_figure", "thm3_figure", "lemma_figure"]
+__all__ = [
+    "curves_figure",
+    "table_figure",
+    "claim_figure",
+    "bandit_figure",
+    "tabular_figure",
+    "prop1_figure",
+    "thm1_figure",
+    "thm2_figure",
+    "thm3_figure",
+    "lemma_figure",
+]
 
 
 def curves_figure(metrics: pd.DataFrame, columns: list[str], title: str):
@@ -41,7 +52,9 @@ def tabular_figure(metrics: pd.DataFrame, title: str = "tabular"):
 
 
 def _title(name: str, result: dict) -> str:
-    verdict = "holds" if result["holds"] else ("false as printed (erratum)" if result.get("erratum") else "does not hold")
+    verdict = (
+        "holds" if result["holds"] else ("false as printed (erratum)" if result.get("erratum") else "does not hold")
+    )
     return f"{name}: {result.get('claim', '')} — {verdict}"
 
 
@@ -50,8 +63,12 @@ def prop1_figure(name: str, result: dict):
 
     frame = pd.DataFrame(result["table"])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta2, name="max |residual|/η²", mode="lines+markers"))
-    fig.add_trace(go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta, name="max |residual|/η", mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta2, name="max |residual|/η²", mode="lines+markers")
+    )
+    fig.add_trace(
+        go.Scatter(x=frame.eta, y=frame.max_abs_residual_over_eta, name="max |residual|/η", mode="lines+markers")
+    )
     fig.update_layout(title=_title(name, result), xaxis_type="log", yaxis_type="log", xaxis_title="η")
     return fig
 
@@ -61,7 +78,9 @@ def thm1_figure(name: str, result: dict):
 
     frame = pd.DataFrame(result["table"])
     fig = go.Figure(go.Scatter(x=frame.finite_difference, y=frame.score_function, mode="markers", name="instances"))
-    fig.update_layout(title=_title(name, result), xaxis_title="central finite difference", yaxis_title="score-function formula")
+    fig.update_layout(
+        title=_title(name, result), xaxis_title="central finite difference", yaxis_title="score-function formula"
+    )
     return fig
 
 
@@ -76,8 +95,12 @@ def lemma_figure(name: str, result: dict):
     for instance, part in frame.groupby("instance"):
         fig.add_trace(go.Scatter(x=part.beta, y=part.change, name=f"instance {instance}", mode="lines"))
     fig.add_hline(y=0, line_dash="dot")
-    fig.update_layout(title=_title(name, result), xaxis_type="log", xaxis_title="β",
-                      yaxis_title=f"π'(a*) − π(a*), η = {result.get('curve_lr', '')}")
+    fig.update_layout(
+        title=_title(name, result),
+        xaxis_type="log",
+        xaxis_title="β",
+        yaxis_title=f"π'(a*) − π(a*), η = {result.get('curve_lr', '')}",
+    )
     return fig
 
 
@@ -86,7 +109,9 @@ def _scatter_with_diagonal(frame: pd.DataFrame, x: str, y: str, group: str, labe
 
     fig = go.Figure()
     for key, part in frame.groupby(group):
-        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="markers", marker={"size": 4}, name=labels.get(key, str(key))))
+        fig.add_trace(
+            go.Scatter(x=part[x], y=part[y], mode="markers", marker={"size": 4}, name=labels.get(key, str(key)))
+        )
     lo, hi = float(frame[[x, y]].min().min()), float(frame[[x, y]].max().max())
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="equal", line={"dash": "dot", "color": "grey"}))
     fig.update_layout(title=title, xaxis_title=xt, yaxis_title=yt)
@@ -97,17 +122,32 @@ def thm2_figure(name: str, result: dict):
     frame = pd.DataFrame(result.get("points") or [])
     if frame.empty:
         return table_figure(result["table"], _title(name, result))
-    return _scatter_with_diagonal(frame, "cov_mean", "cov_mvar", "assumption_1",
-                                  {True: "Assumption 1 (literal) holds", False: "Assumption 1 violated"},
-                                  _title(name, result), "Cov(log π, A_mean)", "Cov(log π, A_MVaR)")
+    return _scatter_with_diagonal(
+        frame,
+        "cov_mean",
+        "cov_mvar",
+        "assumption_1",
+        {True: "Assumption 1 (literal) holds", False: "Assumption 1 violated"},
+        _title(name, result),
+        "Cov(log π, A_mean)",
+        "Cov(log π, A_MVaR)",
+    )
 
 
 def thm3_figure(name: str, result: dict):
     frame = pd.DataFrame(result.get("points") or [])
     if frame.empty:
         return table_figure(result["table"], _title(name, result))
-    return _scatter_with_diagonal(frame, "cov_sf_g1", "cov_sf_g2", "pair", {}, _title(name, result),
-                                  "Cov(SF, g₁(R)) (steeper above F⁻¹(β))", "Cov(SF, g₂(R)) (printed claim: above the diagonal)")
+    return _scatter_with_diagonal(
+        frame,
+        "cov_sf_g1",
+        "cov_sf_g2",
+        "pair",
+        {},
+        _title(name, result),
+        "Cov(SF, g₁(R)) (steeper above F⁻¹(β))",
+        "Cov(SF, g₂(R)) (printed claim: above the diagonal)",
+    )
 
 
 def claim_figure(name: str, result: dict):

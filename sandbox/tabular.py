@@ -22,10 +22,11 @@ Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy qua
 (mean reward, entropy, pass@1, pass@k, CVaR/RVaR/MVaR of the bundle-score law) and batch
 quantities (Cov(log π, A) over the sampled group, zero-advantage shares, the quantiles).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,13 +34,12 @@ import torch
 from tqdm.auto import tqdm
 
 from theory import risk_measures as rm
-from theory.bundles import bundle_score_law
 from theory.assumptions import exact_pass_at_k
+from theory.bundles import bundle_score_law
+from theory.checks import check_finite_number, check_int, check_positive, check_probability
 from theory.dynamics import covariance, softmax_entropy
 from theory.surrogate import aggregate, clipped_surrogate
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
-
-from theory.checks import check_finite_number, check_int, check_positive, check_probability
 
 from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -119,13 +119,17 @@ class TabularConfig:
         check_int("ppo_epochs", self.ppo_epochs, minimum=1)
         check_int("k", self.k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
-            raise ValueError(f"risk_alpha={self.risk_alpha} and risk_beta={self.risk_beta} must satisfy 0 <= alpha < beta <= 1")
+            raise ValueError(
+                f"risk_alpha={self.risk_alpha} and risk_beta={self.risk_beta} must satisfy 0 <= alpha < beta <= 1"
+            )
         if not self.risk_omega >= 0:
             raise ValueError(f"risk_omega={self.risk_omega} must be >= 0")
         if self.metric_bundle_size is not None:
             check_int("metric_bundle_size", self.metric_bundle_size, minimum=1)
             if self.num_prompts % self.metric_bundle_size:
-                raise ValueError(f"metric_bundle_size={self.metric_bundle_size} must divide num_prompts={self.num_prompts}")
+                raise ValueError(
+                    f"metric_bundle_size={self.metric_bundle_size} must divide num_prompts={self.num_prompts}"
+                )
         check_int("log_every", self.log_every, minimum=1)
 
 
@@ -200,7 +204,9 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
 
 
 @single_thread()
-def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None) -> TabularResult:
+def run_tabular(
+    config: TabularConfig, estimators: Sequence, seeds: int = 4, progress: Progress = None
+) -> TabularResult:
     """Train every estimator from the same ``seeds`` problems (paired comparison); all runs step together."""
     specs = normalise_specs(estimators)
     check_int("seeds", seeds, minimum=1)
@@ -209,7 +215,9 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
     num_est = len(specs)
     problems = [make_problem(config, s) for s in range(seeds)]
     rewards = torch.stack([r for r, _ in problems])  # (S, P, M)
-    logits = torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)  # (E, S, P, M), updated in place
+    logits = (
+        torch.stack([l for _, l in problems]).unsqueeze(0).repeat(num_est, 1, 1, 1)
+    )  # (E, S, P, M), updated in place
     level_index = torch.round(rewards * (_levels(config) - 1)).long()
     worst = rewards.amin(-1, keepdim=True)  # all-fail = every sampled reward at the prompt's minimum 0
     # One stream for every estimator: common random numbers, and adding an estimator never changes another one's run.
@@ -219,16 +227,21 @@ def run_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 4, pro
     for e in range(num_est):
         bundle = int(getattr(advantages.first(e), "bundle_size", 1))
         if config.num_prompts % bundle:
-            raise ValueError(f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}")
+            raise ValueError(
+                f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}"
+            )
         bundle_sizes.append(config.metric_bundle_size or bundle)
     optimizer = ascent_optimizer("sgd", logits, config.lr)
 
     bar = tqdm(range(config.steps + 1), desc="tabular", leave=False, mininterval=1.0, disable=progress is not None)
     # Plain updates need no autograd: inference mode skips its bookkeeping (the clipped step differentiates).
     with torch.inference_mode(config.clip_eps is None):
-        rows = _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar,
-                      progress)
-    return TabularResult(metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs])
+        rows = _train(
+            config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar, progress
+        )
+    return TabularResult(
+        metrics=_frame(rows, labels, seeds), config=asdict(config), estimators=[list(s) for s in specs]
+    )
 
 
 def _train(config, logits, rewards, level_index, worst, generator, advantages, optimizer, bundle_sizes, bar, progress):
@@ -238,12 +251,28 @@ def _train(config, logits, rewards, level_index, worst, generator, advantages, o
     rows = []
     for step in bar:
         probs = torch.softmax(logits, -1)
-        responses = sample_actions(probs, torch.rand(seeds, config.num_prompts, g, generator=generator, dtype=torch.float64))
+        responses = sample_actions(
+            probs, torch.rand(seeds, config.num_prompts, g, generator=generator, dtype=torch.float64)
+        )
         sampled = torch.gather(rewards.expand(num_est, -1, -1, -1), -1, responses)  # (E, S, P, G)
         adv, quantiles = advantages(sampled)
         if step % config.log_every == 0 or step == config.steps:
-            rows.append(_step_metrics(config, step, probs, logits, responses, sampled, adv, quantiles, rewards,
-                                      level_index, worst, bundle_sizes))
+            rows.append(
+                _step_metrics(
+                    config,
+                    step,
+                    probs,
+                    logits,
+                    responses,
+                    sampled,
+                    adv,
+                    quantiles,
+                    rewards,
+                    level_index,
+                    worst,
+                    bundle_sizes,
+                )
+            )
         if step == config.steps:
             break
         policy_step(config, logits, responses, adv, optimizer)
@@ -254,8 +283,13 @@ def _train(config, logits, rewards, level_index, worst, generator, advantages, o
     return rows
 
 
-def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor,
-                optimizer: torch.optim.Optimizer) -> None:
+def policy_step(
+    config: TabularConfig,
+    logits: torch.Tensor,
+    responses: torch.Tensor,
+    adv: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+) -> None:
     """Update ``logits`` (..., M) in place from G sampled responses (..., G) and their advantages.
 
     Plain: one SGD step along (1/G) Σ_i A_i (e_{y_i} − π), the exact gradient of the per-prompt
@@ -272,8 +306,9 @@ def policy_step(config: TabularConfig, logits: torch.Tensor, responses: torch.Te
         ascent_step(optimizer, logits, -grad)  # descent on the loss = ascent on the clipped objective
 
 
-def clipped_loss(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, old_logprobs: torch.Tensor,
-                 adv: torch.Tensor) -> torch.Tensor:
+def clipped_loss(
+    config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor
+) -> torch.Tensor:
     """The trainer's clipped surrogate loss (``theory.surrogate``, as ``llm/loss.py`` calls it) on the tabular policy.
 
     Each sampled response is a one-token sequence, so token and sequence ratios coincide:
@@ -285,13 +320,33 @@ def clipped_loss(config: TabularConfig, logits: torch.Tensor, responses: torch.T
     logprobs = torch.gather(torch.log_softmax(logits, -1), -1, responses).reshape(-1, 1)
     mask = torch.ones_like(logprobs)
     eps = float(config.clip_eps)
-    out = clipped_surrogate(logprobs, old_logprobs.reshape(-1, 1), adv.reshape(-1), mask, clip_eps_low=eps,
-                            clip_eps_high=eps, importance_ratio="sequence")
+    out = clipped_surrogate(
+        logprobs,
+        old_logprobs.reshape(-1, 1),
+        adv.reshape(-1),
+        mask,
+        clip_eps_low=eps,
+        clip_eps_high=eps,
+        importance_ratio="sequence",
+    )
     return aggregate(out.per_token_loss, mask, "seq-mean-token-sum", num_sequences=responses.shape[-1])
 
 
-def _step_metrics(config, step, probs, logits, responses, sampled, adv, quantiles, rewards, level_index, worst,
-                  bundle_sizes, zero=1e-12):
+def _step_metrics(
+    config,
+    step,
+    probs,
+    logits,
+    responses,
+    sampled,
+    adv,
+    quantiles,
+    rewards,
+    level_index,
+    worst,
+    bundle_sizes,
+    zero=1e-12,
+):
     num_est, seeds = probs.shape[:2]
     log_probs = torch.log_softmax(logits, -1)
     success = (probs * (rewards > 0)).sum(-1)  # (E, S, P)

@@ -6,6 +6,7 @@ refresh ``docs/screenshot.png``:
 
     python scripts/app_browser.py docs/screenshot.png [--view shapes] [--min-plots 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,13 +55,23 @@ def streamlit_server(port: int | None = None, timeout: float = 60.0):
     """Yields the base URL (a ``ServerURL``) of a headless ``streamlit run app.py`` bound to 127.0.0.1; always stops it."""
     port = port or free_port()
     command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "viewer",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "viewer",
     ]
     log = tempfile.TemporaryFile()
     # Own process group, so stopping it also stops anything streamlit spawned.
@@ -72,7 +83,9 @@ def streamlit_server(port: int | None = None, timeout: float = 60.0):
         while True:
             if server.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(f"streamlit exited with {server.returncode}:\n{log.read().decode(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"streamlit exited with {server.returncode}:\n{log.read().decode(errors='replace')[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                     if response.status == 200:
@@ -167,10 +180,21 @@ def chromium_page(*, chromium: str | None = None, width: int = 1400, height: int
         raise FileNotFoundError("chromium not found; install it with scripts/install_browser.sh")
     with tempfile.TemporaryDirectory() as profile:
         command = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank",
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "about:blank",
         ]
         browser = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
@@ -180,7 +204,9 @@ def chromium_page(*, chromium: str | None = None, width: int = 1400, height: int
                 devtools = _DevTools(socket)
                 devtools.pid = browser.pid  # the browser process (its renderers are children)
                 devtools.call("Page.enable")
-                devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+                devtools.call(
+                    "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+                )
                 yield devtools
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -188,7 +214,9 @@ def chromium_page(*, chromium: str | None = None, width: int = 1400, height: int
             browser.wait(timeout=10)
 
 
-def wait_until(devtools: _DevTools, expression: str, *, timeout: float = 120.0, interval: float = 0.5, polls: int = 2) -> float:
+def wait_until(
+    devtools: _DevTools, expression: str, *, timeout: float = 120.0, interval: float = 0.5, polls: int = 2
+) -> float:
     """Poll a JS expression until it is true ``polls`` times in a row; returns the time waited (s)."""
     start = time.monotonic()
     ready = 0
@@ -201,8 +229,17 @@ def wait_until(devtools: _DevTools, expression: str, *, timeout: float = 120.0, 
     return time.monotonic() - start
 
 
-def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int = 1400, height: int = 1000,
-               min_plots: int = 1, timeout: float = 120.0, settle: float = 1.5) -> Capture:
+def screenshot(
+    url: str,
+    out: Path,
+    *,
+    chromium: str | None = None,
+    width: int = 1400,
+    height: int = 1000,
+    min_plots: int = 1,
+    timeout: float = 120.0,
+    settle: float = 1.5,
+) -> Capture:
     """Headless Chromium screenshot of ``url`` into ``out`` (PNG) once the app has rendered.
 
     Chromium's one-shot ``--screenshot`` fires before Streamlit's websocket has
@@ -218,7 +255,9 @@ def screenshot(url: str, out: Path, *, chromium: str | None = None, width: int =
         wait_until(devtools, READY_JS % min_plots, timeout=timeout)
         time.sleep(settle)
         shot = devtools.call("Page.captureScreenshot", format="png")
-        state = json.loads(devtools.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"])
+        state = json.loads(
+            devtools.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)["result"]["value"]
+        )
     out.write_bytes(base64.b64decode(shot["data"]))
     return Capture(path=out, text=state["text"], exceptions=int(state["exceptions"]))
 
@@ -234,7 +273,9 @@ def main() -> None:
     args = parser.parse_args()
     with streamlit_server() as url:
         query = f"view={args.view}" + (f"&{args.query}" if args.query else "")
-        capture = screenshot(f"{url}/?{query}", args.out, width=args.width, height=args.height, min_plots=args.min_plots)
+        capture = screenshot(
+            f"{url}/?{query}", args.out, width=args.width, height=args.height, min_plots=args.min_plots
+        )
     if capture.exceptions:
         print(f"warning: the page shows {capture.exceptions} exception box(es)", file=sys.stderr)
     print(capture.path)

@@ -1,4 +1,5 @@
 """Made-up comparison results shared by the llm.compare tests and the explorer's comparison view tests."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,30 @@ def synthetic_results(folder: Path, seed: int = 0) -> dict:
     runs = folder / "runs"
     for method in ("grpo", "riskpo", "rs_grpo"):
         (runs / f"{method}-s0").mkdir(parents=True)
-        lines = [json.dumps({"step": s, "reward_mean": float(rng.random()), "entropy": float(1 + rng.random()),
-                             "frac_zero_adv_groups": 0.5}) for s in (1, 2, 3)]
+        lines = [
+            json.dumps(
+                {
+                    "step": s,
+                    "reward_mean": float(rng.random()),
+                    "entropy": float(1 + rng.random()),
+                    "frac_zero_adv_groups": 0.5,
+                }
+            )
+            for s in (1, 2, 3)
+        ]
         (runs / f"{method}-s0" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     evaluations = {}
-    for name, method, seed_value in [("base", "base", None), ("grpo-s0", "grpo", 0), ("riskpo-s0", "riskpo", 0),
-                                     ("rs_grpo-s0", "rs_grpo", 0)]:
-        evaluations[name] = {"method": method, "seed": seed_value, "correct": synthetic_correct(rng, 12, 8).tolist(),
-                             "entropy": (1 + rng.random(12)).tolist(), "completion_length": 10.0}
+    for name, method, seed_value in [
+        ("base", "base", None),
+        ("grpo-s0", "grpo", 0),
+        ("riskpo-s0", "riskpo", 0),
+        ("rs_grpo-s0", "rs_grpo", 0),
+    ]:
+        evaluations[name] = {
+            "method": method,
+            "seed": seed_value,
+            "correct": synthetic_correct(rng, 12, 8).tolist(),
+            "entropy": (1 + rng.random(12)).tolist(),
+            "completion_length": 10.0,
+        }
     return evaluations

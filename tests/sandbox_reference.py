@@ -6,21 +6,22 @@ estimator by estimator. tests/sandbox/test_sandbox_vectorised.py checks that the
 simulators (shared uniforms, inverse-CDF sampling, batched RS-GRPO, torch.optim)
 reproduce these trajectories.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from sandbox.common import build_estimator, estimator_label, is_stateful, normalise_specs
 from sandbox.bandit import BanditConfig, _metrics_frame
+from sandbox.common import build_estimator, estimator_label, is_stateful, normalise_specs
 from sandbox.tabular import METRIC_COLUMNS, TabularConfig, make_problem
 from theory import risk_measures as rm
-from theory.bundles import bundle_score_law
 from theory.assumptions import exact_pass_at_k
+from theory.bundles import bundle_score_law
 from theory.dynamics import covariance, natural_gradient_step, softmax_entropy, softmax_policy_gradient
 from theory.estimators import AdvantageEstimator
 
@@ -57,7 +58,9 @@ def reference_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4)
     dtype = torch.float64
     mean_rewards = torch.tensor(config.rewards, dtype=dtype).unsqueeze(0)  # (1, K)
     best_arm = int(torch.argmax(mean_rewards))
-    init = torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
+    init = (
+        torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
+    )
     logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s
     # One stream per estimator, all started from the same seed: estimators see common random
     # numbers, and adding an estimator to a run never changes another one's trajectory.
@@ -68,7 +71,9 @@ def reference_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4)
     for e, (name, params) in enumerate(specs):
         first = build_estimator(name, params, default_bundle_size=1, seed=config.seed)
         if config.batch_size is not None and is_stateful(first):
-            instances.append([build_estimator(name, params, default_bundle_size=1, seed=config.seed + s) for s in range(seeds)])
+            instances.append(
+                [build_estimator(name, params, default_bundle_size=1, seed=config.seed + s) for s in range(seeds)]
+            )
         else:
             instances.append([first])
         if config.batch_size is None and type(first).population is AdvantageEstimator.population:
@@ -111,8 +116,12 @@ def reference_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4)
                 grad = softmax_policy_gradient(logits, arm_adv)
         else:
             n = config.batch_size
-            arms = torch.cat([torch.multinomial(probs[e * seeds : (e + 1) * seeds], n, replacement=True, generator=gens[e])
-                              for e in range(num_est)])  # (runs, N)
+            arms = torch.cat(
+                [
+                    torch.multinomial(probs[e * seeds : (e + 1) * seeds], n, replacement=True, generator=gens[e])
+                    for e in range(num_est)
+                ]
+            )  # (runs, N)
             r = mean_rewards[0][arms]
             if config.reward_noise == "bernoulli":
                 u = torch.cat([torch.rand(seeds, n, generator=gens[e], dtype=dtype) for e in range(num_est)])
@@ -142,6 +151,7 @@ def reference_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4)
         record(step)
 
     return _metrics_frame(metric_rows, labels, seeds), policy_rows
+
 
 def _levels(config: TabularConfig) -> int:
     return 2 if config.reward_type == "binary" else 5
@@ -184,7 +194,9 @@ def reference_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 
         first = build_estimator(name, params, seed=config.seed)
         bundle = int(getattr(first, "bundle_size", 1))
         if config.num_prompts % bundle:
-            raise ValueError(f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}")
+            raise ValueError(
+                f"estimator {labels[e]}: bundle_size={bundle} must divide num_prompts={config.num_prompts}"
+            )
         if is_stateful(first):
             instances.append([build_estimator(name, params, seed=config.seed + s) for s in range(seeds)])
         else:
@@ -196,8 +208,9 @@ def reference_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 
     for step in range(config.steps + 1):
         probs = torch.softmax(logits, -1)
         log_probs = torch.log_softmax(logits, -1)
-        responses = torch.stack([torch.multinomial(probs[e].reshape(-1, m), g, replacement=True, generator=gens[e])
-                                 for e in range(num_est)]).reshape(*probs.shape[:-1], g)
+        responses = torch.stack(
+            [torch.multinomial(probs[e].reshape(-1, m), g, replacement=True, generator=gens[e]) for e in range(num_est)]
+        ).reshape(*probs.shape[:-1], g)
         sampled = torch.gather(rewards.expand(num_est, -1, -1, -1), -1, responses)  # (E, S, P, G)
         adv = torch.empty_like(sampled)
         quantiles = torch.full((num_est, seeds, 2), float("nan"), dtype=torch.float64)
@@ -215,15 +228,33 @@ def reference_tabular(config: TabularConfig, estimators: Sequence, seeds: int = 
                     quantiles[e, s, 1] = out.metrics.get("q_beta", float("nan"))
 
         if step % config.log_every == 0 or step == config.steps:
-            rows.append(_step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles,
-                                      rewards, level_index, worst, bundle_sizes, zero))
+            rows.append(
+                _step_metrics(
+                    config,
+                    step,
+                    probs,
+                    logits,
+                    log_probs,
+                    responses,
+                    sampled,
+                    adv,
+                    quantiles,
+                    rewards,
+                    level_index,
+                    worst,
+                    bundle_sizes,
+                    zero,
+                )
+            )
         if step == config.steps:
             break
         logits = reference_update(config, logits, responses, adv)
     return _frame(rows, labels, seeds)
 
 
-def reference_update(config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+def reference_update(
+    config: TabularConfig, logits: torch.Tensor, responses: torch.Tensor, adv: torch.Tensor
+) -> torch.Tensor:
     g = responses.shape[-1]
     if config.clip_eps is None:
         # θ_p += η (1/G) Σ_i A_i (e_{y_i} − π_p): the exact gradient of the per-prompt surrogate.
@@ -241,8 +272,22 @@ def reference_update(config: TabularConfig, logits: torch.Tensor, responses: tor
     return logits.detach()
 
 
-def _step_metrics(config, step, probs, logits, log_probs, responses, sampled, adv, quantiles, rewards, level_index,
-                  worst, bundle_sizes, zero):
+def _step_metrics(
+    config,
+    step,
+    probs,
+    logits,
+    log_probs,
+    responses,
+    sampled,
+    adv,
+    quantiles,
+    rewards,
+    level_index,
+    worst,
+    bundle_sizes,
+    zero,
+):
     num_est, seeds = probs.shape[:2]
     success = (probs * (rewards > 0)).sum(-1)  # (E, S, P)
     exp_reward = (probs * rewards).sum(-1)

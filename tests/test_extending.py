@@ -5,6 +5,7 @@ executes that exact text, so the page cannot drift from the code. The registries
 examples add to (estimators, claims, views) are module-level dicts that other test files
 enumerate, so every test restores them in place and checks that the addition is gone.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,7 +60,9 @@ def test_estimator_example_is_registered_and_computes_rloo():
         # By hand: r_i minus the mean of the other three, e.g. row 0, item 0: 1 − (0 + 0 + 1)/3 = 2/3.
         expected = torch.tensor([[2 / 3, -2 / 3, -2 / 3, 2 / 3], [1 / 3, 1 / 3, 1 / 3, -1.0], [0.0, 0.0, 0.0, 0.0]])
         # Independently, a leave-one-out loop.
-        loop = torch.tensor([[float(row[i] - torch.cat([row[:i], row[i + 1:]]).mean()) for i in range(4)] for row in rewards])
+        loop = torch.tensor(
+            [[float(row[i] - torch.cat([row[:i], row[i + 1 :]]).mean()) for i in range(4)] for row in rewards]
+        )
         for name in ("rloo", "leave_one_out"):  # the name and its alias
             out = get_estimator(name)(rewards)
             # float32 arithmetic on values of order 1: a few ulps.
@@ -101,7 +104,9 @@ def test_claim_example_is_registered_and_its_check_holds(tmp_path):
         # What `python -m sandbox rs_small_beta_mean --instances 20` does: JSON, CSV and the (table) figure.
         assert run_claim("rs_small_beta_mean", None, str(tmp_path), instances=20)["holds"] is True
         written = {p.name for p in tmp_path.glob("rs_small_beta_mean.*")}
-        assert {f"rs_small_beta_mean.{suffix}" for suffix in ("json", "csv", "html")} <= written  # .png too with kaleido
+        assert {
+            f"rs_small_beta_mean.{suffix}" for suffix in ("json", "csv", "html")
+        } <= written  # .png too with kaleido
     assert "rs_small_beta_mean" not in CLAIMS and all(c.name != "rs_small_beta_mean" for c in list_claims())
 
 
@@ -126,7 +131,7 @@ def test_view_example_is_listed_and_renders_in_the_app():
         assert at.metric[0].value == f"{1 - (1 - 0.5) ** 3:.4f}" == "0.8750"
         assert at.slider(key="calc_p").value == 0.5
         at.slider(key="calc_p").set_value(0.25).run()
-        assert at.metric[0].value == f"{1 - 0.75 ** 3:.4f}" and at.query_params["calc_p"] == "0.25"  # and in the URL
+        assert at.metric[0].value == f"{1 - 0.75**3:.4f}" and at.query_params["calc_p"] == "0.25"  # and in the URL
     assert "passk_calculator" not in views.VIEWS and "shapes" in views.VIEWS
 
 
@@ -143,7 +148,9 @@ def test_reward_example_is_resolved_by_name_and_scored_in_a_worker(tmp_path, mon
     answers = ["42", "12", "7", "-3.5"]
     rows = [Example(id=str(i), question="q", answer=a, source="test") for i, a in enumerate(answers)]
     # One worker process, as the trainer runs user rewards (the worker imports my_rewards by path).
-    with RewardPipeline([("my_rewards:last_number_reward", 1.0), ("format", 0.5)], num_workers=1, timeout_s=30) as pipeline:
+    with RewardPipeline(
+        [("my_rewards:last_number_reward", 1.0), ("format", 0.5)], num_workers=1, timeout_s=30
+    ) as pipeline:
         assert pipeline.in_worker["my_rewards:last_number_reward"]
         total, per_function, errors = pipeline(completions, rows)
     assert per_function["my_rewards:last_number_reward"].tolist() == [1.0, 1.0, 0.0, 1.0]
@@ -166,7 +173,9 @@ def test_backend_example_produces_a_rollout_the_trainer_accepts():
     rollout = backend.generate(None, prompts, group_size=3, seed=0)
     # prompt-major rows; each prompt repeated G times, left-padded
     assert rollout.completions == canned * 2 and rollout.prompt_ids.shape[0] == 6
-    assert torch.equal(rollout.prompt_ids[0], rollout.prompt_ids[2]) and not torch.equal(rollout.prompt_ids[2], rollout.prompt_ids[3])
+    assert torch.equal(rollout.prompt_ids[0], rollout.prompt_ids[2]) and not torch.equal(
+        rollout.prompt_ids[2], rollout.prompt_ids[3]
+    )
     assert tokenizer.decode(rollout.prompt_ids[0][rollout.prompt_mask[0].bool()]) == prompts[0]
     # right-padded completions whose unmasked tokens decode back to the text, mask a prefix of ones
     for row, text in enumerate(rollout.completions):
@@ -178,7 +187,9 @@ def test_backend_example_produces_a_rollout_the_trainer_accepts():
     assert [g["signal"] for g in groups] == [True, False]
     batch = stack_groups(groups, tokenizer.pad_token_id)
     model = build_tiny_model(tokenizer, seed=0)
-    logprobs, _ = completion_logprobs(model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"])
+    logprobs, _ = completion_logprobs(
+        model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"]
+    )
     mask = batch["completion_mask"].bool()
     assert logprobs.shape == batch["completion_ids"].shape
     assert bool(torch.isfinite(logprobs[mask]).all()) and bool((logprobs[mask] < 0).all())

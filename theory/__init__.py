@@ -3,8 +3,8 @@
 Everything is a small pure torch function (tensors in, tensors out) except the
 stateful ``QuantileTracker`` and the estimator objects of the registry.
 """
-from . import advantages, bundles, dynamics, passk, population, quantiles, risk_measures
-from . import assumptions, rs_lemmas
+
+from . import advantages, assumptions, bundles, dynamics, passk, population, quantiles, risk_measures, rs_lemmas
 from .estimators import (
     AdvantageEstimator,
     AdvantageOutput,

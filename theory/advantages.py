@@ -8,6 +8,7 @@ advantage; they are shared by the bundle estimator (``theory.bundles``), the
 exact population advantages (``theory.population``) and the quantile-band
 single-question estimators here.
 """
+
 from __future__ import annotations
 
 import math
@@ -151,7 +152,7 @@ def rvar_advantage_from_quantiles(
 ) -> Tensor:
     """Single-question RVaR advantage (RiskPO, Theorem 1):
 
-        ∇RVaR_{α:β} = E[ g(R, q_α, q_β) / (β − α) · ∇log π ],  so  A = g(R, q_α, q_β) / (β − α).
+    ∇RVaR_{α:β} = E[ g(R, q_α, q_β) / (β − α) · ∇log π ],  so  A = g(R, q_α, q_β) / (β − α).
     """
     check_levels(alpha, beta)
     check_finite("scores", scores)

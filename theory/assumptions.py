@@ -15,12 +15,13 @@ Two readings of Assumption 1 (RiskPO v2, line ~136) are kept apart on purpose:
   t < F⁻¹(α) and >= 0 for t >= F⁻¹(β). The literal assumption implies it; the
   converse fails (see tests/theory/test_theory_assumptions.py).
 """
+
 from __future__ import annotations
 
 import torch
 
-from .checks import check_finite, check_levels
 from .bundles import bundle_score_law  # re-exported: the sandbox reads bundle laws from here
+from .checks import check_finite, check_levels
 from .dynamics import layer_cake_slices, softmax_policy_gradient
 from .passk import exact_pass_at_k  # re-exported for older imports; defined once in passk.py
 from .risk_measures import _check_distribution, quantile
@@ -86,8 +87,11 @@ def conditional_score(rewards: Tensor, log_probs: Tensor, probs: Tensor) -> tupl
     mass = (same_atom * probs.unsqueeze(-2)).sum(-1)
     weighted_sum = (same_atom * weighted.unsqueeze(-2)).sum(-1)
     in_support = mass > 0
-    psi = torch.where(in_support, weighted_sum / torch.where(in_support, mass, torch.ones_like(mass)),
-                      torch.full_like(mass, float("nan")))
+    psi = torch.where(
+        in_support,
+        weighted_sum / torch.where(in_support, mass, torch.ones_like(mass)),
+        torch.full_like(mass, float("nan")),
+    )
     return psi, mass, in_support
 
 
@@ -103,8 +107,9 @@ def finite_score_moment(log_probs: Tensor, probs: Tensor) -> Tensor:
     return torch.where(probs > 0, torch.isfinite(log_probs), True).all(-1)
 
 
-def assumption_1_report(rewards: Tensor, log_probs: Tensor, probs: Tensor, alpha: float, beta: float,
-                        tol: float = 1e-12) -> dict[str, Tensor]:
+def assumption_1_report(
+    rewards: Tensor, log_probs: Tensor, probs: Tensor, alpha: float, beta: float, tol: float = 1e-12
+) -> dict[str, Tensor]:
     """RiskPO Assumption 1 exactly as printed (v2, line ~136), clause by clause, on a discrete law.
 
     With q_α = F⁻¹(α), q_β = F⁻¹(β) the generalised inverses (``risk_measures.quantile``,
@@ -146,21 +151,32 @@ def assumption_1_report(rewards: Tensor, log_probs: Tensor, probs: Tensor, alpha
     upper_level = (psi_beta >= mean_score - tol).squeeze(-1)
     holds = lower_monotone & upper_monotone & lower_level & upper_level
     return {
-        "holds": holds, "lower_monotone": lower_monotone, "upper_monotone": upper_monotone,
-        "lower_level": lower_level, "upper_level": upper_level, "finite_moment": finite,
-        "psi": psi, "atom_mass": mass, "q_alpha": q_alpha.squeeze(-1), "q_beta": q_beta.squeeze(-1),
-        "mean_score": mean_score.squeeze(-1), "psi_at_q_alpha": psi_alpha.squeeze(-1), "psi_at_q_beta": psi_beta.squeeze(-1),
+        "holds": holds,
+        "lower_monotone": lower_monotone,
+        "upper_monotone": upper_monotone,
+        "lower_level": lower_level,
+        "upper_level": upper_level,
+        "finite_moment": finite,
+        "psi": psi,
+        "atom_mass": mass,
+        "q_alpha": q_alpha.squeeze(-1),
+        "q_beta": q_beta.squeeze(-1),
+        "mean_score": mean_score.squeeze(-1),
+        "psi_at_q_alpha": psi_alpha.squeeze(-1),
+        "psi_at_q_beta": psi_beta.squeeze(-1),
     }
 
 
-def assumption_1_holds(rewards: Tensor, log_probs: Tensor, probs: Tensor, alpha: float, beta: float,
-                       tol: float = 1e-12) -> Tensor:
+def assumption_1_holds(
+    rewards: Tensor, log_probs: Tensor, probs: Tensor, alpha: float, beta: float, tol: float = 1e-12
+) -> Tensor:
     """RiskPO Assumption 1 as printed (all four clauses); a bool per law. See ``assumption_1_report``."""
     return assumption_1_report(rewards, log_probs, probs, alpha, beta, tol)["holds"]
 
 
-def tail_covariance_signs_hold(rewards: Tensor, log_probs: Tensor, probs: Tensor, q_alpha: Tensor, q_beta: Tensor,
-                               tol: float = 1e-12) -> Tensor:
+def tail_covariance_signs_hold(
+    rewards: Tensor, log_probs: Tensor, probs: Tensor, q_alpha: Tensor, q_beta: Tensor, tol: float = 1e-12
+) -> Tensor:
     """The weaker condition the proof of Theorem 2 uses (Appendix A.3, line ~369), NOT Assumption 1:
 
         k(t) = Cov_π(1{R > t}, SF) <= 0  for t < q_α,    k(t) >= 0  for t >= q_β.

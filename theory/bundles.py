@@ -11,6 +11,7 @@ Layout: ``rewards`` is (P, G) with prompts in block order (prompts
 bB … bB+B−1 form block b). ``permutation[p, j]`` is the response of prompt p
 placed in bundle j of its block.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,9 @@ def random_bundle_permutation(
     """One independent uniform permutation of range(G) per prompt, shape (P, G), int64."""
     if group_size < 1:
         raise ValueError(f"group_size={group_size} must be >= 1")
-    keys = torch.rand(num_prompts, group_size, generator=generator, device=generator.device if generator is not None else device)
+    keys = torch.rand(
+        num_prompts, group_size, generator=generator, device=generator.device if generator is not None else device
+    )
     return torch.argsort(keys, dim=-1).to(device)
 
 

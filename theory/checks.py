@@ -4,6 +4,7 @@ Every check raises ``ValueError`` whose message names the offending argument,
 so a typo in a config surfaces as "alpha=0.9 must be < beta=0.8", not as a NaN
 three layers down.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if torch.is_complex(x):
-        raise ValueError(f"{name} must be real, got a complex tensor ({x.dtype}); casting would drop the imaginary part")
+        raise ValueError(
+            f"{name} must be real, got a complex tensor ({x.dtype}); casting would drop the imaginary part"
+        )
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).nonzero()[0].tolist()
         raise ValueError(f"{name} contains NaN or inf (first at index {bad}); rewards must be finite")
@@ -33,9 +36,7 @@ def check_rank(name: str, x: Tensor, rank: int) -> Tensor:
 
 def check_group_size(name: str, size: int, minimum: int = 2) -> None:
     if size < minimum:
-        raise ValueError(
-            f"{name}={size}: a group statistic needs at least {minimum} samples per group"
-        )
+        raise ValueError(f"{name}={size}: a group statistic needs at least {minimum} samples per group")
 
 
 def check_probability(name: str, value: float, *, open_low: bool = False, open_high: bool = False) -> None:

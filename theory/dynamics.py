@@ -9,6 +9,7 @@ Reasoning LMs"; RiskPO Proposition 1)
 
 so an advantage that correlates with log-probability drains entropy.
 """
+
 from __future__ import annotations
 
 import torch

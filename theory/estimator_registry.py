@@ -3,6 +3,7 @@
 Estimator classes live in ``theory/estimators.py`` and register themselves with
 ``@register_estimator``; ``theory.estimators`` re-exports everything here.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -15,8 +16,18 @@ from .checks import check_finite, check_group_size, check_nonempty_batch, check_
 
 Tensor = torch.Tensor
 
-__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "register_estimator",
-           "estimator_parameters", "estimator_parameter_roles", "PARAMETER_ROLES", "ESTIMATORS"]
+__all__ = [
+    "AdvantageOutput",
+    "AdvantageEstimator",
+    "get_estimator",
+    "list_estimators",
+    "register",
+    "register_estimator",
+    "estimator_parameters",
+    "estimator_parameter_roles",
+    "PARAMETER_ROLES",
+    "ESTIMATORS",
+]
 
 # Advantages below this magnitude count as "no signal" in the zero-advantage metrics.
 _ZERO_TOL = 1e-12
@@ -109,7 +120,9 @@ PARAMETER_ROLES = {
 _ROLES: dict[str, dict[str, str]] = {}
 
 
-def register(cls: type[AdvantageEstimator], *aliases: str, roles: dict[str, str] | None = None) -> type[AdvantageEstimator]:
+def register(
+    cls: type[AdvantageEstimator], *aliases: str, roles: dict[str, str] | None = None
+) -> type[AdvantageEstimator]:
     """Adds ``cls`` to the registry under ``cls.name`` and ``aliases``; prefer ``@register_estimator``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no registry name")
@@ -118,7 +131,9 @@ def register(cls: type[AdvantageEstimator], *aliases: str, roles: dict[str, str]
     roles = dict(roles or {})
     unknown = set(roles.values()) - set(PARAMETER_ROLES)
     if unknown:
-        raise ValueError(f"{cls.name}: unknown parameter role(s) {sorted(unknown)}; choose from {sorted(PARAMETER_ROLES)}")
+        raise ValueError(
+            f"{cls.name}: unknown parameter role(s) {sorted(unknown)}; choose from {sorted(PARAMETER_ROLES)}"
+        )
     ESTIMATORS[cls.name] = cls
     _ROLES[cls.name] = roles
     for alias in aliases:

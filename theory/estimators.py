@@ -9,6 +9,7 @@ The sandbox, the app and the LLM trainer select estimators by name through
 ``get_estimator``; the formulas themselves live in advantages.py, bundles.py,
 passk.py and population.py and are not repeated here.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,8 @@ import torch
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
-from .checks import check_k, check_levels, check_nonnegative
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
+from .checks import check_k, check_levels, check_nonnegative
 from .estimator_registry import (  # noqa: F401  (re-exported: the registry API is imported from here)
     _ZERO_TOL,
     ESTIMATORS,
@@ -38,8 +39,18 @@ from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
 
-__all__ = ["AdvantageOutput", "AdvantageEstimator", "get_estimator", "list_estimators", "register", "register_estimator",
-           "estimator_parameters", "estimator_parameter_roles", "PARAMETER_ROLES", "ESTIMATORS"]
+__all__ = [
+    "AdvantageOutput",
+    "AdvantageEstimator",
+    "get_estimator",
+    "list_estimators",
+    "register",
+    "register_estimator",
+    "estimator_parameters",
+    "estimator_parameter_roles",
+    "PARAMETER_ROLES",
+    "ESTIMATORS",
+]
 
 
 # --------------------------------------------------------------------------- group-relative
@@ -116,8 +127,10 @@ class _PassKEstimator(AdvantageEstimator):
         none without a group size (the gradient of the max@k objective itself is
         ``population.population_max_at_k``, a different quantity)."""
         if group_size is None:
-            raise ValueError(f"{self.name} has no exact population form without group_size: "
-                             "its expected advantage depends on the group size n")
+            raise ValueError(
+                f"{self.name} has no exact population form without group_size: "
+                "its expected advantage depends on the group size n"
+            )
         return self._expected_sampled(rewards, probs, int(group_size))
 
     def _expected_sampled(self, rewards, probs, group_size):
@@ -147,7 +160,9 @@ class LeaveOneOutMax(AdvantageEstimator):
 
     def population(self, rewards, probs, group_size=None):
         if group_size is None:
-            raise ValueError("passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n")
+            raise ValueError(
+                "passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n"
+            )
         return pop.population_loo_max(rewards, probs, group_size)
 
 
@@ -180,7 +195,18 @@ class PassKReweight(_PassKEstimator):
 # --------------------------------------------------------------------------- quantile-band (RiskPO family)
 
 QUANTILE_SOURCES = ("tracker", "batch", "group", "fixed")
-_BAND_ROLES = {"alpha": "quantile_level", "beta": "quantile_level", "omega": "tail_weight", "bundle_size": "bundle_size", "quantile_source": "quantile_source", "q_alpha": "quantile_value", "q_beta": "quantile_value", "tracker_step_size": "tracker", "tracker_decay": "tracker", "seed": "seed"}
+_BAND_ROLES = {
+    "alpha": "quantile_level",
+    "beta": "quantile_level",
+    "omega": "tail_weight",
+    "bundle_size": "bundle_size",
+    "quantile_source": "quantile_source",
+    "q_alpha": "quantile_value",
+    "q_beta": "quantile_value",
+    "tracker_step_size": "tracker",
+    "tracker_decay": "tracker",
+    "seed": "seed",
+}
 
 
 class _QuantileBandEstimator(AdvantageEstimator):
@@ -223,8 +249,10 @@ class _QuantileBandEstimator(AdvantageEstimator):
                 raise ValueError(f"q_alpha={q_alpha} must be <= q_beta={q_beta}")
         elif q_alpha is not None or q_beta is not None:
             # A value that would be silently ignored is a configuration error, not a default.
-            raise ValueError(f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
-                             f"(got quantile_source={quantile_source!r})")
+            raise ValueError(
+                f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
+                f"(got quantile_source={quantile_source!r})"
+            )
         self.alpha, self.beta, self.omega = float(alpha), float(beta), float(omega)
         self.bundle_size = int(bundle_size)
         self.quantile_source = quantile_source
@@ -264,13 +292,20 @@ class _QuantileBandEstimator(AdvantageEstimator):
             flat = scores.reshape(-1)
             return empirical_quantile(flat, self.alpha), empirical_quantile(flat, self.beta)
         if self.quantile_source == "group":
-            return empirical_quantile(scores, self.alpha).unsqueeze(-1), empirical_quantile(scores, self.beta).unsqueeze(-1)
-        return (torch.tensor(float(self.q_alpha), dtype=scores.dtype), torch.tensor(float(self.q_beta), dtype=scores.dtype))
+            return empirical_quantile(scores, self.alpha).unsqueeze(-1), empirical_quantile(
+                scores, self.beta
+            ).unsqueeze(-1)
+        return (
+            torch.tensor(float(self.q_alpha), dtype=scores.dtype),
+            torch.tensor(float(self.q_beta), dtype=scores.dtype),
+        )
 
     def compute(self, rewards, generator):
         num_prompts, group_size = rewards.shape
         check_bundle_size(num_prompts, self.bundle_size)
-        permutation = random_bundle_permutation(num_prompts, group_size, generator or self.generator, device=rewards.device)
+        permutation = random_bundle_permutation(
+            num_prompts, group_size, generator or self.generator, device=rewards.device
+        )
         scores = bundle_scores(rewards, permutation, self.bundle_size)
         q_alpha, q_beta = self._quantiles(scores)
         bundle_adv = self.transform(scores, q_alpha.to(scores.device), q_beta.to(scores.device))
@@ -322,10 +357,21 @@ class RVaR(_QuantileBandEstimator):
     name = "rvar"
     description = "RVaR_{α:β} (RiskPO Theorem 1): g(R, q_α, q_β)/(β − α)"
 
-    def __init__(self, alpha: float = 0.2, beta: float = 0.8, bundle_size: int = 1, quantile_source: str = "group",
-                 q_alpha: float | None = None, q_beta: float | None = None, tracker_step_size: float = 0.1,
-                 tracker_decay: float = 0.0, seed: int = 1234567):
-        super().__init__(alpha, beta, 0.0, bundle_size, quantile_source, q_alpha, q_beta, tracker_step_size, tracker_decay, seed)
+    def __init__(
+        self,
+        alpha: float = 0.2,
+        beta: float = 0.8,
+        bundle_size: int = 1,
+        quantile_source: str = "group",
+        q_alpha: float | None = None,
+        q_beta: float | None = None,
+        tracker_step_size: float = 0.1,
+        tracker_decay: float = 0.0,
+        seed: int = 1234567,
+    ):
+        super().__init__(
+            alpha, beta, 0.0, bundle_size, quantile_source, q_alpha, q_beta, tracker_step_size, tracker_decay, seed
+        )
 
     def transform(self, scores, q_alpha, q_beta):
         return adv.rvar_advantage_from_quantiles(scores, q_alpha, q_beta, self.alpha, self.beta)
@@ -339,11 +385,20 @@ class CVaR(_QuantileBandEstimator):
     name = "cvar"
     description = "Lower-tail CVaR_α: −(q_α − R)⁺/α"
 
-    def __init__(self, alpha: float = 0.2, bundle_size: int = 1, quantile_source: str = "group",
-                 q_alpha: float | None = None, tracker_step_size: float = 0.1, tracker_decay: float = 0.0, seed: int = 1234567):
+    def __init__(
+        self,
+        alpha: float = 0.2,
+        bundle_size: int = 1,
+        quantile_source: str = "group",
+        q_alpha: float | None = None,
+        tracker_step_size: float = 0.1,
+        tracker_decay: float = 0.0,
+        seed: int = 1234567,
+    ):
         # β = 1 only to satisfy the shared band machinery; CVaR ignores q_β.
-        super().__init__(alpha, 1.0, 0.0, bundle_size, quantile_source, q_alpha,
-                         q_alpha, tracker_step_size, tracker_decay, seed)
+        super().__init__(
+            alpha, 1.0, 0.0, bundle_size, quantile_source, q_alpha, q_alpha, tracker_step_size, tracker_decay, seed
+        )
 
     def transform(self, scores, q_alpha, q_beta):
         return adv.cvar_advantage_from_quantile(scores, q_alpha, self.alpha)

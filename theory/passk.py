@@ -4,6 +4,7 @@ All functions take a group of G = n samples per prompt on the last dim.
 Combinatorial ratios are evaluated in log space with lgamma, so n up to
 thousands neither overflows nor loses precision.
 """
+
 from __future__ import annotations
 
 import torch
@@ -143,7 +144,9 @@ def leave_one_out_max_advantage(rewards: Tensor) -> Tensor:
 def _max_at_k_weights(n: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
     """w_i = C(i−1, k−1)/C(n, k) for ascending order statistics i = 1..n (P[x_(i) is the max of a k-subset])."""
     i = torch.arange(1, n + 1, dtype=torch.float64)
-    return _binom_ratio(i - 1, torch.full_like(i, k - 1.0), torch.full_like(i, float(n)), torch.full_like(i, float(k))).to(dtype)
+    return _binom_ratio(
+        i - 1, torch.full_like(i, k - 1.0), torch.full_like(i, float(n)), torch.full_like(i, float(k))
+    ).to(dtype)
 
 
 def max_at_k_estimate(rewards: Tensor, k: int) -> Tensor:
@@ -178,15 +181,23 @@ def pkpo_effective_rewards(rewards: Tensor, k: int) -> Tensor:
     values = rewards.to(torch.float64)
     ordered, order = torch.sort(values, dim=-1)
     pos = torch.arange(1, n + 1, dtype=torch.float64)
-    own = _binom_ratio(pos - 1, torch.full_like(pos, k - 1.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k)))
+    own = _binom_ratio(
+        pos - 1, torch.full_like(pos, k - 1.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k))
+    )
     # Subsets whose max is x_(j) > i and that contain i: choose the other k−2 from j−2 below j.
-    above = _binom_ratio(pos - 2, torch.full_like(pos, k - 2.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k)))
+    above = _binom_ratio(
+        pos - 2, torch.full_like(pos, k - 2.0), torch.full_like(pos, float(n)), torch.full_like(pos, float(k))
+    )
     weighted_above = ordered * above
     # suffix sum over j > i
     suffix = torch.flip(torch.cumsum(torch.flip(weighted_above, [-1]), -1), [-1])
     strictly_above = suffix - weighted_above
     sorted_r = ordered * own + strictly_above
-    return torch.empty_like(sorted_r).scatter_(-1, order, sorted_r).to(rewards.dtype if rewards.is_floating_point() else torch.float64)
+    return (
+        torch.empty_like(sorted_r)
+        .scatter_(-1, order, sorted_r)
+        .to(rewards.dtype if rewards.is_floating_point() else torch.float64)
+    )
 
 
 def pkpo_advantage(rewards: Tensor, k: int) -> Tensor:
@@ -270,7 +281,9 @@ def max_of_draws_weights(rewards: Tensor, probs: Tensor, draws: int) -> Tensor:
     upper, lower = _pairwise_cdf(rewards, probs)
     mass = upper - lower
     atom_prob = upper ** int(draws) - lower ** int(draws)
-    return torch.where(mass > 0, probs / torch.where(mass > 0, mass, torch.ones_like(mass)) * atom_prob, torch.zeros_like(mass))
+    return torch.where(
+        mass > 0, probs / torch.where(mass > 0, mass, torch.ones_like(mass)) * atom_prob, torch.zeros_like(mass)
+    )
 
 
 def expected_max(rewards: Tensor, probs: Tensor, draws: int) -> Tensor:

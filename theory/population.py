@@ -6,18 +6,19 @@ statistics replaced by exact ones under π: the response a has reward
 these is the exact policy gradient of the corresponding objective, which is
 what the sandbox uses to check the theorems without sampling noise.
 """
+
 from __future__ import annotations
 
 import torch
 
 from . import passk as pk
-from .checks import check_k, check_levels
 from .advantages import (
     cvar_advantage_from_quantile,
     mvar_advantage_from_quantiles,
     risk_seeking_mvar_advantage_from_quantiles,
     rvar_advantage_from_quantiles,
 )
+from .checks import check_k, check_levels
 from .risk_measures import _check_distribution, quantile, shifted_log_mean_exp
 
 Tensor = torch.Tensor
@@ -78,7 +79,9 @@ def population_rs_grpo(rewards: Tensor, probs: Tensor, beta: float | Tensor = 2.
     # for small β, so expm1 of their difference keeps every digit.
     shift, log_mean_exp = shifted_log_mean_exp(rewards, probs, beta_t)
     zero = beta_t == 0
-    scaled = torch.expm1(beta_t * (rewards.to(torch.float64) - shift) - log_mean_exp) / torch.where(zero, torch.ones_like(beta_t), beta_t)
+    scaled = torch.expm1(beta_t * (rewards.to(torch.float64) - shift) - log_mean_exp) / torch.where(
+        zero, torch.ones_like(beta_t), beta_t
+    )
     centred = (rewards - _exact_mean(rewards, probs)).to(torch.float64)
     return torch.where(zero, centred, scaled).to(rewards.dtype)
 
@@ -87,7 +90,9 @@ def _exact_quantiles(rewards: Tensor, probs: Tensor, alpha: float, beta: float) 
     return quantile(rewards, probs, alpha).unsqueeze(-1), quantile(rewards, probs, beta).unsqueeze(-1)
 
 
-def population_mvar(rewards: Tensor, probs: Tensor, alpha: float = 0.2, beta: float = 0.8, omega: float = 0.5) -> Tensor:
+def population_mvar(
+    rewards: Tensor, probs: Tensor, alpha: float = 0.2, beta: float = 0.8, omega: float = 0.5
+) -> Tensor:
     """RiskPO MVaR advantage with the exact quantiles of r under π."""
     check_levels(alpha, beta)
     rewards, probs = _check_distribution(rewards, probs)
@@ -190,8 +195,9 @@ def _binary_group_expectation(rewards: Tensor, probs: Tensor, group_size: int, a
     c = torch.arange(n, dtype=torch.float64)  # ones among the others
     slots = torch.arange(n - 1, dtype=torch.float64)
     others = (slots < c[:, None]).to(torch.float64)  # (n, n−1): row c has c ones
-    groups = torch.cat([torch.stack([torch.zeros(n), torch.ones(n)]).to(torch.float64)[:, :, None],
-                        others.expand(2, n, n - 1)], -1)  # (2 own values, n counts, n)
+    groups = torch.cat(
+        [torch.stack([torch.zeros(n), torch.ones(n)]).to(torch.float64)[:, :, None], others.expand(2, n, n - 1)], -1
+    )  # (2 own values, n counts, n)
     own_adv = advantage(groups.reshape(2 * n, n))[:, 0].reshape(2, n).to(torch.float64)  # (v, c)
     p = _exact_mean(rewards, probs).to(torch.float64)  # (..., 1)
     log_pmf = pk.log_binom(torch.full_like(c, n - 1.0), c) + torch.xlogy(c, p) + torch.xlogy(n - 1 - c, 1 - p)

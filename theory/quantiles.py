@@ -8,9 +8,10 @@ At the root of the mean update F(q−) <= u <= F(q), i.e. q is a u-quantile.
 ``p = 0`` gives a constant step (tracks a drifting policy); p in (1/2, 1]
 gives Robbins–Monro convergence for a fixed distribution.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -78,7 +79,9 @@ class QuantileTracker:
         self.decay = float(decay)
         self.init = init
         self.reduce_mean = reduce_mean
-        self.values = torch.tensor(initial_values if initial_values is not None else [0.0] * len(levels), dtype=torch.float64)
+        self.values = torch.tensor(
+            initial_values if initial_values is not None else [0.0] * len(levels), dtype=torch.float64
+        )
         self.initialized = init == "given"
         self.step = 0
         self.crossings = 0
@@ -126,7 +129,9 @@ class QuantileTracker:
 
     def load_state_dict(self, state: dict) -> None:
         if [round(u, 12) for u in state["levels"]] != [round(float(u), 12) for u in self.levels]:
-            raise ValueError(f"checkpoint quantile levels {state['levels']} differ from configured {self.levels.tolist()}")
+            raise ValueError(
+                f"checkpoint quantile levels {state['levels']} differ from configured {self.levels.tolist()}"
+            )
         self.values = torch.tensor(state["values"], dtype=torch.float64)
         self.initialized = bool(state["initialized"])
         self.step = int(state["step"])

@@ -22,6 +22,7 @@ References: RiskPO (Ren et al., 2025, arXiv:2510.00911) §3 for RVaR/MVaR;
 RS-GRPO (Jiang et al., 2025, "Risk-Sensitive RL for Alleviating Exploration
 Dilemmas in LLMs") for the entropic objective.
 """
+
 from __future__ import annotations
 
 import torch

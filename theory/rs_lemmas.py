@@ -20,9 +20,10 @@ A* = argmax r (the formal versions allow several optimal arms):
 ``lemma3_threshold``/``lemma4_threshold`` read β₀/β₁ off such a grid (the one definition the
 sandbox and the app share). ``optimal_mass_derivative`` is the first-order (η → 0) layer.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -62,7 +63,11 @@ def rs_grpo_gradient(rewards: Tensor, logits: Tensor, beta: float) -> Tensor:
 def _check_grid(name: str, values, *, positive: bool) -> Tensor:
     """A β or η grid: a sequence shared by every law, or a tensor (..., n) with one grid per law;
     finite, strictly increasing along the last dim."""
-    grid = values.to(torch.float64) if torch.is_tensor(values) else torch.as_tensor([float(v) for v in values], dtype=torch.float64)
+    grid = (
+        values.to(torch.float64)
+        if torch.is_tensor(values)
+        else torch.as_tensor([float(v) for v in values], dtype=torch.float64)
+    )
     if grid.dim() == 0 or grid.shape[-1] == 0:
         raise ValueError(f"{name} must be a non-empty grid")
     if not bool(torch.isfinite(grid).all()):
@@ -229,4 +234,6 @@ def lemma4_threshold(betas, changes: Tensor, lr_axis: bool = False, tol: float =
     first = _first_of_trailing_run(steps)  # interval index; == n−1 when the last interval rises
     start = _grid_value(grid, first)
     start = torch.where(first == steps.shape[-1], torch.full_like(start, float("nan")), start)
-    return torch.where(torch.isnan(start) | torch.isnan(beta0), torch.full_like(start, float("nan")), torch.maximum(start, beta0))
+    return torch.where(
+        torch.isnan(start) | torch.isnan(beta0), torch.full_like(start, float("nan")), torch.maximum(start, beta0)
+    )

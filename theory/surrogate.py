@@ -33,6 +33,7 @@ importance-sampling correction for a rollout engine whose log-probs differ
 from the trainer's (Yao et al. 2025, "Your efficient RL framework secretly
 brings you off-policy RL training"; TRL and verl call it TIS).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -49,10 +50,10 @@ LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 
 class SurrogateOutput(NamedTuple):
     per_token_loss: Tensor  # (N, L) L_it, zero where the mask is zero; differentiable w.r.t. logprobs
-    ratio: Tensor           # (N, L) w_it (the sequence ratio repeated along t for "sequence"); detached
-    is_clipped: Tensor      # (N, L) bool, the clipped branch is active (zero gradient); False where masked
-    clip_frac: Tensor       # () masked mean of is_clipped
-    ratio_mean: Tensor      # () masked mean of w_it
+    ratio: Tensor  # (N, L) w_it (the sequence ratio repeated along t for "sequence"); detached
+    is_clipped: Tensor  # (N, L) bool, the clipped branch is active (zero gradient); False where masked
+    clip_frac: Tensor  # () masked mean of is_clipped
+    ratio_mean: Tensor  # () masked mean of w_it
 
 
 def _check_pair(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor) -> None:
@@ -60,10 +61,13 @@ def _check_pair(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor) -> None:
     if old_logprobs.shape != logprobs.shape or mask.shape != logprobs.shape:
         raise ValueError(
             f"logprobs {tuple(logprobs.shape)}, old_logprobs {tuple(old_logprobs.shape)} and mask "
-            f"{tuple(mask.shape)} must have the same (N, L) shape")
+            f"{tuple(mask.shape)} must have the same (N, L) shape"
+        )
 
 
-def importance_log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor, importance_ratio: str = "token") -> Tensor:
+def importance_log_ratio(
+    logprobs: Tensor, old_logprobs: Tensor, mask: Tensor, importance_ratio: str = "token"
+) -> Tensor:
     """log w_it: ℓ_it − ℓ'_it ("token") or the masked mean over t of it, repeated along t ("sequence").
 
     Rows whose mask is all zero get a sequence log-ratio of 0 (ratio 1); the
@@ -79,9 +83,16 @@ def importance_log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor, i
     return seq.unsqueeze(-1).expand_as(logprobs)
 
 
-def clipped_surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, *,
-                      clip_eps_low: float = 0.2, clip_eps_high: float = 0.2,
-                      importance_ratio: str = "token") -> SurrogateOutput:
+def clipped_surrogate(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_eps_low: float = 0.2,
+    clip_eps_high: float = 0.2,
+    importance_ratio: str = "token",
+) -> SurrogateOutput:
     """Per-token clipped surrogate loss L_it (see the module docstring) and its clip statistics.
 
     Args:
@@ -109,15 +120,23 @@ def clipped_surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor
     clipped = torch.clamp(ratio, 1.0 - clip_eps_low, 1.0 + clip_eps_high) * adv
     per_token_loss = -torch.minimum(unclipped, clipped) * mask_f
     with torch.no_grad():
-        is_clipped = (((ratio > 1.0 + clip_eps_high) & (adv > 0)) | ((ratio < 1.0 - clip_eps_low) & (adv < 0))) & (mask_f > 0)
+        is_clipped = (((ratio > 1.0 + clip_eps_high) & (adv > 0)) | ((ratio < 1.0 - clip_eps_low) & (adv < 0))) & (
+            mask_f > 0
+        )
         denom = mask_f.sum().clamp(min=1.0)
         clip_frac = is_clipped.to(mask_f.dtype).sum() / denom
         ratio_mean = (ratio * mask_f).sum() / denom
     return SurrogateOutput(per_token_loss, ratio.detach(), is_clipped, clip_frac, ratio_mean)
 
 
-def aggregate(per_token: Tensor, mask: Tensor, mode: str = "token-mean", *, num_tokens: float | Tensor | None = None,
-              num_sequences: float | Tensor | None = None) -> Tensor:
+def aggregate(
+    per_token: Tensor,
+    mask: Tensor,
+    mode: str = "token-mean",
+    *,
+    num_tokens: float | Tensor | None = None,
+    num_sequences: float | Tensor | None = None,
+) -> Tensor:
     """Reduce an (N, L) per-token loss to a scalar.
 
         token-mean            Σ_it L_it m_it / Σ_it m_it              (DAPO: long answers weigh more)
@@ -144,7 +163,7 @@ def aggregate(per_token: Tensor, mask: Tensor, mode: str = "token-mean", *, num_
 def k3_kl(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
     """Per-token k3 estimator of KL(π_θ ‖ π_ref) (Schulman 2020, "Approximating KL divergence").
 
-        k3 = e^d − d − 1,  d = log π_ref − log π_θ   (≥ 0, unbiased under y ~ π_θ, 0 iff equal)
+    k3 = e^d − d − 1,  d = log π_ref − log π_θ   (≥ 0, unbiased under y ~ π_θ, 0 iff equal)
     """
     if logprobs.shape != ref_logprobs.shape:
         raise ValueError(f"ref_logprobs {tuple(ref_logprobs.shape)} must match logprobs {tuple(logprobs.shape)}")
@@ -153,14 +172,15 @@ def k3_kl(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
 
 
 class ImportanceCorrection(NamedTuple):
-    weights: Tensor          # (N, L) min(ρ_it, cap), 0 where masked; constants (no gradient)
+    weights: Tensor  # (N, L) min(ρ_it, cap), 0 where masked; constants (no gradient)
     mean_abs_log_diff: Tensor  # () masked mean of |log π_train − log π_rollout|
-    max_ratio: Tensor        # () largest un-truncated ρ_it over unmasked tokens
-    truncated_frac: Tensor   # () share of unmasked tokens with ρ_it > cap
+    max_ratio: Tensor  # () largest un-truncated ρ_it over unmasked tokens
+    truncated_frac: Tensor  # () share of unmasked tokens with ρ_it > cap
 
 
-def truncated_importance_weights(train_logprobs: Tensor, rollout_logprobs: Tensor, mask: Tensor,
-                                 cap: float) -> ImportanceCorrection:
+def truncated_importance_weights(
+    train_logprobs: Tensor, rollout_logprobs: Tensor, mask: Tensor, cap: float
+) -> ImportanceCorrection:
     """Truncated importance sampling (TIS) for the rollout/trainer mismatch.
 
     The rollout engine samples y ~ μ (its kernels and precision), while the

@@ -12,9 +12,10 @@ advantages; these functions turn them into an ascent direction on θ, and
 
 The clipped (PPO/GSPO) step lives in ``theory.surrogate`` with the trainer's loss.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -47,8 +48,10 @@ def sampled_policy_gradient(probs: Tensor, actions: Tensor, advantages: Tensor) 
     E_π[A ∇ log π] (``softmax_policy_gradient`` when A depends on the action only).
     """
     if actions.shape != advantages.shape or actions.shape[:-1] != probs.shape[:-1]:
-        raise ValueError(f"actions {tuple(actions.shape)} and advantages {tuple(advantages.shape)} must share "
-                         f"shape (..., N) with leading dims of probs {tuple(probs.shape)}")
+        raise ValueError(
+            f"actions {tuple(actions.shape)} and advantages {tuple(advantages.shape)} must share "
+            f"shape (..., N) with leading dims of probs {tuple(probs.shape)}"
+        )
     check_finite("advantages", advantages)
     n = actions.shape[-1]
     # −π ΣA first, then each A_i added onto its action's entry: two passes over (..., K), not four.
@@ -64,11 +67,14 @@ def bernoulli_outcomes(mean_rewards: Tensor, probs: Tensor) -> tuple[Tensor, Ten
     (rewards, masses), each (..., 2K), zeros first.
     """
     mu = mean_rewards.expand_as(probs)
-    return torch.cat([torch.zeros_like(probs), torch.ones_like(probs)], -1), torch.cat([probs * (1 - mu), probs * mu], -1)
+    return torch.cat([torch.zeros_like(probs), torch.ones_like(probs)], -1), torch.cat(
+        [probs * (1 - mu), probs * mu], -1
+    )
 
 
-def population_arm_advantage(population: Callable[[Tensor, Tensor], Tensor], mean_rewards: Tensor, probs: Tensor,
-                             bernoulli: bool = False) -> Tensor:
+def population_arm_advantage(
+    population: Callable[[Tensor, Tensor], Tensor], mean_rewards: Tensor, probs: Tensor, bernoulli: bool = False
+) -> Tensor:
     """Ā(a) = E[A | a]: the exact (population) advantage of each arm, (..., K).
 
     ``population(rewards, probs)`` is an estimator's population form (e.g.

@@ -13,12 +13,13 @@ appears in the sidebar without touching app.py (``app_lib/views/compare.py`` wir
 ``render`` — taking a Context, nothing, or ``st`` — is registered under its ``VIEW_TITLE``
 (default: the module name).
 """
+
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from app_lib.choices import Knobs
 

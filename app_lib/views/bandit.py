@@ -1,4 +1,5 @@
 """View 2: softmax bandit runs (sandbox.run_bandit), one cached run per estimator."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -14,17 +15,33 @@ from app_lib.views import Context, register_view
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
 BANDIT_PRESETS = {"3-arm (Lemma 2)": "three_arm", "100-arm (RS-GRPO §3)": "rs_grpo_paper"}
-PRESET_HELP = ("3-arm: RS-GRPO Lemma 2's example, r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates.  \n"
-               "100-arm: RS-GRPO §3's two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), batches of 16, η = 0.1; "
-               "the paper trains for 25 000 updates.")
+PRESET_HELP = (
+    "3-arm: RS-GRPO Lemma 2's example, r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates.  \n"
+    "100-arm: RS-GRPO §3's two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), batches of 16, η = 0.1; "
+    "the paper trains for 25 000 updates."
+)
 STEP_CHOICES = (10, 20, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10_000, 25_000)
 LR_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 #: What each preset sets when chosen (the RS-GRPO paper's settings for the 100-arm bandit).
 PRESET_DEFAULTS = {
-    "three_arm": {"bandit_update": "exact", "bandit_lr": 0.5, "bandit_steps": 300, "bandit_batch": 16, "bandit_optimizer": "sgd",
-                  "bandit_noise": "none", "bandit_seeds": 3},
-    "rs_grpo_paper": {"bandit_update": "sampled", "bandit_lr": 0.1, "bandit_steps": 1000, "bandit_batch": 16, "bandit_optimizer": "sgd",
-                      "bandit_noise": "none", "bandit_seeds": 3},
+    "three_arm": {
+        "bandit_update": "exact",
+        "bandit_lr": 0.5,
+        "bandit_steps": 300,
+        "bandit_batch": 16,
+        "bandit_optimizer": "sgd",
+        "bandit_noise": "none",
+        "bandit_seeds": 3,
+    },
+    "rs_grpo_paper": {
+        "bandit_update": "sampled",
+        "bandit_lr": 0.1,
+        "bandit_steps": 1000,
+        "bandit_batch": 16,
+        "bandit_optimizer": "sgd",
+        "bandit_noise": "none",
+        "bandit_seeds": 3,
+    },
 }
 
 
@@ -52,10 +69,20 @@ def bandit_page(choices: tuple, preset: str, settings: tuple, seeds: int) -> dic
         return {"errors": errors, "metrics": pd.DataFrame()}
     metrics = pd.concat([frames(result, choice, "metrics") for choice, result in ran], ignore_index=True)
     policy = pd.concat([frames(result, choice, "policy") for choice, result in ran], ignore_index=True)
-    fields = [("expected_reward", "expected reward E_π[r]"), ("entropy", "policy entropy H(π)"), ("prob_best", "π(best arm)")]
+    fields = [
+        ("expected_reward", "expected reward E_π[r]"),
+        ("entropy", "policy entropy H(π)"),
+        ("prob_best", "π(best arm)"),
+    ]
     bounds = {"expected_reward": (min(arm_rewards), max(arm_rewards)), "entropy": (0.0, None), "prob_best": (0.0, 1.0)}
-    return {"errors": errors, "metrics": metrics, "policy": policy, "summary": final_summary(metrics, [f for f, _ in fields]),
-            "fig": band_figure(metrics, fields, bounds=bounds), "policy_fig": policy_animation_figure(policy, arm_rewards)}
+    return {
+        "errors": errors,
+        "metrics": metrics,
+        "policy": policy,
+        "summary": final_summary(metrics, [f for f, _ in fields]),
+        "fig": band_figure(metrics, fields, bounds=bounds),
+        "policy_fig": policy_animation_figure(policy, arm_rewards),
+    }
 
 
 @register_view("bandit", "2 · Bandit runs", order=20)
@@ -67,25 +94,65 @@ def render(ctx: Context) -> None:
         "Bands are ± one standard deviation over seeds (zero for exact updates, which have no randomness)."
     )
     top1, top2 = st.columns([2, 3])
-    preset_label = state.selectbox(top1, "problem", list(BANDIT_PRESETS), key="bandit_preset", help=PRESET_HELP,
-                                   on_change=apply_preset_defaults)
+    preset_label = state.selectbox(
+        top1, "problem", list(BANDIT_PRESETS), key="bandit_preset", help=PRESET_HELP, on_change=apply_preset_defaults
+    )
     preset = BANDIT_PRESETS[preset_label]
     defaults = PRESET_DEFAULTS[preset]
-    noise = state.selectbox(top2, "reward noise", ("none", "bernoulli"), defaults["bandit_noise"], key="bandit_noise",
-                            help="bernoulli: r ~ Bern(μ(arm)), binary rewards as in RLVR")
+    noise = state.selectbox(
+        top2,
+        "reward noise",
+        ("none", "bernoulli"),
+        defaults["bandit_noise"],
+        key="bandit_noise",
+        help="bernoulli: r ~ Bern(μ(arm)), binary rewards as in RLVR",
+    )
     c2, c3, c4 = st.columns(3)
-    update = state.radio(c2, "update", ("exact", "sampled"), defaults["bandit_update"], horizontal=True, key="bandit_update")
-    batch_size = state.slider(c2, "arms per batch (sampled)", 2, 64, defaults["bandit_batch"], 1, key="bandit_batch",
-                              disabled=update == "exact")
-    optimizer = state.selectbox(c3, "optimizer", ("sgd", "adam", "natural"), defaults["bandit_optimizer"], key="bandit_optimizer")
+    update = state.radio(
+        c2, "update", ("exact", "sampled"), defaults["bandit_update"], horizontal=True, key="bandit_update"
+    )
+    batch_size = state.slider(
+        c2,
+        "arms per batch (sampled)",
+        2,
+        64,
+        defaults["bandit_batch"],
+        1,
+        key="bandit_batch",
+        disabled=update == "exact",
+    )
+    optimizer = state.selectbox(
+        c3, "optimizer", ("sgd", "adam", "natural"), defaults["bandit_optimizer"], key="bandit_optimizer"
+    )
     lr = state.select_slider(c3, "learning rate η", LR_CHOICES, defaults["bandit_lr"], key="bandit_lr")
-    steps = state.select_slider(c4, "steps", STEP_CHOICES, defaults["bandit_steps"], key="bandit_steps",
-                                help="the RS-GRPO 100-arm figure needs 25 000 updates (the 'paper presets' view has it precomputed)")
-    seeds = state.slider(c4, "seeds", 1, 8, defaults["bandit_seeds"], 1, key="bandit_seeds", disabled=update == "exact",
-                         help="exact updates are deterministic: one run")
+    steps = state.select_slider(
+        c4,
+        "steps",
+        STEP_CHOICES,
+        defaults["bandit_steps"],
+        key="bandit_steps",
+        help="the RS-GRPO 100-arm figure needs 25 000 updates (the 'paper presets' view has it precomputed)",
+    )
+    seeds = state.slider(
+        c4,
+        "seeds",
+        1,
+        8,
+        defaults["bandit_seeds"],
+        1,
+        key="bandit_seeds",
+        disabled=update == "exact",
+        help="exact updates are deterministic: one run",
+    )
     seeds = 1 if update == "exact" else seeds
-    settings = dict(lr=float(lr), steps=int(steps), optimizer=optimizer, batch_size=None if update == "exact" else int(batch_size),
-                    reward_noise=noise, log_every=max(1, int(steps) // 200))
+    settings = dict(
+        lr=float(lr),
+        steps=int(steps),
+        optimizer=optimizer,
+        batch_size=None if update == "exact" else int(batch_size),
+        reward_noise=noise,
+        log_every=max(1, int(steps) // 200),
+    )
     try:
         from sandbox import BanditConfig
 
@@ -104,7 +171,10 @@ def render(ctx: Context) -> None:
     no_exact = [e for e in errors if "no exact" in e]
     if no_exact:
         skipped = ", ".join(dict.fromkeys(e.split(": ", 1)[0] for e in no_exact))
-        st.info(f"Not drawn with exact updates: {skipped} (no exact population form; choose 'sampled' to include them).", icon="ℹ️")
+        st.info(
+            f"Not drawn with exact updates: {skipped} (no exact population form; choose 'sampled' to include them).",
+            icon="ℹ️",
+        )
     show_errors([e for e in errors if e not in no_exact])
     if page["metrics"].empty:
         st.info("No estimator could run with these settings.")

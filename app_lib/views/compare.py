@@ -3,6 +3,7 @@
 Registered only when that module exists; imported lazily, so the other views do not pay for
 it. Its folder picker lives in the sidebar through ``state`` so that the URL carries it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,9 @@ def render(ctx: Context) -> None:
     from app_lib import compare_panels
 
     found = compare_panels.discover_folders()
-    folders = state.multiselect(st.sidebar, "Result folders (docs/compare/*, runs/*)", found, found[:1], key="compare_folders")
+    folders = state.multiselect(
+        st.sidebar, "Result folders (docs/compare/*, runs/*)", found, found[:1], key="compare_folders"
+    )
     compare_panels.render(st, list(folders))
 
 

@@ -1,4 +1,5 @@
 """View 1: advantage shapes for binary rewards (per prompt) and RiskPO's bundled form."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -42,10 +43,14 @@ def render(ctx: Context) -> None:
         return
     # Clamped, not reset, when G changes (a smaller G keeps c = min(c, G)).
     num_correct = state.clamp_and_slider(st, "inspect c (correct responses)", 0, group_size, 1, 1, key="num_correct")
-    fig = memo.get_or_build(("shapes", names, knobs, group_size, num_correct),
-                            lambda: advantage_shape_figure(table, marked_p_hat=num_correct / group_size))
+    fig = memo.get_or_build(
+        ("shapes", names, knobs, group_size, num_correct),
+        lambda: advantage_shape_figure(table, marked_p_hat=num_correct / group_size),
+    )
     st.plotly_chart(fig, key="fig_shapes")
-    shown = table[table["c"] == num_correct][["estimator", "adv_correct", "adv_incorrect", "sum_abs_adv"]].reset_index(drop=True)
+    shown = table[table["c"] == num_correct][["estimator", "adv_correct", "adv_incorrect", "sum_abs_adv"]].reset_index(
+        drop=True
+    )
     st.markdown(f"**Advantages at c = {num_correct} of G = {group_size} (p̂ = {num_correct / group_size:.4g})**")
     st.dataframe(shown, hide_index=True, key="table_shapes")
     explain(
@@ -62,7 +67,9 @@ def render(ctx: Context) -> None:
     if not band:
         st.info("Select a quantile-band estimator (riskpo, riskpo_seeking, rvar, cvar) to see the bundle view.")
         return
-    low, high = state.slider(st, "accuracies of the B questions in a bundle (spread evenly)", 0.0, 1.0, (0.2, 0.8), 0.05, key="bundle_acc")
+    low, high = state.slider(
+        st, "accuracies of the B questions in a bundle (spread evenly)", 0.0, 1.0, (0.2, 0.8), 0.05, key="bundle_acc"
+    )
     accuracies = tuple(bundle_accuracies(low, high, knobs.bundle_size).tolist())
     st.caption(
         f"Bundle of B = {knobs.bundle_size} questions with accuracies {', '.join(f'{p:.2f}' for p in accuracies)}. "
@@ -79,8 +86,11 @@ def render(ctx: Context) -> None:
     st.plotly_chart(fig, key="fig_bundle")
     st.dataframe(marks, hide_index=True, key="table_bundle_quantiles")
     with st.expander("advantage at every bundle score"):
-        st.dataframe(curve.pivot(index=["score", "prob"], columns="estimator", values="advantage").reset_index(), hide_index=True,
-                     key="table_bundle_curve")
+        st.dataframe(
+            curve.pivot(index=["score", "prob"], columns="estimator", values="advantage").reset_index(),
+            hide_index=True,
+            key="table_bundle_curve",
+        )
     explain(
         "RiskPO §4.1: a bundle of B questions is scored by R_B, its number of correct answers; the MVaR advantage is "
         "−(1+ω)(q_α − z)⁺ plus the RVaR band term, so scores below q_α get the largest negative weight.",

@@ -1,4 +1,5 @@
 """Sweeps: a final metric of the tabular simulator against RS-GRPO's β, the bundle size B, α or ω."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,8 @@ from app_lib import state
 from app_lib.choices import build_choices, is_quantile_band
 from app_lib.figures_paper import sweep_figure
 from app_lib.ui import downloads, explain, show_errors
-from app_lib.views.tabular import run_all
 from app_lib.views import Context, register_view
+from app_lib.views.tabular import run_all
 
 #: parameter -> (Knobs field, the values offered, the default selection, which estimators it moves)
 PARAMETERS = {
@@ -20,16 +21,23 @@ PARAMETERS = {
     "α (lower quantile level)": ("alpha", (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), (0.1, 0.2, 0.3, 0.4), "quantile band"),
     "ω (lower-tail weight)": ("omega", (0.0, 0.25, 0.5, 1.0, 2.0, 3.0), (0.0, 0.5, 1.0, 2.0), "quantile band"),
 }
-METRICS = {"entropy": "policy entropy H(π)", "pass_at_k": "pass@k", "mean_reward": "mean reward", "mvar": "MVaR of bundle scores",
-           "cov_logp_adv": "Cov(log π, A)"}
+METRICS = {
+    "entropy": "policy entropy H(π)",
+    "pass_at_k": "pass@k",
+    "mean_reward": "mean reward",
+    "mvar": "MVaR of bundle scores",
+    "cov_logp_adv": "Cov(log π, A)",
+}
 
 
 @register_view("sweeps", "6 · Sweeps", order=60)
 def render(ctx: Context) -> None:
     st.header("Sweeps: a final metric against one parameter")
-    st.caption("Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once per "
-               "parameter value and estimator (each run cached). Colours of the training curves follow the parameter on a "
-               "sequential scale (dark = small, light = large).")
+    st.caption(
+        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once per "
+        "parameter value and estimator (each run cached). Colours of the training curves follow the parameter on a "
+        "sequential scale (dark = small, light = large)."
+    )
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
     parameter = state.selectbox(c1, "parameter", list(PARAMETERS), key="sweep_param")
     field, offered, default, moves = PARAMETERS[parameter]
@@ -39,13 +47,22 @@ def render(ctx: Context) -> None:
     seeds = state.slider(c4, "seeds", 1, 8, 3, 1, key="sweep_seeds")
     names = ("rs_grpo",) if moves == "rs_grpo" else tuple(n for n in ctx.names if is_quantile_band(n))
     if not names:
-        st.info(f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the sidebar.")
+        st.info(
+            f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the sidebar."
+        )
         return
     if not values:
         st.info("Pick at least one value.")
         return
-    settings = dict(group_size=ctx.group_size, steps=int(steps), k=ctx.knobs.k, risk_alpha=ctx.knobs.alpha, risk_beta=ctx.knobs.beta,
-                    risk_omega=ctx.knobs.omega, log_every=max(1, int(steps) // 100))
+    settings = dict(
+        group_size=ctx.group_size,
+        steps=int(steps),
+        k=ctx.knobs.k,
+        risk_alpha=ctx.knobs.alpha,
+        risk_beta=ctx.knobs.beta,
+        risk_omega=ctx.knobs.omega,
+        log_every=max(1, int(steps) // 100),
+    )
     finals, curves, errors = [], [], []
     bar = st.progress(0.0, text="sweep")
     for i, value in enumerate(sorted(values)):
@@ -58,7 +75,11 @@ def render(ctx: Context) -> None:
         if metrics.empty or metric not in metrics:
             continue
         metrics["estimator"] = metrics["estimator"].str.split(" \\(").str[0]  # one line per estimator across values
-        last = metrics[metrics["step"] == metrics["step"].max()].groupby("estimator", sort=False)[metric].agg(["mean", "std"])
+        last = (
+            metrics[metrics["step"] == metrics["step"].max()]
+            .groupby("estimator", sort=False)[metric]
+            .agg(["mean", "std"])
+        )
         finals.append(last.fillna(0.0).reset_index().assign(value=float(value)))
         curve = metrics.groupby(["estimator", "step"], sort=False)[metric].mean().rename("mean").reset_index()
         curves.append(curve.assign(value=float(value)))
@@ -71,10 +92,15 @@ def render(ctx: Context) -> None:
     title = METRICS[metric].replace("pass@k", f"pass@{ctx.knobs.k}")
     fig = sweep_figure(final, parameter, metric, title, curve, log_x=field == "rs_betas")
     st.plotly_chart(fig, key="fig_sweep")
-    st.dataframe(final.rename(columns={"value": parameter, "mean": f"final {metric}", "std": "std over seeds"}), hide_index=True,
-                 key="table_sweep")
-    explain("RS-GRPO: larger β shifts weight to hard prompts and helps pass@k, up to a point (Lemma 4); RiskPO: bundling "
-            "(B > 1) and a heavier lower tail (ω, α) keep entropy higher (Thm 2).",
-            "the tabular simulator's default problem; every other setting as in the sidebar.",
-            "look for monotone trends on the left and for where they flatten: that is the range worth tuning.")
+    st.dataframe(
+        final.rename(columns={"value": parameter, "mean": f"final {metric}", "std": "std over seeds"}),
+        hide_index=True,
+        key="table_sweep",
+    )
+    explain(
+        "RS-GRPO: larger β shifts weight to hard prompts and helps pass@k, up to a point (Lemma 4); RiskPO: bundling "
+        "(B > 1) and a heavier lower tail (ω, α) keep entropy higher (Thm 2).",
+        "the tabular simulator's default problem; every other setting as in the sidebar.",
+        "look for monotone trends on the left and for where they flatten: that is the range worth tuning.",
+    )
     downloads(f"sweep_{field}_{metric}", final, fig)

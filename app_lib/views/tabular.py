@@ -1,4 +1,5 @@
 """View 3: tabular-prompt runs (sandbox.run_tabular), pass@k vs k, one cached run per estimator."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -42,7 +43,9 @@ def tabular_runs(choices, settings: dict, seeds: int, progress=None) -> tuple[pd
 def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
     """The simulator widgets, as TabularConfig keyword arguments, and the number of seeds."""
     c1, c2, c3, c4 = st.columns(4)
-    num_prompts = state.slider(c1, "prompts P", 5, 120, 40, 5, key="tab_prompts", help="must be a multiple of the bundle size B")
+    num_prompts = state.slider(
+        c1, "prompts P", 5, 120, 40, 5, key="tab_prompts", help="must be a multiple of the bundle size B"
+    )
     responses = state.slider(c1, "candidate responses M per prompt", 2, 64, 16, 1, key="tab_responses")
     difficulty = state.selectbox(c2, "difficulty", ("uniform", "easy", "hard", "bimodal"), key="tab_difficulty")
     reward_type = state.selectbox(c2, "reward", ("binary", "graded"), key="tab_reward")
@@ -55,12 +58,26 @@ def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
         peak = state.slider(e1, "initial logit sharpness (peak)", 0.0, 8.0, 3.0, 0.5, key="tab_peak")
         clipped = state.checkbox(e2, "PPO-style clipped updates", False, key="tab_clip")
         clip_eps = state.slider(e2, "clip ε", 0.05, 0.5, 0.2, 0.05, key="tab_clip_eps", disabled=not clipped)
-        ppo_epochs = state.slider(e3, "gradient steps per batch (clipped)", 1, 8, 2, 1, key="tab_ppo_epochs", disabled=not clipped)
+        ppo_epochs = state.slider(
+            e3, "gradient steps per batch (clipped)", 1, 8, 2, 1, key="tab_ppo_epochs", disabled=not clipped
+        )
     settings = dict(
-        num_prompts=int(num_prompts), responses_per_prompt=int(responses), group_size=int(group_size), steps=int(steps), lr=float(lr),
-        correctness_correlation=float(rho), difficulty=difficulty, reward_type=reward_type, k=int(knobs.k),
-        risk_alpha=knobs.alpha, risk_beta=knobs.beta, risk_omega=knobs.omega, log_every=max(1, int(steps) // 150),
-        peak=float(peak), clip_eps=float(clip_eps) if clipped else None, ppo_epochs=int(ppo_epochs),
+        num_prompts=int(num_prompts),
+        responses_per_prompt=int(responses),
+        group_size=int(group_size),
+        steps=int(steps),
+        lr=float(lr),
+        correctness_correlation=float(rho),
+        difficulty=difficulty,
+        reward_type=reward_type,
+        k=int(knobs.k),
+        risk_alpha=knobs.alpha,
+        risk_beta=knobs.beta,
+        risk_omega=knobs.omega,
+        log_every=max(1, int(steps) // 150),
+        peak=float(peak),
+        clip_eps=float(clip_eps) if clipped else None,
+        ppo_epochs=int(ppo_epochs),
     )
     return settings, int(seeds)
 
@@ -92,8 +109,12 @@ def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
     if metrics.empty:
         return {"errors": errors, "metrics": metrics}
     fields = shown_fields(metrics, settings)
-    return {"errors": errors, "metrics": metrics, "summary": final_summary(metrics, [f for f, _, _ in fields]),
-            "fig": band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields})}
+    return {
+        "errors": errors,
+        "metrics": metrics,
+        "summary": final_summary(metrics, [f for f, _, _ in fields]),
+        "fig": band_figure(metrics, [(f, t) for f, t, _ in fields], bounds={f: b for f, _, b in fields}),
+    }
 
 
 @register_view("tabular", "3 · Tabular prompts", order=30)
@@ -143,10 +164,16 @@ def passk_section(choices: list[Choice], settings: dict, seeds: int) -> None:
     if settings["reward_type"] != "binary":
         st.info("pass@k needs binary rewards (reward: binary).")
         return
-    if not state.checkbox(st, f"compute pass@k for k = 1 … 256 ({len(K_GRID) - 1} more simulator runs per estimator, cached)", False,
-                          key="tab_passk"):
-        st.caption("pass@k vs k at the end of training and at matched pass@1; the 'paper presets' view has it precomputed "
-                   "in the papers' regime.")
+    if not state.checkbox(
+        st,
+        f"compute pass@k for k = 1 … 256 ({len(K_GRID) - 1} more simulator runs per estimator, cached)",
+        False,
+        key="tab_passk",
+    ):
+        st.caption(
+            "pass@k vs k at the end of training and at matched pass@1; the 'paper presets' view has it precomputed "
+            "in the papers' regime."
+        )
         return
     by_k = {}
     for k in K_GRID:

@@ -4,6 +4,7 @@ The words come from the claim registry when it provides them (fields ``statement
 ``assumptions``, ``conclusion``, ``erratum`` on the registered claim or in its result),
 and from the short texts below otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,13 @@ FAMILIES = {
 }
 #: Assumption 1 count names (the registry's ``assumption_counts``), in words.
 COUNT_WORDS = {
-    "instances": "instances generated", "literal": "satisfy Assumption 1 as printed", "literal_ordered": "… and obey Cov_MVaR ≤ Cov_mean",
-    "finite_moment": "satisfy E|log π| < ∞", "signs_only": "satisfy only the weaker covariance-sign condition of the proof",
-    "violated": "violate Assumption 1", "violated_failed": "… of which Cov_MVaR > Cov_mean",
+    "instances": "instances generated",
+    "literal": "satisfy Assumption 1 as printed",
+    "literal_ordered": "… and obey Cov_MVaR ≤ Cov_mean",
+    "finite_moment": "satisfy E|log π| < ∞",
+    "signs_only": "satisfy only the weaker covariance-sign condition of the proof",
+    "violated": "violate Assumption 1",
+    "violated_failed": "… of which Cov_MVaR > Cov_mean",
     "literal_not_signs": "satisfy Assumption 1 but not the sign condition",
 }
 
@@ -40,19 +45,22 @@ FALLBACK_WORDS = {
         "RiskPO Proposition 1: one natural-gradient step θ ← θ + ηA changes the entropy by −η·Cov_π(log π, A) + O(η²).",
         "tabular softmax policy, any advantage A; η → 0.",
         "|residual|/η² levels off at ½H''(0) while |residual/η² − ½H''(0)| falls like η (slope 1 on log–log axes): the "
-        "first-order term is exact and the remainder is second order."),
+        "first-order term is exact and the remainder is second order.",
+    ),
     "thm2_covariance": (
         "RiskPO Theorem 2: under Assumption 1, Cov_π(log π, A_MVaR) ≤ Cov_π(log π, A_mean), so with Prop. 1 RiskPO's "
         "step lowers entropy less than a mean-based step.",
         "Assumption 1: ψ(r) = E[log π | R = r] is non-increasing below q_α, non-decreasing above q_β, and ψ(q_α), ψ(q_β) "
         "≥ E[log π]; E|log π| < ∞.",
         "every instance satisfying Assumption 1 should have share 1.0 (green bars); without it the order fails on a visible "
-        "share (red), so the assumption is doing real work."),
+        "share (red), so the assumption is doing real work.",
+    ),
     "rs_lemmas": (
         "RS-GRPO Lemma 2: the standard PG step can lower π(a*) when a sub-optimal action beats the mean; Lemma 3: beyond "
         "some β₀ the risk-seeking step always raises it; Lemma 4: beyond β₁ the increase shrinks as β grows.",
         "softmax bandit, unique optimal action, bounded rewards, one exact policy-gradient step.",
-        "the red points (Δπ(a*) < 0) sit at small β only; β·Δπ(a*) flattening out shows the 1/β decay of Lemma 4."),
+        "the red points (Δπ(a*) < 0) sit at small β only; β·Δπ(a*) flattening out shows the 1/β decay of Lemma 4.",
+    ),
 }
 
 
@@ -97,16 +105,29 @@ def words(name: str, result: dict | None = None, parts: tuple[str, ...] = ()) ->
     statement, assumptions, conclusion = FALLBACK_WORDS.get(name, ("", "", ""))
     found = [registry_words(part) for part in parts] if parts else [registry_words(name, result)]
     if found and all(f.get("statement") for f in found):
-        joined = {field: " ".join(f"{part.replace('rs_lemma', 'Lemma ') + ': ' if parts else ''}{f[field]}"
-                                  for part, f in zip(parts or (name,), found) if f.get(field)) for field in WORD_FIELDS}
-        explain(joined["statement"], joined["assumptions"] or assumptions, joined["conclusion"] or conclusion, joined["erratum"] or None)
+        joined = {
+            field: " ".join(
+                f"{part.replace('rs_lemma', 'Lemma ') + ': ' if parts else ''}{f[field]}"
+                for part, f in zip(parts or (name,), found)
+                if f.get(field)
+            )
+            for field in WORD_FIELDS
+        }
+        explain(
+            joined["statement"],
+            joined["assumptions"] or assumptions,
+            joined["conclusion"] or conclusion,
+            joined["erratum"] or None,
+        )
     else:
         explain(statement, assumptions, conclusion)
 
 
 def claim_status(result: dict) -> None:
     text = f"**{result['claim']}** ({result['paper']}): {result['measured']}"
-    (st.success if result["holds"] else st.warning)(("✓ holds. " if result["holds"] else "✗ does not hold here. ") + text)
+    (st.success if result["holds"] else st.warning)(
+        ("✓ holds. " if result["holds"] else "✗ does not hold here. ") + text
+    )
 
 
 @register_view("theorems", "4 · Theorem checks", order=40, needs_estimators=False)
@@ -126,7 +147,9 @@ def proposition_1() -> None:
     prop1 = cached_claim("prop1_entropy_residual", (("num_actions", int(actions)), ("seeds", int(instances))))
     claim_status(prop1)
     table = pd.DataFrame(prop1["table"])
-    fig = memo.get_or_build(("prop1", instances, actions), lambda: entropy_residual_figure(table, limit=prop1.get("curvature_scale")))
+    fig = memo.get_or_build(
+        ("prop1", instances, actions), lambda: entropy_residual_figure(table, limit=prop1.get("curvature_scale"))
+    )
     st.plotly_chart(fig, key="fig_prop1")
     st.dataframe(table, hide_index=True, key="table_prop1")
     words("prop1_entropy_residual", prop1)
@@ -139,8 +162,13 @@ def theorem_2(knobs: Knobs) -> None:
     c1, c2 = st.columns(2)
     instances = state.slider(c1, "random instances per family", 100, 4000, 2000, 100, key="thm2_instances")
     responses = state.slider(c2, "responses per instance", 3, 30, 10, 1, key="thm2_responses")
-    params = (("alpha", knobs.alpha), ("beta", knobs.beta), ("num_responses", int(responses)), ("omega", knobs.omega),
-              ("seeds", int(instances)))
+    params = (
+        ("alpha", knobs.alpha),
+        ("beta", knobs.beta),
+        ("num_responses", int(responses)),
+        ("omega", knobs.omega),
+        ("seeds", int(instances)),
+    )
     try:
         thm2 = cached_claim("thm2_covariance", params)
     except ValueError as err:
@@ -160,22 +188,48 @@ def theorem_2(knobs: Knobs) -> None:
     counts = thm2.get("assumption_counts")
     if isinstance(counts, dict):
         st.markdown("**Assumption 1, counted literally** (each clause checked on the exact law of every instance)")
-        st.dataframe(pd.DataFrame({"instances that …": [COUNT_WORDS.get(k, k) for k in counts], "count": list(counts.values())}),
-                     hide_index=True, key="table_thm2_counts")
+        st.dataframe(
+            pd.DataFrame({"instances that …": [COUNT_WORDS.get(k, k) for k in counts], "count": list(counts.values())}),
+            hide_index=True,
+            key="table_thm2_counts",
+        )
     if thm2.get("points"):
         points = pd.DataFrame(thm2["points"])
         points = points.rename(columns={"family": "instances"}) if "family" in points else points
-        with st.expander(f"per-instance values (first {len(points) // max(points['instances'].nunique(), 1)} of each family)"):
-            st.plotly_chart(memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), key="fig_thm2_points")
+        with st.expander(
+            f"per-instance values (first {len(points) // max(points['instances'].nunique(), 1)} of each family)"
+        ):
+            st.plotly_chart(
+                memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), key="fig_thm2_points"
+            )
             st.dataframe(points, hide_index=True, key="table_thm2_points")
     if isinstance(thm2.get("counterexample_without_assumption"), dict):
         with st.expander("an instance violating Assumption 1 where the inequality fails"):
             st.json(thm2["counterexample_without_assumption"])
-    extras = {k: v for k, v in thm2.items() if k not in ("table", "points", "claim", "paper", "measured", "holds", "statement",
-                                                         "assumptions", "conclusion", "erratum") and isinstance(v, (int, float, str, bool))}
+    extras = {
+        k: v
+        for k, v in thm2.items()
+        if k
+        not in (
+            "table",
+            "points",
+            "claim",
+            "paper",
+            "measured",
+            "holds",
+            "statement",
+            "assumptions",
+            "conclusion",
+            "erratum",
+        )
+        and isinstance(v, (int, float, str, bool))
+    }
     with st.expander("every measured number of this check"):
-        st.dataframe(pd.DataFrame({"quantity": list(extras), "value": [str(v) for v in extras.values()]}), hide_index=True,
-                     key="table_thm2_extras")
+        st.dataframe(
+            pd.DataFrame({"quantity": list(extras), "value": [str(v) for v in extras.values()]}),
+            hide_index=True,
+            key="table_thm2_extras",
+        )
     words("thm2_covariance", thm2)
     downloads("thm2_covariance", table, fig)
 
@@ -189,7 +243,10 @@ def rs_lemmas() -> None:
     p_second = state.slider(c3, "π(a₂) (runner-up)", 0.01, 0.98, 0.9, 0.01, key="lemma_psecond")
     p_worst = 1.0 - p_best - p_second
     if p_worst <= 0:
-        st.error(f"π(a*) + π(a₂) = {p_best + p_second:.2f} must be < 1 so that the worst action keeps positive probability.", icon="⚠️")
+        st.error(
+            f"π(a*) + π(a₂) = {p_best + p_second:.2f} must be < 1 so that the worst action keeps positive probability.",
+            icon="⚠️",
+        )
         return
     rewards, probs = (1.0, float(r2), 0.0), (float(p_best), float(p_second), float(p_worst))
     betas = tuple(float(b) for b in np.logspace(-2, 3, 201))
@@ -197,7 +254,10 @@ def rs_lemmas() -> None:
     at_zero = float(cached_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
     marks = lemma_thresholds(curve)
     lemma_marks(marks, at_zero, "Δπ(a*) at β = 0")
-    fig = memo.get_or_build(("lemmas", rewards, probs), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}))
+    fig = memo.get_or_build(
+        ("lemmas", rewards, probs),
+        lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}),
+    )
     st.plotly_chart(fig, key="fig_lemmas")
     words("rs_lemmas", parts=("rs_lemma2", "rs_lemma3", "rs_lemma4"))
     downloads("rs_lemmas_prob_change", curve, fig)

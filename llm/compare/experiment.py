@@ -15,6 +15,7 @@
    (``--doc``, default docs/llm_compare.md for a full run) are written from
    those numbers by ``llm.compare.report``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ class EvalSettings:
     max_new_tokens: int = 32
     prompts_per_call: int = 2
     bootstrap: int = 2000
-    entropy_samples: int = 8          # held-out entropy from the first m of the n samples per prompt (0 = all)
+    entropy_samples: int = 8  # held-out entropy from the first m of the n samples per prompt (0 = all)
     accuracy_reward: str = "llm.rewards.builtin:final_answer_reward"
 
     def validate(self) -> None:
@@ -59,7 +60,11 @@ class EvalSettings:
             raise ValueError(f"eval.ks={self.ks!r} must be integers in [1, eval.n={self.n}]")
         if sorted(self.ks) != list(self.ks):
             raise ValueError(f"eval.ks={self.ks!r} must be increasing")
-        if isinstance(self.entropy_samples, bool) or not isinstance(self.entropy_samples, int) or self.entropy_samples < 0:
+        if (
+            isinstance(self.entropy_samples, bool)
+            or not isinstance(self.entropy_samples, int)
+            or self.entropy_samples < 0
+        ):
             raise ValueError(f"eval.entropy_samples={self.entropy_samples!r} must be an integer >= 0 (0 = all samples)")
         if not self.temperature > 0:
             raise ValueError(f"eval.temperature={self.temperature!r} must be > 0")
@@ -83,8 +88,15 @@ class CompareConfig:
     def train_values(self, method: str, seed: int, output_dir: Path) -> dict:
         """The complete llm/train.py config of one run: shared keys, the method's keys, seed and output."""
         values = {**copy.deepcopy(self.train), **copy.deepcopy(self.methods[method])}
-        values.update(seed=int(seed), output_dir=str(output_dir), report_to="none", save_every=0, keep_last=1,
-                      save_model=True, resume="")
+        values.update(
+            seed=int(seed),
+            output_dir=str(output_dir),
+            report_to="none",
+            save_every=0,
+            keep_last=1,
+            save_model=True,
+            resume="",
+        )
         return values
 
 
@@ -118,12 +130,20 @@ def load_config(path: str | os.PathLike, quick: bool = False) -> CompareConfig:
     eval_section = raw.get("eval") or {}
     known_eval = set(EvalSettings.__dataclass_fields__)
     if set(eval_section) - known_eval:
-        raise ValueError(f"{path}: unknown eval key(s) {sorted(set(eval_section) - known_eval)}; valid: {sorted(known_eval)}")
+        raise ValueError(
+            f"{path}: unknown eval key(s) {sorted(set(eval_section) - known_eval)}; valid: {sorted(known_eval)}"
+        )
     settings = EvalSettings(**eval_section)
     settings.validate()
-    cfg = CompareConfig(name=str(raw.get("name") or path.stem), train=raw["train"], methods=raw["methods"],
-                        seeds=seeds, eval=settings, simulator=dict(raw.get("simulator") or {}),
-                        task_note=str(raw.get("task_note") or ""))
+    cfg = CompareConfig(
+        name=str(raw.get("name") or path.stem),
+        train=raw["train"],
+        methods=raw["methods"],
+        seeds=seeds,
+        eval=settings,
+        simulator=dict(raw.get("simulator") or {}),
+        task_note=str(raw.get("task_note") or ""),
+    )
     for method, overrides in cfg.methods.items():
         if not isinstance(overrides, dict) or "estimator" not in overrides:
             raise ValueError(f"{path}: methods.{method} must be a mapping with an 'estimator' key")
@@ -165,9 +185,17 @@ def _completed_steps(run_dir: Path) -> int:
 
 def plan_runs(cfg: CompareConfig, work_dir: Path) -> dict[str, dict]:
     """run name -> {method, seed, dir}: every (seed, method) of the config, in order."""
-    return {cfg.run_name(method, seed): {"method": method, "seed": seed, "dir": work_dir / "runs" / cfg.run_name(method, seed),
-                                         "seconds": None, "reused": True}
-            for seed in cfg.seeds for method in cfg.methods}
+    return {
+        cfg.run_name(method, seed): {
+            "method": method,
+            "seed": seed,
+            "dir": work_dir / "runs" / cfg.run_name(method, seed),
+            "seconds": None,
+            "reused": True,
+        }
+        for seed in cfg.seeds
+        for method in cfg.methods
+    }
 
 
 def _live_pid(pid_file: Path) -> int | None:
@@ -204,7 +232,11 @@ def train_all(cfg: CompareConfig, runs: dict[str, dict], jobs: int = 1, log=prin
     pending, running = list(runs), {}
     while pending or running:
         for name, (proc, handle, started) in list(running.items()):
-            code = proc.poll() if proc is not None else (None if _live_pid(runs[name]["dir"].parent / f"{name}.pid") else 0)
+            code = (
+                proc.poll()
+                if proc is not None
+                else (None if _live_pid(runs[name]["dir"].parent / f"{name}.pid") else 0)
+            )
             if code is None:
                 continue
             del running[name]
@@ -229,8 +261,9 @@ def train_all(cfg: CompareConfig, runs: dict[str, dict], jobs: int = 1, log=prin
                 shutil.rmtree(run_dir)
             run_dir.mkdir(parents=True)
             config_path = run_dir.parent / f"{name}.yaml"
-            config_path.write_text(yaml.safe_dump(cfg.train_values(runs[name]["method"], runs[name]["seed"], run_dir),
-                                                  sort_keys=False))
+            config_path.write_text(
+                yaml.safe_dump(cfg.train_values(runs[name]["method"], runs[name]["seed"], run_dir), sort_keys=False)
+            )
             command = [sys.executable, str(REPO / "llm" / "train.py"), "--config", str(config_path)]
             log(f"[compare] training {name}: {' '.join(command)}")
             handle = open(run_dir.parent / f"{name}.log", "w")
@@ -307,27 +340,56 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, only: set[str] | Non
             else:
                 model, tokenizer = load_model_and_tokenizer(str(policy["model_dir"]), dtype=torch.float32)
             sampled = sample_policy(
-                model, tokenizer, examples, n=settings.n, max_new_tokens=settings.max_new_tokens,
-                temperature=settings.temperature, top_p=settings.top_p, system_prompt=system_prompt,
-                reward_pipeline=rewards, accuracy_reward=settings.accuracy_reward, seed=settings.seed,
-                prompts_per_call=settings.prompts_per_call, entropy_samples=settings.entropy_samples,
-                label=f"eval {name}")
+                model,
+                tokenizer,
+                examples,
+                n=settings.n,
+                max_new_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                system_prompt=system_prompt,
+                reward_pipeline=rewards,
+                accuracy_reward=settings.accuracy_reward,
+                seed=settings.seed,
+                prompts_per_call=settings.prompts_per_call,
+                entropy_samples=settings.entropy_samples,
+                label=f"eval {name}",
+            )
             del model
-            record = {"policy": name, "method": policy["method"], "seed": policy["seed"], "prompt_ids": prompt_ids,
-                      "max_new_tokens": settings.max_new_tokens, "correct": sampled["correct"].astype(int).tolist(),
-                      "entropy": sampled["entropy"].tolist(), "completion_length": sampled["completion_length"],
-                      "samples": sampled["samples"], "seconds": time.perf_counter() - started}
+            record = {
+                "policy": name,
+                "method": policy["method"],
+                "seed": policy["seed"],
+                "prompt_ids": prompt_ids,
+                "max_new_tokens": settings.max_new_tokens,
+                "correct": sampled["correct"].astype(int).tolist(),
+                "entropy": sampled["entropy"].tolist(),
+                "completion_length": sampled["completion_length"],
+                "samples": sampled["samples"],
+                "seconds": time.perf_counter() - started,
+            }
             done.write_text(json.dumps(record))
             results[name] = record
-            log(f"[compare] eval {name}: accuracy {sampled['correct'].mean():.3f}, "
-                f"entropy {sampled['entropy'].mean():.3f}, {record['seconds']:.0f} s")
+            log(
+                f"[compare] eval {name}: accuracy {sampled['correct'].mean():.3f}, "
+                f"entropy {sampled['entropy'].mean():.3f}, {record['seconds']:.0f} s"
+            )
     return results
 
 
 def evaluate_in_subprocesses(args: argparse.Namespace, policies: list[str], jobs: int, log=print) -> None:
     """``--eval-policy NAME`` subprocesses, ``jobs`` at a time (each loads one model: memory ~ jobs x model)."""
-    base = [sys.executable, "-m", "llm.compare", "--config", args.config, "--out", args.out, "--work-dir",
-            str(args.work_dir)] + (["--quick"] if args.quick else [])
+    base = [
+        sys.executable,
+        "-m",
+        "llm.compare",
+        "--config",
+        args.config,
+        "--out",
+        args.out,
+        "--work-dir",
+        str(args.work_dir),
+    ] + (["--quick"] if args.quick else [])
     pending, running = list(policies), {}
     while pending or running:
         for name, proc in list(running.items()):
@@ -335,15 +397,18 @@ def evaluate_in_subprocesses(args: argparse.Namespace, policies: list[str], jobs
                 continue
             del running[name]
             if proc.returncode != 0:
-                raise RuntimeError(f"evaluating {name} failed (exit {proc.returncode}); see {args.work_dir}/eval-logs/{name}.log")
+                raise RuntimeError(
+                    f"evaluating {name} failed (exit {proc.returncode}); see {args.work_dir}/eval-logs/{name}.log"
+                )
         while pending and len(running) < jobs:
             name = pending.pop(0)
             log(f"[compare] evaluating {name} in a subprocess")
             logs = Path(args.work_dir) / "eval-logs"  # progress bars: not results, kept out of the results folder
             logs.mkdir(parents=True, exist_ok=True)
             with open(logs / f"{name}.log", "w") as handle:
-                running[name] = subprocess.Popen(base + ["--eval-policy", name], cwd=REPO, env=_env(), stdout=handle,
-                                                 stderr=subprocess.STDOUT)
+                running[name] = subprocess.Popen(
+                    base + ["--eval-policy", name], cwd=REPO, env=_env(), stdout=handle, stderr=subprocess.STDOUT
+                )
         if running:
             time.sleep(2)
 
@@ -366,14 +431,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="results folder (CSV/JSON/PNG and report.md; no weights)")
     parser.add_argument("--work-dir", default=None, help="training runs and checkpoints (default runs/compare/<name>)")
     parser.add_argument("--quick", action="store_true", help="CI setting: tiny random model, 2 steps per method")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="training runs / policy evaluations at once (each holds a model; a SmolLM2 trainer peaks at ~7.5 GB)")
-    parser.add_argument("--doc", default=None,
-                        help=f"markdown page to write (default {DEFAULT_DOC.relative_to(REPO)} without --quick; "
-                             "'none' to skip)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train and evaluate nothing: write the report from the runs and evaluations that exist "
-                             "(unfinished runs and missing evaluations are listed in it)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="training runs / policy evaluations at once (each holds a model; a SmolLM2 trainer peaks at ~7.5 GB)",
+    )
+    parser.add_argument(
+        "--doc",
+        default=None,
+        help=f"markdown page to write (default {DEFAULT_DOC.relative_to(REPO)} without --quick; 'none' to skip)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train and evaluate nothing: write the report from the runs and evaluations that exist "
+        "(unfinished runs and missing evaluations are listed in it)",
+    )
     parser.add_argument("--eval-policy", default=None, help=argparse.SUPPRESS)  # internal: one policy, then exit
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -389,7 +463,13 @@ def main(argv=None) -> Path:
     cfg = load_config(args.config, quick=args.quick)
     out = Path(args.out)
     args.work_dir = Path(args.work_dir) if args.work_dir else REPO / "runs" / "compare" / cfg.name
-    doc = None if (args.doc or "").lower() == "none" else Path(args.doc) if args.doc else (None if args.quick else DEFAULT_DOC)
+    doc = (
+        None
+        if (args.doc or "").lower() == "none"
+        else Path(args.doc)
+        if args.doc
+        else (None if args.quick else DEFAULT_DOC)
+    )
     out.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(cfg, args.work_dir)
     if args.eval_policy:
@@ -411,8 +491,11 @@ def main(argv=None) -> Path:
         evaluations = evaluate_all(cfg, runs, out)
         timings["eval_s"] = time.perf_counter() - t0
     copy_run_logs(runs, out)
-    unfinished = {n: _completed_steps(r["dir"]) for n, r in runs.items()
-                  if final_model_dir(r["dir"]) is None or _completed_steps(r["dir"]) < steps}
+    unfinished = {
+        n: _completed_steps(r["dir"])
+        for n, r in runs.items()
+        if final_model_dir(r["dir"]) is None or _completed_steps(r["dir"]) < steps
+    }
     missing_evals = [n for n in ["base", *runs] if n not in evaluations]
     t0 = time.perf_counter()
     sim_curves, sim_passk = simulate(cfg.methods, cfg.simulator, cfg.eval.ks)
@@ -422,18 +505,32 @@ def main(argv=None) -> Path:
     timings["total_s"] = time.perf_counter() - started
 
     summary = {
-        "name": cfg.name, "quick": args.quick, "config": args.config,
+        "name": cfg.name,
+        "quick": args.quick,
+        "config": args.config,
         "command": "python -m llm.compare " + " ".join(sys.argv[1:] if argv is None else argv),
         "runs": {n: {k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for n, r in runs.items()},
         "unfinished_runs": {n: f"{done} of {steps} steps" for n, done in unfinished.items()},
         "missing_evaluations": missing_evals,
-        "timings": timings, "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "device": "cpu" if not _cuda_available() else "cuda"},
+        "timings": timings,
+        "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "device": "cpu" if not _cuda_available() else "cuda",
+        },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    resolved = {"name": cfg.name, "train": cfg.train, "methods": cfg.methods, "seeds": cfg.seeds,
-                "eval": cfg.eval.__dict__, "simulator": cfg.simulator, "task_note": cfg.task_note}
+    resolved = {
+        "name": cfg.name,
+        "train": cfg.train,
+        "methods": cfg.methods,
+        "seeds": cfg.seeds,
+        "eval": cfg.eval.__dict__,
+        "simulator": cfg.simulator,
+        "task_note": cfg.task_note,
+    }
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     compare_report.write_results(out, evaluations, cfg.eval.ks, cfg.eval.bootstrap, doc=doc)
     print(f"[compare] results in {out}" + (f", page {doc}" if doc else "") + f" ({timings['total_s'] / 60:.1f} min)")
@@ -444,4 +541,3 @@ def _cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-

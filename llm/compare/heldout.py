@@ -13,6 +13,7 @@ differences between policies are paired over prompts:
 * entropy - mean token entropy of the policy's next-token distribution
   (at the sampling temperature) over its own sampled tokens, per prompt.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,10 @@ def heldout_examples(spec: str, count: int, seed: int, exclude_questions: set[st
         chosen.append(example)
         if len(chosen) == count:
             return chosen
-    raise ValueError(f"eval.num_prompts={count}: only {len(chosen)} held-out prompts of {spec!r} (seed {seed}) "
-                     "are distinct and absent from the training prompts; raise the dataset size or lower num_prompts")
+    raise ValueError(
+        f"eval.num_prompts={count}: only {len(chosen)} held-out prompts of {spec!r} (seed {seed}) "
+        "are distinct and absent from the training prompts; raise the dataset size or lower num_prompts"
+    )
 
 
 @torch.no_grad()
@@ -61,23 +64,46 @@ def _token_entropy(model, rollout, rows: torch.Tensor, temperature: float, rows_
     """Mean token entropy of the given completion rows: H(softmax(logits / T)) over each completion's own tokens."""
     out = []
     for start in range(0, len(rows), rows_per_forward):
-        rows_now = rows[start:start + rows_per_forward]
+        rows_now = rows[start : start + rows_per_forward]
         prompt_mask, completion_mask = rollout.prompt_mask[rows_now], rollout.completion_mask[rows_now]
         input_ids = torch.cat([rollout.prompt_ids[rows_now], rollout.completion_ids[rows_now]], dim=1)
         attention = torch.cat([prompt_mask, completion_mask], dim=1)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left-padded prompts, as generate numbers them
         width = completion_mask.shape[1]
-        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                       logits_to_keep=width + 1, use_cache=False).logits[:, :-1].float()
+        logits = (
+            model(
+                input_ids=input_ids,
+                attention_mask=attention,
+                position_ids=positions,
+                logits_to_keep=width + 1,
+                use_cache=False,
+            )
+            .logits[:, :-1]
+            .float()
+        )
         entropy = softmax_entropy(logits / temperature)
         mask = completion_mask.to(entropy.dtype)
         out.append((entropy * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))
     return torch.cat(out)
 
 
-def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, temperature: float, top_p: float,
-                  system_prompt: str, reward_pipeline, accuracy_reward: str, seed: int, prompts_per_call: int,
-                  entropy_samples: int = 0, label: str = "eval") -> dict:
+def sample_policy(
+    model,
+    tokenizer,
+    examples,
+    *,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    system_prompt: str,
+    reward_pipeline,
+    accuracy_reward: str,
+    seed: int,
+    prompts_per_call: int,
+    entropy_samples: int = 0,
+    label: str = "eval",
+) -> dict:
     """Sample n completions per example; returns correct (E, n), entropy (E,), mean length, and a few samples.
 
     Entropy needs one more forward pass over the samples; ``entropy_samples`` = m > 0
@@ -94,7 +120,7 @@ def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, te
     model.eval()
     bar = tqdm(range(0, len(examples), prompts_per_call), desc=label, unit="chunk", dynamic_ncols=True)
     for chunk_index, start in enumerate(bar):
-        chunk = examples[start:start + prompts_per_call]
+        chunk = examples[start : start + prompts_per_call]
         prompts = [format_prompt(tokenizer, e.question, system_prompt) for e in chunk]
         # Seed by chunk position only: every policy sees the same random stream (paired comparison).
         rollout = backend.generate(model, prompts, n, seed=seed + chunk_index)
@@ -103,16 +129,22 @@ def sample_policy(model, tokenizer, examples, *, n: int, max_new_tokens: int, te
         scores = per_function[accuracy_reward].double().view(len(chunk), n).numpy()
         if not np.isin(scores, (0.0, 1.0)).all():
             raise ValueError(f"accuracy reward {accuracy_reward!r} must score 0 or 1 for pass@k")
-        correct[start:start + len(chunk)] = scores
+        correct[start : start + len(chunk)] = scores
         m = n if entropy_samples <= 0 else min(entropy_samples, n)
         rows = (torch.arange(len(chunk)).unsqueeze(1) * n + torch.arange(m)).reshape(-1)
         row_entropy = _token_entropy(model, rollout, rows, temperature, rows_per_forward=32).view(len(chunk), m)
-        entropy[start:start + len(chunk)] = row_entropy.mean(-1).numpy()
+        entropy[start : start + len(chunk)] = row_entropy.mean(-1).numpy()
         lengths.append(rollout.completion_lengths.double().mean().item())
         if len(shown) < 3:
-            shown.append({"question": chunk[0].question, "answer": chunk[0].answer,
-                          "completion": rollout.completions[0], "correct": float(scores[0, 0])})
-        bar.set_postfix(acc=f"{correct[:start + len(chunk)].mean():.3f}")
+            shown.append(
+                {
+                    "question": chunk[0].question,
+                    "answer": chunk[0].answer,
+                    "completion": rollout.completions[0],
+                    "correct": float(scores[0, 0]),
+                }
+            )
+        bar.set_postfix(acc=f"{correct[: start + len(chunk)].mean():.3f}")
     return {"correct": correct, "entropy": entropy, "completion_length": float(np.mean(lengths)), "samples": shown}
 
 
@@ -131,7 +163,9 @@ def bootstrap_indices(num_prompts: int, resamples: int, seed: int) -> np.ndarray
     return np.random.default_rng(seed).integers(0, num_prompts, size=(resamples, num_prompts))
 
 
-def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_mean(
+    values: np.ndarray, indices: np.ndarray, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over prompts (axis 0) and its percentile bootstrap interval: (mean, low, high)."""
     values = np.asarray(values, dtype=float)
     means = values[indices].mean(axis=1)  # (B, ...)
@@ -142,8 +176,10 @@ def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95)
 def passk_table(correct: np.ndarray, ks, indices: np.ndarray) -> list[dict]:
     """Rows {k, pass_at_k, ci_low, ci_high} for one policy."""
     mean, low, high = bootstrap_mean(passk_per_prompt(correct, ks), indices)
-    return [{"k": int(k), "pass_at_k": float(m), "ci_low": float(lo), "ci_high": float(hi)}
-            for k, m, lo, hi in zip(ks, mean, low, high)]
+    return [
+        {"k": int(k), "pass_at_k": float(m), "ci_low": float(lo), "ci_high": float(hi)}
+        for k, m, lo, hi in zip(ks, mean, low, high)
+    ]
 
 
 def paired_difference(values_a: np.ndarray, values_b: np.ndarray, indices: np.ndarray) -> tuple[float, float, float]:

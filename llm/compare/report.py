@@ -6,6 +6,7 @@ above 0, "is contradicted" when it lies below 0, and is "not resolved" when
 it contains 0. The tabular simulator's sign of the same difference is listed
 next to it as the prediction.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,25 @@ __all__ = ["write_results", "claims", "plot_curves", "plot_passk", "markdown"]
 SANITY = "sanity check (not a paper claim)"
 # (claim, source, method a, method b, quantity, k): "a − b > 0" is what the paper predicts.
 CLAIMS = [
-    ("RiskPO keeps policy entropy higher than GRPO", "RiskPO Prop. 1 / Thm 2, entropy figures",
-     "riskpo", "grpo", "entropy", None),
+    (
+        "RiskPO keeps policy entropy higher than GRPO",
+        "RiskPO Prop. 1 / Thm 2, entropy figures",
+        "riskpo",
+        "grpo",
+        "entropy",
+        None,
+    ),
     ("RiskPO raises pass@k at the largest k over GRPO", "RiskPO Tables 1-5", "riskpo", "grpo", "pass@k", "max"),
     ("RiskPO does not lose pass@1 to GRPO (paper: it gains)", "RiskPO Tables 1-5", "riskpo", "grpo", "pass@k", 1),
     ("RS-GRPO raises pass@k at the largest k over GRPO", "RS-GRPO pass@k curves", "rs_grpo", "grpo", "pass@k", "max"),
-    ("RS-GRPO keeps policy entropy higher than GRPO", "RS-GRPO (risk-seeking keeps exploring)",
-     "rs_grpo", "grpo", "entropy", None),
+    (
+        "RS-GRPO keeps policy entropy higher than GRPO",
+        "RS-GRPO (risk-seeking keeps exploring)",
+        "rs_grpo",
+        "grpo",
+        "entropy",
+        None,
+    ),
     # Not paper claims: did training move each policy at all (if not, nothing above can show)?
     ("GRPO training changed pass@1", SANITY, "grpo", "base", "pass@k", 1),
     ("RiskPO training changed pass@1", SANITY, "riskpo", "base", "pass@k", 1),
@@ -51,8 +64,9 @@ def _verdict(low: float, high: float) -> str:
     return "supported" if low > 0 else "contradicted" if high < 0 else "not resolved (interval contains 0)"
 
 
-def claims(evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataFrame,
-           simulator_curves: pd.DataFrame) -> pd.DataFrame:
+def claims(
+    evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataFrame, simulator_curves: pd.DataFrame
+) -> pd.DataFrame:
     rows = []
     for text, source, a, b, quantity, k in CLAIMS:
         va, vb = _method_values(evaluations, a, ks), _method_values(evaluations, b, ks)
@@ -68,13 +82,38 @@ def claims(evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataF
             diff = paired_difference(va[0][:, column], vb[0][:, column], indices)
             label = f"pass@{k_value}"
             sim = _sim_passk_difference(simulator_passk, a, b, k_value)
-        verdict = _verdict(diff[1], diff[2]) if source != SANITY else (
-            "raised" if diff[1] > 0 else "lowered" if diff[2] < 0 else "no detectable change")
-        rows.append({"claim": text, "source": source, "quantity": label, "difference": f"{a} − {b}",
-                     "estimate": diff[0], "ci_low": diff[1], "ci_high": diff[2], "verdict": verdict,
-                     "simulator_difference": sim})
-    return pd.DataFrame(rows, columns=["claim", "source", "quantity", "difference", "estimate", "ci_low", "ci_high",
-                                       "verdict", "simulator_difference"])
+        verdict = (
+            _verdict(diff[1], diff[2])
+            if source != SANITY
+            else ("raised" if diff[1] > 0 else "lowered" if diff[2] < 0 else "no detectable change")
+        )
+        rows.append(
+            {
+                "claim": text,
+                "source": source,
+                "quantity": label,
+                "difference": f"{a} − {b}",
+                "estimate": diff[0],
+                "ci_low": diff[1],
+                "ci_high": diff[2],
+                "verdict": verdict,
+                "simulator_difference": sim,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "claim",
+            "source",
+            "quantity",
+            "difference",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "verdict",
+            "simulator_difference",
+        ],
+    )
 
 
 def _sim_difference(curves: pd.DataFrame, a: str, b: str, column: str) -> float:
@@ -107,8 +146,12 @@ def plot_curves(curves: pd.DataFrame, simulator_curves: pd.DataFrame, path: Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("reward_mean", "training reward"), ("entropy", "token entropy"),
-              ("frac_zero_adv_groups", "zero-advantage groups"), ("cov_logp_adv", "Cov(log π, A)")]
+    panels = [
+        ("reward_mean", "training reward"),
+        ("entropy", "token entropy"),
+        ("frac_zero_adv_groups", "zero-advantage groups"),
+        ("cov_logp_adv", "Cov(log π, A)"),
+    ]
     fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.4), squeeze=False)
     for row, (frame, title) in enumerate([(curves, "LM run"), (simulator_curves, "tabular simulator")]):
         for col, (metric, label) in enumerate(panels):
@@ -120,8 +163,13 @@ def plot_curves(curves: pd.DataFrame, simulator_curves: pd.DataFrame, path: Path
                 continue
             for method in _methods_in_order(frame):
                 part = frame[frame["method"] == method].groupby("step")[metric].mean()
-                ax.plot(part.index, part.values, marker="." if len(part) < 30 else None, label=method,
-                        color=COLOURS.get(method))
+                ax.plot(
+                    part.index,
+                    part.values,
+                    marker="." if len(part) < 30 else None,
+                    label=method,
+                    color=COLOURS.get(method),
+                )
             ax.tick_params(labelsize=7)
     if axes[0][0].get_legend_handles_labels()[0]:
         axes[0][0].legend(fontsize=8)
@@ -140,13 +188,15 @@ def plot_passk(passk: pd.DataFrame, simulator_passk: pd.DataFrame, path: Path) -
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for method in _methods_in_order(passk):
         part = passk[passk["method"] == method].groupby("k")[["pass_at_k", "ci_low", "ci_high"]].mean()
-        line, = axes[0].plot(part.index, part["pass_at_k"], marker="o", label=method, color=COLOURS.get(method))
+        (line,) = axes[0].plot(part.index, part["pass_at_k"], marker="o", label=method, color=COLOURS.get(method))
         axes[0].fill_between(part.index, part["ci_low"], part["ci_high"], alpha=0.15, color=line.get_color())
     axes[0].set_title("LM, held-out prompts (95% bootstrap bands)", fontsize=9)
     if simulator_passk is not None and not simulator_passk.empty:
         for method in _methods_in_order(simulator_passk):
             part = simulator_passk[simulator_passk["method"] == method]
-            axes[1].plot(part["k"], part["pass_at_k"], marker="o", linestyle="--", label=method, color=COLOURS.get(method))
+            axes[1].plot(
+                part["k"], part["pass_at_k"], marker="o", linestyle="--", label=method, color=COLOURS.get(method)
+            )
     axes[1].set_title("tabular simulator, same estimators (prediction)", fontsize=9)
     for ax in axes:
         ax.set_xscale("log", base=2)
@@ -165,37 +215,56 @@ def plot_passk(passk: pd.DataFrame, simulator_passk: pd.DataFrame, path: Path) -
 def _table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(float_format.format(v) if isinstance(v, float) else str(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(float_format.format(v) if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body])
 
 
 def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary: dict, rel: str) -> str:
     """The page: what was run, the pass@k table, held-out entropy, the claims reading, plots."""
-    lines = [f"## Run `{loaded.name}`", "",
-             f"Written by `{summary.get('command', 'python -m llm.compare')}` on {summary.get('finished_utc', '?')}; "
-             f"device: {summary.get('machine', {}).get('device', '?')} ({summary.get('machine', {}).get('cpus', '?')} cores). "
-             f"Results folder: `{rel}`."]
+    lines = [
+        f"## Run `{loaded.name}`",
+        "",
+        f"Written by `{summary.get('command', 'python -m llm.compare')}` on {summary.get('finished_utc', '?')}; "
+        f"device: {summary.get('machine', {}).get('device', '?')} ({summary.get('machine', {}).get('cpus', '?')} cores). "
+        f"Results folder: `{rel}`.",
+    ]
     train, ev = config.get("train", {}), config.get("eval", {})
     runs = summary.get("runs", {})
-    lines += ["", "**What was run.** "
-              f"Model `{train.get('model')}`, task `{train.get('dataset')}`; methods "
-              + ", ".join(f"`{m}` ({v.get('estimator')} {v.get('estimator_params') or ''})" for m, v in config.get("methods", {}).items())
-              + f"; seeds {config.get('seeds')} ({len(runs)} training runs); {train.get('steps')} steps x "
-              f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, {train.get('max_new_tokens')} new tokens, "
-              f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
-              f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
-              f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
-              "(shared machine: not a benchmark)."]
+    lines += [
+        "",
+        "**What was run.** "
+        f"Model `{train.get('model')}`, task `{train.get('dataset')}`; methods "
+        + ", ".join(
+            f"`{m}` ({v.get('estimator')} {v.get('estimator_params') or ''})"
+            for m, v in config.get("methods", {}).items()
+        )
+        + f"; seeds {config.get('seeds')} ({len(runs)} training runs); {train.get('steps')} steps x "
+        f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, {train.get('max_new_tokens')} new tokens, "
+        f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
+        f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
+        f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
+        "(shared machine: not a benchmark).",
+    ]
     if summary.get("unfinished_runs") or summary.get("missing_evaluations"):
-        lines += ["", "**Incomplete run.** Written with `--report-only` before everything finished. Unfinished "
-                  "training runs (curves shown up to their last logged step): "
-                  + (", ".join(f"`{n}` ({v})" for n, v in summary.get("unfinished_runs", {}).items()) or "none")
-                  + ". Policies not evaluated (absent from the tables and the reading): "
-                  + (", ".join(f"`{n}`" for n in summary.get("missing_evaluations", [])) or "none") + "."]
+        lines += [
+            "",
+            "**Incomplete run.** Written with `--report-only` before everything finished. Unfinished "
+            "training runs (curves shown up to their last logged step): "
+            + (", ".join(f"`{n}` ({v})" for n, v in summary.get("unfinished_runs", {}).items()) or "none")
+            + ". Policies not evaluated (absent from the tables and the reading): "
+            + (", ".join(f"`{n}`" for n in summary.get("missing_evaluations", [])) or "none")
+            + ".",
+        ]
     if loaded.missing_metrics:
-        lines += ["", "Not logged by the trainer in this run (shown as missing, not recomputed): "
-                  + ", ".join(f"`{m}`" for m in loaded.missing_metrics) + "."]
+        lines += [
+            "",
+            "Not logged by the trainer in this run (shown as missing, not recomputed): "
+            + ", ".join(f"`{m}`" for m in loaded.missing_metrics)
+            + ".",
+        ]
     if loaded.passk.empty:
         lines += ["", "No policy was evaluated on the held-out prompts in this run: no pass@k table, no reading."]
         lines += ["", f"![per-step curves]({rel}/curves.png)"]
@@ -203,17 +272,38 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
     table = loaded.passk.pivot_table(index="policy", columns="k", values="pass_at_k", sort=False)
     low = loaded.passk.pivot_table(index="policy", columns="k", values="ci_low", sort=False)
     high = loaded.passk.pivot_table(index="policy", columns="k", values="ci_high", sort=False)
-    cells = pd.DataFrame({f"pass@{k}": [f"{table.loc[p, k]:.3f} [{low.loc[p, k]:.2f}, {high.loc[p, k]:.2f}]"
-                                        for p in table.index] for k in table.columns})
+    cells = pd.DataFrame(
+        {
+            f"pass@{k}": [f"{table.loc[p, k]:.3f} [{low.loc[p, k]:.2f}, {high.loc[p, k]:.2f}]" for p in table.index]
+            for k in table.columns
+        }
+    )
     cells.insert(0, "policy", list(table.index))
     lines += ["", "### pass@k on held-out prompts (mean [95% bootstrap CI])", "", _table(cells)]
     held = loaded.heldout[["policy", "accuracy", "entropy", "entropy_ci_low", "entropy_ci_high", "completion_length"]]
     lines += ["", "### Held-out accuracy and token entropy", "", _table(held)]
     if not claim_rows.empty:
-        shown = claim_rows[["claim", "source", "quantity", "difference", "estimate", "ci_low", "ci_high", "verdict",
-                            "simulator_difference"]]
-        lines += ["", "### Reading (rule: 95% paired-bootstrap interval of the difference above / below / containing 0)",
-                  "", _table(shown), "", _reading(claim_rows, loaded)]
+        shown = claim_rows[
+            [
+                "claim",
+                "source",
+                "quantity",
+                "difference",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "verdict",
+                "simulator_difference",
+            ]
+        ]
+        lines += [
+            "",
+            "### Reading (rule: 95% paired-bootstrap interval of the difference above / below / containing 0)",
+            "",
+            _table(shown),
+            "",
+            _reading(claim_rows, loaded),
+        ]
     lines += ["", f"![per-step curves]({rel}/curves.png)", "", f"![pass@k vs k]({rel}/passk.png)"]
     return "\n".join(lines) + "\n"
 
@@ -227,25 +317,35 @@ def _reading(claim_rows: pd.DataFrame, loaded) -> str:
     width = (paper["ci_high"] - paper["ci_low"]).median()
     agree = int((np.sign(paper["estimate"]) == np.sign(paper["simulator_difference"])).sum())
     seeds = loaded.curves.groupby("method")["seed"].nunique().min() if not loaded.curves.empty else 0
-    parts = [f"Supported by this run: {'; '.join(supported) if supported else 'none'}.",
-             f"Contradicted: {'; '.join(contradicted) if contradicted else 'none'}.",
-             f"Not resolved: {'; '.join(open_) if open_ else 'none'}.",
-             f"The median width of the 95% intervals is {width:.3f}; they cover the sampling of held-out prompts "
-             f"only, not training randomness ({seeds} training seed(s) per method).",
-             f"The simulator's prediction has the same sign as the measured difference in {agree} of {len(paper)} rows."]
+    parts = [
+        f"Supported by this run: {'; '.join(supported) if supported else 'none'}.",
+        f"Contradicted: {'; '.join(contradicted) if contradicted else 'none'}.",
+        f"Not resolved: {'; '.join(open_) if open_ else 'none'}.",
+        f"The median width of the 95% intervals is {width:.3f}; they cover the sampling of held-out prompts "
+        f"only, not training randomness ({seeds} training seed(s) per method).",
+        f"The simulator's prediction has the same sign as the measured difference in {agree} of {len(paper)} rows.",
+    ]
     moved = sanity[sanity["verdict"] != "no detectable change"]["claim"].tolist()
     still = sanity[sanity["verdict"] == "no detectable change"]["claim"].tolist()
     if still:
-        parts.append(f"No detectable change from the base model at pass@1 for: {'; '.join(still)}; where the "
-                     "policy did not move, a null result on the claims above says little about the methods.")
+        parts.append(
+            f"No detectable change from the base model at pass@1 for: {'; '.join(still)}; where the "
+            "policy did not move, a null result on the claims above says little about the methods."
+        )
     if moved:
         parts.append(f"Detectable change from the base model: {'; '.join(moved)}.")
     curves = loaded.curves
     if not curves.empty and "entropy" in curves.columns:
         by_step = curves.groupby(["method", "step"])["entropy"].mean()
-        parts.append("Training-time token entropy, first -> last logged step: " + ", ".join(
-            f"{m} {s.iloc[0]:.3f} (step {s.index[0]}) -> {s.iloc[-1]:.3f} (step {s.index[-1]})"
-            for m, s in ((m, by_step.loc[m].dropna()) for m in by_step.index.get_level_values(0).unique()) if len(s)) + ".")
+        parts.append(
+            "Training-time token entropy, first -> last logged step: "
+            + ", ".join(
+                f"{m} {s.iloc[0]:.3f} (step {s.index[0]}) -> {s.iloc[-1]:.3f} (step {s.index[-1]})"
+                for m, s in ((m, by_step.loc[m].dropna()) for m in by_step.index.get_level_values(0).unique())
+                if len(s)
+            )
+            + "."
+        )
     return " ".join(parts)
 
 
@@ -257,7 +357,11 @@ def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | 
     import yaml
 
     out = Path(out)
-    run_dirs = sorted(p for p in (out / "runs").iterdir() if (p / "metrics.jsonl").is_file()) if (out / "runs").is_dir() else []
+    run_dirs = (
+        sorted(p for p in (out / "runs").iterdir() if (p / "metrics.jsonl").is_file())
+        if (out / "runs").is_dir()
+        else []
+    )
     curves, _ = curves_from_runs(run_dirs)
     curves.to_csv(out / "curves.csv", index=False)
     num_prompts = len(next(iter(evaluations.values()))["correct"]) if evaluations else 1
@@ -268,12 +372,29 @@ def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | 
         for row in passk_table(correct, ks, indices):
             passk_rows.append({"policy": name, "method": record["method"], "seed": record["seed"], **row})
         mean, low, high = bootstrap_mean(np.array(record["entropy"]), indices)
-        held_rows.append({"policy": name, "method": record["method"], "seed": record["seed"],
-                          "accuracy": float(correct.mean()), "entropy": float(mean), "entropy_ci_low": float(low),
-                          "entropy_ci_high": float(high), "completion_length": record["completion_length"]})
+        held_rows.append(
+            {
+                "policy": name,
+                "method": record["method"],
+                "seed": record["seed"],
+                "accuracy": float(correct.mean()),
+                "entropy": float(mean),
+                "entropy_ci_low": float(low),
+                "entropy_ci_high": float(high),
+                "completion_length": record["completion_length"],
+            }
+        )
     passk_columns = ["policy", "method", "seed", "k", "pass_at_k", "ci_low", "ci_high"]
-    held_columns = ["policy", "method", "seed", "accuracy", "entropy", "entropy_ci_low", "entropy_ci_high",
-                    "completion_length"]
+    held_columns = [
+        "policy",
+        "method",
+        "seed",
+        "accuracy",
+        "entropy",
+        "entropy_ci_low",
+        "entropy_ci_high",
+        "completion_length",
+    ]
     pd.DataFrame(passk_rows, columns=passk_columns).to_csv(out / "passk.csv", index=False)
     pd.DataFrame(held_rows, columns=held_columns).to_csv(out / "heldout.csv", index=False)
     loaded = load_folder(out)

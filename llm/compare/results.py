@@ -15,6 +15,7 @@ metrics.jsonl is read tolerantly: blank or truncated lines (a run killed
 mid-write) are skipped and counted, and a metric an older trainer did not log
 is simply absent (``missing_metrics`` lists the wanted ones).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,16 @@ import yaml
 __all__ = ["CURVE_METRICS", "Loaded", "read_metrics", "load_run", "load_folder", "curves_from_runs", "simulate"]
 
 # What the comparison plots per step, in this order; other logged columns are kept as well.
-CURVE_METRICS = ("reward_mean", "entropy", "cov_logp_adv", "frac_zero_adv_groups", "frac_zero_adv_bundles",
-                 "q_alpha", "q_beta", "completion_length")
+CURVE_METRICS = (
+    "reward_mean",
+    "entropy",
+    "cov_logp_adv",
+    "frac_zero_adv_groups",
+    "frac_zero_adv_bundles",
+    "q_alpha",
+    "q_beta",
+    "completion_length",
+)
 
 
 @dataclass
@@ -36,10 +45,10 @@ class Loaded:
     """Everything a view or report needs from one folder; empty frames where the folder has no such data."""
 
     name: str
-    kind: str                                   # "compare" | "run" | "runs"
-    curves: pd.DataFrame                        # run, method, seed, step, <metrics>
-    passk: pd.DataFrame = field(default_factory=pd.DataFrame)       # policy, method, seed, k, pass_at_k, ci_low, ci_high
-    heldout: pd.DataFrame = field(default_factory=pd.DataFrame)     # policy, method, seed, accuracy, entropy, ...
+    kind: str  # "compare" | "run" | "runs"
+    curves: pd.DataFrame  # run, method, seed, step, <metrics>
+    passk: pd.DataFrame = field(default_factory=pd.DataFrame)  # policy, method, seed, k, pass_at_k, ci_low, ci_high
+    heldout: pd.DataFrame = field(default_factory=pd.DataFrame)  # policy, method, seed, accuracy, entropy, ...
     simulator_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     simulator_passk: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict = field(default_factory=dict)
@@ -121,8 +130,9 @@ def load_folder(folder: str | Path) -> Loaded:
     run_dirs = sorted(p for p in runs_root.iterdir() if (p / "metrics.jsonl").is_file())
     is_compare = (folder / "passk.csv").is_file()
     if not run_dirs and not is_compare:
-        raise FileNotFoundError(f"{folder}: neither a comparison results folder (passk.csv) nor a folder of runs "
-                                "(*/metrics.jsonl)")
+        raise FileNotFoundError(
+            f"{folder}: neither a comparison results folder (passk.csv) nor a folder of runs (*/metrics.jsonl)"
+        )
     # A shipped results folder has no run directories (checkpoints stay out of the repo): its
     # curves.csv, written by the command from those runs, stands in for them.
     if run_dirs or not (folder / "curves.csv").is_file():
@@ -130,11 +140,18 @@ def load_folder(folder: str | Path) -> Loaded:
     else:
         curves, skipped = _csv(folder / "curves.csv"), 0
     summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
-    return Loaded(name=summary.get("name", folder.name), kind="compare" if is_compare else "runs", curves=curves,
-                  passk=_csv(folder / "passk.csv"), heldout=_csv(folder / "heldout.csv"),
-                  simulator_curves=_csv(folder / "simulator_curves.csv"),
-                  simulator_passk=_csv(folder / "simulator_passk.csv"), summary=summary, skipped_lines=skipped,
-                  run_dirs=run_dirs)
+    return Loaded(
+        name=summary.get("name", folder.name),
+        kind="compare" if is_compare else "runs",
+        curves=curves,
+        passk=_csv(folder / "passk.csv"),
+        heldout=_csv(folder / "heldout.csv"),
+        simulator_curves=_csv(folder / "simulator_curves.csv"),
+        simulator_passk=_csv(folder / "simulator_passk.csv"),
+        summary=summary,
+        skipped_lines=skipped,
+        run_dirs=run_dirs,
+    )
 
 
 def simulate(methods: dict, settings: dict, ks) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -158,12 +175,20 @@ def simulate(methods: dict, settings: dict, ks) -> tuple[pd.DataFrame, pd.DataFr
         frame["method"] = frame["estimator"].map(label_to_method)
         if curves is None:
             # same column name as the trainer's metrics.jsonl, so LM and simulator curves line up
-            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"]).rename(columns={"mean_reward": "reward_mean"})
+            numeric = frame.drop(columns=["estimator", "seed", "pass_at_k"]).rename(
+                columns={"mean_reward": "reward_mean"}
+            )
             curves = numeric.groupby(["method", "step"], sort=False).mean().reset_index()
         # The untrained policy (step 0, identical for every estimator) is the simulator's "base".
         first = frame[frame["step"] == 0].assign(method="base").drop_duplicates("seed")
         last = frame[frame["step"] == frame["step"].max()]
         for method, group in pd.concat([first, last]).groupby("method", sort=False):
-            passk.append({"method": method, "k": int(k), "pass_at_k": float(group["pass_at_k"].mean()),
-                          "pass_at_k_std": float(group["pass_at_k"].std(ddof=0))})
+            passk.append(
+                {
+                    "method": method,
+                    "k": int(k),
+                    "pass_at_k": float(group["pass_at_k"].mean()),
+                    "pass_at_k_std": float(group["pass_at_k"].std(ddof=0)),
+                }
+            )
     return curves, pd.DataFrame(passk)

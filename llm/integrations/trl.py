@@ -31,17 +31,18 @@ advantages and never advance the tracker. The tracker advances once per
 generation batch (``generation_batch_size`` completions), i.e. once every
 ``steps_per_generation`` optimiser steps.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-from packaging.version import Version
-
 import trl
+from packaging.version import Version
 from trl import GRPOConfig, GRPOTrainer
 
 from llm.data import Example
@@ -99,7 +100,9 @@ def check_trl_settings(args: GRPOConfig, estimator: AdvantageEstimator) -> None:
         )
     group_size = args.num_generations
     if group_size is None or group_size < 2:
-        raise ValueError(f"GRPOConfig.num_generations={group_size} must be >= 2 (G completions per prompt form a group)")
+        raise ValueError(
+            f"GRPOConfig.num_generations={group_size} must be >= 2 (G completions per prompt form a group)"
+        )
     batch = args.generation_batch_size
     if batch % group_size:
         raise ValueError(f"GRPOConfig.generation_batch_size={batch} must be a multiple of num_generations={group_size}")
@@ -130,8 +133,16 @@ class RiskGRPOTrainer(GRPOTrainer):
     passes ``check_trl_settings``. All other arguments are ``GRPOTrainer``'s.
     """
 
-    def __init__(self, model, reward_funcs=None, args: GRPOConfig | None = None, *,
-                 estimator: str | AdvantageEstimator = "riskpo", estimator_params: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        model,
+        reward_funcs=None,
+        args: GRPOConfig | None = None,
+        *,
+        estimator: str | AdvantageEstimator = "riskpo",
+        estimator_params: dict | None = None,
+        **kwargs,
+    ):
         if isinstance(estimator, AdvantageEstimator):
             if estimator_params:
                 raise ValueError("estimator_params must be empty when estimator is an AdvantageEstimator instance")
@@ -182,7 +193,9 @@ class RiskGRPOTrainer(GRPOTrainer):
                 f"global reward matrix has {advantages.numel()} rows but {world} process(es) x {local.shape[0]} local "
                 "completions were expected (unsupported TRL internals)"
             )
-        output["advantages"] = advantages[rank * local.shape[0]:(rank + 1) * local.shape[0]].to(local.device, local.dtype)
+        output["advantages"] = advantages[rank * local.shape[0] : (rank + 1) * local.shape[0]].to(
+            local.device, local.dtype
+        )
         self._replace_logged_advantages(advantages)
         for name, value in result.metrics.items():
             self._metrics["train"][f"riskrl/{name}"].append(float(value))
@@ -198,14 +211,20 @@ class RiskGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ checkpoints
 
     def _estimator_record(self) -> dict:
-        return {"estimator": self.estimator.name, "params": self.estimator.params(), "state": self.estimator.state_dict()}
+        return {
+            "estimator": self.estimator.name,
+            "params": self.estimator.params(),
+            "state": self.estimator.state_dict(),
+        }
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:  # the state is identical on every process; one copy suffices
             from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
             torch.save(self._estimator_record(), os.path.join(folder, ESTIMATOR_STATE_FILE))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
@@ -287,7 +306,9 @@ class riskrl_reward:  # noqa: N801  (used like a function: reward_funcs=[riskrl_
     def __call__(self, prompts, completions, completion_ids=None, **columns) -> list[float]:
         missing = [key for key in ("answer", "question") if key not in columns]
         if missing:
-            raise ValueError(f"reward {self.spec!r} needs dataset column(s) {missing}; build the dataset with trl_dataset()")
+            raise ValueError(
+                f"reward {self.spec!r} needs dataset column(s) {missing}; build the dataset with trl_dataset()"
+            )
         if self._pipeline is None:
             self._pipeline = RewardPipeline([(self.spec, 1.0)], num_workers=self.num_workers, timeout_s=self.timeout_s)
         count = len(completions)

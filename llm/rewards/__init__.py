@@ -1,5 +1,6 @@
 """Rewards: the scoring pipeline (``pipeline``), its worker pool (``workers``) and the built-in
 reward functions (``builtin``). The pipeline's public names are importable from here."""
+
 from llm.rewards.pipeline import (
     BUILTIN_REWARDS,
     RewardFunction,

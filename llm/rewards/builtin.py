@@ -13,6 +13,7 @@ scores it 0 everywhere; this one still measures whether the final number is
 right, while the ``format`` term rewards learning to box it. Runs in the
 reward worker processes (timeouts there), like every import-path reward.
 """
+
 from __future__ import annotations
 
 __all__ = ["final_answer_reward"]

@@ -25,14 +25,16 @@ returning one finite number per completion (``Example`` from ``llm.data``:
 ``num_workers=0`` runs everything in-process (for debugging; math-verify then
 relies on its own signal-based timeout, which only works in the main thread).
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
+from llm.data import Example
 from llm.rewards.workers import (
     BUILTIN_REWARDS,
     ScoringPool,
@@ -43,7 +45,6 @@ from llm.rewards.workers import (
     reasoning_gym_reward,
     resolve_reward_function,
 )
-from llm.data import Example
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class RewardPipeline:
                     num_workers > 0 and name not in _IN_PROCESS_BUILTINS and not getattr(function, "in_process", False)
                 )
             else:
-                raise ValueError(f"reward spec #{index}: name must be a non-empty string or a callable, got {name_or_function!r}")
+                raise ValueError(
+                    f"reward spec #{index}: name must be a non-empty string or a callable, got {name_or_function!r}"
+                )
             if name in self.weights:
                 raise ValueError(f"reward function {name!r} is listed twice")
             self.names.append(name)
@@ -141,7 +144,13 @@ class RewardPipeline:
             else:
                 values = function(completions, examples)
         except Exception as error:
-            logger.warning("reward %r raised on a batch of %d (scored 0): %s: %s", name, len(completions), type(error).__name__, error)
+            logger.warning(
+                "reward %r raised on a batch of %d (scored 0): %s: %s",
+                name,
+                len(completions),
+                type(error).__name__,
+                error,
+            )
             self.last_errors[name] = f"{type(error).__name__}: {error}"
             return [0.0] * len(completions), len(completions)
         return self._check_values(name, values, len(completions)), 0
@@ -166,12 +175,18 @@ class RewardPipeline:
                     errors[name] += 1
                     if status == "timeout":
                         timeouts[name] += 1
-                    first_error = first_error or (value if status == "error" else f"timed out after {self.timeout_s:g} s")
+                    first_error = first_error or (
+                        value if status == "error" else f"timed out after {self.timeout_s:g} s"
+                    )
             if errors[name]:
                 self.last_errors[name] = first_error
                 logger.warning(
                     "reward %r failed on %d/%d completions (scored 0; %d timed out); first: %s",
-                    name, errors[name], size, timeouts[name], first_error,
+                    name,
+                    errors[name],
+                    size,
+                    timeouts[name],
+                    first_error,
                 )
             scores[name] = values
         return scores, errors, timeouts
@@ -207,7 +222,7 @@ class RewardPipeline:
         if self._pool is not None:
             self._pool.close()
 
-    def __enter__(self) -> "RewardPipeline":
+    def __enter__(self) -> RewardPipeline:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -6,6 +6,7 @@ still busy past it is killed and replaced, which is the only reliable way to
 stop a sympy computation stuck in C code (math-verify's own signal timeouts
 cannot interrupt those).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -15,9 +16,10 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_connections
-from typing import Any, Callable
+from typing import Any
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 _SYS_PATH_ENV = "RISKRL_REWARD_WORKER_SYS_PATH"
@@ -87,7 +89,9 @@ def format_reward(completions: list[str], examples: list[Any]) -> list[float]:
     rewards = []
     for completion in completions:
         spans = _boxed_spans(completion)
-        well_formed = len(spans) == 1 and spans[0][1] is not None and completion[spans[0][0] : spans[0][1]].strip() != ""
+        well_formed = (
+            len(spans) == 1 and spans[0][1] is not None and completion[spans[0][0] : spans[0][1]].strip() != ""
+        )
         rewards.append(1.0 if well_formed else 0.0)
     return rewards
 

@@ -11,12 +11,22 @@ Modules (one per theme), each registering its claims with ``@register_claim``:
 API: ``list_claims()`` / ``get_claim(name)`` (``Claim`` records with the text fields),
 ``CLAIMS[name](**kwargs) -> dict``, ``run_all_claims(...)``. See docs/sandbox.md.
 """
+
 # Import order is registration order, which is the order ``python -m sandbox all`` runs and lists them.
 from . import riskpo_identities  # noqa: F401,I001
 from . import riskpo_covariance  # noqa: F401
 from . import rs_grpo  # noqa: F401
 from . import training  # noqa: F401
-from .registry import CLAIMS, SIMULATION_CLAIMS, Claim, get_claim, list_claims, register_claim, run_all_claims, size_overrides
+from .registry import (
+    CLAIMS,
+    SIMULATION_CLAIMS,
+    Claim,
+    get_claim,
+    list_claims,
+    register_claim,
+    run_all_claims,
+    size_overrides,
+)
 from .riskpo_covariance import (
     ASSUMPTION_1,
     INSTANCE_FAMILIES,

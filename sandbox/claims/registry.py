@@ -15,12 +15,14 @@ and the wrapper adds the registry's text fields (claim = title, paper, statement
 assumptions, conclusion, erratum, kind) so callers that only have the result can show them.
 ``list_claims()`` / ``get_claim(name)`` give the ``Claim`` records (see docs/sandbox.md).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import inspect
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -63,8 +65,15 @@ class Claim:
 
     def text(self) -> dict[str, str | None]:
         """The fields an explorer displays next to the check."""
-        return {"claim": self.title, "paper": self.paper, "statement": self.statement, "assumptions": self.assumptions,
-                "conclusion": self.conclusion, "erratum": self.erratum, "kind": self.kind}
+        return {
+            "claim": self.title,
+            "paper": self.paper,
+            "statement": self.statement,
+            "assumptions": self.assumptions,
+            "conclusion": self.conclusion,
+            "erratum": self.erratum,
+            "kind": self.kind,
+        }
 
 
 _REGISTRY: dict[str, Claim] = {}
@@ -74,12 +83,27 @@ CLAIMS: dict[str, Callable[..., dict]] = {}
 SIMULATION_CLAIMS: set[str] = set()
 
 
-def register_claim(name: str, *, kind: Kind, paper: str, title: str, statement: str, assumptions: str,
-                   conclusion: str, erratum: str | None = None, figure=None):
+def register_claim(
+    name: str,
+    *,
+    kind: Kind,
+    paper: str,
+    title: str,
+    statement: str,
+    assumptions: str,
+    conclusion: str,
+    erratum: str | None = None,
+    figure=None,
+):
     """Registers ``fn`` under ``name``; the returned function adds the text fields to every result."""
     if kind not in ("simulation", "instances"):
         raise ValueError(f"kind={kind!r} must be 'simulation' or 'instances'")
-    for field, value in (("title", title), ("statement", statement), ("assumptions", assumptions), ("conclusion", conclusion)):
+    for field, value in (
+        ("title", title),
+        ("statement", statement),
+        ("assumptions", assumptions),
+        ("conclusion", conclusion),
+    ):
         if not value or not value.strip():
             raise ValueError(f"claim {name!r}: {field} must be non-empty")
 
@@ -121,8 +145,12 @@ def size_overrides(name: str, seeds: int | None = None, instances: int | None = 
     return {} if value is None else {"seeds": int(value)}
 
 
-def run_all_claims(seeds: int | None = None, progress: Callable[[float], None] | None = None,
-                   names: Sequence[str] | None = None, instances: int | None = None) -> dict[str, dict]:
+def run_all_claims(
+    seeds: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    names: Sequence[str] | None = None,
+    instances: int | None = None,
+) -> dict[str, dict]:
     """Run every (or the named) claim. ``seeds`` overrides the training seeds of the simulation
     claims, ``instances`` the number of random instances of the others (None = each claim's default)."""
     names = list(names or CLAIMS)

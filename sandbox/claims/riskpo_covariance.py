@@ -13,6 +13,7 @@ Every instance is classified by the literal Assumption 1 (``theory.assumptions.a
 and by the weaker covariance-sign condition the proof uses, and the inequality is evaluated on
 the covariances themselves (not on the layer-cake slices the conditions are made of).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,16 @@ from .. import plots
 from ..common import single_thread
 from .registry import generator, register_claim, result
 
-__all__ = ["random_instances", "INSTANCE_FAMILIES", "INSTANCE_FAMILY_TEXT", "ASSUMPTION_1", "claim_thm2_covariance", "claim_thm3_tail_transforms",
-           "thm3_counterexample", "upper_tail_transforms"]
+__all__ = [
+    "random_instances",
+    "INSTANCE_FAMILIES",
+    "INSTANCE_FAMILY_TEXT",
+    "ASSUMPTION_1",
+    "claim_thm2_covariance",
+    "claim_thm3_tail_transforms",
+    "thm3_counterexample",
+    "upper_tail_transforms",
+]
 
 DTYPE = torch.float64
 INSTANCE_FAMILIES = ("u_shaped", "lm_like", "random")
@@ -36,7 +45,7 @@ INSTANCE_FAMILIES = ("u_shaped", "lm_like", "random")
 INSTANCE_FAMILY_TEXT = {
     "u_shaped": "graded rewards on {0, 1/8, …, 1}; log π a random parabola in the reward (+ noise)",
     "lm_like": "rewards k/16 from an arcsine law (mass at both ends); log π rising towards both tails, flat on "
-               "[0.3, 0.7] (the profile of RiskPO Fig. 3) + noise",
+    "[0.3, 0.7] (the profile of RiskPO Fig. 3) + noise",
     "random": "graded rewards on {0, 1/8, …, 1}; i.i.d. N(0, 4) logits",
 }
 #: covariances are O(1) float64 sums of <= 16 terms: 1e-12 absorbs round-off and nothing else.
@@ -57,9 +66,11 @@ def random_instances(g: torch.Generator, n: int, size: int, family: str) -> tupl
         rewards = torch.round(arcsine * 16) / 16
         low_tail = (0.3 - rewards).clamp(min=0) / 0.3
         high_tail = (rewards - 0.7).clamp(min=0) / 0.3
-        logits = ((1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * low_tail
-                  + (1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * high_tail
-                  + 0.3 * torch.randn(n, size, generator=g, dtype=DTYPE))
+        logits = (
+            (1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * low_tail
+            + (1 + 2 * torch.rand(n, 1, generator=g, dtype=DTYPE)) * high_tail
+            + 0.3 * torch.randn(n, size, generator=g, dtype=DTYPE)
+        )
     elif family == "random":
         rewards = torch.floor(torch.rand(n, size, generator=g, dtype=DTYPE) * 9) / 8
         logits = 2 * torch.randn(n, size, generator=g, dtype=DTYPE)
@@ -72,38 +83,61 @@ def _round(values: torch.Tensor, digits: int = 6) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
-THM2_STATEMENT = ("If Assumption 1 holds and E[|log π(y|x)|] < ∞, then Cov_{y∼π}(log π(y|x), A_MVaR_{α,β}) ≤ "
-                  "Cov_{y∼π}(log π(y|x), A_Mean).")
-ASSUMPTION_1 = ("Assumption 1 (as printed): ψ(r) = E[log π(y|x) | R = r] is non-decreasing for r ≥ F⁻¹(β), "
-                "non-increasing for r ≤ F⁻¹(α), and ψ(F⁻¹(α)), ψ(F⁻¹(β)) ≥ E[log π(y|x)]. On a discrete law ψ is "
-                "defined on the support (ties form one atom); monotone means over the support points of each tail.")
+THM2_STATEMENT = (
+    "If Assumption 1 holds and E[|log π(y|x)|] < ∞, then Cov_{y∼π}(log π(y|x), A_MVaR_{α,β}) ≤ "
+    "Cov_{y∼π}(log π(y|x), A_Mean)."
+)
+ASSUMPTION_1 = (
+    "Assumption 1 (as printed): ψ(r) = E[log π(y|x) | R = r] is non-decreasing for r ≥ F⁻¹(β), "
+    "non-increasing for r ≤ F⁻¹(α), and ψ(F⁻¹(α)), ψ(F⁻¹(β)) ≥ E[log π(y|x)]. On a discrete law ψ is "
+    "defined on the support (ties form one atom); monotone means over the support points of each tail."
+)
 
 
 @register_claim(
-    "thm2_covariance", kind="instances", paper="RiskPO v2 (2510.00911), Theorem 2 (line ~140), proof App. A.3",
+    "thm2_covariance",
+    kind="instances",
+    paper="RiskPO v2 (2510.00911), Theorem 2 (line ~140), proof App. A.3",
     title="RiskPO Thm 2: under Assumption 1, Cov(log π, A_MVaR) ≤ Cov(log π, A_mean)",
     statement=THM2_STATEMENT,
     assumptions=ASSUMPTION_1 + " A_MVaR = −(1+ω)(q_α − R)⁺ + clip(R, q_α, q_β) + const with the exact quantiles; "
-                "A_mean = R − E R; α=0.2, β=0.8, ω=0.5 (the paper's settings).",
+    "A_mean = R − E R; α=0.2, β=0.8, ω=0.5 (the paper's settings).",
     conclusion="Holds as printed: on every instance satisfying the literal Assumption 1 the MVaR covariance is "
-               "at most the mean's, so the MVaR step lowers entropy less (Prop. 1). Without the assumption it often fails.",
+    "at most the mean's, so the MVaR step lowers entropy less (Prop. 1). Without the assumption it often fails.",
     figure=plots.thm2_figure,
 )
 @single_thread()
-def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
-                          omega: float = 0.5, seed: int = 0, max_points: int = 400) -> dict:
+def claim_thm2_covariance(
+    seeds: int = 2000,
+    num_responses: int = 10,
+    alpha: float = 0.2,
+    beta: float = 0.8,
+    omega: float = 0.5,
+    seed: int = 0,
+    max_points: int = 400,
+) -> dict:
     """Literal Assumption 1 ⇒ Cov(log π, A_MVaR) ≤ Cov(log π, A_mean), on generated instances."""
     g = generator(seed)
     table, points, counterexample = [], [], None
-    totals = {"instances": 0, "literal": 0, "literal_ordered": 0, "finite_moment": 0, "signs_only": 0,
-              "violated": 0, "violated_failed": 0, "literal_not_signs": 0}
+    totals = {
+        "instances": 0,
+        "literal": 0,
+        "literal_ordered": 0,
+        "finite_moment": 0,
+        "signs_only": 0,
+        "violated": 0,
+        "violated_failed": 0,
+        "literal_not_signs": 0,
+    }
     worst_gap = -math.inf
     for family in INSTANCE_FAMILIES:
         rewards, logits = random_instances(g, seeds, num_responses, family)
         probs, logp = torch.softmax(logits, -1), torch.log_softmax(logits, -1)
         report = assumption_1_report(rewards, logp, probs, alpha, beta)
         literal = report["holds"] & report["finite_moment"]
-        signs = tail_covariance_signs_hold(rewards, logp, probs, report["q_alpha"].unsqueeze(-1), report["q_beta"].unsqueeze(-1))
+        signs = tail_covariance_signs_hold(
+            rewards, logp, probs, report["q_alpha"].unsqueeze(-1), report["q_beta"].unsqueeze(-1)
+        )
         cov_mvar = covariance(logp, pop.population_mvar(rewards, probs, alpha, beta, omega), probs)
         cov_mean = covariance(logp, pop.population_dr_grpo(rewards, probs), probs)
         gap = cov_mean - cov_mvar  # Theorem 2: >= 0
@@ -114,21 +148,34 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
         if bool(candidates.any()) and float(-gap[candidates].min()) > worst_gap:
             i = int(torch.where(candidates, -gap, torch.full_like(gap, -math.inf)).argmax())
             worst_gap = float(-gap[i])
-            failed = [c for c in ("lower_monotone", "upper_monotone", "lower_level", "upper_level") if not bool(report[c][i])]
-            counterexample = {"family": family, "rewards": _round(rewards[i]), "probs": _round(probs[i]),
-                              "q_alpha": float(report["q_alpha"][i]), "q_beta": float(report["q_beta"][i]),
-                              "failed_clauses": failed, "cov_mvar": float(cov_mvar[i]), "cov_mean": float(cov_mean[i])}
+            failed = [
+                c for c in ("lower_monotone", "upper_monotone", "lower_level", "upper_level") if not bool(report[c][i])
+            ]
+            counterexample = {
+                "family": family,
+                "rewards": _round(rewards[i]),
+                "probs": _round(probs[i]),
+                "q_alpha": float(report["q_alpha"][i]),
+                "q_beta": float(report["q_beta"][i]),
+                "failed_clauses": failed,
+                "cov_mvar": float(cov_mvar[i]),
+                "cov_mean": float(cov_mean[i]),
+            }
         n_literal, n_ordered = int(literal.sum()), int((ordered & literal).sum())
         n_signs_only, n_failed = int((signs & ~literal).sum()), int(failed_violated.sum())
         # Two rows per family (assumption holds / violated), the shape the explorer's bar chart reads.
         for label, mask in (("assumption holds", literal), ("assumption violated", ~literal)):
             count = int(mask.sum())
-            row = {"instances": family, "assumption_1": label, "count": count,
-                   "frac_cov_mvar_le_cov_mean": float(ordered[mask].double().mean()) if count else float("nan"),
-                   "mean_cov_mvar": float(cov_mvar[mask].mean()) if count else float("nan"),
-                   "mean_cov_mean": float(cov_mean[mask].mean()) if count else float("nan"),
-                   "min_gap": float(gap[mask].min()) if count else float("nan"),
-                   "covariance_signs_hold": int((signs & mask).sum())}
+            row = {
+                "instances": family,
+                "assumption_1": label,
+                "count": count,
+                "frac_cov_mvar_le_cov_mean": float(ordered[mask].double().mean()) if count else float("nan"),
+                "mean_cov_mvar": float(cov_mvar[mask].mean()) if count else float("nan"),
+                "mean_cov_mean": float(cov_mean[mask].mean()) if count else float("nan"),
+                "min_gap": float(gap[mask].min()) if count else float("nan"),
+                "covariance_signs_hold": int((signs & mask).sum()),
+            }
             for clause in ("lower_monotone", "upper_monotone", "lower_level", "upper_level"):
                 row[f"clause_{clause}"] = int((report[clause] & mask).sum())
             table.append(row)
@@ -141,23 +188,51 @@ def claim_thm2_covariance(seeds: int = 2000, num_responses: int = 10, alpha: flo
         totals["violated"] += seeds - n_literal
         totals["violated_failed"] += n_failed
         keep = slice(0, max_points)
-        points.extend({"instances": family, "assumption_1": bool(a), "covariance_signs": bool(s), "cov_mean": float(x),
-                       "cov_mvar": float(y), "gap": float(d), "lower_monotone": bool(lm), "upper_monotone": bool(um),
-                       "lower_level": bool(ll), "upper_level": bool(ul)}
-                      for a, s, x, y, d, lm, um, ll, ul in zip(
-                          literal[keep].tolist(), signs[keep].tolist(), cov_mean[keep].tolist(), cov_mvar[keep].tolist(),
-                          gap[keep].tolist(), report["lower_monotone"][keep].tolist(), report["upper_monotone"][keep].tolist(),
-                          report["lower_level"][keep].tolist(), report["upper_level"][keep].tolist()))
+        points.extend(
+            {
+                "instances": family,
+                "assumption_1": bool(a),
+                "covariance_signs": bool(s),
+                "cov_mean": float(x),
+                "cov_mvar": float(y),
+                "gap": float(d),
+                "lower_monotone": bool(lm),
+                "upper_monotone": bool(um),
+                "lower_level": bool(ll),
+                "upper_level": bool(ul),
+            }
+            for a, s, x, y, d, lm, um, ll, ul in zip(
+                literal[keep].tolist(),
+                signs[keep].tolist(),
+                cov_mean[keep].tolist(),
+                cov_mvar[keep].tolist(),
+                gap[keep].tolist(),
+                report["lower_monotone"][keep].tolist(),
+                report["upper_monotone"][keep].tolist(),
+                report["lower_level"][keep].tolist(),
+                report["upper_level"][keep].tolist(),
+            )
+        )
     fail_rate = totals["violated_failed"] / totals["violated"] if totals["violated"] else float("nan")
     # Not vacuous: some instances must satisfy the literal assumption (557 at the default size, ~9%).
     holds = totals["literal"] >= MIN_CASES and totals["literal_ordered"] == totals["literal"]
-    measured = (f"{totals['literal_ordered']}/{totals['literal']} of {totals['instances']} generated instances satisfy the "
-                f"literal Assumption 1, and all of them obey the inequality; {totals['signs_only']} more satisfy only the "
-                f"weaker covariance-sign condition of the proof; the inequality fails on {totals['violated_failed']}/"
-                f"{totals['violated']} ({fail_rate:.0%}) instances violating the assumption")
-    return result(holds, measured, table, points=points, assumption_counts=totals, violated_failure_rate=fail_rate,
-                  counterexample_without_assumption=counterexample, satisfied=totals["literal"],
-                  satisfied_ordered=totals["literal_ordered"])
+    measured = (
+        f"{totals['literal_ordered']}/{totals['literal']} of {totals['instances']} generated instances satisfy the "
+        f"literal Assumption 1, and all of them obey the inequality; {totals['signs_only']} more satisfy only the "
+        f"weaker covariance-sign condition of the proof; the inequality fails on {totals['violated_failed']}/"
+        f"{totals['violated']} ({fail_rate:.0%}) instances violating the assumption"
+    )
+    return result(
+        holds,
+        measured,
+        table,
+        points=points,
+        assumption_counts=totals,
+        violated_failure_rate=fail_rate,
+        counterexample_without_assumption=counterexample,
+        satisfied=totals["literal"],
+        satisfied_ordered=totals["literal_ordered"],
+    )
 
 
 # --------------------------------------------------------------------------- Theorem 3
@@ -172,9 +247,11 @@ def upper_tail_transforms(rewards: torch.Tensor, q_beta: torch.Tensor) -> dict[s
     evaluated at ``rewards``; ``q_beta`` broadcasts against rewards[..., :1]. Each is C¹ at q_β (slope 1).
     """
     above = (rewards - q_beta).clamp(min=0)
-    return {"identity": rewards,
-            "soft_clip": torch.minimum(rewards, q_beta) + (-torch.expm1(-above)),
-            "exp_tail": torch.minimum(rewards, q_beta) + torch.expm1(4 * above) / 4}
+    return {
+        "identity": rewards,
+        "soft_clip": torch.minimum(rewards, q_beta) + (-torch.expm1(-above)),
+        "exp_tail": torch.minimum(rewards, q_beta) + torch.expm1(4 * above) / 4,
+    }
 
 
 #: (g1, g2) with g1' ≥ g2' on [q_β, ∞) and g1 = g2 below: the hypotheses of Theorem 3.
@@ -193,34 +270,48 @@ def thm3_counterexample() -> dict:
     logp = probs.log()
     report = assumption_1_report(rewards, logp, probs, 0.2, 0.8)
     g = upper_tail_transforms(rewards, report["q_beta"].unsqueeze(-1))
-    return {"rewards": rewards.tolist(), "probs": _round(probs), "q_alpha": float(report["q_alpha"]),
-            "q_beta": float(report["q_beta"]), "assumption_1": bool(report["holds"]),
-            "g1": "identity", "g2": "soft_clip",
-            "cov_sf_g1": float(covariance(logp, g["identity"], probs)), "cov_sf_g2": float(covariance(logp, g["soft_clip"], probs))}
+    return {
+        "rewards": rewards.tolist(),
+        "probs": _round(probs),
+        "q_alpha": float(report["q_alpha"]),
+        "q_beta": float(report["q_beta"]),
+        "assumption_1": bool(report["holds"]),
+        "g1": "identity",
+        "g2": "soft_clip",
+        "cov_sf_g1": float(covariance(logp, g["identity"], probs)),
+        "cov_sf_g2": float(covariance(logp, g["soft_clip"], probs)),
+    }
 
 
-THM3_ERRATUM = ("Paper erratum: the printed inequality has the wrong sign. In the last display of the proof (App. A.4, "
-                "line ~389) the integrand k(t)(g₂′(t) − g₁′(t)) is ≤ 0, not ≥ 0, because k(t) ≥ 0 on [F⁻¹(β), ∞) and "
-                "g₂′ ≤ g₁′ there. Corrected: Cov(SF, g₁(R(y))) ≥ Cov(SF, g₂(R(y))), i.e. the transform that is steeper "
-                "in the upper tail has the larger covariance (as the surrounding text says: risk-seeking objectives "
-                "amplify the covariance). With g₁ = identity, g₂ = min(·, F⁻¹(β)) the printed form would contradict Theorem 2.")
+THM3_ERRATUM = (
+    "Paper erratum: the printed inequality has the wrong sign. In the last display of the proof (App. A.4, "
+    "line ~389) the integrand k(t)(g₂′(t) − g₁′(t)) is ≤ 0, not ≥ 0, because k(t) ≥ 0 on [F⁻¹(β), ∞) and "
+    "g₂′ ≤ g₁′ there. Corrected: Cov(SF, g₁(R(y))) ≥ Cov(SF, g₂(R(y))), i.e. the transform that is steeper "
+    "in the upper tail has the larger covariance (as the surrounding text says: risk-seeking objectives "
+    "amplify the covariance). With g₁ = identity, g₂ = min(·, F⁻¹(β)) the printed form would contradict Theorem 2."
+)
 
 
 @register_claim(
-    "thm3_tail_transforms", kind="instances", paper="RiskPO v2 (2510.00911), Theorem 3 (App. A.4, line ~379)",
+    "thm3_tail_transforms",
+    kind="instances",
+    paper="RiskPO v2 (2510.00911), Theorem 3 (App. A.4, line ~379)",
     title="RiskPO Thm 3: g₁ = g₂ below F⁻¹(β), g₁′ ≥ g₂′ above ⇒ Cov(SF, g₂(R)) ≥ Cov(SF, g₁(R)) (as printed)",
-    statement=("If Assumption 1 holds with E[|SF|] < ∞, and g₁, g₂ are nondecreasing and differentiable with "
-               "g₁′(t) ≥ g₂′(t) on [F⁻¹(β), ∞), g₁(t) = g₂(t) on (−∞, F⁻¹(β)], then Cov(SF, g₂(R(y))) ≥ Cov(SF, g₁(R(y)))."),
+    statement=(
+        "If Assumption 1 holds with E[|SF|] < ∞, and g₁, g₂ are nondecreasing and differentiable with "
+        "g₁′(t) ≥ g₂′(t) on [F⁻¹(β), ∞), g₁(t) = g₂(t) on (−∞, F⁻¹(β)], then Cov(SF, g₂(R(y))) ≥ Cov(SF, g₁(R(y)))."
+    ),
     assumptions=ASSUMPTION_1 + " SF = log π. Pairs (g₁, g₂): (identity, soft cap), (exponential tail, identity), "
-                "(exponential tail, soft cap), all equal to t below F⁻¹(β) and C¹ there.",
+    "(exponential tail, soft cap), all equal to t below F⁻¹(β) and C¹ there.",
     conclusion="False as printed (paper erratum): on instances meeting every hypothesis the steeper g₁ gives the "
-               "LARGER covariance; the corrected inequality Cov(SF, g₁(R)) ≥ Cov(SF, g₂(R)) holds on all of them.",
+    "LARGER covariance; the corrected inequality Cov(SF, g₁(R)) ≥ Cov(SF, g₂(R)) holds on all of them.",
     erratum=THM3_ERRATUM,
     figure=plots.thm3_figure,
 )
 @single_thread()
-def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8,
-                               seed: int = 1) -> dict:
+def claim_thm3_tail_transforms(
+    seeds: int = 1000, num_responses: int = 10, alpha: float = 0.2, beta: float = 0.8, seed: int = 1
+) -> dict:
     """Theorem 3 in the paper's setting: printed direction vs corrected direction under literal Assumption 1."""
     g = generator(seed)
     table, points = [], []
@@ -243,20 +334,46 @@ def claim_thm3_tail_transforms(seeds: int = 1000, num_responses: int = 10, alpha
             printed_ok += int(((diff >= -TOL) & hypotheses).sum())
             corrected_ok += int(((diff <= TOL) & hypotheses).sum())
             strict += int(((diff < -TOL) & hypotheses).sum())
-            table.append({"instances": family, "g1": g1, "g2": g2, "hypotheses_hold": n,
-                          "printed_holds": int(((diff >= -TOL) & hypotheses).sum()),
-                          "corrected_holds": int(((diff <= TOL) & hypotheses).sum()),
-                          "printed_fails_strictly": int(((diff < -TOL) & hypotheses).sum()),
-                          "mean_cov_g1_minus_cov_g2": float(-diff[hypotheses].mean()) if n else float("nan")})
-            points.extend({"instances": family, "pair": f"{g1} vs {g2}", "cov_sf_g1": float(covs[g1][i]),
-                           "cov_sf_g2": float(covs[g2][i])} for i in torch.nonzero(hypotheses).flatten()[:100].tolist())
+            table.append(
+                {
+                    "instances": family,
+                    "g1": g1,
+                    "g2": g2,
+                    "hypotheses_hold": n,
+                    "printed_holds": int(((diff >= -TOL) & hypotheses).sum()),
+                    "corrected_holds": int(((diff <= TOL) & hypotheses).sum()),
+                    "printed_fails_strictly": int(((diff < -TOL) & hypotheses).sum()),
+                    "mean_cov_g1_minus_cov_g2": float(-diff[hypotheses].mean()) if n else float("nan"),
+                }
+            )
+            points.extend(
+                {
+                    "instances": family,
+                    "pair": f"{g1} vs {g2}",
+                    "cov_sf_g1": float(covs[g1][i]),
+                    "cov_sf_g2": float(covs[g2][i]),
+                }
+                for i in torch.nonzero(hypotheses).flatten()[:100].tolist()
+            )
     example = thm3_counterexample()
     printed = cases > 0 and printed_ok == cases
     corrected = cases >= MIN_CASES and corrected_ok == cases
-    measured = (f"{cases} (instance, pair) cases satisfy every hypothesis (literal Assumption 1); the printed "
-                f"Cov(SF,g₂) ≥ Cov(SF,g₁) holds on {printed_ok} (equality only) and fails on {strict}; the corrected "
-                f"Cov(SF,g₁) ≥ Cov(SF,g₂) holds on {corrected_ok}/{cases}. Counterexample: r=(0,0.1,…,0.7,0.8,1), "
-                f"Cov(SF,identity) = {example['cov_sf_g1']:.4f} > Cov(SF,soft cap) = {example['cov_sf_g2']:.4f}")
-    return result(printed, measured, table, points=points, cases=cases, printed_holds=printed_ok, corrected_holds=corrected_ok,
-                  holds_corrected=corrected, printed_fails=strict, counterexample=example,
-                  layer_cake_max_error=max_identity_error)
+    measured = (
+        f"{cases} (instance, pair) cases satisfy every hypothesis (literal Assumption 1); the printed "
+        f"Cov(SF,g₂) ≥ Cov(SF,g₁) holds on {printed_ok} (equality only) and fails on {strict}; the corrected "
+        f"Cov(SF,g₁) ≥ Cov(SF,g₂) holds on {corrected_ok}/{cases}. Counterexample: r=(0,0.1,…,0.7,0.8,1), "
+        f"Cov(SF,identity) = {example['cov_sf_g1']:.4f} > Cov(SF,soft cap) = {example['cov_sf_g2']:.4f}"
+    )
+    return result(
+        printed,
+        measured,
+        table,
+        points=points,
+        cases=cases,
+        printed_holds=printed_ok,
+        corrected_holds=corrected_ok,
+        holds_corrected=corrected,
+        printed_fails=strict,
+        counterexample=example,
+        layer_cake_max_error=max_identity_error,
+    )

@@ -1,14 +1,21 @@
 """RiskPO identities checked on exact instances: Proposition 1, Theorem 1, Lemma 1 (v2, §3–§5, App. A)."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from theory import population as pop
 from theory import risk_measures as rm
-from theory.dynamics import covariance, first_order_entropy_change, layer_cake_covariance, softmax_entropy, softmax_policy_gradient
+from theory.dynamics import (
+    covariance,
+    first_order_entropy_change,
+    layer_cake_covariance,
+    softmax_entropy,
+    softmax_policy_gradient,
+)
 
 from .. import plots
 from ..common import single_thread
@@ -30,18 +37,23 @@ def _entropy_curvature(logits: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
 
 
 @register_claim(
-    "prop1_entropy_residual", kind="instances", paper="RiskPO v2 (2510.00911), Proposition 1 (§5), proof App. A.2",
+    "prop1_entropy_residual",
+    kind="instances",
+    paper="RiskPO v2 (2510.00911), Proposition 1 (§5), proof App. A.2",
     title="RiskPO Prop. 1: H(θ+ηA) − H(θ) = −η Cov_π(log π, A) + O(η²)",
-    statement=("Fix a prompt x and a finite set of complete sequences Y_x. Consider a natural-gradient step θ_{k+1} = "
-               "θ_k + ηΔ_k with Δ_{k,x,y} = A_{θ_k}(x, y): H(π_{θ_{k+1}}|x) − H(π_{θ_k}|x) = −η Cov_{y∼π}(log π(y|x), "
-               "A(x, y)) + O(‖Δ_k‖²)."),
+    statement=(
+        "Fix a prompt x and a finite set of complete sequences Y_x. Consider a natural-gradient step θ_{k+1} = "
+        "θ_k + ηΔ_k with Δ_{k,x,y} = A_{θ_k}(x, y): H(π_{θ_{k+1}}|x) − H(π_{θ_k}|x) = −η Cov_{y∼π}(log π(y|x), "
+        "A(x, y)) + O(‖Δ_k‖²)."
+    ),
     assumptions="Tabular softmax policy over a finite set of responses, natural-gradient (logit) step θ + ηA with an arbitrary advantage vector A.",
     conclusion="Holds as printed: the residual after the first-order term is O(η²) and residual/η² converges to ½H''(0).",
     figure=plots.prop1_figure,
 )
 @single_thread()
-def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: Sequence[float] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4),
-                                 seed: int = 0) -> dict:
+def claim_prop1_entropy_residual(
+    seeds: int = 64, num_actions: int = 20, etas: Sequence[float] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4), seed: int = 0
+) -> dict:
     """H(θ+ηA) − H(θ) = −η Cov_π(log π, A) + O(η²): residual/η² stays bounded (converges) as η → 0."""
     g = _gen(seed)
     logits = 2.0 * torch.randn(seeds, num_actions, generator=g, dtype=DTYPE)
@@ -55,9 +67,14 @@ def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: S
         residual = actual - first_order_entropy_change(logits, adv, eta)
         ratio = residual / eta**2
         errors.append(float((ratio - curvature).abs().max()))
-        table.append({"eta": eta, "max_abs_residual_over_eta2": float(ratio.abs().max()),
-                      "max_abs_residual_over_eta": float((residual.abs() / eta).max()),
-                      "max_error_vs_half_second_derivative": errors[-1]})
+        table.append(
+            {
+                "eta": eta,
+                "max_abs_residual_over_eta2": float(ratio.abs().max()),
+                "max_abs_residual_over_eta": float((residual.abs() / eta).max()),
+                "max_error_vs_half_second_derivative": errors[-1],
+            }
+        )
     bound = max(row["max_abs_residual_over_eta2"] for row in table)
     # residual/η² − ½H''(0) = O(η): at η = 3e-4 it must be < 1% of the largest ½|H''|
     # (third derivatives here are O(1)), and it must have shrunk >= 100x from η = 0.1.
@@ -66,26 +83,35 @@ def claim_prop1_entropy_residual(seeds: int = 64, num_actions: int = 20, etas: S
         holds,
         f"max |residual|/η² = {bound:.3g} over η∈[{min(etas):g},{max(etas):g}] ({seeds} instances); it converges to ½H''(0) "
         f"(autograd): max error {errors[0]:.2e} at η={etas[0]:g} → {errors[-1]:.2e} at η={etas[-1]:g}",
-        table, bound=bound, curvature_scale=scale, limit_errors=errors,
+        table,
+        bound=bound,
+        curvature_scale=scale,
+        limit_errors=errors,
     )
 
 
-
 @register_claim(
-    "thm1_rvar_gradient", kind="instances", paper="RiskPO v2 (2510.00911), Theorem 1 (§3, line ~74), proof App. A.1",
+    "thm1_rvar_gradient",
+    kind="instances",
+    paper="RiskPO v2 (2510.00911), Theorem 1 (§3, line ~74), proof App. A.1",
     title="RiskPO Thm 1: ∇RVaR_{α:β} = (1/(β−α)) E[g(R, q_α, q_β) ∇log π]",
-    statement=("Assume F_θ(r) is continuously differentiable in θ and r, f_θ(F⁻¹(α)) > 0, f_θ(F⁻¹(β)) > 0, and "
-               "differentiation under the integral is justified. Then ∇J_RVaR_{α;β}(θ) = (1/(β−α)) E[g(R(y), F⁻¹(α), "
-               "F⁻¹(β)) ∇ ln π_θ(y|x)], g(z, a, b) = (z − a)⁺ − (z − b)⁺ + a − b."),
-    assumptions=("Softmax policies over a fine 400-level reward grid (a discretised smooth density). On a discrete law "
-                 "the formula is exact wherever a small perturbation keeps each quantile on its atom, which a central "
-                 "difference with ε = 1e-5 does here."),
+    statement=(
+        "Assume F_θ(r) is continuously differentiable in θ and r, f_θ(F⁻¹(α)) > 0, f_θ(F⁻¹(β)) > 0, and "
+        "differentiation under the integral is justified. Then ∇J_RVaR_{α;β}(θ) = (1/(β−α)) E[g(R(y), F⁻¹(α), "
+        "F⁻¹(β)) ∇ ln π_θ(y|x)], g(z, a, b) = (z − a)⁺ − (z − b)⁺ + a − b."
+    ),
+    assumptions=(
+        "Softmax policies over a fine 400-level reward grid (a discretised smooth density). On a discrete law "
+        "the formula is exact wherever a small perturbation keeps each quantile on its atom, which a central "
+        "difference with ε = 1e-5 does here."
+    ),
     conclusion="Holds: the score-function formula matches central finite differences of RVaR to ~1e-10.",
     figure=plots.thm1_figure,
 )
 @single_thread()
-def claim_thm1_rvar_gradient(seeds: int = 8, grid: int = 400, alpha: float = 0.2, beta: float = 0.8, eps: float = 1e-5,
-                             seed: int = 0) -> dict:
+def claim_thm1_rvar_gradient(
+    seeds: int = 8, grid: int = 400, alpha: float = 0.2, beta: float = 0.8, eps: float = 1e-5, seed: int = 0
+) -> dict:
     """Score-function RVaR gradient (1/(β−α)) E[g(R,q_α,q_β) ∇log π] equals a central finite difference."""
     g = _gen(seed)
     values = torch.linspace(0.0, 1.0, grid, dtype=DTYPE)
@@ -113,13 +139,15 @@ def claim_thm1_rvar_gradient(seeds: int = 8, grid: int = 400, alpha: float = 0.2
     return result(
         holds,
         f"max relative error vs central finite difference = {worst:.2e} ({seeds} policies on a {grid}-level grid, α={alpha}, β={beta})",
-        table, max_relative_error=worst,
+        table,
+        max_relative_error=worst,
     )
 
 
-
 @register_claim(
-    "lemma1_layer_cake", kind="instances", paper="RiskPO v2 (2510.00911), Lemma 1 (App. A.3, line ~341)",
+    "lemma1_layer_cake",
+    kind="instances",
+    paper="RiskPO v2 (2510.00911), Lemma 1 (App. A.3, line ~341)",
     title="RiskPO Lemma 1: Cov(X, Y) = ∫ Cov(1{X>t}, Y) dt",
     statement="Let X, Y be real-valued random variables with E|XY| < ∞. Then Cov(X, Y) = ∫_{−∞}^{∞} Cov(1{X>t}, Y) dt.",
     assumptions="Random discrete laws with integer-valued X (many ties) and Gaussian Y; E|XY| < ∞ trivially.",
@@ -138,7 +166,12 @@ def claim_lemma1_layer_cake(seeds: int = 200, support: int = 12, seed: int = 0) 
     err = float((direct - layered).abs().max())
     scale = float(direct.abs().max())
     holds = err <= 1e-12 * max(scale, 1.0)  # both sides are O(K) float64 sums: round-off ~1e-15
-    table = [{"instance": i, "direct": float(direct[i]), "layer_cake": float(layered[i])} for i in range(min(seeds, 20))]
-    return result(holds,
-                   f"max |direct − layer-cake| = {err:.1e} over {seeds} random discrete laws (|Cov| up to {scale:.2f})",
-                   table, max_abs_error=err)
+    table = [
+        {"instance": i, "direct": float(direct[i]), "layer_cake": float(layered[i])} for i in range(min(seeds, 20))
+    ]
+    return result(
+        holds,
+        f"max |direct − layer-cake| = {err:.1e} over {seeds} random discrete laws (|Cov| up to {scale:.2f})",
+        table,
+        max_abs_error=err,
+    )

@@ -4,32 +4,40 @@ The lemmas are about ONE exact policy-gradient step on a softmax bandit, for any
 (formal Lemmas 6–8, App. C.2). ``theory.rs_lemmas`` computes the exact change of π(A*) on a
 (β, η) grid and reads β₀/β₁ off it; the first-order derivative (η → 0) is reported as a second layer.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from theory.rs_lemmas import (
+    gaps_shrink_threshold,
     lemma3_threshold,
     lemma4_threshold,
+    optimal_gradient_gaps,
     optimal_mass_derivative,
     optimal_mass_derivative_curve,
-    gaps_shrink_threshold,
-    optimal_gradient_gaps,
     optimal_mass_step_change,
     raises_optimal_mass_for_every_lr,
     value_gap,
 )
 
 from .. import plots
-from ..common import estimator_label, single_thread
 from ..bandit import BanditConfig, run_bandit
+from ..common import estimator_label, single_thread
 from .registry import generator, register_claim, result
 
-__all__ = ["optimal_prob_change", "BETA_UNITS", "LR_GRID", "claim_rs_lemma2", "claim_rs_lemma3", "claim_rs_lemma4",
-           "claim_rs_bandit"]
+__all__ = [
+    "optimal_prob_change",
+    "BETA_UNITS",
+    "LR_GRID",
+    "claim_rs_lemma2",
+    "claim_rs_lemma3",
+    "claim_rs_lemma4",
+    "claim_rs_bandit",
+]
 
 DTYPE = torch.float64
 #: β in units of 1/Δ (Δ = r* − r₂, the value gap that sets the scale of β₀ in the proof of Lemma 7):
@@ -59,8 +67,11 @@ def _lemma_instances(seeds: int, seed: int):
 def _curves(betas: torch.Tensor, changes: torch.Tensor, lrs: Sequence[float], count: int = 12) -> list[dict]:
     """Exact change of π(A*) at η = CURVE_LR against β for the first few instances (for figures)."""
     j = list(lrs).index(CURVE_LR) if CURVE_LR in lrs else 0
-    return [{"instance": i, "beta": float(betas[i, k]), "change": float(changes[i, k, j])}
-            for i in range(min(count, changes.shape[0])) for k in range(betas.shape[-1])]
+    return [
+        {"instance": i, "beta": float(betas[i, k]), "change": float(changes[i, k, j])}
+        for i in range(min(count, changes.shape[0]))
+        for k in range(betas.shape[-1])
+    ]
 
 
 def _instance_grids(rewards: torch.Tensor, units: Sequence[float]) -> torch.Tensor:
@@ -68,19 +79,25 @@ def _instance_grids(rewards: torch.Tensor, units: Sequence[float]) -> torch.Tens
     return torch.tensor(units, dtype=DTYPE) / value_gap(rewards).unsqueeze(-1)
 
 
-LEMMA_SETTING = ("K-armed bandit, deterministic rewards r(a), softmax policy π = softmax(θ), one exact step "
-                 "θ' = θ + η ∂J_β/∂θ with J_β = (1/β) log E_π e^{βr} (β = 0: E_π r); checked for every learning rate "
-                 "η ∈ {1e-3, …, 1e2} (11 values) and every β on a 241-point log grid over [1e-2/Δ, 1e4/Δ], "
-                 "Δ = r* − r₂ the instance's value gap. ")
+LEMMA_SETTING = (
+    "K-armed bandit, deterministic rewards r(a), softmax policy π = softmax(θ), one exact step "
+    "θ' = θ + η ∂J_β/∂θ with J_β = (1/β) log E_π e^{βr} (β = 0: E_π r); checked for every learning rate "
+    "η ∈ {1e-3, …, 1e2} (11 values) and every β on a 241-point log grid over [1e-2/Δ, 1e4/Δ], "
+    "Δ = r* − r₂ the instance's value gap. "
+)
 
 
 @register_claim(
-    "rs_lemma2", kind="instances", paper="RS-GRPO (2509.24261), Lemma 2 (§5.2), formal Lemma 6 (App. C.2)",
+    "rs_lemma2",
+    kind="instances",
+    paper="RS-GRPO (2509.24261), Lemma 2 (§5.2), formal Lemma 6 (App. C.2)",
     title="RS-GRPO Lemma 2: the standard PG step can decrease π(a*)",
-    statement=("If there is an action a with r(a*) > r(a) > E_π r [reconstructed: the condition's symbols were lost in "
-               "the text copy; the proof uses a second-best action better than average], then there exist policy "
-               "parameters for which the standard policy gradient update decreases the probability of the optimal "
-               "action, π'(a*) < π(a*); the formal version: for any learning rate."),
+    statement=(
+        "If there is an action a with r(a*) > r(a) > E_π r [reconstructed: the condition's symbols were lost in "
+        "the text copy; the proof uses a second-best action better than average], then there exist policy "
+        "parameters for which the standard policy gradient update decreases the probability of the optimal "
+        "action, π'(a*) < π(a*); the formal version: for any learning rate."
+    ),
     assumptions=LEMMA_SETTING + "Instance: r = (1, 0.8, 0), π = (0.05, 0.9, 0.05), β = 0.",
     conclusion="Holds: the standard step lowers π(a*) at every learning rate tested (convexity makes it so for all η > 0).",
 )
@@ -93,25 +110,38 @@ def claim_rs_lemma2(seeds: int = 1, lrs: Sequence[float] = LR_GRID) -> dict:
     derivative = float(optimal_prob_change(rewards, logits, 0.0))
     table = [{"lr": lr, "pi_star_change": float(c)} for lr, c in zip(lrs, changes)]
     holds = bool((changes < 0).all()) and derivative < 0
-    return result(holds, f"r=(1,.8,0), π=(.05,.9,.05), β=0: π'(a*) − π(a*) < 0 at all {len(lrs)} learning rates "
-                  f"η∈[{min(lrs):g},{max(lrs):g}] (from {float(changes[0]):.2e} to {float(changes[-1]):.4f}); dπ(a*)/dη = {derivative:.4f}",
-                  table, derivative=derivative, changes=[float(c) for c in changes])
+    return result(
+        holds,
+        f"r=(1,.8,0), π=(.05,.9,.05), β=0: π'(a*) − π(a*) < 0 at all {len(lrs)} learning rates "
+        f"η∈[{min(lrs):g},{max(lrs):g}] (from {float(changes[0]):.2e} to {float(changes[-1]):.4f}); dπ(a*)/dη = {derivative:.4f}",
+        table,
+        derivative=derivative,
+        changes=[float(c) for c in changes],
+    )
 
 
 @register_claim(
-    "rs_lemma3", kind="instances", paper="RS-GRPO (2509.24261), Lemma 3 (§5.2), formal Lemma 7 (App. C.2)",
+    "rs_lemma3",
+    kind="instances",
+    paper="RS-GRPO (2509.24261), Lemma 3 (§5.2), formal Lemma 7 (App. C.2)",
     title="RS-GRPO Lemma 3: ∃β₀ such that for all β > β₀ the risk-sensitive step increases π(a*)",
-    statement=("For any policy π and reward function r, there is a risk-sensitivity level β₀ such that for all β > β₀, "
-               "the risk-sensitive update increases the probability of the optimal action: π'_β(a*) > π(a*) "
-               "(formal version: for any learning rate)."),
+    statement=(
+        "For any policy π and reward function r, there is a risk-sensitivity level β₀ such that for all β > β₀, "
+        "the risk-sensitive update increases the probability of the optimal action: π'_β(a*) > π(a*) "
+        "(formal version: for any learning rate)."
+    ),
     assumptions=LEMMA_SETTING + "200 random 6-armed instances, r ∼ U[0,1], θ ∼ N(0, 2.5²).",
-    conclusion=("Holds: every instance has a β₀ beyond which the exact step raises π(a*) for every learning rate η > 0 "
-                "(checked exactly through the criterion g(a*) > g(a) for all a ≠ a*, and on 11 sampled learning rates) "
-                "at every grid β, with at least two decades of the grid beyond β₀."),
+    conclusion=(
+        "Holds: every instance has a β₀ beyond which the exact step raises π(a*) for every learning rate η > 0 "
+        "(checked exactly through the criterion g(a*) > g(a) for all a ≠ a*, and on 11 sampled learning rates) "
+        "at every grid β, with at least two decades of the grid beyond β₀."
+    ),
     figure=plots.lemma_figure,
 )
 @single_thread()
-def claim_rs_lemma3(seeds: int = 200, seed: int = 0, beta_units: Sequence[float] = BETA_UNITS, lrs: Sequence[float] = LR_GRID) -> dict:
+def claim_rs_lemma3(
+    seeds: int = 200, seed: int = 0, beta_units: Sequence[float] = BETA_UNITS, lrs: Sequence[float] = LR_GRID
+) -> dict:
     """Finite step: a β₀ per instance with π'(A*) > π(A*) for every grid β ≥ β₀ and every learning rate."""
     rewards, logits = _lemma_instances(seeds, seed)
     betas = _instance_grids(rewards, beta_units)
@@ -127,41 +157,70 @@ def claim_rs_lemma3(seeds: int = 200, seed: int = 0, beta_units: Sequence[float]
     first_order = lemma3_threshold(betas, optimal_mass_derivative_curve(rewards, logits, betas))
     at_zero = optimal_prob_change(rewards, logits, 0.0)
     lowered = at_zero < 0
-    table = [{"instance": i, "value_gap": float(value_gap(rewards[i])), "beta0_finite_step": float(beta0[i]),
-              "beta0_every_lr": float(beta0_every_lr[i]), "beta0_first_order": float(first_order[i]),
-              "d_pi_star_at_beta_0": float(at_zero[i])} for i in range(min(seeds, 25))]
+    table = [
+        {
+            "instance": i,
+            "value_gap": float(value_gap(rewards[i])),
+            "beta0_finite_step": float(beta0[i]),
+            "beta0_every_lr": float(beta0_every_lr[i]),
+            "beta0_first_order": float(first_order[i]),
+            "d_pi_star_at_beta_0": float(at_zero[i]),
+        }
+        for i in range(min(seeds, 25))
+    ]
     holds = bool(found.all()) and inconsistent == 0
     finite = beta0[~torch.isnan(beta0)]
     exact = beta0_every_lr[~torch.isnan(beta0_every_lr)]
-    measured = (f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with ≥ {DECADES_BEYOND:g} decades to spare on "
-                f"{int((~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)).sum())}/{seeds} instances (median "
-                f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
-                f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
-                f"found with ≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances "
-                f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
-                f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} instances where β = 0 lowers π(a*), "
-                f"median β₀ = {float(beta0[lowered].nanmedian()) if bool(lowered.any()) else float('nan'):.3g}")
-    return result(holds, measured, table, curves=_curves(betas, changes, lrs), curve_lr=CURVE_LR,
-                  beta0=[float(b) for b in beta0], beta0_first_order=[float(b) for b in first_order],
-                  beta0_every_lr=[float(b) for b in beta0_every_lr], every_lr_inconsistencies=inconsistent,
-                  median_beta0=float(beta0.nanmedian()), max_beta0=float(finite.max()) if len(finite) else float("nan"),
-                  decreasing_at_beta_zero=int(lowered.sum()), instances_with_beta0=int(found.sum()))
+    measured = (
+        f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with ≥ {DECADES_BEYOND:g} decades to spare on "
+        f"{int((~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)).sum())}/{seeds} instances (median "
+        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
+        f"found with ≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances "
+        f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
+        f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} instances where β = 0 lowers π(a*), "
+        f"median β₀ = {float(beta0[lowered].nanmedian()) if bool(lowered.any()) else float('nan'):.3g}"
+    )
+    return result(
+        holds,
+        measured,
+        table,
+        curves=_curves(betas, changes, lrs),
+        curve_lr=CURVE_LR,
+        beta0=[float(b) for b in beta0],
+        beta0_first_order=[float(b) for b in first_order],
+        beta0_every_lr=[float(b) for b in beta0_every_lr],
+        every_lr_inconsistencies=inconsistent,
+        median_beta0=float(beta0.nanmedian()),
+        max_beta0=float(finite.max()) if len(finite) else float("nan"),
+        decreasing_at_beta_zero=int(lowered.sum()),
+        instances_with_beta0=int(found.sum()),
+    )
 
 
 @register_claim(
-    "rs_lemma4", kind="instances", paper="RS-GRPO (2509.24261), Lemma 4 (§5.2), formal Lemma 8 (App. C.2)",
+    "rs_lemma4",
+    kind="instances",
+    paper="RS-GRPO (2509.24261), Lemma 4 (§5.2), formal Lemma 8 (App. C.2)",
     title="RS-GRPO Lemma 4: beyond β₁ the improvement of π(a*) shrinks as β grows",
-    statement=("For any policy π and reward function r, there is a threshold β₁ such that for any β' > β > β₁, the "
-               "improvement on the optimal action is smaller for the larger β': π'_{β'}(a*) − π(a*) < π'_β(a*) − π(a*) "
-               "(formal version: for any fixed learning rate)."),
-    assumptions=LEMMA_SETTING + "Same 200 instances as Lemma 3; β₁ is sought at or beyond β₀ (where the change is an improvement).",
-    conclusion=("Holds: on every instance the exact improvement is non-increasing on every grid interval beyond some β₁, at "
-                "every sampled learning rate and (through the sufficient criterion that every gap g(a*) − g(a) shrinks) at every "
-                "learning rate, with at least two decades to spare; β·improvement settles (the improvement decays like 1/β)."),
+    statement=(
+        "For any policy π and reward function r, there is a threshold β₁ such that for any β' > β > β₁, the "
+        "improvement on the optimal action is smaller for the larger β': π'_{β'}(a*) − π(a*) < π'_β(a*) − π(a*) "
+        "(formal version: for any fixed learning rate)."
+    ),
+    assumptions=LEMMA_SETTING
+    + "Same 200 instances as Lemma 3; β₁ is sought at or beyond β₀ (where the change is an improvement).",
+    conclusion=(
+        "Holds: on every instance the exact improvement is non-increasing on every grid interval beyond some β₁, at "
+        "every sampled learning rate and (through the sufficient criterion that every gap g(a*) − g(a) shrinks) at every "
+        "learning rate, with at least two decades to spare; β·improvement settles (the improvement decays like 1/β)."
+    ),
     figure=plots.lemma_figure,
 )
 @single_thread()
-def claim_rs_lemma4(seeds: int = 200, seed: int = 0, beta_units: Sequence[float] = BETA_UNITS, lrs: Sequence[float] = LR_GRID) -> dict:
+def claim_rs_lemma4(
+    seeds: int = 200, seed: int = 0, beta_units: Sequence[float] = BETA_UNITS, lrs: Sequence[float] = LR_GRID
+) -> dict:
     """Finite step: a β₁ per instance beyond which π'(A*) − π(A*) is non-increasing on every grid interval, every η."""
     rewards, logits = _lemma_instances(seeds, seed)
     betas = _instance_grids(rewards, beta_units)
@@ -171,7 +230,9 @@ def claim_rs_lemma4(seeds: int = 200, seed: int = 0, beta_units: Sequence[float]
     # "For any fixed learning rate", η-free: beyond β₀ (every η) and once every gap g(a*) − g(a) shrinks
     # with β, π'_β(a*) shrinks with β at every η > 0 (sufficient condition, theory.rs_lemmas).
     beta0_every_lr = lemma3_threshold(betas, raises_optimal_mass_for_every_lr(rewards, logits, betas))
-    beta1_every_lr = torch.maximum(gaps_shrink_threshold(betas, optimal_gradient_gaps(rewards, logits, betas)), beta0_every_lr)
+    beta1_every_lr = torch.maximum(
+        gaps_shrink_threshold(betas, optimal_gradient_gaps(rewards, logits, betas)), beta0_every_lr
+    )
     found_every_lr = ~torch.isnan(beta1_every_lr) & (beta1_every_lr <= limit)
     found = ~torch.isnan(beta1) & (beta1 <= limit) & found_every_lr
     first_order = lemma4_threshold(betas, optimal_mass_derivative_curve(rewards, logits, betas))
@@ -179,54 +240,87 @@ def claim_rs_lemma4(seeds: int = 200, seed: int = 0, beta_units: Sequence[float]
     scaled = changes[:, -1, j] * betas[:, -1]
     scaled_prev = changes[:, -41, j] * betas[:, -41]  # one decade earlier
     drift = (scaled - scaled_prev).abs() / scaled.abs().clamp_min(1e-300)
-    table = [{"instance": i, "value_gap": float(value_gap(rewards[i])), "beta1_finite_step": float(beta1[i]),
-              "beta1_every_lr": float(beta1_every_lr[i]), "beta1_first_order": float(first_order[i]),
-              "change_at_beta_max": float(changes[i, -1, j]), "beta_times_change_at_beta_max": float(scaled[i])}
-             for i in range(min(seeds, 25))]
+    table = [
+        {
+            "instance": i,
+            "value_gap": float(value_gap(rewards[i])),
+            "beta1_finite_step": float(beta1[i]),
+            "beta1_every_lr": float(beta1_every_lr[i]),
+            "beta1_first_order": float(first_order[i]),
+            "change_at_beta_max": float(changes[i, -1, j]),
+            "beta_times_change_at_beta_max": float(scaled[i]),
+        }
+        for i in range(min(seeds, 25))
+    ]
     holds = bool(found.all())
     finite = beta1[~torch.isnan(beta1)]
     exact = beta1_every_lr[~torch.isnan(beta1_every_lr)]
-    measured = (f"β₁ for EVERY learning rate η > 0 (every gap g(a*) − g(a) shrinking, beyond β₀) found with ≥ {DECADES_BEYOND:g} "
-                f"decades to spare on {int(found_every_lr.sum())}/{seeds} instances (median "
-                f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
-                f"β₁ (improvement non-increasing on every later grid interval at all {len(lrs)} learning rates) found with "
-                f"≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances (median "
-                f"{float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
-                f"first-order β₁ median {float(first_order.nanmedian()):.3g}; β·Δπ(a*) at η={lrs[j]:g} changes by "
-                f"{float(drift.median()):.1e} (median, relative) over the last decade, i.e. Δ ∝ 1/β")
-    return result(holds, measured, table, curves=_curves(betas, changes, lrs), curve_lr=CURVE_LR,
-                  beta1=[float(b) for b in beta1], beta1_first_order=[float(b) for b in first_order],
-                  beta1_every_lr=[float(b) for b in beta1_every_lr],
-                  median_beta1=float(beta1.nanmedian()), max_beta1=float(finite.max()) if len(finite) else float("nan"),
-                  median_one_over_beta_drift=float(drift.median()), instances_with_beta1=int(found.sum()))
+    measured = (
+        f"β₁ for EVERY learning rate η > 0 (every gap g(a*) − g(a) shrinking, beyond β₀) found with ≥ {DECADES_BEYOND:g} "
+        f"decades to spare on {int(found_every_lr.sum())}/{seeds} instances (median "
+        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f"β₁ (improvement non-increasing on every later grid interval at all {len(lrs)} learning rates) found with "
+        f"≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances (median "
+        f"{float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
+        f"first-order β₁ median {float(first_order.nanmedian()):.3g}; β·Δπ(a*) at η={lrs[j]:g} changes by "
+        f"{float(drift.median()):.1e} (median, relative) over the last decade, i.e. Δ ∝ 1/β"
+    )
+    return result(
+        holds,
+        measured,
+        table,
+        curves=_curves(betas, changes, lrs),
+        curve_lr=CURVE_LR,
+        beta1=[float(b) for b in beta1],
+        beta1_first_order=[float(b) for b in first_order],
+        beta1_every_lr=[float(b) for b in beta1_every_lr],
+        median_beta1=float(beta1.nanmedian()),
+        max_beta1=float(finite.max()) if len(finite) else float("nan"),
+        median_one_over_beta_drift=float(drift.median()),
+        instances_with_beta1=int(found.sum()),
+    )
 
 
 @register_claim(
-    "rs_bandit", kind="simulation", paper="RS-GRPO (2509.24261), §5.1 100-armed bandit (Fig. 3)",
+    "rs_bandit",
+    kind="simulation",
+    paper="RS-GRPO (2509.24261), §5.1 100-armed bandit (Fig. 3)",
     title="RS-GRPO §5.1 bandit: β∈{0,2} stuck at 0.6; β≥4 reach ≈1.0; largest β slowest",
-    statement=("100-armed bandit with a global optimum (1.0) and a prominent sub-optimum (0.6), policy initialised sharply "
-               "on the sub-optimum: the risk-neutral policy and low β converge to 0.6; sufficiently risk-seeking β reach 1.0; "
-               "increasing β eventually slows convergence."),
+    statement=(
+        "100-armed bandit with a global optimum (1.0) and a prominent sub-optimum (0.6), policy initialised sharply "
+        "on the sub-optimum: the risk-neutral policy and low β converge to 0.6; sufficiently risk-seeking β reach 1.0; "
+        "increasing β eventually slows convergence."
+    ),
     assumptions="The paper's bandit (sandbox.bandit.BanditConfig.rs_grpo_paper), exact expected-gradient steps, β ∈ {0,2,4,8,16,32,64}.",
     conclusion="Holds in the simulator: β ≤ 2 stay at 0.6, β ≥ 4 reach ≈ 1.0, and the largest β is the slowest to 0.9.",
 )
 @single_thread()
-def claim_rs_bandit(seeds: int = 4, betas: Sequence[float] = (0, 2, 4, 8, 16, 32, 64), steps: int = 25_000,
-                    progress: Callable[[float], None] | None = None) -> dict:
+def claim_rs_bandit(
+    seeds: int = 4,
+    betas: Sequence[float] = (0, 2, 4, 8, 16, 32, 64),
+    steps: int = 25_000,
+    progress: Callable[[float], None] | None = None,
+) -> dict:
     """100-armed bandit: β∈{0,2} stay at the 0.6 mode, β>=4 reach ≈1.0, the largest β converges slowest."""
     config = BanditConfig.rs_grpo_paper(steps=steps)
     specs = [("rs_grpo", {"beta": float(b)}) for b in betas]
     res = run_bandit(config, specs, seeds=seeds, progress=progress)
     curves = res.metrics.groupby(["estimator", "step"], sort=False).expected_reward.mean()
     table = []
-    for (name, params) in specs:
+    for name, params in specs:
         label = estimator_label(name, params)
         curve = curves.loc[label]
         final = res.metrics[(res.metrics.estimator == label) & (res.metrics.step == config.steps)].expected_reward
         reached = curve[curve >= 0.9]
-        table.append({"beta": params["beta"], "final_reward_mean": float(final.mean()), "final_reward_std": float(final.std(ddof=0)),
-                      "final_reward_min": float(final.min()),
-                      "steps_to_0.9": int(reached.index[0]) if len(reached) else None})
+        table.append(
+            {
+                "beta": params["beta"],
+                "final_reward_mean": float(final.mean()),
+                "final_reward_std": float(final.std(ddof=0)),
+                "final_reward_min": float(final.min()),
+                "steps_to_0.9": int(reached.index[0]) if len(reached) else None,
+            }
+        )
     by_beta = {row["beta"]: row for row in table}
     low = [by_beta[b] for b in by_beta if b <= 2]
     high = [by_beta[b] for b in by_beta if b >= 4]
@@ -234,11 +328,20 @@ def claim_rs_bandit(seeds: int = 4, betas: Sequence[float] = (0, 2, 4, 8, 16, 32
     reaches = all(r["final_reward_min"] >= 0.9 for r in high)
     largest_time = by_beta[max(by_beta)]["steps_to_0.9"]
     others = [r for r in high if r["beta"] != max(by_beta)]
-    slows = bool(others) and largest_time is not None and all(
-        r["steps_to_0.9"] is not None and r["steps_to_0.9"] < largest_time for r in others)
+    slows = (
+        bool(others)
+        and largest_time is not None
+        and all(r["steps_to_0.9"] is not None and r["steps_to_0.9"] < largest_time for r in others)
+    )
     holds = stays and reaches and slows
     summary = ", ".join(f"β={r['beta']:g}: {r['final_reward_mean']:.3f}" for r in table)
-    return result(holds,
-                   f"final E[r] after {config.steps} updates ({seeds} seeds): {summary}; steps to 0.9: " +
-                   ", ".join(f"β={r['beta']:g}: {r['steps_to_0.9']}" for r in high),
-                   table, stays_low=stays, reaches_high=reaches, largest_slowest=slows, metrics=res.metrics)
+    return result(
+        holds,
+        f"final E[r] after {config.steps} updates ({seeds} seeds): {summary}; steps to 0.9: "
+        + ", ".join(f"β={r['beta']:g}: {r['steps_to_0.9']}" for r in high),
+        table,
+        stays_low=stays,
+        reaches_high=reaches,
+        largest_slowest=slows,
+        metrics=res.metrics,
+    )

@@ -5,6 +5,7 @@ binary-reward advantages, brute-force enumeration for the bundle-score law,
 and a hand-written NumPy loop of the exact softmax policy-gradient update for
 the bandit.
 """
+
 from __future__ import annotations
 
 import base64
@@ -198,10 +199,15 @@ def test_bundle_view_quantiles_and_advantages():
 def test_download_buttons_offer_csv_and_offline_html():
     at = start()
     keys = {b.key for b in at.get("download_button")}
-    assert {"csv_advantage_vs_accuracy", "html_advantage_vs_accuracy", "csv_bundle_advantage", "html_bundle_advantage"} <= keys
+    assert {
+        "csv_advantage_vs_accuracy",
+        "html_advantage_vs_accuracy",
+        "csv_bundle_advantage",
+        "html_bundle_advantage",
+    } <= keys
+    from app_lib.choices import Knobs, build_choices
     from app_lib.figures import advantage_shape_figure, standalone_html
     from app_lib.shapes import advantage_vs_accuracy
-    from app_lib.choices import Knobs, build_choices
 
     choices, _ = build_choices(("grpo",), Knobs(), mode="per_question")
     html = standalone_html(advantage_shape_figure(advantage_vs_accuracy(choices, 4)[0]))
@@ -235,7 +241,12 @@ def test_bandit_exact_update_matches_hand_rolled_loop():
     # whether an exact bandit update supplies one. Either way nothing else may be reported.
     assert not errors(at)
     infos = [i.value for i in at.info if i.value.startswith("Not drawn with exact updates")]
-    assert infos in ([], ["Not drawn with exact updates: passk_chen (k=4) (no exact population form; choose 'sampled' to include them)."])
+    assert infos in (
+        [],
+        [
+            "Not drawn with exact updates: passk_chen (k=4) (no exact population form; choose 'sampled' to include them)."
+        ],
+    )
     shown = table(at)
     rewards, init = [1.0, 0.8, 0.0], [0.05, 0.9, 0.05]
     beta = 2.0
@@ -290,8 +301,13 @@ def test_tabular_view_shows_seed_means_of_the_simulator():
 
     from sandbox import TabularConfig, run_tabular
 
-    config = TabularConfig(num_prompts=40, responses_per_prompt=16, group_size=16, steps=20, lr=0.5, correctness_correlation=0.3, k=4)
-    for label, spec in (("grpo", ("grpo", {})), ("riskpo (", ("riskpo", {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5}))):
+    config = TabularConfig(
+        num_prompts=40, responses_per_prompt=16, group_size=16, steps=20, lr=0.5, correctness_correlation=0.3, k=4
+    )
+    for label, spec in (
+        ("grpo", ("grpo", {})),
+        ("riskpo (", ("riskpo", {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5})),
+    ):
         direct = run_tabular(config, [spec], seeds=2).metrics
         last = direct[direct["step"] == 20]
         got = row(shown, label)
@@ -349,7 +365,9 @@ def test_theorem_view_numbers():
     # Lemma 2 instance r = (1, 0.8, 0), π = (0.05, 0.9, 0.05): the mean objective lowers π(a*).
     expected = rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], 0.0)
     assert expected == pytest.approx(-0.0005725, abs=1e-12)  # by hand: 0.05·(0.0115 − 0.02295)
-    assert float(metric_value(at, "Δπ(a*) at β = 0")) == pytest.approx(expected, rel=1e-5)  # shown with 6 significant digits
+    assert float(metric_value(at, "Δπ(a*) at β = 0")) == pytest.approx(
+        expected, rel=1e-5
+    )  # shown with 6 significant digits
     # β₀ on the app's grid, found independently.
     grid = np.logspace(-2, 3, 201)
     positive = np.array([rs_optimal_prob_change([1, 0.8, 0], [0.05, 0.9, 0.05], b) > 0 for b in grid])
@@ -363,9 +381,13 @@ def test_theorem_view_numbers():
     # Proposition 1: the shown residual/η and residual/η² columns are one quantity at two scalings,
     # and residual/η shrinks in proportion to η (an O(η²) remainder).
     prop1 = table(at, 0)
-    assert np.allclose(prop1["max_abs_residual_over_eta"], prop1["max_abs_residual_over_eta2"] * prop1["eta"], rtol=1e-12)
+    assert np.allclose(
+        prop1["max_abs_residual_over_eta"], prop1["max_abs_residual_over_eta2"] * prop1["eta"], rtol=1e-12
+    )
     shrink = prop1["max_abs_residual_over_eta"].to_numpy()[1:] / prop1["max_abs_residual_over_eta"].to_numpy()[:-1]
-    assert np.allclose(shrink, prop1["eta"].to_numpy()[1:] / prop1["eta"].to_numpy()[:-1], rtol=0.05)  # 5%: the η³ term at η=0.1
+    assert np.allclose(
+        shrink, prop1["eta"].to_numpy()[1:] / prop1["eta"].to_numpy()[:-1], rtol=0.05
+    )  # 5%: the η³ term at η=0.1
 
     # Theorem 2: every instance satisfying Assumption 1 obeys the ordering; the table accounts for every instance.
     thm2 = table(at, 1)

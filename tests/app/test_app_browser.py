@@ -3,6 +3,7 @@
 Slow (browser start-up plus a cold app run), so marked ``slow``; skipped with
 a reason when Chromium is not installed (scripts/install_browser.sh installs it).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -57,9 +58,13 @@ def test_app_renders_in_headless_chromium(tmp_path, view, min_plots, heading):
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (run scripts/install_browser.sh)")
 def test_presets_view_renders_in_headless_chromium(tmp_path):
     with streamlit_server() as url:
-        capture = screenshot(f"{url}/?view=presets&preset=rs_bandit", tmp_path / "presets.png", min_plots=1, timeout=180)
+        capture = screenshot(
+            f"{url}/?view=presets&preset=rs_bandit", tmp_path / "presets.png", min_plots=1, timeout=180
+        )
     assert capture.exceptions == 0, capture.text[:2000]
-    assert "Paper presets" in capture.text and "RS-GRPO §3: 100-arm bandit, β sweep, 25 000 updates" in capture.text  # tables are canvas: not in the text
+    assert (
+        "Paper presets" in capture.text and "RS-GRPO §3: 100-arm bandit, β sweep, 25 000 updates" in capture.text
+    )  # tables are canvas: not in the text
 
 
 # Counts the drawn scatter lines (non-empty path, not faded out) of the second figure on the page.

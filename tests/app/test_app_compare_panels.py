@@ -4,6 +4,7 @@ The results folder is made by llm.compare.report from synthetic evaluations
 (no model), so the test is fast; the values the browser receives are compared
 with passk.csv and the fixture run's literal metrics.jsonl values.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from compare_fixtures import FIXTURE_RUN, synthetic_results
 from streamlit.testing.v1 import AppTest
 
 from llm.compare.report import write_results
-from compare_fixtures import FIXTURE_RUN, synthetic_results
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = """

@@ -1,6 +1,7 @@
 """The explorer's paper presets, pass@k vs k and sweeps, checked against independent computations:
 hand-built curves for the matched-pass@1 interpolation, direct sandbox runs for what the views
 show, and a rebuild of a shipped preset file from the sandbox."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,13 +31,15 @@ def start(**widgets) -> AppTest:
 
 def test_passk_vs_k_interpolates_at_the_common_pass1():
     # A reaches pass@1 0.2 → 0.4 → 0.6, B only 0.1 → 0.3 → 0.5: the common target is 0.5 (B's best).
-    curves = pd.DataFrame({
-        "estimator": ["A"] * 6 + ["B"] * 6,
-        "k": [1, 1, 1, 8, 8, 8] * 2,
-        "step": [0, 10, 20] * 4,
-        "pass_at_1": [0.2, 0.4, 0.6] * 2 + [0.1, 0.3, 0.5] * 2,
-        "pass_at_k": [0.2, 0.4, 0.6, 0.5, 0.7, 0.8, 0.1, 0.3, 0.5, 0.6, 0.7, 0.9],
-    })
+    curves = pd.DataFrame(
+        {
+            "estimator": ["A"] * 6 + ["B"] * 6,
+            "k": [1, 1, 1, 8, 8, 8] * 2,
+            "step": [0, 10, 20] * 4,
+            "pass_at_1": [0.2, 0.4, 0.6] * 2 + [0.1, 0.3, 0.5] * 2,
+            "pass_at_k": [0.2, 0.4, 0.6, 0.5, 0.7, 0.8, 0.1, 0.3, 0.5, 0.6, 0.7, 0.9],
+        }
+    )
     assert matched_target(curves) == 0.5
     table = passk_vs_k(curves).set_index(["estimator", "k", "when"])
     # A crosses 0.5 halfway between steps 10 and 20: pass@8 = (0.7 + 0.8) / 2 at step 15, by hand.
@@ -61,7 +64,9 @@ def test_tabular_view_passk_vs_k_matches_direct_runs():
     from sandbox import TabularConfig, run_tabular
 
     for k in (1, 16, 256):
-        config = TabularConfig(num_prompts=40, responses_per_prompt=16, group_size=16, steps=20, lr=0.5, correctness_correlation=0.3, k=k)
+        config = TabularConfig(
+            num_prompts=40, responses_per_prompt=16, group_size=16, steps=20, lr=0.5, correctness_correlation=0.3, k=k
+        )
         last = run_tabular(config, [("grpo", {})], seeds=1).metrics.iloc[-1]
         shown = dict(zip(_values(end["x"]), _values(end["y"])))[k]
         assert shown == pytest.approx(float(last["pass_at_k"]), abs=1e-12)  # the same run, logged at another k
@@ -110,7 +115,18 @@ def test_presets_view_draws_the_shipped_numbers_with_the_paper_overlay():
     import json
 
     paper = next(t for t in json.loads(fig.proto.spec)["data"] if t.get("name") == "paper Avg.")
-    assert _values(paper["y"]) == [65.80, 67.20, 67.65, 68.05, 68.25, 67.85, 67.6, 67.00, 66.75, 66.65]  # RiskPO v2 Table 4
+    assert _values(paper["y"]) == [
+        65.80,
+        67.20,
+        67.65,
+        68.05,
+        68.25,
+        67.85,
+        67.6,
+        67.00,
+        66.75,
+        66.65,
+    ]  # RiskPO v2 Table 4
     at.radio(key="preset").set_value("passk").run()
     assert not at.exception
     conclusion = " ".join(i.value for i in at.info)
@@ -124,15 +140,24 @@ def test_presets_view_draws_the_shipped_numbers_with_the_paper_overlay():
 
 
 def test_sweep_view_final_metric_equals_direct_runs():
-    at = start(view="sweeps", estimators=["riskpo"], sweep_param="bundle size B", sweep_values_bundle_size=[1, 5],
-               sweep_metric="entropy", sweep_steps=20, sweep_seeds=2)
+    at = start(
+        view="sweeps",
+        estimators=["riskpo"],
+        sweep_param="bundle size B",
+        sweep_values_bundle_size=[1, 5],
+        sweep_metric="entropy",
+        sweep_steps=20,
+        sweep_seeds=2,
+    )
     assert not [e.value for e in at.error]
     shown = at.dataframe[0].value.set_index("bundle size B")
     from sandbox import TabularConfig, run_tabular
 
     config = TabularConfig(group_size=16, steps=20, k=4, risk_alpha=0.2, risk_beta=0.8, risk_omega=0.5, log_every=1)
     for b in (1, 5):
-        metrics = run_tabular(config, [("riskpo", {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": b})], seeds=2).metrics
+        metrics = run_tabular(
+            config, [("riskpo", {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": b})], seeds=2
+        ).metrics
         last = metrics[metrics["step"] == 20]["entropy"]
         assert shown.loc[b, "final entropy"] == pytest.approx(last.mean(), abs=1e-12)
         assert shown.loc[b, "std over seeds"] == pytest.approx(last.std(ddof=1), abs=1e-12)

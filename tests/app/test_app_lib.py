@@ -1,5 +1,6 @@
 """Unit tests of the app's helpers (app_lib) and of theory.bundles.bundle_score_distribution,
 which the app added to theory/. Independent references: enumeration, NumPy, hand-built curves."""
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +31,12 @@ def test_bundle_score_distribution_matches_enumeration(accuracies):
 
 @pytest.mark.parametrize(
     "bad, field",
-    [(torch.tensor([0.5, 1.2]), "accuracies"), (torch.tensor([]), "accuracies"), (torch.tensor([[0.5]]), "accuracies"),
-     (torch.tensor([float("nan")]), "accuracies")],
+    [
+        (torch.tensor([0.5, 1.2]), "accuracies"),
+        (torch.tensor([]), "accuracies"),
+        (torch.tensor([[0.5]]), "accuracies"),
+        (torch.tensor([float("nan")]), "accuracies"),
+    ],
 )
 def test_bundle_score_distribution_rejects_bad_input(bad, field):
     with pytest.raises(ValueError, match=field):
@@ -73,8 +78,12 @@ def test_advantage_table_marks_undefined_ends():
 def test_final_summary_uses_each_estimators_last_step():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
-        {"estimator": ["a"] * 6 + ["b"] * 4, "seed": [0, 1, 2] * 2 + [0, 1] * 2, "step": [0] * 3 + [5] * 3 + [0] * 2 + [3] * 2,
-         "x": rng.normal(size=10)}
+        {
+            "estimator": ["a"] * 6 + ["b"] * 4,
+            "seed": [0, 1, 2] * 2 + [0, 1] * 2,
+            "step": [0] * 3 + [5] * 3 + [0] * 2 + [3] * 2,
+            "x": rng.normal(size=10),
+        }
     )
     summary = final_summary(frame, ["x"]).set_index("estimator")
     last_a, last_b = frame["x"].to_numpy()[3:6], frame["x"].to_numpy()[8:10]
@@ -115,7 +124,9 @@ def test_run_each_keeps_going_after_a_bad_estimator():
 
 
 def test_band_figure_draws_seed_mean_and_std_band():
-    frame = pd.DataFrame({"estimator": ["grpo"] * 4, "seed": [0, 1, 0, 1], "step": [0, 0, 1, 1], "v": [1.0, 3.0, 2.0, 6.0]})
+    frame = pd.DataFrame(
+        {"estimator": ["grpo"] * 4, "seed": [0, 1, 0, 1], "step": [0, 0, 1, 1], "v": [1.0, 3.0, 2.0, 6.0]}
+    )
     fig = band_figure(frame, [("v", "v")])
     band, line = fig.data[0], fig.data[1]
     assert list(line.y) == [2.0, 4.0]

@@ -3,15 +3,16 @@
 Each bug test drives app.py headlessly (Streamlit's AppTest) and checks what the page shows;
 the expected numbers come from the sandbox run directly or from closed forms.
 """
+
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomllib
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,8 +77,11 @@ def _paper_rewards_peak() -> float:
 
 # The reward table is the sandbox's (sim engineer, issue 11 bug 2): until that fix is merged the
 # page shows the error, so the test is an expected failure only while the table still exceeds 1.
-@pytest.mark.xfail(_paper_rewards_peak() > 1.0, reason="sandbox.bandit.rs_grpo_paper_rewards peaks at 1 + 1.1e-11 (fix pending in sandbox/)",
-                   strict=True)
+@pytest.mark.xfail(
+    _paper_rewards_peak() > 1.0,
+    reason="sandbox.bandit.rs_grpo_paper_rewards peaks at 1 + 1.1e-11 (fix pending in sandbox/)",
+    strict=True,
+)
 def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
     from sandbox.bandit import rs_grpo_paper_rewards
 
@@ -90,8 +94,15 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
 
     with pytest.raises(ValueError, match=r"1\.00000000001"):
         get_estimator("passk_chen", k=2)(torch.tensor([[0.1, 1 + 1.1e-11, 0.5, 0.2]], dtype=torch.float64))
-    at = start({"view": "bandit"}, estimators=["passk_chen", "grpo"], bandit_preset="100-arm (RS-GRPO §3)", bandit_update="sampled",
-               bandit_steps=20, bandit_seeds=1, bandit_lr=0.1)
+    at = start(
+        {"view": "bandit"},
+        estimators=["passk_chen", "grpo"],
+        bandit_preset="100-arm (RS-GRPO §3)",
+        bandit_update="sampled",
+        bandit_steps=20,
+        bandit_seeds=1,
+        bandit_lr=0.1,
+    )
     for noise in ("none", "bernoulli"):
         at.selectbox(key="bandit_noise").set_value(noise).run()
         assert not at.exception and not errors(at), errors(at)
@@ -121,7 +132,9 @@ def test_switching_the_bandit_problem_applies_its_defaults():
 
 
 def test_url_sets_every_widget_and_follows_the_view():
-    at = start({"view": "theorems", "alpha": "0.3", "omega": "1.5", "estimators": "grpo,riskpo", "thm2_instances": "300"})
+    at = start(
+        {"view": "theorems", "alpha": "0.3", "omega": "1.5", "estimators": "grpo,riskpo", "thm2_instances": "300"}
+    )
     assert at.slider(key="alpha").value == 0.3 and at.slider(key="omega").value == 1.5
     assert at.multiselect(key="estimators").value == ["grpo", "riskpo"]
     assert at.slider(key="thm2_instances").value == 300
@@ -235,11 +248,26 @@ def test_exports_carry_the_settings_that_reproduce_them():
     import io
 
     assert pd.read_csv(io.BytesIO(csv), comment="#").equals(table)
-    assert ui.read_settings(csv)["settings"] == {"view": "shapes", "alpha": 0.3, "estimators": ["grpo"], "bundle_acc": [0.2, 0.8]}
+    assert ui.read_settings(csv)["settings"] == {
+        "view": "shapes",
+        "alpha": 0.3,
+        "estimators": ["grpo"],
+        "bundle_acc": [0.2, 0.8],
+    }
     with_provenance = dict(header, provenance={"command": "python -m app_lib.presets_build --only passk", "seeds": 6})
     assert ui.read_settings(ui.csv_with_settings(table, with_provenance))["provenance"]["seeds"] == 6
-    fig = advantage_shape_figure(pd.DataFrame({"estimator": ["grpo"] * 2, "c": [0, 1], "p_hat": [0, 1], "adv_correct": [math.nan, 0],
-                                               "adv_incorrect": [0, math.nan], "sum_abs_adv": [0, 0]}))
+    fig = advantage_shape_figure(
+        pd.DataFrame(
+            {
+                "estimator": ["grpo"] * 2,
+                "c": [0, 1],
+                "p_hat": [0, 1],
+                "adv_correct": [math.nan, 0],
+                "adv_incorrect": [0, math.nan],
+                "sum_abs_adv": [0, 0],
+            }
+        )
+    )
     page = ui.html_with_settings(fig, header).decode()
     assert 'id="riskrl-settings"' in page and "view=shapes&amp;alpha=0.3" in page
 
@@ -250,7 +278,9 @@ def test_view_registry_adds_a_view_from_a_module(tmp_path, monkeypatch):
     module = tmp_path / "extra_view_for_test.py"
     module.write_text("VIEW_TITLE = '9 · Extra'\nVIEW_ORDER = 90\ndef render():\n    pass\n")
     # The compare_panels style: render(st, folders=None) draws into the streamlit module it is given.
-    (tmp_path / "st_view_for_test.py").write_text("VIEW_ORDER = 95\nSEEN = []\ndef render(st, folders=None):\n    SEEN.append(st.__name__)\n")
+    (tmp_path / "st_view_for_test.py").write_text(
+        "VIEW_ORDER = 95\nSEEN = []\ndef render(st, folders=None):\n    SEEN.append(st.__name__)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(views, "VIEWS", dict(views.VIEWS))
     listed = views.load_views(optional=("extra_view_for_test", "st_view_for_test", "no_such_module_anywhere"))

@@ -1,4 +1,5 @@
 """llm/checkpoint.py: atomic save, crash safety (exception and a real SIGKILL mid-save), pruning, resolution."""
+
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_sigkill_during_save_never_corrupts_the_last_good_checkpoint(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert list(root.glob(".tmp-step-00000002"))  # the half-finished save is there ...
-    _, state = load_checkpoint("latest", root)      # ... and ignored
+    _, state = load_checkpoint("latest", root)  # ... and ignored
     assert state["step"] == 1
     torch.testing.assert_close(state["weights"], torch.full((4,), 1.0), rtol=0, atol=0)
 
@@ -100,7 +101,9 @@ def test_resave_same_step_replaces_it(tmp_path):
 
 def test_write_extra_lands_inside_the_checkpoint(tmp_path):
     root = tmp_path / "ckpt"
-    path = save_checkpoint(root, 1, state_for(1), write_extra=lambda d: (d / "model").mkdir() or (d / "model" / "x").write_text("y"))
+    path = save_checkpoint(
+        root, 1, state_for(1), write_extra=lambda d: (d / "model").mkdir() or (d / "model" / "x").write_text("y")
+    )
     assert (path / "model" / "x").read_text() == "y"
 
 

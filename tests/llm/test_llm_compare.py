@@ -4,6 +4,7 @@ Expected numbers are computed independently here: pass@k by brute-force
 enumeration of k-subsets (itertools), bootstrap intervals against the
 normal approximation, curves against the fixture file's literal values.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from compare_fixtures import FIXTURE_RUN, synthetic_correct, synthetic_results
 
 from llm.compare.experiment import load_config
 from llm.compare.heldout import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
 from llm.compare.report import write_results
 from llm.compare.results import load_folder, read_metrics, simulate
-
-from compare_fixtures import FIXTURE_RUN, synthetic_correct, synthetic_results
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "llm" / "configs" / "compare.yaml"
@@ -92,7 +92,9 @@ def test_bootstrap_interval_matches_normal_approximation():
     assert mean == pytest.approx(values.mean(), abs=1e-12)
     assert (high - low) / 2 == pytest.approx(half, rel=0.10)
     # paired: a constant shift has a degenerate interval at the shift
-    assert paired_difference(values + 0.25, values, bootstrap_indices(400, 100, seed=6)) == pytest.approx((0.25, 0.25, 0.25))
+    assert paired_difference(values + 0.25, values, bootstrap_indices(400, 100, seed=6)) == pytest.approx(
+        (0.25, 0.25, 0.25)
+    )
 
 
 # ----------------------------------------------------------------------------- loader
@@ -128,8 +130,9 @@ def test_read_metrics_keeps_the_last_copy_of_a_repeated_step(tmp_path):
 
 def test_simulator_prediction_is_consistent_with_its_own_curves():
     methods = {"grpo": {"estimator": "grpo"}, "rs_grpo": {"estimator": "rs_grpo", "estimator_params": {"beta": 2.0}}}
-    curves, passk = simulate(methods, {"num_prompts": 10, "responses_per_prompt": 8, "group_size": 4, "steps": 4,
-                                       "seeds": 2}, [1, 2, 4])
+    curves, passk = simulate(
+        methods, {"num_prompts": 10, "responses_per_prompt": 8, "group_size": 4, "steps": 4, "seeds": 2}, [1, 2, 4]
+    )
     assert set(curves["method"]) == {"grpo", "rs_grpo"} and curves["step"].max() == 4
     for method in ("grpo", "rs_grpo", "base"):
         values = passk[passk["method"] == method].sort_values("k")["pass_at_k"].tolist()
@@ -162,8 +165,13 @@ def test_report_files_and_pass_at_k_table(tmp_path):
     a = passk_per_prompt(np.array(evaluations["riskpo-s0"]["correct"]), [8])[:, 0]
     b = passk_per_prompt(np.array(evaluations["grpo-s0"]["correct"]), [8])[:, 0]
     assert row["estimate"] == pytest.approx(a.mean() - b.mean(), abs=1e-12)
-    assert row["verdict"] == ("supported" if row["ci_low"] > 0 else "contradicted" if row["ci_high"] < 0
-                              else "not resolved (interval contains 0)")
+    assert row["verdict"] == (
+        "supported"
+        if row["ci_low"] > 0
+        else "contradicted"
+        if row["ci_high"] < 0
+        else "not resolved (interval contains 0)"
+    )
     text = doc.read_text()
     assert text.startswith("# intro kept") and "pass@8" in text
     write_results(tmp_path, evaluations, [1, 2, 4, 8], bootstrap=300, doc=doc)  # rerun replaces its section
@@ -179,8 +187,19 @@ def test_quick_comparison_end_to_end(tmp_path):
 
     out, work, doc = tmp_path / "results", tmp_path / "work", tmp_path / "doc.md"
     main(["--quick", "--out", str(out), "--work-dir", str(work), "--doc", str(doc)])
-    for name in ("config.yaml", "summary.json", "curves.csv", "passk.csv", "heldout.csv", "claims.csv",
-                 "simulator_curves.csv", "simulator_passk.csv", "curves.png", "passk.png", "report.md"):
+    for name in (
+        "config.yaml",
+        "summary.json",
+        "curves.csv",
+        "passk.csv",
+        "heldout.csv",
+        "claims.csv",
+        "simulator_curves.csv",
+        "simulator_passk.csv",
+        "curves.png",
+        "passk.png",
+        "report.md",
+    ):
         assert (out / name).is_file(), name
     policies = {"base", "grpo-s0", "riskpo-s0", "rs_grpo-s0"}
     assert {p.stem for p in (out / "eval").glob("*.json")} == policies
@@ -230,8 +249,11 @@ def test_report_only_lists_unfinished_runs_and_missing_evaluations(tmp_path):
         (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "reward_mean": 0.5, "entropy": 1.0}) + "\n")
     main(["--quick", "--report-only", "--out", str(out), "--work-dir", str(work), "--doc", "none"])
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["unfinished_runs"] == {"grpo-s0": "1 of 2 steps", "riskpo-s0": "1 of 2 steps",
-                                          "rs_grpo-s0": "0 of 2 steps"}
+    assert summary["unfinished_runs"] == {
+        "grpo-s0": "1 of 2 steps",
+        "riskpo-s0": "1 of 2 steps",
+        "rs_grpo-s0": "0 of 2 steps",
+    }
     assert summary["missing_evaluations"] == ["riskpo-s0", "rs_grpo-s0"]
     assert set(pd.read_csv(out / "passk.csv")["policy"]) == {"base", "grpo-s0"}
     assert pd.read_csv(out / "claims.csv")["claim"].tolist() == ["GRPO training changed pass@1"]

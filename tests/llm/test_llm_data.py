@@ -1,4 +1,5 @@
 """llm.data: dataset specs, field mapping, row-level errors, prompts, resumable sampling."""
+
 from __future__ import annotations
 
 import json

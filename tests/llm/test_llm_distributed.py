@@ -8,13 +8,12 @@ matrix, so bundles span ranks and every rank feeds its RiskPO quantile tracker
 the same scores. Each rank dumps a SHA-256 of its parameters and its tracker
 state; they must be bit-identical, and the parameters must have moved.
 """
+
 import json
 import textwrap
 
 import pytest
-
 from two_process_launch import launch_two_cpu_processes
-
 
 DRIVER = textwrap.dedent("""
     import hashlib, json, os, sys
@@ -41,14 +40,44 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.timeout(600)
 def test_two_ranks_stay_identical(tmp_path):
     run_dir = tmp_path / "run"
-    proc = launch_two_cpu_processes(DRIVER, tmp_path, 29517, [
-        "--model", "tiny-random", "--dataset", "fixture:gsm8k", "--reward_workers", "0",
-        "--rewards", "[[test_llm_train_stubs:crc_reward, 1.0]]",
-        "--estimator", "riskpo", "--estimator_params", "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
-        "--prompts_per_step", "4", "--group_size", "4", "--max_new_tokens", "8", "--steps", "2",
-        "--mini_batches", "2", "--lr", "1e-3", "--report_to", "none", "--save_model", "false",
-        "--output_dir", str(run_dir),
-    ], timeout=570)
+    proc = launch_two_cpu_processes(
+        DRIVER,
+        tmp_path,
+        29517,
+        [
+            "--model",
+            "tiny-random",
+            "--dataset",
+            "fixture:gsm8k",
+            "--reward_workers",
+            "0",
+            "--rewards",
+            "[[test_llm_train_stubs:crc_reward, 1.0]]",
+            "--estimator",
+            "riskpo",
+            "--estimator_params",
+            "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
+            "--prompts_per_step",
+            "4",
+            "--group_size",
+            "4",
+            "--max_new_tokens",
+            "8",
+            "--steps",
+            "2",
+            "--mini_batches",
+            "2",
+            "--lr",
+            "1e-3",
+            "--report_to",
+            "none",
+            "--save_model",
+            "false",
+            "--output_dir",
+            str(run_dir),
+        ],
+        timeout=570,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["num_processes"] == ranks[1]["num_processes"] == 2, "not a 2-process run"

@@ -1,4 +1,5 @@
 """llm.evaluate: pass@k / avg@n / mean reward against brute-force enumeration, CLI outputs, bad input."""
+
 from __future__ import annotations
 
 import itertools
@@ -26,7 +27,9 @@ PATTERN = [
 
 
 def _examples():
-    return [Example(id=f"q{i}", question=f"question {i}", answer=str(10 + i), source="stub") for i in range(len(PATTERN))]
+    return [
+        Example(id=f"q{i}", question=f"question {i}", answer=str(10 + i), source="stub") for i in range(len(PATTERN))
+    ]
 
 
 def _stub_generate(examples, n):
@@ -58,7 +61,9 @@ def _brute_force_pass_at_k(correct_rows, k):
 def test_pass_at_k_matches_subset_enumeration():
     with RewardPipeline([("math_verify", 1.0), ("format", 0.5)], num_workers=0) as rewards:
         # batch_size 4 splits the 6 questions into uneven chunks, exercising the bookkeeping
-        results, records = evaluate({"stub": _examples()}, _stub_generate, n=N, ks=KS, reward_pipeline=rewards, batch_size=4)
+        results, records = evaluate(
+            {"stub": _examples()}, _stub_generate, n=N, ks=KS, reward_pipeline=rewards, batch_size=4
+        )
     metrics = results["stub"]
     for k in KS:
         # float64 lgamma ratios vs exact rational enumeration: agreement to ~1e-15
@@ -80,8 +85,25 @@ def test_pass_at_k_matches_subset_enumeration():
 
 def test_any_binary_reward_can_define_accuracy(tmp_path):
     out = tmp_path / "eval"
-    results = main(["--datasets", "fixture:gsm8k_test", "--limit", "6", "--n", str(N), "--k", "2", "--out", str(out),
-                    "--reward-workers", "0", "--accuracy-reward", "format"], generate_fn=_stub_generate_by_position)
+    results = main(
+        [
+            "--datasets",
+            "fixture:gsm8k_test",
+            "--limit",
+            "6",
+            "--n",
+            str(N),
+            "--k",
+            "2",
+            "--out",
+            str(out),
+            "--reward-workers",
+            "0",
+            "--accuracy-reward",
+            "format",
+        ],
+        generate_fn=_stub_generate_by_position,
+    )
     boxed = [[1.0 if "\\boxed" in c else 0.0 for c in row] for row in _stub_generate_by_position([None] * 6, N)]
     assert results["fixture:gsm8k_test"]["pass@2"] == pytest.approx(_brute_force_pass_at_k(boxed, 2), abs=1e-12)
 
@@ -99,7 +121,9 @@ def test_generator_returning_wrong_shape_is_rejected():
 def test_cli_writes_json_table_and_samples(tmp_path, capsys):
     out = tmp_path / "eval"
     data = tmp_path / "stub.jsonl"
-    data.write_text("\n".join(json.dumps({"id": e.id, "question": e.question, "answer": e.answer}) for e in _examples()))
+    data.write_text(
+        "\n".join(json.dumps({"id": e.id, "question": e.question, "answer": e.answer}) for e in _examples())
+    )
     argv = ["--datasets", str(data), "--n", str(N), "--k", "1,3", "--out", str(out), "--reward-workers", "0"]
     results = main(argv, generate_fn=_stub_generate)
     saved = json.loads((out / "results.json").read_text())
@@ -117,7 +141,10 @@ def test_hf_generator_with_tiny_model_is_seeded():
     tokenizer = load_tokenizer(SMOLLM2)
     model = build_tiny_model(tokenizer, seed=0)
     config = EvalConfig(max_new_tokens=4, seed=11)
-    examples = [Example(id="a", question="1+1?", answer="2", source="t"), Example(id="b", question="Hi", answer="0", source="t")]
+    examples = [
+        Example(id="a", question="1+1?", answer="2", source="t"),
+        Example(id="b", question="Hi", answer="0", source="t"),
+    ]
     first = HFGenerator(model, tokenizer, config)(examples, 3)
     again = HFGenerator(model, tokenizer, config)(examples, 3)
     assert [len(group) for group in first] == [3, 3] and all(isinstance(c, str) for g in first for c in g)
@@ -150,15 +177,47 @@ def test_dataset_and_model_errors_come_before_generation(tmp_path):
     with pytest.raises(ValueError, match="bad.jsonl: row 1 is missing the answer"):
         main(["--model", str(tmp_path / "no_model"), "--datasets", str(bad), "--out", str(tmp_path / "o")])
     with pytest.raises(ModelNotFoundError, match="no_model"):
-        main(["--model", str(tmp_path / "no_model"), "--datasets", "fixture:gsm8k_test", "--limit", "1",
-              "--n", "1", "--k", "1", "--out", str(tmp_path / "o"), "--reward-workers", "0"])
+        main(
+            [
+                "--model",
+                str(tmp_path / "no_model"),
+                "--datasets",
+                "fixture:gsm8k_test",
+                "--limit",
+                "1",
+                "--n",
+                "1",
+                "--k",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+                "--reward-workers",
+                "0",
+            ]
+        )
 
 
 @pytest.mark.slow
 def test_smollm2_eval_runs_and_is_consistent(tmp_path):
     out = tmp_path / "eval"
-    results = main(["--model", SMOLLM2, "--datasets", "fixture:gsm8k_test", "--limit", "2", "--n", "2", "--k", "1,2",
-                    "--max-new-tokens", "64", "--out", str(out)])
+    results = main(
+        [
+            "--model",
+            SMOLLM2,
+            "--datasets",
+            "fixture:gsm8k_test",
+            "--limit",
+            "2",
+            "--n",
+            "2",
+            "--k",
+            "1,2",
+            "--max-new-tokens",
+            "64",
+            "--out",
+            str(out),
+        ]
+    )
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     rows = [[s["correct"] for s in samples if s["id"] == qid] for qid in dict.fromkeys(s["id"] for s in samples)]
     for k in (1, 2):

@@ -13,14 +13,13 @@ Each step samples with HF generate under FSDP (full parameters gathered for
 generation), uses 2 PPO epochs × 2 mini-batches (so Adam's state matters for
 the resumed step) and a KL reference sharded like the policy.
 """
+
 import json
 import textwrap
 
 import pytest
 import torch
-
 from two_process_launch import launch_two_cpu_processes
-
 
 DRIVER = textwrap.dedent("""
     import json, os, sys
@@ -48,14 +47,50 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fsdp_two_processes_resume_exactly_and_match_ddp(tmp_path):
-    proc = launch_two_cpu_processes(DRIVER, tmp_path, 29523, [
-        "--model", "tiny-random", "--dataset", "fixture:gsm8k", "--reward_workers", "0",
-        "--rewards", "[[test_llm_train_stubs:crc_reward, 1.0]]",
-        "--estimator", "riskpo", "--estimator_params", "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
-        "--prompts_per_step", "4", "--group_size", "4", "--max_new_tokens", "8", "--steps", "2", "--save_every", "1",
-        "--ppo_epochs", "2", "--mini_batches", "2", "--kl_coef", "0.05", "--lr", "1e-3", "--report_to", "none",
-        "--save_model", "false", "--fsdp", "true",
-    ], timeout=870)
+    proc = launch_two_cpu_processes(
+        DRIVER,
+        tmp_path,
+        29523,
+        [
+            "--model",
+            "tiny-random",
+            "--dataset",
+            "fixture:gsm8k",
+            "--reward_workers",
+            "0",
+            "--rewards",
+            "[[test_llm_train_stubs:crc_reward, 1.0]]",
+            "--estimator",
+            "riskpo",
+            "--estimator_params",
+            "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
+            "--prompts_per_step",
+            "4",
+            "--group_size",
+            "4",
+            "--max_new_tokens",
+            "8",
+            "--steps",
+            "2",
+            "--save_every",
+            "1",
+            "--ppo_epochs",
+            "2",
+            "--mini_batches",
+            "2",
+            "--kl_coef",
+            "0.05",
+            "--lr",
+            "1e-3",
+            "--report_to",
+            "none",
+            "--save_model",
+            "false",
+            "--fsdp",
+            "true",
+        ],
+        timeout=870,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for report in ranks:

@@ -1,4 +1,5 @@
 """The accelerate launch configs and the batch arithmetic they rely on (no GPU here: configs are parsed, not run)."""
+
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,15 @@ LAUNCH = REPO / "llm" / "accelerate_configs"
 PRESETS = REPO / "llm" / "configs"
 
 
-@pytest.mark.parametrize("name, kind, processes, machines", [
-    ("ddp", "MULTI_GPU", 2, 1), ("fsdp", "FSDP", 2, 1), ("deepspeed", "DEEPSPEED", 2, 1),
-    ("multinode_2x8", "MULTI_GPU", 16, 2)])
+@pytest.mark.parametrize(
+    "name, kind, processes, machines",
+    [
+        ("ddp", "MULTI_GPU", 2, 1),
+        ("fsdp", "FSDP", 2, 1),
+        ("deepspeed", "DEEPSPEED", 2, 1),
+        ("multinode_2x8", "MULTI_GPU", 16, 2),
+    ],
+)
 def test_accelerate_reads_every_launch_config(name, kind, processes, machines):
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -42,8 +49,10 @@ def test_deepspeed_plugin_gets_explicit_batch_sizes_from_the_trainer_settings():
     assert "auto" not in (ds["train_batch_size"], ds["train_micro_batch_size_per_gpu"], ds["gradient_clipping"])
 
 
-@pytest.mark.parametrize("preset", sorted(p.name for p in PRESETS.glob("*.yaml")
-                                           if p.name != "default.yaml" and not p.name.startswith("compare")))
+@pytest.mark.parametrize(
+    "preset",
+    sorted(p.name for p in PRESETS.glob("*.yaml") if p.name != "default.yaml" and not p.name.startswith("compare")),
+)
 def test_gpu_presets_fit_one_node_of_up_to_8_gpus(preset):
     cfg = TrainConfig.from_yaml(PRESETS / preset)
     estimator = build_estimator(cfg)

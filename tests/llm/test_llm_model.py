@@ -1,4 +1,5 @@
 """llm.model: offline tokenizer/model resolution, atomic caches, the tiny test model."""
+
 from __future__ import annotations
 
 import subprocess
@@ -32,7 +33,9 @@ def test_smollm2_tokenizer_is_ready_for_batched_generation(tokenizer):
     assert len(tokenizer) == 49152  # SmolLM2's published vocabulary size
     text = "What is 12 + 30? \\boxed{42}"
     assert tokenizer.decode(tokenizer(text).input_ids) == text
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt.endswith("<|im_start|>assistant\n")
 
 

@@ -1,4 +1,5 @@
 """llm.rewards: \\boxed{} extraction, math-verify equivalences, the worker pipeline's failure modes."""
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ The tiny model (llm.model.build_tiny_model, hidden 64, 2 layers) uses the real
 SmolLM2 tokenizer, so prompts and chat template are those of the default run;
 rewards come from ``test_llm_train_stubs`` (deterministic, in-process).
 """
+
 import json
 import math
 from dataclasses import fields
@@ -79,9 +80,23 @@ def test_every_preset_loads_and_validates(preset):
 
 
 def test_cli_overrides_are_typed_and_later_keys_win():
-    cfg = TrainConfig.from_args(["--config", str(CONFIGS / "dapo.yaml"), "--lr", "3e-5", "--steps=7",
-                                 "--dynamic_sampling", "false", "--estimator_params", "{eps: 0.001}",
-                                 "--output-dir", "x/y", "--clip_eps_high", "1"])
+    cfg = TrainConfig.from_args(
+        [
+            "--config",
+            str(CONFIGS / "dapo.yaml"),
+            "--lr",
+            "3e-5",
+            "--steps=7",
+            "--dynamic_sampling",
+            "false",
+            "--estimator_params",
+            "{eps: 0.001}",
+            "--output-dir",
+            "x/y",
+            "--clip_eps_high",
+            "1",
+        ]
+    )
     assert cfg.lr == 3e-5 and isinstance(cfg.lr, float)
     assert cfg.steps == 7 and cfg.dynamic_sampling is False
     assert cfg.estimator == "grpo" and cfg.estimator_params == {"eps": 0.001}
@@ -89,14 +104,17 @@ def test_cli_overrides_are_typed_and_later_keys_win():
     assert cfg.clip_eps_low == TrainConfig().clip_eps_low  # untouched keys keep the preset/default value
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--learning_rate", "1e-5"], "learning_rate"),
-    (["--steps", "two"], "steps"),
-    (["--steps", "1.5"], "steps"),
-    (["--dynamic_sampling", "maybe"], "dynamic_sampling"),
-    (["--lr"], "--lr: expected one argument"),
-    (["steps", "3"], "unrecognized arguments: steps 3"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--learning_rate", "1e-5"], "learning_rate"),
+        (["--steps", "two"], "steps"),
+        (["--steps", "1.5"], "steps"),
+        (["--dynamic_sampling", "maybe"], "dynamic_sampling"),
+        (["--lr"], "--lr: expected one argument"),
+        (["steps", "3"], "unrecognized arguments: steps 3"),
+    ],
+)
 def test_cli_errors_name_the_key(argv, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_args(argv)
@@ -115,29 +133,36 @@ def test_yaml_unknown_key_names_file_and_key(tmp_path):
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Fails the test if training gets as far as loading a model or generating."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("model was loaded before the bad input was reported")
 
     monkeypatch.setattr(train_mod, "load_policy", forbidden)
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"estimator": "ppo"}, "unknown estimator 'ppo'"),
-    ({"estimator_params": "{alpha: 0.9, beta: 0.8, bundle_size: 2}"}, "alpha=0.9 must be < beta=0.8"),
-    ({"estimator_params": "{bundle_size: 3}"}, "prompts_per_step=4 must be a multiple of the estimator's bundle_size=3"),
-    ({"estimator_params": "{bundel_size: 2}"}, "bundel_size"),
-    ({"group_size": "1"}, "group_size=1"),
-    ({"mini_batches": "3"}, "must be divisible by mini_batches \\* grad_accum = 3 \\* 1"),
-    ({"clip_eps_low": "1.0"}, "clip_eps_low=1.0"),
-    ({"importance_ratio": "seq"}, "importance_ratio='seq'"),
-    ({"loss_agg": "mean"}, "loss_agg='mean'"),
-    ({"temperature": "0"}, "temperature=0.0"),
-    ({"report_to": "mlflow"}, "unknown tracker 'mlflow'"),
-    ({"model": "/nonexistent/model/dir"}, "/nonexistent/model/dir"),
-    ({"dataset": "no_such_benchmark"}, "no_such_benchmark"),
-    ({"rewards": "[[no_such_module:fn, 1.0]]"}, "no_such_module"),
-    ({"rewards": "[[format]]"}, "rewards\\[0\\]"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"estimator": "ppo"}, "unknown estimator 'ppo'"),
+        ({"estimator_params": "{alpha: 0.9, beta: 0.8, bundle_size: 2}"}, "alpha=0.9 must be < beta=0.8"),
+        (
+            {"estimator_params": "{bundle_size: 3}"},
+            "prompts_per_step=4 must be a multiple of the estimator's bundle_size=3",
+        ),
+        ({"estimator_params": "{bundel_size: 2}"}, "bundel_size"),
+        ({"group_size": "1"}, "group_size=1"),
+        ({"mini_batches": "3"}, "must be divisible by mini_batches \\* grad_accum = 3 \\* 1"),
+        ({"clip_eps_low": "1.0"}, "clip_eps_low=1.0"),
+        ({"importance_ratio": "seq"}, "importance_ratio='seq'"),
+        ({"loss_agg": "mean"}, "loss_agg='mean'"),
+        ({"temperature": "0"}, "temperature=0.0"),
+        ({"report_to": "mlflow"}, "unknown tracker 'mlflow'"),
+        ({"model": "/nonexistent/model/dir"}, "/nonexistent/model/dir"),
+        ({"dataset": "no_such_benchmark"}, "no_such_benchmark"),
+        ({"rewards": "[[no_such_module:fn, 1.0]]"}, "no_such_module"),
+        ({"rewards": "[[format]]"}, "rewards\\[0\\]"),
+    ],
+)
 def test_bad_input_fails_before_model_load(tmp_path, no_model_load, overrides, match):
     with pytest.raises((ValueError, ImportError)) as info:
         main(tiny_args(tmp_path / "run", **overrides))
@@ -174,12 +199,13 @@ def test_completion_logprobs_match_unpadded_forward():
     pad = tokenizer.pad_token_id
     prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    logprobs, entropy = completion_logprobs(model, prompt_ids, prompt_mask, torch.tensor(completions), completion_mask,
-                                            temperature=0.7, with_entropy=True)
+    logprobs, entropy = completion_logprobs(
+        model, prompt_ids, prompt_mask, torch.tensor(completions), completion_mask, temperature=0.7, with_entropy=True
+    )
     for i, (p, c) in enumerate(zip(prompts, completions)):
         n = int(completion_mask[i].sum())
         ids = torch.tensor([p + c[:n]])
-        logits = model(input_ids=ids).logits[0, len(p) - 1:-1].double() / 0.7
+        logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].double() / 0.7
         expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c[:n]).unsqueeze(-1)).squeeze(-1)
         # float64 model: padding only changes which positions are masked, so agreement is to rounding.
         torch.testing.assert_close(logprobs[i, :n], expected, rtol=1e-9, atol=1e-9)
@@ -191,17 +217,39 @@ def test_completion_logprobs_match_unpadded_forward():
 
 
 METRIC_KEYS = {
-    "step", "reward_mean", "reward_std", "entropy", "clip_frac", "kl", "completion_length", "adv_mean", "adv_std",
-    "frac_zero_adv_groups", "q_alpha", "q_beta", "loss", "grad_norm", "lr", "time/generate", "time/reward", "time/train",
+    "step",
+    "reward_mean",
+    "reward_std",
+    "entropy",
+    "clip_frac",
+    "kl",
+    "completion_length",
+    "adv_mean",
+    "adv_std",
+    "frac_zero_adv_groups",
+    "q_alpha",
+    "q_beta",
+    "loss",
+    "grad_norm",
+    "lr",
+    "time/generate",
+    "time/reward",
+    "time/train",
 }
 
 
 def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
     out = tmp_path / "run"
     # reward_max_error_frac=1: a function failing everywhere is tolerated (counted), not fatal, in this test.
-    result = train(TrainConfig.from_args(tiny_args(
-        out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]",
-        reward_max_error_frac=1.0)))
+    result = train(
+        TrainConfig.from_args(
+            tiny_args(
+                out,
+                rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]",
+                reward_max_error_frac=1.0,
+            )
+        )
+    )
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
@@ -238,15 +286,25 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     """Train 2 steps saving every step; resume from step 1 elsewhere; step 2 must match exactly."""
-    common = dict(steps=2, save_every=1, keep_last=2, mini_batches=2, ppo_epochs=2, grad_accum=2, kl_coef=0.05,
-                  lr_scheduler="cosine", warmup_steps=1)
+    common = dict(
+        steps=2,
+        save_every=1,
+        keep_last=2,
+        mini_batches=2,
+        ppo_epochs=2,
+        grad_accum=2,
+        kl_coef=0.05,
+        lr_scheduler="cosine",
+        warmup_steps=1,
+    )
     full_dir = tmp_path / "full"
     full = train(TrainConfig.from_args(tiny_args(full_dir, **common)))
     full_rows = read_jsonl(full_dir / "metrics.jsonl")
 
     resumed_dir = tmp_path / "resumed"
-    resumed = train(TrainConfig.from_args(tiny_args(
-        resumed_dir, resume=str(full_dir / "checkpoints" / "step-00000001"), **common)))
+    resumed = train(
+        TrainConfig.from_args(tiny_args(resumed_dir, resume=str(full_dir / "checkpoints" / "step-00000001"), **common))
+    )
     resumed_rows = read_jsonl(resumed_dir / "metrics.jsonl")
     assert [r["step"] for r in resumed_rows] == [2]
     # CPU float32 with the same inputs is deterministic: equality, not closeness.
@@ -260,9 +318,19 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 def test_dynamic_sampling_replaces_zero_advantage_prompts(tmp_path):
     out = tmp_path / "run"
-    train(TrainConfig.from_args(tiny_args(
-        out, estimator="grpo", estimator_params="{}", steps=1, dynamic_sampling="true", dynamic_sampling_max_rounds=4,
-        rewards="[[test_llm_train_stubs:half_constant_reward, 1.0]]")))
+    train(
+        TrainConfig.from_args(
+            tiny_args(
+                out,
+                estimator="grpo",
+                estimator_params="{}",
+                steps=1,
+                dynamic_sampling="true",
+                dynamic_sampling_max_rounds=4,
+                rewards="[[test_llm_train_stubs:half_constant_reward, 1.0]]",
+            )
+        )
+    )
     row = read_jsonl(out / "metrics.jsonl")[0]
     # Some first-round prompts get a constant reward (zero GRPO advantage) ...
     assert row["frac_zero_adv_groups"] > 0
@@ -275,9 +343,24 @@ def test_dynamic_sampling_replaces_zero_advantage_prompts(tmp_path):
 def test_real_smollm2_default_config_runs_one_step(tmp_path):
     """The default preset with the real SmolLM2-135M-Instruct, shrunk to one short step (~1-2 min on 2 cores)."""
     out = tmp_path / "run"
-    result = train(TrainConfig.from_args([
-        "--config", str(CONFIGS / "default.yaml"), "--steps", "1", "--group_size", "2", "--max_new_tokens", "24",
-        "--output_dir", str(out), "--report_to", "none"]))
+    result = train(
+        TrainConfig.from_args(
+            [
+                "--config",
+                str(CONFIGS / "default.yaml"),
+                "--steps",
+                "1",
+                "--group_size",
+                "2",
+                "--max_new_tokens",
+                "24",
+                "--output_dir",
+                str(out),
+                "--report_to",
+                "none",
+            ]
+        )
+    )
     row = read_jsonl(out / "metrics.jsonl")[0]
     assert METRIC_KEYS <= set(row)
     assert all(math.isfinite(v) for v in row.values() if isinstance(v, float))

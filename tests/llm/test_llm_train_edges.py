@@ -4,24 +4,27 @@ End-to-end parts run the tiny random model (tests/llm/test_llm_train.py's ``tiny
 ``ppo_update`` parts call the update directly on a hand-made batch, so every
 expected number is computed independently from the same model.
 """
+
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_llm_train import _fresh_accelerate_state, read_jsonl, tiny_args  # noqa: F401  (fixture re-used)
 
 from llm.config import TrainConfig
 from llm.loss import completion_logprobs
 from llm.train import main, train
-from test_llm_train import _fresh_accelerate_state, read_jsonl, tiny_args  # noqa: F401  (fixture re-used)
 
 
 def test_failing_reward_aborts_the_run_with_its_error(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError) as info:
-        main(tiny_args(out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]"))
+        main(
+            tiny_args(
+                out, rewards="[[test_llm_train_stubs:crc_reward, 1.0], [test_llm_train_stubs:raising_reward, 0.5]]"
+            )
+        )
     message = str(info.value)
     assert "raising_reward" in message and "16/16" in message and "this reward always fails" in message
     assert "reward_max_error_frac=0.5" in message
@@ -94,8 +97,9 @@ def _setup(**overrides):
 
 def _policy_logprobs(model, batch):
     with torch.no_grad():
-        return completion_logprobs(model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
-                                   batch["completion_mask"])[0]
+        return completion_logprobs(
+            model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"]
+        )[0]
 
 
 def test_cov_logp_adv_is_the_batch_covariance_of_mean_logprob_and_advantage():
@@ -120,7 +124,9 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
     cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
     plain = ppo_update(cfg, acc, model, None, optimizer, scheduler, dict(batch))
     cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
-    exact = ppo_update(cfg, acc, model, None, optimizer, scheduler, {**batch, "sampled_logprobs": _policy_logprobs(model, batch)})
+    exact = ppo_update(
+        cfg, acc, model, None, optimizer, scheduler, {**batch, "sampled_logprobs": _policy_logprobs(model, batch)}
+    )
     assert "mismatch/max_ratio" not in plain
     assert exact["loss"] == pytest.approx(plain["loss"], rel=1e-6)
     assert exact["mismatch/mean_abs_logp_diff"] == pytest.approx(0.0, abs=1e-6)
@@ -129,8 +135,15 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
     # The rollout engine gave every sampled token log(4) less: ρ = 4 everywhere, truncated at C = 2,
     # so every token's surrogate term is doubled and the (token-mean) loss with it.
     cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
-    shifted = ppo_update(cfg, acc, model, None, optimizer, scheduler,
-                         {**batch, "sampled_logprobs": _policy_logprobs(model, batch) - math.log(4.0)})
+    shifted = ppo_update(
+        cfg,
+        acc,
+        model,
+        None,
+        optimizer,
+        scheduler,
+        {**batch, "sampled_logprobs": _policy_logprobs(model, batch) - math.log(4.0)},
+    )
     assert shifted["loss"] == pytest.approx(2.0 * plain["loss"], rel=1e-5)
     assert shifted["mismatch/mean_abs_logp_diff"] == pytest.approx(math.log(4.0), rel=1e-5)
     assert shifted["mismatch/max_ratio"] == pytest.approx(4.0, rel=1e-5)
@@ -138,8 +151,15 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
 
     # tis_cap = 0 switches the correction off even when the rollout reports log-probs.
     cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=0.0)
-    off = ppo_update(cfg, acc, model, None, optimizer, scheduler,
-                     {**batch, "sampled_logprobs": _policy_logprobs(model, batch) - math.log(4.0)})
+    off = ppo_update(
+        cfg,
+        acc,
+        model,
+        None,
+        optimizer,
+        scheduler,
+        {**batch, "sampled_logprobs": _policy_logprobs(model, batch) - math.log(4.0)},
+    )
     assert off["loss"] == pytest.approx(plain["loss"], rel=1e-6) and "mismatch/max_ratio" not in off
 
 

@@ -3,6 +3,7 @@
 Tolerances: inputs are float64 and every expected value is a closed form of a
 few operations, so 1e-12 relative error is ample (observed ~1e-16).
 """
+
 import math
 
 import pytest
@@ -39,10 +40,14 @@ def test_token_ratio_clipping_at_eps_low_and_eps_high():
 def test_clip_higher_is_asymmetric():
     old = torch.zeros(1, 1, dtype=torch.float64)
     new = _log([[1.25]])
-    loss_sym, _ = policy_loss(new, old, torch.ones(1, dtype=torch.float64), torch.ones(1, 1), clip_eps_low=0.2, clip_eps_high=0.2)
-    loss_dapo, _ = policy_loss(new, old, torch.ones(1, dtype=torch.float64), torch.ones(1, 1), clip_eps_low=0.2, clip_eps_high=0.28)
-    assert float(loss_sym) == pytest.approx(-1.2, rel=1e-12)     # clipped at 1 + 0.2
-    assert float(loss_dapo) == pytest.approx(-1.25, rel=1e-12)   # inside 1 + 0.28
+    loss_sym, _ = policy_loss(
+        new, old, torch.ones(1, dtype=torch.float64), torch.ones(1, 1), clip_eps_low=0.2, clip_eps_high=0.2
+    )
+    loss_dapo, _ = policy_loss(
+        new, old, torch.ones(1, dtype=torch.float64), torch.ones(1, 1), clip_eps_low=0.2, clip_eps_high=0.28
+    )
+    assert float(loss_sym) == pytest.approx(-1.2, rel=1e-12)  # clipped at 1 + 0.2
+    assert float(loss_dapo) == pytest.approx(-1.25, rel=1e-12)  # inside 1 + 0.28
 
 
 def test_aggregation_modes_by_hand():
@@ -56,7 +61,9 @@ def test_aggregation_modes_by_hand():
     assert float(aggregate_loss(per_token, mask, "seq-mean-token-sum")) == pytest.approx(18, rel=1e-12)
     # Given denominators replace the local ones (micro-batches of a larger mini-batch).
     assert float(aggregate_loss(per_token, mask, "token-mean", num_tokens=12.0)) == pytest.approx(3.0, rel=1e-12)
-    assert float(aggregate_loss(per_token, mask, "seq-mean-token-sum", num_sequences=4.0)) == pytest.approx(9.0, rel=1e-12)
+    assert float(aggregate_loss(per_token, mask, "seq-mean-token-sum", num_sequences=4.0)) == pytest.approx(
+        9.0, rel=1e-12
+    )
     with pytest.raises(ValueError, match="loss_agg"):
         aggregate_loss(per_token, mask, "sum")
 
@@ -70,8 +77,18 @@ def test_micro_batches_add_up_to_the_mini_batch_loss():
     for agg in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum"):
         kwargs = dict(clip_eps_low=0.2, clip_eps_high=0.3, loss_agg=agg)
         whole, _ = policy_loss(new, old, adv, mask, **kwargs)
-        parts = sum(policy_loss(new[i:i + 2], old[i:i + 2], adv[i:i + 2], mask[i:i + 2], num_tokens=float(mask.sum()),
-                                num_sequences=6.0, **kwargs)[0] for i in (0, 2, 4))
+        parts = sum(
+            policy_loss(
+                new[i : i + 2],
+                old[i : i + 2],
+                adv[i : i + 2],
+                mask[i : i + 2],
+                num_tokens=float(mask.sum()),
+                num_sequences=6.0,
+                **kwargs,
+            )[0]
+            for i in (0, 2, 4)
+        )
         torch.testing.assert_close(parts, whole, **TOL)
 
 
@@ -96,13 +113,29 @@ def test_kl_k3_value_and_coefficient():
     logp = torch.zeros(1, 2, dtype=torch.float64)
     ref = _log([[2.0, 0.25]])
     k3 = [2 - math.log(2) - 1, 0.25 + math.log(4) - 1]
-    loss, stats = policy_loss(logp, logp, torch.zeros(1, dtype=torch.float64), torch.ones(1, 2), clip_eps_low=0.2,
-                              clip_eps_high=0.2, ref_logprobs=ref, kl_coef=0.1)
+    loss, stats = policy_loss(
+        logp,
+        logp,
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, 2),
+        clip_eps_low=0.2,
+        clip_eps_high=0.2,
+        ref_logprobs=ref,
+        kl_coef=0.1,
+    )
     assert float(stats["kl"]) == pytest.approx(sum(k3) / 2, rel=1e-12)
     assert float(loss) == pytest.approx(0.1 * sum(k3) / 2, rel=1e-12)
     # k3 >= 0 and is exactly 0 when the policies agree.
-    _, same = policy_loss(logp, logp, torch.zeros(1, dtype=torch.float64), torch.ones(1, 2), clip_eps_low=0.2,
-                          clip_eps_high=0.2, ref_logprobs=logp, kl_coef=0.1)
+    _, same = policy_loss(
+        logp,
+        logp,
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, 2),
+        clip_eps_low=0.2,
+        clip_eps_high=0.2,
+        ref_logprobs=logp,
+        kl_coef=0.1,
+    )
     assert float(same["kl"]) == 0.0
 
 

@@ -1,4 +1,5 @@
 """llm/rollout.py: completion masks, reproducible HF sampling, vLLM mapping and its import error."""
+
 import importlib.util
 
 import pytest
@@ -39,7 +40,13 @@ def test_hf_backend_is_reproducible_and_masks_after_eos():
 
 def test_vllm_sampling_kwargs_mapping():
     assert vllm_sampling_kwargs(max_new_tokens=64, temperature=0.7, top_p=0.9, group_size=8, seed=3) == {
-        "n": 8, "max_tokens": 64, "temperature": 0.7, "top_p": 0.9, "top_k": -1, "seed": 3}
+        "n": 8,
+        "max_tokens": 64,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": -1,
+        "seed": 3,
+    }
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")

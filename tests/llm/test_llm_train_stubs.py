@@ -3,6 +3,7 @@
 Kept in a module of their own so subprocess runs (accelerate launch) can import
 them by path; pytest collects no tests from it.
 """
+
 import zlib
 
 
@@ -23,8 +24,10 @@ raising_reward.in_process = True
 
 def half_constant_reward(completions, examples):
     """0.5 for every completion of 'even' questions (zero group variance), crc noise for the others."""
-    return [0.5 if zlib.crc32(ex.question.encode()) % 2 == 0 else (zlib.crc32(text.encode()) % 1000) / 1000.0
-            for text, ex in zip(completions, examples)]
+    return [
+        0.5 if zlib.crc32(ex.question.encode()) % 2 == 0 else (zlib.crc32(text.encode()) % 1000) / 1000.0
+        for text, ex in zip(completions, examples)
+    ]
 
 
 half_constant_reward.in_process = True

@@ -8,6 +8,7 @@ global reward matrix as TRL gathers it (rank 0's rows, then rank 1's), runs an
 independent estimator on it, and checks that every rank trained with exactly
 its slice and that both ranks end with bit-identical quantile trackers.
 """
+
 import json
 import textwrap
 
@@ -21,7 +22,6 @@ except ImportError as error:
     pytest.skip(str(error), allow_module_level=True)
 
 from two_process_launch import launch_two_cpu_processes
-
 
 DRIVER = textwrap.dedent("""
     import json, os, sys
@@ -51,8 +51,9 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_ranks_share_bundles_and_quantiles(tmp_path):
-    from theory import get_estimator
     from test_trl_integration import RISKPO
+
+    from theory import get_estimator
 
     proc = launch_two_cpu_processes(DRIVER, tmp_path, 29531, [], timeout=870)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -71,7 +72,7 @@ def test_two_ranks_share_bundles_and_quantiles(tmp_path):
         expected = reference(matrix).advantages.reshape(-1).float()
         for rank in (0, 1):
             got = torch.tensor(ranks[rank]["advantages"][call], dtype=torch.float32)
-            assert torch.equal(got, expected[8 * rank: 8 * (rank + 1)]), f"rank {rank} batch {call}"
+            assert torch.equal(got, expected[8 * rank : 8 * (rank + 1)]), f"rank {rank} batch {call}"
     assert ranks[0]["tracker"] == reference.state_dict()["tracker"]
     # Bundles of 2 prompts out of 4 are drawn at random across the global batch; a per-rank estimator
     # (local 2x4 matrices, one bundle each) would have given different quantiles.

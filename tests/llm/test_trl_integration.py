@@ -4,6 +4,7 @@ The reference for every check is an independent ``get_estimator`` built from
 the same parameters and fed the rewards the reward function actually returned:
 the advantages TRL's loss receives must be exactly that estimator's output.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,10 +50,23 @@ class RecordingReward:
 
 
 def tiny_config(output_dir, **overrides) -> GRPOConfig:
-    values = dict(output_dir=str(output_dir), num_generations=4, per_device_train_batch_size=8, steps_per_generation=1,
-                  max_completion_length=6, max_steps=2, scale_rewards="none", use_cpu=True, report_to="none",
-                  logging_steps=1, save_strategy="no", learning_rate=1e-3, seed=0, dataloader_num_workers=0,
-                  disable_tqdm=True)
+    values = dict(
+        output_dir=str(output_dir),
+        num_generations=4,
+        per_device_train_batch_size=8,
+        steps_per_generation=1,
+        max_completion_length=6,
+        max_steps=2,
+        scale_rewards="none",
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        learning_rate=1e-3,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     values.update(overrides)
     return GRPOConfig(**values)
 
@@ -65,8 +79,9 @@ def make_trainer(args, reward, trainer_cls=RiskGRPOTrainer, **estimator):
     model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0)
     dataset = trl_dataset(load_dataset_examples("fixture:gsm8k", split="train"))
     estimator = estimator or {"estimator": "riskpo", "estimator_params": RISKPO}
-    return trainer_cls(model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer,
-                       **estimator)
+    return trainer_cls(
+        model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer, **estimator
+    )
 
 
 def expected_advantages(calls, group_size, name="riskpo", params=RISKPO):
@@ -137,7 +152,10 @@ def test_settings_check_leaves_tracker_untouched_and_accepts_good_geometry(tmp_p
 def test_riskrl_reward_adapts_signature_and_columns():
     from llm.data import Example
 
-    examples = [Example(id="a", question="1+1?", answer="2", source="t"), Example(id="b", question="2+2?", answer="4", source="t")]
+    examples = [
+        Example(id="a", question="1+1?", answer="2", source="t"),
+        Example(id="b", question="2+2?", answer="4", source="t"),
+    ]
     dataset = trl_dataset(examples, system_prompt="Be brief.")
     assert dataset[0]["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "1+1?"}]
     reward = riskrl_reward("format")
@@ -158,8 +176,9 @@ def test_riskrl_reward_adapts_signature_and_columns():
 def test_loss_receives_the_estimators_advantages(tmp_path):
     """Two generation batches of 8 (P=2 prompts x G=4, one bundle), each split into 2 shuffled optimiser steps."""
     reward = RecordingReward()
-    args = tiny_config(tmp_path, per_device_train_batch_size=4, steps_per_generation=2, max_steps=4,
-                       max_completion_length=4)
+    args = tiny_config(
+        tmp_path, per_device_train_batch_size=4, steps_per_generation=2, max_steps=4, max_completion_length=4
+    )
     trainer = make_trainer(args, reward, RecordingTrainer)
     trainer.train()
     assert len(reward.calls) == 2 and all(len(keys) == 8 for keys, _ in reward.calls)

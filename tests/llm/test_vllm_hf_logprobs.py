@@ -4,6 +4,7 @@ The vLLM half of the same contract is in test_vllm_rollout.py. Both backends mus
 report log π_rollout(token) under the distribution the token was drawn from
 (temperature, then top-p renormalisation), 0 on masked positions.
 """
+
 import torch
 
 from llm.model import SMOLLM2, build_tiny_model, load_tokenizer
@@ -19,7 +20,7 @@ def recompute_logits(model, rollout, temperature):
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    return logits[:, rollout.prompt_ids.shape[1] - 1:-1] / temperature
+    return logits[:, rollout.prompt_ids.shape[1] - 1 : -1] / temperature
 
 
 def test_hf_sampled_logprobs_equal_the_temperature_scaled_policy():
@@ -42,7 +43,8 @@ def test_hf_sampled_logprobs_include_the_top_p_renormalisation():
     model = build_tiny_model(tokenizer, seed=1)
     top_p = 0.5
     rollout = HFGenerateBackend(tokenizer, max_new_tokens=10, temperature=1.0, top_p=top_p).generate(
-        model, PROMPTS, group_size=3, seed=3)
+        model, PROMPTS, group_size=3, seed=3
+    )
     probs = torch.softmax(recompute_logits(model, rollout, 1.0), -1)
     # Nucleus by hand: keep the most probable tokens until their mass reaches top_p
     # (a token is dropped when the mass strictly above it already reaches top_p).
@@ -63,5 +65,5 @@ def test_both_backends_share_the_truncating_tokenisation():
     ids, mask = encode_prompts(tokenizer, ["Hi", long_prompt], max_prompt_tokens=16)
     assert ids.shape == (2, 16) and int(mask[1].sum()) == 16
     full = tokenizer(long_prompt, add_special_tokens=False)["input_ids"]
-    assert ids[1].tolist() == full[:16]                     # truncated, not silently dropped
+    assert ids[1].tolist() == full[:16]  # truncated, not silently dropped
     assert mask[0].tolist() == [0] * (16 - int(mask[0].sum())) + [1] * int(mask[0].sum())  # left padding

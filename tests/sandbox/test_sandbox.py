@@ -1,4 +1,5 @@
 """The simulators agree with theory/ and with independent hand computations."""
+
 from __future__ import annotations
 
 import itertools
@@ -74,7 +75,9 @@ def test_bernoulli_exact_update_is_not_the_mean_reward_update_for_rs_grpo():
     # RS-GRPO's advantage is non-linear in r: the Bernoulli outcome law must change the step.
     kwargs = dict(rewards=[0.9, 0.5, 0.2], init_logits=[0.0, 1.0, -0.5], batch_size=None, lr=0.5, steps=5)
     det = run_bandit(BanditConfig(**kwargs), [("rs_grpo", {"beta": 4.0})], seeds=1, progress=SILENT)
-    ber = run_bandit(BanditConfig(reward_noise="bernoulli", **kwargs), [("rs_grpo", {"beta": 4.0})], seeds=1, progress=SILENT)
+    ber = run_bandit(
+        BanditConfig(reward_noise="bernoulli", **kwargs), [("rs_grpo", {"beta": 4.0})], seeds=1, progress=SILENT
+    )
     assert abs(det.metrics.expected_reward.iloc[-1] - ber.metrics.expected_reward.iloc[-1]) > 1e-4
 
 
@@ -107,8 +110,12 @@ def test_bandit_vectorised_runs_are_independent_of_each_other():
 
 
 def test_bandit_result_frames_have_the_documented_columns():
-    res = run_bandit(BanditConfig(rewards=[0.1, 0.5, 0.9], batch_size=4, steps=5), ["grpo", ("rs_grpo", {"beta": 2})], seeds=3,
-                     progress=SILENT)
+    res = run_bandit(
+        BanditConfig(rewards=[0.1, 0.5, 0.9], batch_size=4, steps=5),
+        ["grpo", ("rs_grpo", {"beta": 2})],
+        seeds=3,
+        progress=SILENT,
+    )
     assert list(res.metrics.columns) == ["estimator", "seed", "step", "expected_reward", "entropy", "prob_best"]
     assert list(res.policy.columns) == ["estimator", "step", "arm", "prob"]
     assert len(res.metrics) == 2 * 3 * 6
@@ -231,8 +238,11 @@ def test_tabular_clipped_step_and_trainer_loss_agree_on_the_same_logprobs_and_ad
     logits = torch.randn(2, 3, 4, 7, generator=gen, dtype=torch.float64)
     responses = torch.randint(0, 7, (2, 3, 4, 5), generator=gen)
     adv = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)
-    old = torch.gather(torch.log_softmax(logits + 0.5 * torch.randn(logits.shape, generator=gen, dtype=torch.float64), -1),
-                       -1, responses)
+    old = torch.gather(
+        torch.log_softmax(logits + 0.5 * torch.randn(logits.shape, generator=gen, dtype=torch.float64), -1),
+        -1,
+        responses,
+    )
     eps, g = 0.2, responses.shape[-1]
     config = TabularConfig(clip_eps=eps)
 
@@ -242,9 +252,17 @@ def test_tabular_clipped_step_and_trainer_loss_agree_on_the_same_logprobs_and_ad
 
     theta = logits.clone().requires_grad_(True)
     logprobs = torch.gather(torch.log_softmax(theta, -1), -1, responses).reshape(-1, 1)  # one-token sequences
-    trainer_loss, stats = policy_loss(logprobs, old.reshape(-1, 1), adv.reshape(-1), torch.ones_like(logprobs),
-                                      clip_eps_low=eps, clip_eps_high=eps, importance_ratio="sequence",
-                                      loss_agg="seq-mean-token-sum", num_sequences=g)
+    trainer_loss, stats = policy_loss(
+        logprobs,
+        old.reshape(-1, 1),
+        adv.reshape(-1),
+        torch.ones_like(logprobs),
+        clip_eps_low=eps,
+        clip_eps_high=eps,
+        importance_ratio="sequence",
+        loss_agg="seq-mean-token-sum",
+        num_sequences=g,
+    )
     (trainer_grad,) = torch.autograd.grad(trainer_loss, theta)
 
     ratio = torch.exp(torch.gather(torch.log_softmax(logits, -1), -1, responses) - old)
@@ -312,7 +330,9 @@ def test_adding_an_estimator_does_not_change_another_ones_run():
     bandit_cfg = BanditConfig(rewards=[0.2, 0.5, 0.9], batch_size=8, steps=30, reward_noise="bernoulli")
     alone = run_bandit(bandit_cfg, [("grpo", {})], seeds=3, progress=SILENT).metrics
     mixed = run_bandit(bandit_cfg, [("rs_grpo", {"beta": 2.0}), ("grpo", {})], seeds=3, progress=SILENT).metrics
-    np.testing.assert_array_equal(alone.expected_reward.to_numpy(), mixed[mixed.estimator == "grpo"].expected_reward.to_numpy())
+    np.testing.assert_array_equal(
+        alone.expected_reward.to_numpy(), mixed[mixed.estimator == "grpo"].expected_reward.to_numpy()
+    )
     tab_cfg = TabularConfig(num_prompts=10, steps=10)
     alone = run_tabular(tab_cfg, [("grpo", {})], seeds=2, progress=SILENT).metrics
     mixed = run_tabular(tab_cfg, [("dr_grpo", {}), ("grpo", {})], seeds=2, progress=SILENT).metrics
@@ -329,8 +349,12 @@ def test_100_arm_rewards_lie_in_unit_interval_and_best_pays_exactly_one():
     unscaled = 0.1 + 0.9 * np.exp(-((x - 40) ** 2) / 50) + 0.5 * np.exp(-((x - 75) ** 2) / 50)
     np.testing.assert_allclose(rewards, unscaled, rtol=2e-11, atol=0)  # the paper's landscape up to 1.1e-11
     for noise in ("none", "bernoulli"):
-        res = run_bandit(BanditConfig.rs_grpo_paper(steps=3, reward_noise=noise), [("passk_chen", {"k": 4})], seeds=1,
-                         progress=SILENT)
+        res = run_bandit(
+            BanditConfig.rs_grpo_paper(steps=3, reward_noise=noise),
+            [("passk_chen", {"k": 4})],
+            seeds=1,
+            progress=SILENT,
+        )
         assert res.metrics.expected_reward.notna().all()
 
 

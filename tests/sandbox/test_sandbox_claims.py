@@ -4,6 +4,7 @@ Each test asserts the claim's inequality on the measured numbers (not only the `
 flag), with the tolerance justified next to it. The full-size runs are
 ``python -m sandbox all`` (docs/sandbox.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ SILENT = lambda fraction: None  # noqa: E731
 
 
 def test_registry_lists_every_claim_function():
-    assert set(CLAIMS) == {name[len("claim_"):] for name in C.__all__ if name.startswith("claim_")}
+    assert set(CLAIMS) == {name[len("claim_") :] for name in C.__all__ if name.startswith("claim_")}
     assert [c.name for c in C.list_claims()] == list(CLAIMS)
 
 
@@ -46,8 +47,9 @@ def test_registry_records_carry_the_text_the_explorer_shows():
     with pytest.raises(ValueError, match="unknown claim"):
         C.get_claim("nope")
     with pytest.raises(ValueError, match="registered twice"):
-        C.register_claim("rs_lemma2", kind="instances", paper="p", title="t", statement="s", assumptions="a",
-                         conclusion="c")(lambda: {})
+        C.register_claim(
+            "rs_lemma2", kind="instances", paper="p", title="t", statement="s", assumptions="a", conclusion="c"
+        )(lambda: {})
     with pytest.raises(ValueError, match="kind="):
         C.register_claim("x", kind="other", paper="p", title="t", statement="s", assumptions="a", conclusion="c")
     with pytest.raises(ValueError, match="statement must be non-empty"):
@@ -162,7 +164,9 @@ def test_thm2_covariance_ordering_under_the_literal_assumption():
 def test_thm3_is_false_as_printed_and_true_corrected():
     res = C.claim_thm3_tail_transforms(seeds=300)
     assert res["cases"] >= 100
-    assert res["printed_fails"] > 0 and not res["holds"]  # the printed direction fails on instances meeting every hypothesis
+    assert (
+        res["printed_fails"] > 0 and not res["holds"]
+    )  # the printed direction fails on instances meeting every hypothesis
     assert res["corrected_holds"] == res["cases"] and res["holds_corrected"]
     assert res["layer_cake_max_error"] < 1e-12  # Lemma 1 route to the same gap; float64 round-off
     assert res["erratum"].startswith("Paper erratum")
@@ -185,7 +189,9 @@ def test_thm3_counterexample_satisfies_every_hypothesis_by_hand():
 
     # g₁ = identity is steeper above q_β than g₂ = soft clip; printed: Cov(SF, g₂) >= Cov(SF, g₁). It is not.
     assert cov(r) - cov(soft_clip) > 1e-3
-    assert ce["cov_sf_g1"] == pytest.approx(cov(r), abs=1e-12) and ce["cov_sf_g2"] == pytest.approx(cov(soft_clip), abs=1e-12)
+    assert ce["cov_sf_g1"] == pytest.approx(cov(r), abs=1e-12) and ce["cov_sf_g2"] == pytest.approx(
+        cov(soft_clip), abs=1e-12
+    )
 
 
 def test_upper_tail_transforms_meet_the_hypotheses_of_theorem_3():
@@ -271,7 +277,10 @@ def test_bundling_gives_signal_on_all_fail_prompts():
     rows = {row["estimator"]: row for row in res["table"]}
     # The falsifiable part: bundles vary the advantage on most all-fail prompts, more for larger B.
     assert rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"] > 0.5
-    assert rows["riskpo(bundle_size=10)"]["frac_allfail_prompts_with_varied_adv"] >= rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"]
+    assert (
+        rows["riskpo(bundle_size=10)"]["frac_allfail_prompts_with_varied_adv"]
+        >= rows["riskpo(bundle_size=5)"]["frac_allfail_prompts_with_varied_adv"]
+    )
     assert res["holds"] and res["grows_with_bundle"]
     # Sanity checks of the simulator (true by construction, so not evidence for the claim).
     assert res["sanity_group_based_zero"] and res["sanity_unbundled_constant"]

@@ -8,17 +8,18 @@ Sampling is bit-identical, so trajectories may differ only by float rounding: th
 below (1e-12 on quantities of order 1) leave a factor ~10³ over the ~1e-15 differences seen,
 and a single differently-sampled arm would move a metric by far more than that.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from sandbox_reference import reference_bandit, reference_tabular
 
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular
 from sandbox.common import RunAdvantages, sample_actions, single_thread
 from sandbox.tabular import METRIC_COLUMNS
 from theory import get_estimator, list_estimators
-from sandbox_reference import reference_bandit, reference_tabular
 
 SILENT = lambda fraction: None  # noqa: E731
 TOL = 1e-12
@@ -68,17 +69,45 @@ def test_batched_rs_grpo_equals_one_call_per_beta():
 
 
 BANDIT_CASES = [
-    (dict(rewards=[0.2, 0.5, 0.9, 0.3], batch_size=8, steps=60, reward_noise="bernoulli"),
-     ["grpo", ("rs_grpo", {"beta": 0.0}), ("rs_grpo", {"beta": 4.0}), ("rs_grpo", {"beta": -2.0}),
-      ("riskpo", {"bundle_size": 1}), ("passk_chen", {"k": 4})], 3),
-    (dict(rewards=[0.2, 0.5, 0.9, 0.3], batch_size=6, steps=60, reward_noise="gaussian", optimizer="adam", lr=0.05),
-     ["dr_grpo", ("rs_grpo", {"beta": 4.0}), ("cvar", {"quantile_source": "batch", "bundle_size": 1})], 2),
-    (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.5),
-     ["grpo", ("rs_grpo", {"beta": 4.0}), "riskpo", "cvar"], 1),
-    (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.5, optimizer="natural",
-          reward_noise="bernoulli"), ["grpo", ("rs_grpo", {"beta": 4.0}), "rvar"], 1),
-    (dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.1, optimizer="adam"),
-     ["dr_grpo", ("rs_grpo", {"beta": 8.0})], 1),
+    (
+        dict(rewards=[0.2, 0.5, 0.9, 0.3], batch_size=8, steps=60, reward_noise="bernoulli"),
+        [
+            "grpo",
+            ("rs_grpo", {"beta": 0.0}),
+            ("rs_grpo", {"beta": 4.0}),
+            ("rs_grpo", {"beta": -2.0}),
+            ("riskpo", {"bundle_size": 1}),
+            ("passk_chen", {"k": 4}),
+        ],
+        3,
+    ),
+    (
+        dict(rewards=[0.2, 0.5, 0.9, 0.3], batch_size=6, steps=60, reward_noise="gaussian", optimizer="adam", lr=0.05),
+        ["dr_grpo", ("rs_grpo", {"beta": 4.0}), ("cvar", {"quantile_source": "batch", "bundle_size": 1})],
+        2,
+    ),
+    (
+        dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.5),
+        ["grpo", ("rs_grpo", {"beta": 4.0}), "riskpo", "cvar"],
+        1,
+    ),
+    (
+        dict(
+            rewards=[1.0, 0.8, 0.0],
+            init_logits=[-3.0, 0.0, -3.0],
+            steps=150,
+            lr=0.5,
+            optimizer="natural",
+            reward_noise="bernoulli",
+        ),
+        ["grpo", ("rs_grpo", {"beta": 4.0}), "rvar"],
+        1,
+    ),
+    (
+        dict(rewards=[1.0, 0.8, 0.0], init_logits=[-3.0, 0.0, -3.0], steps=150, lr=0.1, optimizer="adam"),
+        ["dr_grpo", ("rs_grpo", {"beta": 8.0})],
+        1,
+    ),
 ]
 
 
@@ -96,16 +125,25 @@ def test_bandit_reproduces_the_reference_on_the_100_arm_sweep():
     specs = [("rs_grpo", {"beta": float(b)}) for b in (0, 2, 16, 64)]
     with single_thread():
         reference, _ = reference_bandit(config, specs, 2)
-    _assert_frames_close(reference, run_bandit(config, specs, seeds=2, progress=SILENT).metrics,
-                         ["expected_reward", "entropy", "prob_best"])
+    _assert_frames_close(
+        reference,
+        run_bandit(config, specs, seeds=2, progress=SILENT).metrics,
+        ["expected_reward", "entropy", "prob_best"],
+    )
 
 
 TABULAR_CASES = [
     (dict(steps=12), [(name, {}) for name in list_estimators()], 2),
-    (dict(steps=12, clip_eps=0.2, ppo_epochs=3, reward_type="graded", metric_bundle_size=4),
-     [("grpo", {}), ("riskpo", {"bundle_size": 5}), ("rs_grpo", {"beta": 4.0}), ("rs_grpo", {"beta": 0.0})], 3),
-    (dict(steps=12, num_prompts=20, difficulty="hard", lr=1.0),
-     [("riskpo", {"bundle_size": b}) for b in (1, 2, 5, 10)] + [("cvar", {"quantile_source": "batch"})], 2),
+    (
+        dict(steps=12, clip_eps=0.2, ppo_epochs=3, reward_type="graded", metric_bundle_size=4),
+        [("grpo", {}), ("riskpo", {"bundle_size": 5}), ("rs_grpo", {"beta": 4.0}), ("rs_grpo", {"beta": 0.0})],
+        3,
+    ),
+    (
+        dict(steps=12, num_prompts=20, difficulty="hard", lr=1.0),
+        [("riskpo", {"bundle_size": b}) for b in (1, 2, 5, 10)] + [("cvar", {"quantile_source": "batch"})],
+        2,
+    ),
 ]
 
 
@@ -114,7 +152,9 @@ def test_tabular_reproduces_the_reference_simulator(kwargs, estimators, seeds):
     config = TabularConfig(**kwargs)
     with single_thread():
         reference = reference_tabular(config, estimators, seeds)
-    _assert_frames_close(reference, run_tabular(config, estimators, seeds=seeds, progress=SILENT).metrics, METRIC_COLUMNS)
+    _assert_frames_close(
+        reference, run_tabular(config, estimators, seeds=seeds, progress=SILENT).metrics, METRIC_COLUMNS
+    )
 
 
 def test_long_bandit_run_reports_progress_monotonically_to_one():

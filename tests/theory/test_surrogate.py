@@ -5,13 +5,13 @@ handful of operations, so 1e-12 is ample (observed ~1e-16). The gradient check
 uses torch.autograd.gradcheck's central differences (eps=1e-6, float64), whose
 truncation error is O(eps²)·|f'''| ≈ 1e-12, well under its atol of 1e-5.
 """
+
 import math
 
 import pytest
 import torch
 
-from theory.surrogate import (aggregate, clipped_surrogate, importance_log_ratio, k3_kl,
-                              truncated_importance_weights)
+from theory.surrogate import aggregate, clipped_surrogate, importance_log_ratio, k3_kl, truncated_importance_weights
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 F64 = torch.float64
@@ -44,8 +44,15 @@ def test_sequence_ratio_is_masked_geometric_mean_shared_by_the_row():
     log_s = importance_log_ratio(new, old, mask, "sequence")
     # Row 0: token ratios 2 and 0.5 (the masked 9 is ignored) -> s = sqrt(1) = 1. Row 1: s = 1.1.
     torch.testing.assert_close(log_s, torch.tensor([[0.0] * 3, [math.log(1.1)] * 3], dtype=F64), **TOL)
-    out = clipped_surrogate(new, old, torch.tensor([1.0, 1.0], dtype=F64), mask, clip_eps_low=0.2,
-                            clip_eps_high=0.05, importance_ratio="sequence")
+    out = clipped_surrogate(
+        new,
+        old,
+        torch.tensor([1.0, 1.0], dtype=F64),
+        mask,
+        clip_eps_low=0.2,
+        clip_eps_high=0.05,
+        importance_ratio="sequence",
+    )
     torch.testing.assert_close(out.per_token_loss, torch.tensor([[-1.0, -1.0, 0.0], [-1.05] * 3], dtype=F64), **TOL)
     assert float(out.clip_frac) == pytest.approx(3 / 5, rel=1e-12)
 
@@ -71,7 +78,9 @@ def test_autograd_gradient_matches_finite_differences(importance_ratio):
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
 
     def objective(x):
-        out = clipped_surrogate(x, old, adv, mask, clip_eps_low=0.2, clip_eps_high=0.3, importance_ratio=importance_ratio)
+        out = clipped_surrogate(
+            x, old, adv, mask, clip_eps_low=0.2, clip_eps_high=0.3, importance_ratio=importance_ratio
+        )
         return aggregate(out.per_token_loss, mask, "seq-mean-token-mean")
 
     assert torch.autograd.gradcheck(objective, (new,), eps=1e-6, atol=1e-5)
@@ -85,8 +94,9 @@ def test_clipped_tokens_get_exactly_zero_gradient_and_sequence_gradient_spreads_
     assert new.grad.abs().max().item() == 0.0
     # Unclipped sequence ratio s = 1: L = −2 s A (two tokens), ∂s/∂ℓ_t = s/2 → grad −A = −1 per token.
     new = torch.zeros(1, 2, dtype=F64, requires_grad=True)
-    clipped_surrogate(new, old, torch.ones(1, dtype=F64), torch.ones(1, 2),
-                      importance_ratio="sequence").per_token_loss.sum().backward()
+    clipped_surrogate(
+        new, old, torch.ones(1, dtype=F64), torch.ones(1, 2), importance_ratio="sequence"
+    ).per_token_loss.sum().backward()
     torch.testing.assert_close(new.grad, torch.full((1, 2), -1.0, dtype=F64), **TOL)
 
 

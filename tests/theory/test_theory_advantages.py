@@ -3,6 +3,7 @@
 Expected values come from the formulas evaluated independently with Python
 floats / numpy in float64, from closed forms, or from hand-computed cases.
 """
+
 from __future__ import annotations
 
 import math

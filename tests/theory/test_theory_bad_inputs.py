@@ -4,6 +4,7 @@ One row per bad input; the id says what is wrong. Issue 8 point 5 items are mark
 Bad inputs tested elsewhere (estimator parameters, tracker, pass@k, population forms, β grids,
 Assumption 1) are counted in docs/theory.md too.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -28,35 +29,83 @@ CASES = [
     ("mvar advantage omega=inf", lambda: adv.mvar_advantage_from_quantiles(R, 0.0, 1.0, float("inf")), "omega"),
     ("risk_measures.mvar omega=inf", lambda: rm.mvar(V, P, 0.2, 0.8, float("inf")), "omega"),
     # (#8) tracker_step_size=inf gave NaN one call later
-    ("riskpo tracker_step_size=inf (#8)", lambda: get_estimator("riskpo", tracker_step_size=float("inf")), "step_size=inf"),
+    (
+        "riskpo tracker_step_size=inf (#8)",
+        lambda: get_estimator("riskpo", tracker_step_size=float("inf")),
+        "step_size=inf",
+    ),
     ("riskpo tracker_decay=nan", lambda: get_estimator("riskpo", tracker_decay=float("nan")), "decay"),
     ("grpo eps=inf", lambda: get_estimator("grpo", eps=float("inf")), "eps=inf"),
     # (#8) q_alpha/q_beta were silently ignored unless quantile_source="fixed"
     ("riskpo q_alpha with tracker (#8)", lambda: get_estimator("riskpo", q_alpha=0.5), "quantile_source='fixed'"),
-    ("riskpo q_beta with batch (#8)", lambda: get_estimator("riskpo", quantile_source="batch", q_beta=2.0), "q_beta=2.0"),
+    (
+        "riskpo q_beta with batch (#8)",
+        lambda: get_estimator("riskpo", quantile_source="batch", q_beta=2.0),
+        "q_beta=2.0",
+    ),
     ("cvar q_alpha with group (#8)", lambda: get_estimator("cvar", q_alpha=0.5), "q_alpha=0.5"),
-    ("riskpo fixed q_alpha=nan", lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=float("nan"), q_beta=1.0), "q_alpha=nan"),
-    ("riskpo fixed q_beta=inf", lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=0.0, q_beta=float("inf")), "q_beta=inf"),
+    (
+        "riskpo fixed q_alpha=nan",
+        lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=float("nan"), q_beta=1.0),
+        "q_alpha=nan",
+    ),
+    (
+        "riskpo fixed q_beta=inf",
+        lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=0.0, q_beta=float("inf")),
+        "q_beta=inf",
+    ),
     # (#8) passk_chen accepted rewards 2.0 and −1, passk_reweight accepted 0.5
-    ("passk_chen reward 2.0 (#8)", lambda: get_estimator("passk_chen", k=2)(torch.tensor([[2.0, 0.0, 1.0]])), "rewards must lie in"),
-    ("passk_chen reward -1 (#8)", lambda: get_estimator("passk_chen", k=2)(torch.tensor([[-1.0, 0.0, 1.0]])), "rewards must lie in"),
-    ("passk_reweight reward 0.5 (#8)", lambda: get_estimator("passk_reweight", k=2)(torch.tensor([[0.5, 0.0, 1.0]])), "rewards must be binary"),
+    (
+        "passk_chen reward 2.0 (#8)",
+        lambda: get_estimator("passk_chen", k=2)(torch.tensor([[2.0, 0.0, 1.0]])),
+        "rewards must lie in",
+    ),
+    (
+        "passk_chen reward -1 (#8)",
+        lambda: get_estimator("passk_chen", k=2)(torch.tensor([[-1.0, 0.0, 1.0]])),
+        "rewards must lie in",
+    ),
+    (
+        "passk_reweight reward 0.5 (#8)",
+        lambda: get_estimator("passk_reweight", k=2)(torch.tensor([[0.5, 0.0, 1.0]])),
+        "rewards must be binary",
+    ),
     ("pass_at_k_from_rewards reward 0.5", lambda: pk.pass_at_k_from_rewards(torch.tensor([[0.5, 1.0]]), 1), "binary"),
     # (#8) an empty (0, G) batch raised a cryptic torch error
     ("grpo empty (0, G) batch (#8)", lambda: get_estimator("grpo")(torch.zeros(0, 4)), "rewards has no rows"),
-    ("riskpo empty (0, G) batch (#8)", lambda: get_estimator("riskpo", bundle_size=1)(torch.zeros(0, 4)), "rewards has no rows"),
+    (
+        "riskpo empty (0, G) batch (#8)",
+        lambda: get_estimator("riskpo", bundle_size=1)(torch.zeros(0, 4)),
+        "rewards has no rows",
+    ),
     ("pkpo empty (0, G) batch (#8)", lambda: get_estimator("pkpo", k=2)(torch.zeros(0, 4)), "rewards has no rows"),
     # (#8) complex rewards were cast silently
-    ("grpo complex rewards (#8)", lambda: get_estimator("grpo")(torch.tensor([[1 + 1j, 0j, 1 + 0j]])), "rewards must be real"),
-    ("dr_grpo function complex rewards (#8)", lambda: adv.dr_grpo(torch.tensor([[1 + 1j, 0j]])), "rewards must be real"),
+    (
+        "grpo complex rewards (#8)",
+        lambda: get_estimator("grpo")(torch.tensor([[1 + 1j, 0j, 1 + 0j]])),
+        "rewards must be real",
+    ),
+    (
+        "dr_grpo function complex rewards (#8)",
+        lambda: adv.dr_grpo(torch.tensor([[1 + 1j, 0j]])),
+        "rewards must be real",
+    ),
     ("risk measure complex values (#8)", lambda: rm.mean(V.to(torch.complex128), P), "values must be real"),
     ("tracker complex scores (#8)", lambda: QuantileTracker().update(torch.tensor([1j, 0j])), "scores must be real"),
     # other shapes and values
     ("estimator 1-D rewards", lambda: get_estimator("grpo")(torch.zeros(4)), "rewards must have 2 dims"),
-    ("estimator inf reward", lambda: get_estimator("dr_grpo")(torch.tensor([[float("inf"), 0.0]])), "rewards contains NaN or inf"),
+    (
+        "estimator inf reward",
+        lambda: get_estimator("dr_grpo")(torch.tensor([[float("inf"), 0.0]])),
+        "rewards contains NaN or inf",
+    ),
     ("rs_grpo function beta=nan", lambda: adv.rs_grpo(R, float("nan")), "beta"),
     ("population_rs_grpo beta=inf", lambda: pop.population_rs_grpo(V, P, float("inf")), "beta=inf must be finite"),
-    ("population_rs_grpo beta tensor with nan", lambda: pop.population_rs_grpo(V, P, torch.tensor([float("nan")])), "beta must be real and finite"),
+    (
+        "population_rs_grpo beta tensor with nan",
+        lambda: pop.population_rs_grpo(V, P, torch.tensor([float("nan")])),
+        "beta must be real and finite",
+    ),
     ("quantile level 1.5", lambda: rm.quantile(V, P, 1.5), "level=1.5"),
     ("probs not summing to 1", lambda: rm.mean(V, P * 2), "probs must sum to 1"),
     ("negative probs", lambda: rm.mean(V, torch.tensor([-0.5, 0.5, 0.5, 0.5], dtype=D)), "probs must be non-negative"),

@@ -1,4 +1,5 @@
 """RiskPO bundling (theory.bundles) against brute-force loops and exact counts."""
+
 from __future__ import annotations
 
 import itertools
@@ -63,7 +64,9 @@ def test_every_bundle_takes_exactly_one_response_of_each_prompt_in_its_block():
 def test_bundle_scores_are_sums_and_broadcast_is_the_inverse():
     gen = torch.Generator().manual_seed(7)
     num_prompts, group, size = 15, 8, 5
-    rewards = torch.randint(0, 2, (num_prompts, group), generator=gen).double() + torch.rand(num_prompts, group, generator=gen, dtype=torch.float64)
+    rewards = torch.randint(0, 2, (num_prompts, group), generator=gen).double() + torch.rand(
+        num_prompts, group, generator=gen, dtype=torch.float64
+    )
     perm = bundles.random_bundle_permutation(num_prompts, group, gen)
     scores = bundles.bundle_scores(rewards, perm, size)
     assert scores.shape == (num_prompts // size, group)

@@ -1,4 +1,5 @@
 """Entropy / covariance identities of a tabular softmax policy (theory.dynamics)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The estimator registry (theory.estimators): every estimator, its wiring and its errors."""
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,19 @@ def make_rewards(kind: str, prompts: int = 10, group: int = 8, seed: int = 0) ->
 
 
 def test_registry_lists_the_documented_estimators_and_aliases():
-    assert set(NAMES) >= {"grpo", "dr_grpo", "rs_grpo", "riskpo", "riskpo_seeking", "rvar", "cvar",
-                          "passk_chen", "passk_loo_max", "pkpo", "passk_reweight"}
+    assert set(NAMES) >= {
+        "grpo",
+        "dr_grpo",
+        "rs_grpo",
+        "riskpo",
+        "riskpo_seeking",
+        "rvar",
+        "cvar",
+        "passk_chen",
+        "passk_loo_max",
+        "pkpo",
+        "passk_reweight",
+    }
     assert all(isinstance(d, str) and d for d in list_estimators().values())
     assert type(get_estimator("mvar")) is type(get_estimator("riskpo"))
     assert type(get_estimator("rsgrpo")) is type(get_estimator("rs_grpo"))
@@ -73,9 +85,12 @@ def test_population_forms_have_the_shape_of_the_policy(name):
 @pytest.mark.parametrize(
     "name,params",
     [(name, {}) for name in NAMES]
-    + [("riskpo", {"quantile_source": "fixed", "q_alpha": 1.0, "q_beta": 2.0, "omega": 1.5}),
-       ("cvar", {"alpha": 0.3, "quantile_source": "batch"}),
-       ("rs_grpo", {"beta": -1.0}), ("pkpo", {"k": 2})],
+    + [
+        ("riskpo", {"quantile_source": "fixed", "q_alpha": 1.0, "q_beta": 2.0, "omega": 1.5}),
+        ("cvar", {"alpha": 0.3, "quantile_source": "batch"}),
+        ("rs_grpo", {"beta": -1.0}),
+        ("pkpo", {"k": 2}),
+    ],
 )
 def test_params_rebuild_an_identical_estimator(name, params):
     est = get_estimator(name, **params)
@@ -237,7 +252,9 @@ def test_risk_seeking_bundles_are_nonnegative_and_zero_below_q_alpha():
 
 @pytest.mark.parametrize("name", BAND)
 def test_state_dict_round_trip_reproduces_the_next_advantages(name):
-    params = {"bundle_size": 5} if name in ("riskpo", "riskpo_seeking") else {"quantile_source": "tracker", "bundle_size": 2}
+    params = (
+        {"bundle_size": 5} if name in ("riskpo", "riskpo_seeking") else {"quantile_source": "tracker", "bundle_size": 2}
+    )
     original = get_estimator(name, **params)
     for seed in range(3):
         original(make_rewards("binary", seed=seed))

@@ -15,6 +15,7 @@ Tolerance: central differences err by h²/6·|J'''| + eps·|J|/h ≈ 1e-12 + 2e-
 for rewards of order 1; 1e-8 leaves a wide margin yet is six orders of magnitude
 below the size of the gradients compared.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -45,7 +46,9 @@ def instance(seed: int, k: int = 9, binary: bool = False):
         rewards = torch.tensor([1.0, 0.0] * (k // 2) + [0.0] * (k % 2), dtype=torch.float64)
     else:
         # Distinct rewards: every atom is its own response, so the tail measures are smooth off the kinks.
-        rewards = torch.randperm(k, generator=gen).double() / k + 0.05 * torch.rand(k, generator=gen, dtype=torch.float64)
+        rewards = torch.randperm(k, generator=gen).double() / k + 0.05 * torch.rand(
+            k, generator=gen, dtype=torch.float64
+        )
     return theta, rewards
 
 
@@ -95,7 +98,9 @@ def test_population_risk_seeking_mvar_is_the_gradient_of_its_documented_objectiv
 
     def objective(t):
         probs = torch.softmax(t, -1)
-        return rm.quantile_integral(rewards, probs, alpha, beta) + (1 + omega) * rm.quantile_integral(rewards, probs, beta, 1.0)
+        return rm.quantile_integral(rewards, probs, alpha, beta) + (1 + omega) * rm.quantile_integral(
+            rewards, probs, beta, 1.0
+        )
 
     advantage = pop.population_risk_seeking_mvar(rewards, torch.softmax(theta, -1), alpha, beta, omega)
     assert bool((advantage >= 0).all())
@@ -165,7 +170,13 @@ def test_population_advantages_accept_batch_dims():
     gen = torch.Generator().manual_seed(4)
     rewards = torch.rand(3, 6, generator=gen, dtype=torch.float64)
     probs = torch.softmax(torch.randn(3, 6, generator=gen, dtype=torch.float64), -1)
-    for f in (pop.population_mvar, pop.population_rvar, pop.population_rs_grpo, pop.population_cvar, pop.population_grpo):
+    for f in (
+        pop.population_mvar,
+        pop.population_rvar,
+        pop.population_rs_grpo,
+        pop.population_cvar,
+        pop.population_grpo,
+    ):
         batched = f(rewards, probs)
         looped = torch.stack([f(rewards[i], probs[i]) for i in range(3)])
         assert torch.allclose(batched, looped, atol=1e-15, rtol=0), f.__name__
@@ -184,7 +195,9 @@ def test_population_rs_grpo_small_beta_float32():
 
 def test_population_passk_rejects_rewards_outside_the_unit_interval():
     with pytest.raises(ValueError, match="rewards"):
-        pop.population_passk(torch.tensor([0.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64), 2)
+        pop.population_passk(
+            torch.tensor([0.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64), 2
+        )
 
 
 @pytest.mark.parametrize("seed", SEEDS[:2])

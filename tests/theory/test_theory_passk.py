@@ -1,4 +1,5 @@
 """Pass@k estimators and pass@k advantages (theory.passk) against enumeration of subsets / tuples."""
+
 from __future__ import annotations
 
 import itertools
@@ -40,7 +41,11 @@ def test_pass_at_k_equals_enumeration_of_all_k_subsets():
             ks = list(range(1, n + 1))
             for k in ks:
                 # lgamma-based ratio: ~1e-15 relative rounding for n <= 10.
-                assert pk.pass_at_k(n, c, k).item() == pytest.approx(float(brute_pass_at_k(n, c, k)), abs=1e-13), (n, c, k)
+                assert pk.pass_at_k(n, c, k).item() == pytest.approx(float(brute_pass_at_k(n, c, k)), abs=1e-13), (
+                    n,
+                    c,
+                    k,
+                )
 
 
 def test_pass_at_k_is_stable_for_n_1024():
@@ -276,7 +281,8 @@ def test_pkpo_and_chen_batch_dims_equal_row_by_row():
         for i in range(4):
             row = rewards[i, 0].tolist()
             expected = [
-                pk.pkpo_effective_rewards(rewards[i, 0], k)[m].item() - k / 9 * brute_max_at_k(row[:m] + row[m + 1 :], min(k, 8))
+                pk.pkpo_effective_rewards(rewards[i, 0], k)[m].item()
+                - k / 9 * brute_max_at_k(row[:m] + row[m + 1 :], min(k, 8))
                 for m in range(9)
             ]
             assert pk.pkpo_advantage(rewards, k)[i, 0].tolist() == pytest.approx(expected, abs=1e-12)

@@ -4,6 +4,7 @@
 Checked three ways: exact enumeration of every group, Monte Carlo (within 3 standard errors), and, where the
 estimator is unbiased, against the autograd gradient of its objective.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,7 +26,11 @@ CASES = {  # name: (rewards, sampled advantage of one group, population form)
     "pkpo": (GRADED, lambda x: pk.pkpo_advantage(x, 2), lambda r, p, n: pop.population_pkpo(r, p, 2, n)),
     "loo_max": (GRADED, pk.leave_one_out_max_advantage, pop.population_loo_max),
     "chen": (BINARY, lambda x: pk.chen_passk_advantage(x, 2), lambda r, p, n: pop.population_chen_passk(r, p, 2, n)),
-    "reweight": (BINARY, lambda x: pk.passk_reweighted_advantage(x, 3), lambda r, p, n: pop.population_passk_reweight(r, p, 3, n)),
+    "reweight": (
+        BINARY,
+        lambda x: pk.passk_reweighted_advantage(x, 3),
+        lambda r, p, n: pop.population_passk_reweight(r, p, 3, n),
+    ),
 }
 
 
@@ -75,45 +80,60 @@ def test_pkpo_population_step_is_the_exact_max_at_k_gradient(n, k):
     truth = _autograd_gradient(lambda p: pk.expected_max(GRADED, p, k).sum())
     torch.testing.assert_close(step, truth, rtol=0, atol=1e-13)
     loo = n * softmax_policy_gradient(THETA, pop.population_loo_max(GRADED, probs, n))
-    torch.testing.assert_close(loo, _autograd_gradient(lambda p: pk.expected_max(GRADED, p, n).sum()), rtol=0, atol=1e-13)
+    torch.testing.assert_close(
+        loo, _autograd_gradient(lambda p: pk.expected_max(GRADED, p, n).sum()), rtol=0, atol=1e-13
+    )
 
 
 def test_expected_max_matches_enumeration_and_pass_at_k():
     probs = torch.softmax(THETA, -1)
     for k in (1, 2, 3):
-        brute = sum(math.prod(float(probs[a]) for a in t) * max(float(GRADED[a]) for a in t)
-                    for t in itertools.product(range(5), repeat=k))
+        brute = sum(
+            math.prod(float(probs[a]) for a in t) * max(float(GRADED[a]) for a in t)
+            for t in itertools.product(range(5), repeat=k)
+        )
         assert float(pk.expected_max(GRADED, probs, k)) == pytest.approx(brute, abs=1e-14)
     # Binary rewards: E[max of k] is pass@k = 1 − (1 − p)^k.
     p = float((BINARY * probs).sum())
-    assert float(pk.expected_max(BINARY, probs, 4)) == pytest.approx(float(pk.exact_pass_at_k(torch.tensor(p, dtype=D), 4)), abs=1e-14)
+    assert float(pk.expected_max(BINARY, probs, 4)) == pytest.approx(
+        float(pk.exact_pass_at_k(torch.tensor(p, dtype=D), 4)), abs=1e-14
+    )
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_population_max_at_k_is_the_exact_gradient_of_max_at_k(k):
     probs = torch.softmax(THETA, -1)
     truth = _autograd_gradient(lambda q: pk.expected_max(GRADED, q, k).sum())
-    torch.testing.assert_close(softmax_policy_gradient(THETA, pop.population_max_at_k(GRADED, probs, k)), truth, rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        softmax_policy_gradient(THETA, pop.population_max_at_k(GRADED, probs, k)), truth, rtol=0, atol=1e-14
+    )
     # On binary rewards max@k is pass@k, and the two population forms coincide.
-    torch.testing.assert_close(pop.population_max_at_k(BINARY, probs, k), pop.population_passk(BINARY, probs, k), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        pop.population_max_at_k(BINARY, probs, k), pop.population_passk(BINARY, probs, k), rtol=0, atol=1e-15
+    )
 
 
 def test_population_passk_is_the_exact_gradient_of_pass_at_k():
     probs = torch.softmax(THETA, -1)
     truth = _autograd_gradient(lambda q: pk.exact_pass_at_k((BINARY * q).sum(), 4))
-    torch.testing.assert_close(softmax_policy_gradient(THETA, pop.population_passk(BINARY, probs, 4)), truth, rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        softmax_policy_gradient(THETA, pop.population_passk(BINARY, probs, 4)), truth, rtol=0, atol=1e-14
+    )
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: pop.population_pkpo(GRADED, torch.softmax(THETA, -1), 2, None), "group_size=None"),
-    (lambda: pop.population_pkpo(GRADED, torch.softmax(THETA, -1), 5, 4), "k=5 must be <= group_size=4"),
-    (lambda: pop.population_loo_max(GRADED, torch.softmax(THETA, -1), 1), "group_size=1"),
-    (lambda: pop.population_chen_passk(GRADED, torch.softmax(THETA, -1), 2, 4), "rewards must be binary"),
-    (lambda: pop.population_passk_reweight(BINARY, torch.softmax(THETA, -1), 0, 4), "k=0"),
-    (lambda: pop.population_passk(GRADED, torch.softmax(THETA, -1), 2), "rewards must be binary"),
-    (lambda: pk.expected_max_with(GRADED, torch.softmax(THETA, -1), -1), "draws=-1"),
-    (lambda: pk.max_of_draws_weights(GRADED, torch.softmax(THETA, -1), 0), "draws=0"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: pop.population_pkpo(GRADED, torch.softmax(THETA, -1), 2, None), "group_size=None"),
+        (lambda: pop.population_pkpo(GRADED, torch.softmax(THETA, -1), 5, 4), "k=5 must be <= group_size=4"),
+        (lambda: pop.population_loo_max(GRADED, torch.softmax(THETA, -1), 1), "group_size=1"),
+        (lambda: pop.population_chen_passk(GRADED, torch.softmax(THETA, -1), 2, 4), "rewards must be binary"),
+        (lambda: pop.population_passk_reweight(BINARY, torch.softmax(THETA, -1), 0, 4), "k=0"),
+        (lambda: pop.population_passk(GRADED, torch.softmax(THETA, -1), 2), "rewards must be binary"),
+        (lambda: pk.expected_max_with(GRADED, torch.softmax(THETA, -1), -1), "draws=-1"),
+        (lambda: pk.max_of_draws_weights(GRADED, torch.softmax(THETA, -1), 0), "draws=0"),
+    ],
+)
 def test_population_forms_reject_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

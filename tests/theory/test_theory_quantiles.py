@@ -1,4 +1,5 @@
 """QuantileTracker (RiskPO Algorithm 1): convergence, initialisation, checkpoints, all-reduce hook."""
+
 from __future__ import annotations
 
 import json
@@ -154,8 +155,9 @@ def test_riskpo_uses_the_ordered_pair_when_the_tracker_crosses():
     est.tracker = QuantileTracker((0.2, 0.8), step_size=1.0, init="given", initial_values=[0.0, 0.1])
     rewards = torch.full((1, 10), 0.05, dtype=torch.float64)
     out = est(rewards)
-    expected = mvar_advantage_from_quantiles(rewards, torch.tensor(-0.1, dtype=torch.float64),
-                                             torch.tensor(0.2, dtype=torch.float64), 0.5)
+    expected = mvar_advantage_from_quantiles(
+        rewards, torch.tensor(-0.1, dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64), 0.5
+    )
     torch.testing.assert_close(out.advantages, expected, rtol=0, atol=1e-15)
     assert out.metrics["q_alpha"] == pytest.approx(-0.1) and out.metrics["quantile_crossings"] == 1.0
 

@@ -6,6 +6,7 @@ index ⌈N·u⌉ − 1, and ∫_{i/N}^{j/N} F⁻¹ is an exact sum of sorted dra
 Levels on the 1/N grid put atoms exactly on the quantile levels, the case the
 closed forms must get right.
 """
+
 from __future__ import annotations
 
 import math
@@ -127,7 +128,9 @@ def test_mvar_is_the_documented_mix_of_cvar_and_rvar():
     band = 0.05 * 1 + 0.3 * 2 + 0.15 * 5  # ∫_0.2^0.7
     assert rm.cvar(values, probs, alpha).item() == pytest.approx(lower / alpha, abs=1e-14)
     assert rm.rvar(values, probs, alpha, beta).item() == pytest.approx(band / (beta - alpha), abs=1e-14)
-    expected = (1 + omega) * alpha * rm.cvar(values, probs, alpha) + (beta - alpha) * rm.rvar(values, probs, alpha, beta)
+    expected = (1 + omega) * alpha * rm.cvar(values, probs, alpha) + (beta - alpha) * rm.rvar(
+        values, probs, alpha, beta
+    )
     assert rm.mvar(values, probs, alpha, beta, omega).item() == pytest.approx(expected.item(), abs=1e-14)
     assert rm.mvar(values, probs, alpha, beta, omega).item() == pytest.approx(1.5 * lower + band, abs=1e-14)
 
@@ -203,7 +206,9 @@ def test_empirical_helpers_match_sorted_sample_averages():
     assert rm.empirical_quantile(x, 0.3).item() == s[2]
     assert rm.empirical_cvar(x, 0.3).item() == pytest.approx(sum(s[:3]) / 3, abs=1e-14)
     assert rm.empirical_rvar(x, 0.2, 0.7).item() == pytest.approx(sum(s[2:7]) / 5, abs=1e-14)
-    assert rm.empirical_mvar(x, 0.2, 0.7, 1.0).item() == pytest.approx(2 * sum(s[:2]) / 10 + sum(s[2:7]) / 10, abs=1e-14)
+    assert rm.empirical_mvar(x, 0.2, 0.7, 1.0).item() == pytest.approx(
+        2 * sum(s[:2]) / 10 + sum(s[2:7]) / 10, abs=1e-14
+    )
     assert rm.empirical_entropic(x, 0.5).item() == pytest.approx(
         math.log(math.fsum(math.exp(0.5 * v) for v in s) / 10) / 0.5, abs=1e-12
     )

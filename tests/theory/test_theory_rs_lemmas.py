@@ -1,4 +1,5 @@
 """theory.rs_lemmas: the exact one-step change of π(A*) and the β₀/β₁ thresholds of RS-GRPO Lemmas 3–4."""
+
 from __future__ import annotations
 
 import math
@@ -65,14 +66,17 @@ def test_value_gap_and_ties():
 GRID = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
 
-@pytest.mark.parametrize("curve, beta0, beta1", [
-    ([-1.0, -0.5, 0.2, 0.5, 0.3, 0.1], 0.5, 1.0),       # rises to a peak at 1, then shrinks
-    ([0.1, -0.2, 0.3, 0.4, 0.2, 0.1], 0.5, 1.0),        # positive, dips, positive again: β₀ is where it *stays* > 0
-    ([-1.0] * 6, math.nan, math.nan),                   # never an improvement
-    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.1, math.nan),    # still rising on the last interval: no β₁ on this grid
-    ([0.5, 0.4, 0.3, 0.2, 0.1, -0.1], math.nan, math.nan),  # last point not positive: no β₀
-    ([0.6, 0.5, 0.4, 0.3, 0.2, 0.1], 0.1, 0.1),
-])
+@pytest.mark.parametrize(
+    "curve, beta0, beta1",
+    [
+        ([-1.0, -0.5, 0.2, 0.5, 0.3, 0.1], 0.5, 1.0),  # rises to a peak at 1, then shrinks
+        ([0.1, -0.2, 0.3, 0.4, 0.2, 0.1], 0.5, 1.0),  # positive, dips, positive again: β₀ is where it *stays* > 0
+        ([-1.0] * 6, math.nan, math.nan),  # never an improvement
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.1, math.nan),  # still rising on the last interval: no β₁ on this grid
+        ([0.5, 0.4, 0.3, 0.2, 0.1, -0.1], math.nan, math.nan),  # last point not positive: no β₀
+        ([0.6, 0.5, 0.4, 0.3, 0.2, 0.1], 0.1, 0.1),
+    ],
+)
 def test_thresholds_on_hand_built_curves(curve, beta0, beta1):
     values = torch.tensor(curve, dtype=D)
     got0, got1 = float(L.lemma3_threshold(GRID, values)), float(L.lemma4_threshold(GRID, values))
@@ -90,17 +94,22 @@ def test_thresholds_require_every_learning_rate():
     assert float(L.lemma4_threshold(GRID, changes, lr_axis=True)) == 2.0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(betas=(1.0, 0.5)), "betas must be strictly increasing"),
-    (dict(betas=()), "betas must be a non-empty grid"),
-    (dict(betas=(0.0, float("inf"))), "betas must be finite"),
-    (dict(lrs=(0.0, 1.0)), "lrs must be > 0"),
-    (dict(lrs=(-1.0,)), "lrs must be > 0"),
-    (dict(lrs=(float("nan"),)), "lrs must be finite"),
-    (dict(logits=torch.zeros(4, dtype=D)), "must have the same shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(betas=(1.0, 0.5)), "betas must be strictly increasing"),
+        (dict(betas=()), "betas must be a non-empty grid"),
+        (dict(betas=(0.0, float("inf"))), "betas must be finite"),
+        (dict(lrs=(0.0, 1.0)), "lrs must be > 0"),
+        (dict(lrs=(-1.0,)), "lrs must be > 0"),
+        (dict(lrs=(float("nan"),)), "lrs must be finite"),
+        (dict(logits=torch.zeros(4, dtype=D)), "must have the same shape"),
+    ],
+)
 def test_step_change_rejects_bad_input(kwargs, match):
-    args = dict(rewards=torch.tensor([1.0, 0.5, 0.0], dtype=D), logits=torch.zeros(3, dtype=D), betas=(0.0, 1.0), lrs=(1.0,))
+    args = dict(
+        rewards=torch.tensor([1.0, 0.5, 0.0], dtype=D), logits=torch.zeros(3, dtype=D), betas=(0.0, 1.0), lrs=(1.0,)
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         L.optimal_mass_step_change(args["rewards"], args["logits"], args["betas"], args["lrs"])
@@ -136,8 +145,10 @@ def test_shrinking_gaps_make_the_improvement_shrink_at_every_learning_rate():
     gen = torch.Generator().manual_seed(6)
     rewards, logits = torch.rand(30, 5, generator=gen, dtype=D), 2.5 * torch.randn(30, 5, generator=gen, dtype=D)
     betas = torch.tensor(np.logspace(-2, 4, 121), dtype=D) / L.value_gap(rewards)[:, None]
-    start = torch.maximum(L.gaps_shrink_threshold(betas, L.optimal_gradient_gaps(rewards, logits, betas)),
-                          L.lemma3_threshold(betas, L.raises_optimal_mass_for_every_lr(rewards, logits, betas)))
+    start = torch.maximum(
+        L.gaps_shrink_threshold(betas, L.optimal_gradient_gaps(rewards, logits, betas)),
+        L.lemma3_threshold(betas, L.raises_optimal_mass_for_every_lr(rewards, logits, betas)),
+    )
     assert not bool(torch.isnan(start).any())
     changes = L.optimal_mass_step_change(rewards, logits, betas, (1e-4, 1e-1, 1e2, 1e6))
     beyond = betas >= start[:, None]  # (30, 121)

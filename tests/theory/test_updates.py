@@ -1,4 +1,5 @@
 """theory.updates: the simulators' update rules against autograd, enumeration and the textbook Adam."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,13 @@ import torch
 from theory import population as pop
 from theory.checks import check_unit_interval
 from theory.dynamics import softmax_policy_gradient
-from theory.updates import (ascent_optimizer, ascent_step, bernoulli_outcomes, population_arm_advantage,
-                            sampled_policy_gradient)
+from theory.updates import (
+    ascent_optimizer,
+    ascent_step,
+    bernoulli_outcomes,
+    population_arm_advantage,
+    sampled_policy_gradient,
+)
 
 DTYPE = torch.float64
 
@@ -46,7 +52,9 @@ def test_sampled_gradient_rejects_bad_input():
     with pytest.raises(ValueError, match="actions"):
         sampled_policy_gradient(probs, torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 2, dtype=DTYPE))
     with pytest.raises(ValueError, match="advantages"):
-        sampled_policy_gradient(probs, torch.zeros(2, 2, dtype=torch.long), torch.tensor([[0.0, float("nan")]] * 2, dtype=DTYPE))
+        sampled_policy_gradient(
+            probs, torch.zeros(2, 2, dtype=torch.long), torch.tensor([[0.0, float("nan")]] * 2, dtype=DTYPE)
+        )
 
 
 def test_bernoulli_arm_advantage_matches_explicit_outcome_sum():
@@ -64,8 +72,12 @@ def test_bernoulli_arm_advantage_matches_explicit_outcome_sum():
     rewards, masses = bernoulli_outcomes(mu, probs)
     assert torch.equal(rewards, outcome_r) and float(masses.sum()) == pytest.approx(1.0, abs=1e-15)
     # deterministic rewards: the outcomes are the arms
-    torch.testing.assert_close(population_arm_advantage(pop.population_dr_grpo, mu, probs),
-                               mu - (probs * mu).sum(-1, keepdim=True), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        population_arm_advantage(pop.population_dr_grpo, mu, probs),
+        mu - (probs * mu).sum(-1, keepdim=True),
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_sgd_ascent_is_theta_plus_lr_times_direction():
