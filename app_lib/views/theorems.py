@@ -25,6 +25,7 @@ FAMILIES = {
     "u_shaped": "u_shaped: graded rewards, log π a random parabola in r (+ noise)",
     "lm_like": "lm_like: rewards piled at 0 and 1 like a base model's accuracies, log π rising towards both tails",
     "random": "random: graded rewards, i.i.d. N(0, 4) logits (no structure)",
+    "tail_mass": "tail_mass: constructed to meet Assumption 1 with mass below q_α and above q_β (non-trivial)",
     "u": "u: log π U-shaped in the reward (Assumption 1's regime)",
     "free": "free: unstructured random logits",
 }
@@ -38,6 +39,10 @@ COUNT_WORDS = {
     "violated": "violate Assumption 1",
     "violated_failed": "… of which Cov_MVaR > Cov_mean",
     "literal_not_signs": "satisfy Assumption 1 but not the sign condition",
+    "literal_tail_mass": "satisfy Assumption 1 with mass below q_α and above q_β",
+    "trivial": "satisfy Assumption 1 trivially (gap exactly 0)",
+    "nontrivial": "satisfy Assumption 1 non-trivially (gap ≠ 0)",
+    "nontrivial_ordered": "… of which Cov_MVaR < Cov_mean strictly",
 }
 
 FALLBACK_WORDS = {
