@@ -51,6 +51,7 @@ BUILTIN_VIEW_MODULES = (
     "app_lib.views.theorems",
     "app_lib.views.presets",
     "app_lib.views.sweeps",
+    "app_lib.views.regime_map",
     "app_lib.views.compare",  # registers itself only when app_lib/compare_panels.py exists
 )
 #: Modules that may be absent; each registers itself on import or exposes ``render``.

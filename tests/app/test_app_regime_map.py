@@ -1,0 +1,62 @@
+"""The regime-map view renders the precomputed map and shows its numbers (AppTest, headless)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "app.py")
+MAP = REPO / "app_lib" / "data" / "regime_map" / "regime_map.json"
+TIMEOUT = 120  # a cold AppTest run imports torch/plotly
+
+
+def open_view(**widgets) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["view"] = "regime_map"
+    for key, value in widgets.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize(("claim", "centre"), [("entropy", "entropy"), ("passk", "passk")])
+def test_regime_map_view_shows_the_precomputed_rows(claim, centre):
+    data = json.loads(MAP.read_text())
+    rows = pd.DataFrame(data["rows"])
+    expected = rows[(rows.claim == claim) & (rows.centre == centre)]
+    assert len(expected) > 0
+    at = open_view(map_claim=claim, map_centre=centre)
+    shown = at.dataframe[0].value
+    assert len(shown) == len(expected)
+    # the same differences, as a multiset (the view reorders rows by axis)
+    assert sorted(shown["difference"].round(12)) == pytest.approx(sorted(expected["difference"].round(12)), abs=1e-12)
+    metrics = {m.label: m.value for m in at.metric}
+    for verdict in ("holds", "fails", "not resolved"):
+        assert int(metrics[verdict]) == int((expected.verdict == verdict).sum())
+    (fig,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-fig_regime_map")]
+    spec = json.loads(fig.proto.spec)
+    heat = spec["data"][0]
+    assert heat["type"] == "heatmap"
+    # every measured cell carries its difference as text; hover text names the interval
+    cells = [t for line in heat["text"] for t in line if t]
+    assert len(cells) == len(expected)
+    hover = [h for line in heat["customdata"] for h in line if "CI" in h]
+    assert len(hover) == len(expected)
+
+
+def test_regime_map_verdicts_follow_the_rule():
+    """Each stored verdict is the rule applied to its interval (recomputed here, not imported)."""
+    rows = json.loads(MAP.read_text())["rows"]
+    for r in rows:
+        lo, hi = r["ci_low"], r["ci_high"]
+        assert math.isfinite(lo) and lo <= r["difference"] <= hi
+        want = "holds" if lo > 0 else "fails" if hi < 0 else "not resolved"
+        assert r["verdict"] == want
+        assert r["seeds"] >= 8 and r["framing"] == "equal_steps"
