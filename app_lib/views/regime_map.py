@@ -195,15 +195,15 @@ def verdict_note(paper: str, rows: list[dict], where: str) -> str | None:
     text = f"**The paper says:** {paper}  \n**Measured** ({where}, equal steps, 95 % t intervals):  \n{lines}  \n"
     if verdict == "fails":
         failed = [f"{r['method']} vs {r['baseline']}" for r in rows if r["verdict"] == "fails"]
-        st.error(
+        st.warning(  # a warning, not st.error: a measured contradiction is a result, not an input error
             text + f"**Verdict: fails. This contradicts the paper** — in this simulator the difference is on the "
             f"opposite side for {', '.join(failed)}.",
-            icon=":material/error:",
+            icon=":material/report:",
         )
     elif verdict == "holds":
         st.success(text + "**Verdict: holds** — every comparison's interval lies on the paper's side.")
     else:
-        st.warning(
+        st.info(
             text + "**Verdict: not resolved** — an interval contains 0: at this size the simulator neither confirms "
             "nor contradicts the paper."
         )

@@ -191,7 +191,7 @@ def theorem_2(knobs: Knobs) -> None:
         n1, n2, n3 = st.columns(3)
         n1.metric("trivial (gap exactly 0: no mass beyond q_α, q_β)", f"{thm2['trivial']}")
         n2.metric("non-trivial (gap ≠ 0: the inequality is tested)", f"{thm2['nontrivial']}")
-        n3.metric("… of which Cov_MVaR < Cov_mean strictly", f"{thm2['nontrivial_holds']}")
+        n3.metric("strictly ordered: Cov_MVaR < Cov_mean (non-trivial)", f"{thm2['nontrivial_holds']}")
     table = pd.DataFrame(thm2["table"])
     fig = memo.get_or_build(("thm2", params), lambda: covariance_gap_figure(table))
     st.plotly_chart(fig, key="fig_thm2")
@@ -257,7 +257,10 @@ def theorem_verdict(paper: str, holds: bool, measured: str, contradiction: str =
     if holds:
         st.success(text + "  \n**Verdict: holds.**")
     else:
-        st.error(text + f"  \n**Verdict: fails. This contradicts the paper:** {contradiction}", icon=":material/error:")
+        # a warning, not st.error: a measured contradiction is a result, not an input error
+        st.warning(
+            text + f"  \n**Verdict: fails. This contradicts the paper:** {contradiction}", icon=":material/report:"
+        )
 
 
 def theorem_3() -> None:

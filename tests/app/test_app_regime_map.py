@@ -16,9 +16,9 @@ MAP = REPO / "app_lib" / "data" / "regime_map" / "regime_map.json"
 TIMEOUT = 120  # a cold AppTest run imports torch/plotly
 
 
-def open_view(**widgets) -> AppTest:
+def open_view(view: str = "regime_map", **widgets) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["view"] = "regime_map"
+    at.query_params["view"] = view
     for key, value in widgets.items():
         at.session_state[key] = value
     at.run()
@@ -60,3 +60,26 @@ def test_regime_map_verdicts_follow_the_rule():
         want = "holds" if lo > 0 else "fails" if hi < 0 else "not resolved"
         assert r["verdict"] == want
         assert r["seeds"] >= 8 and r["framing"] == "equal_steps"
+
+
+@pytest.mark.parametrize(
+    ("preset", "claim", "centre", "axes"),
+    [
+        ("riskpo_entropy", "entropy", "entropy", ("centre", "steps")),
+        ("passk", "passk", "passk", ("centre",)),
+        ("bundle_sweep", "bundle_size", "entropy", ("centre", "bundle_size")),
+    ],
+)
+def test_preset_boxes_show_the_measured_verdict_next_to_the_paper(preset, claim, centre, axes):
+    rows = json.loads(MAP.read_text())["rows"]
+    mine = [r for r in rows if r["claim"] == claim and r["centre"] == centre and r["axis"] in axes]
+    if preset == "riskpo_entropy":  # the preset's box shows the centre (150 steps) and the 300-step point
+        mine = [r for r in mine if r["axis"] == "centre" or r["value"] == 300]
+    verdicts = [r["verdict"] for r in mine]
+    want = "fails" if "fails" in verdicts else "holds" if all(v == "holds" for v in verdicts) else "not resolved"
+    at = open_view("presets", preset=preset)
+    boxes = [e.value for e in [*at.warning, *at.success, *at.info] if "The paper says" in e.value]
+    assert len(boxes) == 1
+    assert f"Verdict: {want}" in boxes[0]
+    assert ("contradicts the paper" in boxes[0]) == (want == "fails")
+    assert boxes[0].count("→") == len(mine)  # one line per measured comparison
