@@ -35,7 +35,7 @@ PAPER_TABLE4 = pd.DataFrame(
 )
 
 PRESETS = {
-    "rs_bandit": "RS-GRPO §3: 100-arm bandit, β sweep, 25 000 updates",
+    "rs_bandit": "RS-GRPO §5.1, Fig. 3: 100-arm bandit, β sweep, 25 000 updates",
     "riskpo_entropy": "RiskPO Fig. 5: entropy (and risk measures) vs steps",
     "bundle_sweep": "RiskPO Table 4: bundle-size sweep",
     "passk": "Both papers: pass@k vs k (k = 1 … 256)",
@@ -89,7 +89,7 @@ def rs_bandit() -> None:
     final = final.assign(paper=np.where(final["beta"] <= 2, "stays at 0.6", "reaches 1.0"))
     st.dataframe(final, hide_index=True, key="table_preset_rs_bandit")
     explain(
-        "RS-GRPO §3 / Fig. 3: on a 100-arm bandit with a 0.6 mode where the initial policy is peaked and the optimum "
+        "RS-GRPO §5.1 / Fig. 3: on a 100-arm bandit with a 0.6 mode where the initial policy is peaked and the optimum "
         "1.0 elsewhere, β ∈ {0, 2} converge to 0.6 and β ≥ 4 escape to ≈ 1.0; the largest β converges slowest (Lemma 4).",
         "batches of 16 arms, η = 0.1, SGD on the logits, deterministic rewards (the paper's appendix settings).",
         "the β = 0/2 curves settle at 0.6 and every β ≥ 4 reaches the 1.0 line; β = 64 is last to get there.",
