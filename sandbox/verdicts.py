@@ -47,6 +47,9 @@ __all__ = [
     "compare",
     "claim_verdict",
     "control_report",
+    "paired_comparisons",
+    "decision",
+    "decision_text",
 ]
 
 HOLDS = "holds"
@@ -87,6 +90,7 @@ class Comparison:
     def to_dict(self) -> dict:
         """JSON-ready (floats that are not finite become None)."""
         out = dataclasses.asdict(self)
+        out["primary"] = self.primary
         for key in ("difference", "ci_low", "ci_high"):
             out[key] = out[key] if math.isfinite(out[key]) else None
         return out
@@ -190,3 +194,66 @@ def control_report(method_verdict: Verdict, controls: dict[str, Sequence[Compari
     else:
         note = "every control gets a different verdict from the method"
     return {"verdicts": verdicts, "valid": not same, "indistinguishable_from": same, "note": note}
+
+
+def paired_comparisons(
+    values, pairs: Sequence[tuple[str, str]], quantity: str, *, framing: str = PRIMARY, side: Side = "greater"
+) -> list[Comparison]:
+    """One ``Comparison`` per (method, baseline) pair; ``values[label]`` holds one number per seed (same order)."""
+    return [
+        compare(m, b, quantity, np.asarray(values[m], float) - np.asarray(values[b], float), framing=framing, side=side)
+        for m, b in pairs
+    ]
+
+
+def decision(
+    primary: Sequence[Comparison],
+    controls: dict[str, tuple[str, Sequence[Comparison]]],
+    secondary: Sequence[Comparison] = (),
+    parts: dict[str, Sequence[Comparison]] | None = None,
+) -> dict:
+    """The machine-readable verdict fields of one simulation claim.
+
+    ``controls``: name -> (what it is, its comparisons, same pairs with the control in place of the
+    method). ``parts``: optional named subsets of the primary comparisons (e.g. each method of a
+    two-method claim), each given its own verdict by the same rule.
+    """
+    verdict = claim_verdict(primary)
+    report = control_report(verdict, {name: comps for name, (_, comps) in controls.items()})
+    out = {
+        "verdict": verdict,
+        "framing": PRIMARY,
+        "seeds": int(primary[0].seeds),
+        "comparisons": [c.to_dict() for c in (*primary, *secondary)],
+        "controls": [
+            {
+                "control": name,
+                "description": text,
+                "verdict": report["verdicts"][name],
+                "comparisons": [c.to_dict() for c in comps],
+            }
+            for name, (text, comps) in controls.items()
+        ],
+        "controls_valid": report["valid"],
+        "controls_note": report["note"],
+    }
+    if parts:
+        out["parts"] = {name: claim_verdict(comps) for name, comps in parts.items()}
+    return out
+
+
+def decision_text(fields: dict) -> str:
+    """One line: verdict, each primary comparison, each control's verdict, the control note."""
+    prim = [c for c in fields["comparisons"] if c["primary"]]
+    comps = "; ".join(
+        f"{c['method']} − {c['baseline']} {c['difference']:+.3f} "
+        f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] {c['verdict']}"
+        for c in prim
+    )
+    ctrl = ", ".join(f"{c['control']}: {c['verdict']}" for c in fields["controls"])
+    parts = fields.get("parts")
+    part_text = (" (" + ", ".join(f"{k}: {v}" for k, v in parts.items()) + ")") if parts else ""
+    return (
+        f"{fields['verdict'].upper()}{part_text} at equal steps, {fields['seeds']} seeds, 95% t intervals: {comps}. "
+        f"Controls: {ctrl}" + ("" if fields["controls_valid"] else f" — {fields['controls_note']}")
+    )

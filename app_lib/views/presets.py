@@ -36,7 +36,7 @@ PAPER_TABLE4 = pd.DataFrame(
 )
 
 PRESETS = {
-    "rs_bandit": "RS-GRPO §5.1 / Fig. 3: 100-arm bandit, β sweep, 25 000 updates",
+    "rs_bandit": "RS-GRPO §5.1, Fig. 3: 100-arm bandit, β sweep, 25 000 updates",
     "riskpo_entropy": "RiskPO Fig. 5: entropy (and risk measures) vs steps",
     "bundle_sweep": "RiskPO Table 4: bundle-size sweep",
     "passk": "Both papers: pass@k vs k (k = 1 … 256)",

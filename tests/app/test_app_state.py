@@ -97,7 +97,7 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
     at = start(
         {"view": "bandit"},
         estimators=["passk_chen", "grpo"],
-        bandit_preset="100-arm (RS-GRPO §3)",
+        bandit_preset="100-arm (RS-GRPO §5.1)",
         bandit_update="sampled",
         bandit_steps=20,
         bandit_seeds=1,
@@ -115,7 +115,7 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
 def test_switching_the_bandit_problem_applies_its_defaults():
     at = start({"view": "bandit"}, estimators=["dr_grpo"], bandit_steps=20)
     assert at.radio(key="bandit_update").value == "exact" and at.select_slider(key="bandit_lr").value == 0.5
-    at.selectbox(key="bandit_preset").set_value("100-arm (RS-GRPO §3)")
+    at.selectbox(key="bandit_preset").set_value("100-arm (RS-GRPO §5.1)")
     at.select_slider(key="bandit_steps").set_value(20)  # keep the test short; the preset's own default is 1000
     at.run()
     assert not at.exception
