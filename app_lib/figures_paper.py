@@ -33,6 +33,10 @@ def passk_figure(table: pd.DataFrame) -> go.Figure:
                 go.Scatter(
                     x=line["k"],
                     y=line["pass_at_k"],
+                    # seed band (± one std over seeds) where the table carries it (the end-of-training rows)
+                    error_y=dict(type="data", array=line["pass_at_k_std"].fillna(0.0))
+                    if "pass_at_k_std" in line
+                    else None,
                     mode="lines+markers",
                     name=label,
                     legendgroup=label,

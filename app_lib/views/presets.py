@@ -153,6 +153,9 @@ def passk() -> None:
     raw = load("passk")
     curves = raw.rename(columns={"pass_at_1_mean": "pass_at_1", "pass_at_k_mean": "pass_at_k"})
     table = passk_vs_k(curves)
+    # seed spread of pass@k at the last step (the matched-pass@1 values are interpolated: no band there)
+    last = raw[raw["step"] == raw["step"].max()][["estimator", "k", "pass_at_k_std"]]
+    table = table.merge(last.assign(when="end of training"), on=["estimator", "k", "when"], how="left")
     fig = passk_figure(table)
     st.plotly_chart(fig, key="fig_preset_passk")
     explain(

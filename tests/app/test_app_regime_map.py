@@ -83,3 +83,26 @@ def test_preset_boxes_show_the_measured_verdict_next_to_the_paper(preset, claim,
     assert f"Verdict: {want}" in boxes[0]
     assert ("contradicts the paper" in boxes[0]) == (want == "fails")
     assert boxes[0].count("→") == len(mine)  # one line per measured comparison
+
+
+def test_passk_preset_draws_seed_bands_from_the_shipped_std():
+    raw = pd.read_csv(REPO / "app_lib" / "data" / "presets" / "passk.csv")
+    last = raw[raw["step"] == raw["step"].max()]
+    at = open_view("presets", preset="passk")
+    (fig,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-fig_preset_passk")]
+    spec = json.loads(fig.proto.spec)
+    end = [t for t in spec["data"] if t.get("xaxis", "x") == "x"]  # left panel: end of training
+    assert end
+    for trace in end:
+        want = last[last["estimator"] == trace["name"]].sort_values("k")["pass_at_k_std"].to_numpy()
+        got = trace["error_y"]["array"]
+        got = got if isinstance(got, list) else _decode(got)
+        assert len(want) > 0 and got == pytest.approx(list(want), abs=1e-12)
+
+
+def _decode(node):
+    import base64
+
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(node["bdata"]), dtype=np.dtype(node["dtype"])).tolist()
