@@ -118,3 +118,15 @@ def test_every_axis_lists_its_centre_value():
         centre = defaults.get(axis) if where == "config" else RM.RISKPO_DEFAULT.get(axis) if where == "riskpo" else 150
         assert centre in values, axis
     assert np.all(np.diff(RM.AXES["steps"][1]) > 0)
+
+
+def test_centred_population_form_has_mean_zero_and_the_mvar_slopes():
+    rewards = torch.tensor([[0.0, 0.25, 0.5, 0.75, 1.0]], dtype=torch.float64)
+    probs = torch.tensor([[0.1, 0.2, 0.4, 0.2, 0.1]], dtype=torch.float64)
+    cen = get_estimator("riskpo_centred", bundle_size=1).population(rewards, probs)
+    # by hand: q_0.2 = 0.25, q_0.8 = 0.75, ω = 0.5; up to a constant (which centring removes)
+    # A(r) = −1.5·(0.25 − r)⁺ + clip(r, 0.25, 0.75)
+    raw = torch.tensor([[-1.5 * 0.25 + 0.25, 0.25, 0.5, 0.75, 0.75]], dtype=torch.float64)
+    want = raw - (probs * raw).sum(-1, keepdim=True)
+    assert torch.allclose(cen, want, atol=1e-12)  # float64 round-off
+    assert abs(float((probs * cen).sum())) < 1e-12
