@@ -100,7 +100,9 @@ LEMMA_SETTING = (
         "action, π'(a*) < π(a*); the formal version: for any learning rate."
     ),
     assumptions=LEMMA_SETTING + "Instance: r = (1, 0.8, 0), π = (0.05, 0.9, 0.05), β = 0.",
-    conclusion="Holds: the standard step lowers π(a*) at every learning rate tested (convexity makes it so for all η > 0).",
+    conclusion=(
+        "Holds: the standard step lowers π(a*) at every learning rate tested (convexity makes it so for all η > 0)."
+    ),
 )
 @single_thread()
 def claim_rs_lemma2(seeds: int = 1, lrs: Sequence[float] = LR_GRID) -> dict:
@@ -173,13 +175,17 @@ def claim_rs_lemma3(
     finite = beta0[~torch.isnan(beta0)]
     exact = beta0_every_lr[~torch.isnan(beta0_every_lr)]
     measured = (
-        f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with ≥ {DECADES_BEYOND:g} decades to spare on "
+        f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with "
+        f"≥ {DECADES_BEYOND:g} decades to spare on "
         f"{int((~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)).sum())}/{seeds} instances (median "
         f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f""
         f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
         f"found with ≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances "
         f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
-        f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} instances where β = 0 lowers π(a*), "
+        f""
+        f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} "
+        f"instances where β = 0 lowers π(a*), "
         f"median β₀ = {float(beta0[lowered].nanmedian()) if bool(lowered.any()) else float('nan'):.3g}"
     )
     return result(
@@ -257,12 +263,15 @@ def claim_rs_lemma4(
     finite = beta1[~torch.isnan(beta1)]
     exact = beta1_every_lr[~torch.isnan(beta1_every_lr)]
     measured = (
-        f"β₁ for EVERY learning rate η > 0 (every gap g(a*) − g(a) shrinking, beyond β₀) found with ≥ {DECADES_BEYOND:g} "
+        f"β₁ for EVERY learning rate η > 0 (every gap g(a*) − g(a) shrinking, beyond β₀) found "
+        f"with ≥ {DECADES_BEYOND:g} "
         f"decades to spare on {int(found_every_lr.sum())}/{seeds} instances (median "
         f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f""
         f"β₁ (improvement non-increasing on every later grid interval at all {len(lrs)} learning rates) found with "
         f"≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances (median "
         f"{float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
+        f""
         f"first-order β₁ median {float(first_order.nanmedian()):.3g}; β·Δπ(a*) at η={lrs[j]:g} changes by "
         f"{float(drift.median()):.1e} (median, relative) over the last decade, i.e. Δ ∝ 1/β"
     )

@@ -92,11 +92,19 @@ def _decided(fields: dict, table: list[dict], metrics: pd.DataFrame, **extra) ->
     kind="simulation",
     paper="RiskPO v2 (2510.00911), §5 after Thm. 2 and §6 entropy curves",
     title="RiskPO keeps policy entropy higher than mean-based methods (GRPO and Dr. GRPO)",
-    statement="The combination of Proposition 1 and Theorem 2 implies that, under the same update setting, RiskPO leads to higher output entropy compared with mean-based methods (§5); RiskPO maintains substantially higher entropy throughout training, whereas GRPO's entropy collapses early on (§6).",
+    statement=(
+        "The combination of Proposition 1 and Theorem 2 implies that, under the same update setting, RiskPO "
+        "leads to higher output entropy compared with mean-based methods (§5); RiskPO maintains substantially"
+        " higher entropy throughout training, whereas GRPO's entropy collapses early on (§6)."
+    ),
     assumptions=SETTING
     + "Default problem (uniform difficulty), RiskPO with bundles of 5 (α, β, ω = 0.2, 0.8, 0.5), 150 steps. "
     + RULE,
-    conclusion="Primary: entropy after 150 steps, RiskPO − GRPO > 0 and RiskPO − Dr. GRPO > 0. Secondary: run-averaged entropy. Controls: RiskPO's advantage negated; the bundle-mean objective (Dr. GRPO on R_B) in place of MVaR.",
+    conclusion=(
+        "Primary: entropy after 150 steps, RiskPO − GRPO > 0 and RiskPO − Dr. GRPO > 0. Secondary: run-"
+        "averaged entropy. Controls: RiskPO's advantage negated; the bundle-mean objective (Dr. GRPO on R_B) "
+        "in place of MVaR."
+    ),
 )
 @single_thread()
 def claim_entropy_riskpo_vs_grpo(seeds: int = SEEDS, steps: int = 150, progress=None, **config) -> dict:
@@ -129,9 +137,19 @@ def claim_entropy_riskpo_vs_grpo(seeds: int = SEEDS, steps: int = 150, progress=
     kind="simulation",
     paper="RiskPO v2 (2510.00911), §5 after Thm. 2 (risk-seeking objectives) and §6 ablation (Fig. 6)",
     title="Risk-seeking MVaR collapses entropy faster than risk-averse MVaR and mean-based methods",
-    statement="Risk-seeking objectives assign greater weight to high-reward outcomes, thereby amplifying the covariance between log-probabilities and advantages; this causes entropy to decrease more rapidly and results in severe entropy collapse (§5). The entropy of the risk-seeking version decreases sharply as the training proceeds, whereas the entropy of the risk-averse version decreases at the beginning, then remains stable (§6).",
+    statement=(
+        "Risk-seeking objectives assign greater weight to high-reward outcomes, thereby amplifying the "
+        "covariance between log-probabilities and advantages; this causes entropy to decrease more rapidly "
+        "and results in severe entropy collapse (§5). The entropy of the risk-seeking version decreases "
+        "sharply as the training proceeds, whereas the entropy of the risk-averse version decreases at the "
+        "beginning, then remains stable (§6)."
+    ),
     assumptions=SETTING + "Risk-seeking and risk-averse MVaR with bundles of 5, GRPO, Dr. GRPO, 150 steps. " + RULE,
-    conclusion="Primary: entropy after 150 steps, risk-seeking − risk-averse MVaR < 0, risk-seeking − GRPO < 0, risk-seeking − Dr. GRPO < 0. Secondary: run-averaged entropy. Controls: the risk-seeking advantage negated; the bundle-mean objective in place of the risk-seeking MVaR.",
+    conclusion=(
+        "Primary: entropy after 150 steps, risk-seeking − risk-averse MVaR < 0, risk-seeking − GRPO < 0, "
+        "risk-seeking − Dr. GRPO < 0. Secondary: run-averaged entropy. Controls: the risk-seeking advantage "
+        "negated; the bundle-mean objective in place of the risk-seeking MVaR."
+    ),
 )
 @single_thread()
 def claim_risk_seeking_collapse(seeds: int = SEEDS, steps: int = 150, progress=None, **config) -> dict:
@@ -165,11 +183,20 @@ def claim_risk_seeking_collapse(seeds: int = SEEDS, steps: int = 150, progress=N
     kind="simulation",
     paper="RiskPO v2 (2510.00911), §4.1 bundling",
     title="Bundling (B>1) gives a non-zero gradient on all-fail prompts; GRPO gives zero",
-    statement="Grouping questions into bundles transforms sparse binary feedback into a more informative distribution over bundle scores, enabling finer distinctions between levels of performance and avoiding zero gradient on difficult questions.",
+    statement=(
+        "Grouping questions into bundles transforms sparse binary feedback into a more informative "
+        "distribution over bundle scores, enabling finer distinctions between levels of performance and "
+        "avoiding zero gradient on difficult questions."
+    ),
     assumptions=SETTING
     + "Hard prompts, uninformative initial policy, 20 steps; counts all-fail prompts whose advantages vary within "
     "the group (a constant per-group advantage is only a baseline: its expected gradient is 0). " + RULE,
-    conclusion="Primary: run-mean share of all-fail prompts with varying advantages, RiskPO B=5 − GRPO > 0, − Dr. GRPO > 0, − RiskPO B=1 > 0, and B=10 − B=5 > 0. The claim is about bundling, not about the sign or the MVaR shape, so the controls (negated advantage, bundle mean) are expected to get the same verdict: the output says the check cannot tell them apart.",
+    conclusion=(
+        "Primary: run-mean share of all-fail prompts with varying advantages, RiskPO B=5 − GRPO > 0, − Dr. "
+        "GRPO > 0, − RiskPO B=1 > 0, and B=10 − B=5 > 0. The claim is about bundling, not about the sign or "
+        "the MVaR shape, so the controls (negated advantage, bundle mean) are expected to get the same "
+        "verdict: the output says the check cannot tell them apart."
+    ),
 )
 @single_thread()
 def claim_bundling_nonzero_gradient(seeds: int = SEEDS, steps: int = 20, progress=None, **config) -> dict:
@@ -244,11 +271,20 @@ def _matched_table(metrics: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     kind="simulation",
     paper="RiskPO v2 (2510.00911) §6 / App. B.3 and RS-GRPO (2509.24261) §6.2 pass@k results",
     title="pass@k (large k) is higher under RiskPO and RS-GRPO than under mean-based GRPO / Dr. GRPO at equal steps",
-    statement="RiskPO surpasses GRPO and its variants on both Pass@1 and Pass@k metrics (abstract; App. B.3: RiskPO consistently outperforms across k); RS-GRPO consistently and significantly outperforms the standard GRPO baseline on the pass@k metric (RS-GRPO §6.2).",
+    statement=(
+        "RiskPO surpasses GRPO and its variants on both Pass@1 and Pass@k metrics (abstract; App. B.3: RiskPO"
+        " consistently outperforms across k); RS-GRPO consistently and significantly outperforms the standard"
+        " GRPO baseline on the pass@k metric (RS-GRPO §6.2)."
+    ),
     assumptions=SETTING
     + "The papers' regime: sharply peaked initial policy (peak 5), uninformative about correctness, hard prompts; "
     "k = 32, 150 steps, RiskPO with bundles of 5, RS-GRPO with β = 4. " + RULE,
-    conclusion="Primary: pass@32 after 150 steps, RiskPO − GRPO, RiskPO − Dr. GRPO, RS-GRPO − GRPO, RS-GRPO − Dr. GRPO, each > 0 (each method's half gets its own verdict in parts). Secondary: pass@32 at matched pass@1 (per seed). Controls: both advantages negated; the bundle-mean objective in place of RiskPO's MVaR.",
+    conclusion=(
+        "Primary: pass@32 after 150 steps, RiskPO − GRPO, RiskPO − Dr. GRPO, RS-GRPO − GRPO, RS-GRPO − Dr. "
+        "GRPO, each > 0 (each method's half gets its own verdict in parts). Secondary: pass@32 at matched "
+        "pass@1 (per seed). Controls: both advantages negated; the bundle-mean objective in place of RiskPO's"
+        " MVaR."
+    ),
 )
 @single_thread()
 def claim_passk_large_k(seeds: int = SEEDS, steps: int = 150, k: int = 32, progress=None, **config) -> dict:
@@ -307,11 +343,19 @@ TABLE4_AVG = {1: 65.80, 2: 67.20, 3: 67.65, 4: 68.05, 5: 68.25, 6: 67.85, 7: 67.
     kind="simulation",
     paper="RiskPO v2 (2510.00911), bundle-size ablation (§6, Table 4)",
     title="Bundle size: B = 5 trains better than B = 1 (no bundling), B = 2 and B = 10",
-    statement="The best performance is achieved at a bundle size of B = 5 ... at B = 2 and B = 10, the average performance drops by 1.05% and 1.6%, respectively. Setting B = 1 (no bundling) leads to the most severe degradation, with a 2.45% drop (Table 4).",
+    statement=(
+        "The best performance is achieved at a bundle size of B = 5 ... at B = 2 and B = 10, the average "
+        "performance drops by 1.05% and 1.6%, respectively. Setting B = 1 (no bundling) leads to the most "
+        "severe degradation, with a 2.45% drop (Table 4)."
+    ),
     assumptions=SETTING
     + "RiskPO with B ∈ {1, 2, 5, 10} on the default problem (40 prompts), 150 steps; accuracy = exact pass@1 of the "
     "policy on the training prompts (the simulator has no held-out set). " + RULE,
-    conclusion="Primary: pass@1 after 150 steps, RiskPO B=5 − B=1 > 0, B=5 − B=2 > 0, B=5 − B=10 > 0. Secondary: run-mean share of zero-advantage bundles, B=10 − B=1 < 0 (the §4.1 mechanism). Controls: the same sweep with the advantage negated, and with the bundle-mean objective in place of MVaR.",
+    conclusion=(
+        "Primary: pass@1 after 150 steps, RiskPO B=5 − B=1 > 0, B=5 − B=2 > 0, B=5 − B=10 > 0. Secondary: "
+        "run-mean share of zero-advantage bundles, B=10 − B=1 < 0 (the §4.1 mechanism). Controls: the same "
+        "sweep with the advantage negated, and with the bundle-mean objective in place of MVaR."
+    ),
 )
 @single_thread()
 def claim_bundle_size_sweep(
