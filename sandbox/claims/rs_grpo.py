@@ -116,7 +116,8 @@ def claim_rs_lemma2(seeds: int = 1, lrs: Sequence[float] = LR_GRID) -> dict:
     return result(
         holds,
         f"r=(1,.8,0), π=(.05,.9,.05), β=0: π'(a*) − π(a*) < 0 at all {len(lrs)} learning rates "
-        f"η∈[{min(lrs):g},{max(lrs):g}] (from {float(changes[0]):.2e} to {float(changes[-1]):.4f}); dπ(a*)/dη = {derivative:.4f}",
+        f"η∈[{min(lrs):g},{max(lrs):g}] (from {float(changes[0]):.2e} to {float(changes[-1]):.4f}); "
+        f"dπ(a*)/dη = {derivative:.4f}",
         table,
         derivative=derivative,
         changes=[float(c) for c in changes],
@@ -178,11 +179,13 @@ def claim_rs_lemma3(
         f"β₀ for EVERY learning rate η > 0 (exact criterion: g(a*) > g(a) ∀a ≠ a*) found with "
         f"≥ {DECADES_BEYOND:g} decades to spare on "
         f"{int((~torch.isnan(beta0_every_lr) & (beta0_every_lr <= limit)).sum())}/{seeds} instances (median "
-        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, "
+        f"max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
         f""
         f"β₀ (positive change at all {len(lrs)} learning rates η∈[{min(lrs):g},{max(lrs):g}] and every grid β ≥ β₀) "
         f"found with ≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances "
-        f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
+        f"(median {float(finite.median()) if len(finite) else float('nan'):.3g}, "
+        f"max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
         f""
         f"first-order β₀ median {float(first_order.nanmedian()):.3g}; on the {int(lowered.sum())} "
         f"instances where β = 0 lowers π(a*), "
@@ -219,8 +222,9 @@ def claim_rs_lemma3(
     + "Same 200 instances as Lemma 3; β₁ is sought at or beyond β₀ (where the change is an improvement).",
     conclusion=(
         "Holds: on every instance the exact improvement is non-increasing on every grid interval beyond some β₁, at "
-        "every sampled learning rate and (through the sufficient criterion that every gap g(a*) − g(a) shrinks) at every "
-        "learning rate, with at least two decades to spare; β·improvement settles (the improvement decays like 1/β)."
+        "every sampled learning rate and (through the sufficient criterion that every gap g(a*) − g(a) shrinks) at "
+        "every learning rate, with at least two decades to spare; β·improvement settles (the improvement decays like "
+        "1/β)."
     ),
     figure=plots.lemma_figure,
 )
@@ -266,11 +270,13 @@ def claim_rs_lemma4(
         f"β₁ for EVERY learning rate η > 0 (every gap g(a*) − g(a) shrinking, beyond β₀) found "
         f"with ≥ {DECADES_BEYOND:g} "
         f"decades to spare on {int(found_every_lr.sum())}/{seeds} instances (median "
-        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
+        f"{float(exact.median()) if len(exact) else float('nan'):.3g}, "
+        f"max {float(exact.max()) if len(exact) else float('nan'):.3g}); "
         f""
         f"β₁ (improvement non-increasing on every later grid interval at all {len(lrs)} learning rates) found with "
         f"≥ {DECADES_BEYOND:g} decades to spare on {int(found.sum())}/{seeds} instances (median "
-        f"{float(finite.median()) if len(finite) else float('nan'):.3g}, max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
+        f"{float(finite.median()) if len(finite) else float('nan'):.3g}, "
+        f"max {float(finite.max()) if len(finite) else float('nan'):.3g}); "
         f""
         f"first-order β₁ median {float(first_order.nanmedian()):.3g}; β·Δπ(a*) at η={lrs[j]:g} changes by "
         f"{float(drift.median()):.1e} (median, relative) over the last decade, i.e. Δ ∝ 1/β"
