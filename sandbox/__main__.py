@@ -1,5 +1,6 @@
 """python -m sandbox list | all | <claim> | bandit | tabular  [--seeds N] [--out DIR]
-python -m sandbox report --summary results/sandbox/summary.json --write README.md docs/sandbox.md"""
+python -m sandbox report [--summary results/sandbox/summary.json] [--regime-map app_lib/data/regime_map/regime_map.json]
+    [--write README.md docs/sandbox.md]"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 from .bandit import BanditConfig, run_bandit
 from .claims import CLAIMS, get_claim, size_overrides
 from .plots import bandit_figure, claim_figure, save_figure, tabular_figure
-from .report import SUMMARY_PATH, claim_summary, claims_table, write_tables
+from .report import REGIME_MAP_PATH, SUMMARY_PATH, claim_summary, claims_table, regime_map_section, write_tables
 from .tabular import TabularConfig, run_tabular
 
 EXPERIMENTS = {
@@ -151,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/sandbox", help="output folder (JSON, CSV, HTML)")
     parser.add_argument("--summary", default=SUMMARY_PATH, help="report: the summary.json to render")
     parser.add_argument("--write", nargs="*", default=[], help="report: files whose claims table to rewrite")
+    parser.add_argument(
+        "--regime-map",
+        default=REGIME_MAP_PATH,
+        help="report: the regime_map.json whose headline section to render (files with its markers)",
+    )
     args = parser.parse_args(argv)
     for flag in ("seeds", "instances"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -163,16 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in EXPERIMENTS.items():
             print(f"{name:28s} {text}")
         print(f"{'all':28s} every claim above, plus summary.md/summary.json")
-        print(f"{'report':28s} the claims table from a summary.json (--write FILE... rewrites their marked section)")
+        print(
+            f"{'report':28s} the claims table (summary.json) and regime-map section "
+            "(--write FILE... rewrites the marked sections)"
+        )
         return 0
     if args.target == "report":
         with open(args.summary) as fh:
             summary = json.load(fh)
+        with open(args.regime_map) as fh:
+            regime_map = json.load(fh)
         if args.write:
-            for path in write_tables(summary, args.write):
-                print(f"rewrote the claims table of {path}")
+            for path in write_tables(summary, args.write, regime_map):
+                print(f"rewrote the generated sections of {path}")
         else:
             print(claims_table(summary))
+            print(regime_map_section(regime_map))
         return 0
     os.makedirs(args.out, exist_ok=True)
     if args.target in EXPERIMENTS:

@@ -1,4 +1,5 @@
-"""README.md's and docs/sandbox.md's claims tables are generated from summary.json and must agree with it."""
+"""The generated sections of README.md and docs/sandbox.md (claims table, secondary framings, regime map) must
+agree with summary.json and regime_map.json."""
 
 from __future__ import annotations
 
@@ -8,7 +9,23 @@ from pathlib import Path
 import pytest
 
 from sandbox import CLAIMS, SIMULATION_CLAIMS, run_all_claims
-from sandbox.report import BEGIN, END, SUMMARY_PATH, claim_summary, claims_table, replace_section
+from sandbox.report import (
+    BEGIN,
+    END,
+    HEADLINE_BEGIN,
+    MAP_BEGIN,
+    MAP_END,
+    REGIME_MAP_PATH,
+    SECONDARY_BEGIN,
+    SUMMARY_PATH,
+    claim_summary,
+    claims_table,
+    generated_sections,
+    regime_map_counts,
+    regime_map_section,
+    replace_section,
+    write_tables,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "sandbox.md"]
@@ -18,8 +35,12 @@ def _shipped() -> dict:
     return json.loads((ROOT / SUMMARY_PATH).read_text())
 
 
-def _section(text: str) -> str:
-    return text.split(BEGIN)[1].split(END)[0].lstrip("\n")
+def _section(text: str, begin: str = BEGIN, end: str = END) -> str:
+    return text.split(begin)[1].split(end)[0].lstrip("\n")
+
+
+def _regime_map() -> dict:
+    return json.loads((ROOT / REGIME_MAP_PATH).read_text())
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
@@ -54,6 +75,63 @@ def test_a_failing_simulation_claim_says_the_simulator_contradicts_the_paper():
             assert "contradicts the paper" in row
         if entry["verdict"] == "holds":
             assert "contradicts" not in row and "**fails" not in row
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_generated_section_of_the_docs_is_what_the_shipped_json_gives(path):
+    text = path.read_text()
+    present = []
+    for (begin, end), expected in generated_sections(_shipped(), _regime_map()).items():
+        if begin in text:
+            present.append(begin)
+            assert _section(text, begin, end) == expected, (
+                f"{path.name}: section {begin[:40]!r} disagrees with {SUMMARY_PATH} / {REGIME_MAP_PATH}: "
+                "run python -m sandbox report --write README.md docs/sandbox.md"
+            )
+    # docs/sandbox.md carries the full map section, README.md its headline; both carry the claims table
+    wanted = {"README.md": {BEGIN, HEADLINE_BEGIN}, "sandbox.md": {BEGIN, MAP_BEGIN, SECONDARY_BEGIN}}[path.name]
+    assert wanted <= set(present), wanted - set(present)
+
+
+def test_regime_map_counts_agree_with_the_rows_and_the_maps_own_headline():
+    data = _regime_map()
+    counts = regime_map_counts(data)
+    # Independent count: plain loop over the rows, skipping the training-length rows at the centre's own
+    # length (the same run as the centre point).
+    centre_steps = {(r["centre"], r["step"]) for r in data["rows"] if r["axis"] == "centre"}
+    for (claim, comparison, quantity, centre), by_verdict in counts.items():
+        method, baseline = comparison.split(" − ")
+        verdicts = [
+            r["verdict"]
+            for r in data["rows"]
+            if (r["claim"], r["method"], r["baseline"], r["quantity"], r["centre"])
+            == (claim, method, baseline, quantity, centre)
+            and not (r["axis"] == "steps" and (r["centre"], r["step"]) in centre_steps)
+        ]
+        assert by_verdict == {v: verdicts.count(v) for v in ("holds", "fails", "not resolved")}
+    # summed over centres they are sandbox.regime_map.headline's counts, computed by other code (pandas)
+    pairs = {
+        "entropy_vs_dr_grpo": ("entropy", "riskpo − dr_grpo", "entropy"),
+        "passk_vs_grpo": ("passk", "riskpo − grpo", "pass_at_k"),
+        "passk_vs_dr_grpo": ("passk", "riskpo − dr_grpo", "pass_at_k"),
+    }
+    for name, key in pairs.items():
+        summed = {v: sum(c[v] for k, c in counts.items() if k[:3] == key) for v in ("holds", "fails", "not resolved")}
+        assert summed == data["headline"]["counts"][name], name
+    section = regime_map_section(data)
+    assert data["headline"]["text"].rstrip(".") in section and "non-paper ablation" in section
+
+
+def test_write_tables_rewrites_the_regime_map_section_only_where_its_markers_are(tmp_path):
+    summary, data = _shipped(), _regime_map()
+    with_map = tmp_path / "a.md"
+    without = tmp_path / "b.md"
+    with_map.write_text(f"x\n{BEGIN}\nold\n{END}\ny\n{MAP_BEGIN}\nstale\n{MAP_END}\nz\n")
+    without.write_text(f"x\n{BEGIN}\nold\n{END}\ny\n")
+    write_tables(summary, [with_map, without], data)
+    assert _section(with_map.read_text(), MAP_BEGIN, MAP_END) == regime_map_section(data)
+    assert _section(with_map.read_text()) == _section(without.read_text()) == claims_table(summary)
+    assert MAP_BEGIN not in without.read_text()
 
 
 def test_replace_section_needs_both_markers_once():
