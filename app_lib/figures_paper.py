@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .figures import _hex_to_rgba, beta_colour, colour_map, legend_order
+from sandbox.plots import beta_colour, colour_map, hex_to_rgba, legend_order
 
 SWEEP_SCALE = "Viridis"
 
@@ -128,7 +128,7 @@ def _band(
             x=pd.concat([x, x[::-1]]),
             y=pd.concat([(mean + std).clip(upper=hi), (mean - std).clip(lower=lo)[::-1]]),
             fill="toself",
-            fillcolor=_hex_to_rgba(colour, 0.15),
+            fillcolor=hex_to_rgba(colour, 0.15),
             line=dict(width=0),
             hoverinfo="skip",
             showlegend=False,

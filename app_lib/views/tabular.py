@@ -7,13 +7,13 @@ import streamlit as st
 
 from app_lib import memo, state
 from app_lib.choices import Choice, Knobs, build_choices
-from app_lib.figures import band_figure
 from app_lib.figures_paper import passk_figure
 from app_lib.passk_curve import K_GRID, curves_from_runs, passk_vs_k
 from app_lib.runs import final_summary
 from app_lib.simulate import all_cached, cached_runs, frames
 from app_lib.ui import downloads, explain, progress_bar, show_errors
 from app_lib.views import Context, register_view
+from sandbox.plots import band_figure
 
 UNIT = (0.0, 1.0)
 #: (column, panel title, possible range of the quantity: the ±std band is drawn inside it).

@@ -201,7 +201,7 @@ def test_changing_g_clamps_inspect_c_instead_of_resetting_it():
 
 
 def test_rs_grpo_betas_get_a_sequential_scale_and_sorted_legend():
-    from app_lib.figures import beta_colour, colour_map, legend_order
+    from sandbox.plots import beta_colour, colour_map, legend_order
 
     def luminance(colour: str) -> float:
         r, g, b = (float(v) for v in colour[colour.index("(") + 1 : -1].split(","))
