@@ -372,3 +372,22 @@ def default_values() -> dict:
     for f in fields(TrainConfig):
         out[f.name] = f.default if f.default is not MISSING else f.default_factory()
     return out
+
+
+def check_batch_geometry(cfg: TrainConfig, bundle_size: int, world_size: int) -> None:
+    """Prompt and micro-batch arithmetic, checked before any model is loaded."""
+    if cfg.prompts_per_step % bundle_size:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the estimator's bundle_size={bundle_size} "
+            f"(estimator={cfg.estimator!r}): bundles are formed from the global prompt batch"
+        )
+    if cfg.prompts_per_step % world_size:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes={world_size}"
+        )
+    rows = cfg.prompts_per_step // world_size * cfg.group_size
+    if rows % (cfg.mini_batches * cfg.grad_accum):
+        raise ValueError(
+            f"completions per process = prompts_per_step/processes * group_size = {rows} must be divisible by "
+            f"mini_batches * grad_accum = {cfg.mini_batches} * {cfg.grad_accum}"
+        )

@@ -222,8 +222,8 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     return "\n".join([header, rule, *body])
 
 
-def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary: dict, rel: str) -> str:
-    """The page: what was run, the pass@k table, held-out entropy, the claims reading, plots."""
+def _what_was_run(loaded, config: dict, summary: dict, rel: str) -> list[str]:
+    """The page's opening: command, machine, the settings of the run, and what is missing from it."""
     lines = [
         f"## Run `{loaded.name}`",
         "",
@@ -265,6 +265,12 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
             + ", ".join(f"`{m}`" for m in loaded.missing_metrics)
             + ".",
         ]
+    return lines
+
+
+def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary: dict, rel: str) -> str:
+    """The page: what was run, the pass@k table, held-out entropy, the claims reading, plots."""
+    lines = _what_was_run(loaded, config, summary, rel)
     if loaded.passk.empty:
         lines += ["", "No policy was evaluated on the held-out prompts in this run: no pass@k table, no reading."]
         lines += ["", f"![per-step curves]({rel}/curves.png)"]

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm.config import TrainConfig
+from llm.config import TrainConfig, check_batch_geometry
 from llm.sharding import deepspeed_batch_config
-from llm.train import build_estimator, check_batch_geometry
+from llm.train import build_estimator
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "llm" / "accelerate_configs"

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 import llm.train as train_mod
-from llm.train import TrainConfig, completion_logprobs, main, train
+from llm.config import TrainConfig, check_batch_geometry
+from llm.loss import completion_logprobs
+from llm.train import main, train
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "llm" / "configs"
@@ -76,7 +78,7 @@ def test_every_preset_loads_and_validates(preset):
     cfg = TrainConfig.from_yaml(CONFIGS / preset)
     cfg.validate()
     estimator = train_mod.build_estimator(cfg)
-    train_mod.check_batch_geometry(cfg, estimator.bundle_size, world_size=1)
+    check_batch_geometry(cfg, estimator.bundle_size, world_size=1)
 
 
 def test_cli_overrides_are_typed_and_later_keys_win():
