@@ -12,8 +12,8 @@ CLI: ``python -m sandbox list`` / ``python -m sandbox <claim> --seeds N --out DI
 """
 
 from .bandit import BanditConfig, BanditResult, run_bandit
-from .claims import *  # noqa: F401,F403  (claim_* functions, CLAIMS, run_all_claims)
-from .claims import CLAIMS, run_all_claims
+from .claims import *  # noqa: F401,F403  (claim_* functions, CLAIMS)
+from .claims import CLAIMS
 from .tabular import METRIC_COLUMNS, TabularConfig, TabularResult, run_tabular
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "run_tabular",
     "METRIC_COLUMNS",
     "CLAIMS",
-    "run_all_claims",
 ]

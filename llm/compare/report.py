@@ -224,11 +224,12 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
 
 def _what_was_run(loaded, config: dict, summary: dict, rel: str) -> list[str]:
     """The page's opening: command, machine, the settings of the run, and what is missing from it."""
+    machine = summary.get("machine", {})
     lines = [
         f"## Run `{loaded.name}`",
         "",
         f"Written by `{summary.get('command', 'python -m llm.compare')}` on {summary.get('finished_utc', '?')}; "
-        f"device: {summary.get('machine', {}).get('device', '?')} ({summary.get('machine', {}).get('cpus', '?')} cores). "
+        f"device: {machine.get('device', '?')} ({machine.get('cpus', '?')} cores). "
         f"Results folder: `{rel}`.",
     ]
     train, ev = config.get("train", {}), config.get("eval", {})
@@ -242,7 +243,8 @@ def _what_was_run(loaded, config: dict, summary: dict, rel: str) -> list[str]:
             for m, v in config.get("methods", {}).items()
         )
         + f"; seeds {config.get('seeds')} ({len(runs)} training runs); {train.get('steps')} steps x "
-        f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, {train.get('max_new_tokens')} new tokens, "
+        f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, "
+        f"{train.get('max_new_tokens')} new tokens, "
         f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
         f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
         f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "

@@ -1,4 +1,4 @@
-"""The trainer as a user meets it (issue 12's rough edges) and the update step's new metrics and options.
+"""The trainer as a user meets it (summary, export, resume, errors) and the update step's metrics and options.
 
 End-to-end parts run the tiny random model (tests/llm/test_llm_train.py's ``tiny_args``);
 ``ppo_update`` parts call the update directly on a hand-made batch, so every
