@@ -328,7 +328,7 @@ def thm2_scatter_figure(points: pd.DataFrame) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=points["instances"].nunique(), subplot_titles=[f"family {f}" for f in points["instances"].unique()]
     )
-    for col, (family, part) in enumerate(points.groupby("instances", sort=False), start=1):
+    for col, (_, part) in enumerate(points.groupby("instances", sort=False), start=1):
         for holds, colour, name in (
             (True, "seagreen", "Assumption 1 holds"),
             (False, "indianred", "Assumption 1 violated"),

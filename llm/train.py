@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from llm.data import PromptSampler
     from llm.rewards import RewardPipeline
     from llm.rollout import HFGenerateBackend, VLLMBackend
-    from theory.estimators import AdvantageEstimator
+    from theory.estimator_registry import AdvantageEstimator
 
 
 @dataclass

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(_jsonable(results), fh, indent=2, ensure_ascii=False)
         verdicts = [verdict(r) for r in results.values()]
         print(
-            f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as printed, "
+            f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as "
+            "printed, "
             f"{verdicts.count('erratum')} paper erratum (corrected form holds), {verdicts.count('no')} fail"
         )
     return 0

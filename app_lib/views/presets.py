@@ -90,7 +90,8 @@ def rs_bandit() -> None:
     st.dataframe(final, hide_index=True, key="table_preset_rs_bandit")
     explain(
         "RS-GRPO §3 / Fig. 3: on a 100-arm bandit with a 0.6 mode where the initial policy is peaked and the optimum "
-        "1.0 elsewhere, β ∈ {0, 2} converge to 0.6 and β ≥ 4 escape to ≈ 1.0; the largest β converges slowest (Lemma 4).",
+        "1.0 elsewhere, β ∈ {0, 2} converge to 0.6 and β ≥ 4 escape to ≈ 1.0; the largest β converges slowest (Lemma "
+        "4).",
         "batches of 16 arms, η = 0.1, SGD on the logits, deterministic rewards (the paper's appendix settings).",
         "the β = 0/2 curves settle at 0.6 and every β ≥ 4 reaches the 1.0 line; β = 64 is last to get there.",
     )
