@@ -1,4 +1,4 @@
-"""riskrl.sandbox: simulators where the theorems of RiskPO and RS-GRPO are checked numerically.
+"""sandbox (riskrl): simulators where the theorems of RiskPO and RS-GRPO are checked numerically.
 
     from sandbox import BanditConfig, run_bandit, TabularConfig, run_tabular, CLAIMS
     res = run_bandit(BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": b}) for b in (0, 4, 16)], seeds=4)

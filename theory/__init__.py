@@ -1,4 +1,4 @@
-"""riskrl.theory: risk measures, advantage estimators and entropy identities, written once.
+"""theory (riskrl): risk measures, advantage estimators and entropy identities, written once.
 
 Everything is a small pure torch function (tensors in, tensors out) except the
 stateful ``QuantileTracker`` and the estimator objects of the registry.
