@@ -77,7 +77,7 @@ def run_claim(name: str, seeds: int | None, out: str, instances: int | None = No
     pd.DataFrame(result["table"]).to_csv(stem + ".csv", index=False)
     if isinstance(result.get("metrics"), pd.DataFrame):
         result["metrics"].to_csv(stem + "_metrics.csv", index=False)
-    save_figure(claim_figure(name, result), stem)
+    save_figure(claim_figure(name, result, get_claim(name).figure), stem)
     return result
 
 

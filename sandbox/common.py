@@ -10,7 +10,8 @@ import torch
 
 from theory import estimator_parameters, get_estimator
 from theory.advantages import rs_grpo as rs_grpo_advantage
-from theory.estimators import RSGRPO, AdvantageEstimator
+from theory.estimator_registry import AdvantageEstimator
+from theory.estimators import RSGRPO
 
 from .controls import CONTROL_ESTIMATORS, control_parameters, make_control
 

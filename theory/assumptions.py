@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import torch
 
-from .bundles import bundle_score_law  # re-exported: the sandbox reads bundle laws from here
 from .checks import check_finite, check_levels
 from .dynamics import layer_cake_slices, softmax_policy_gradient
-from .passk import exact_pass_at_k  # re-exported for older imports; defined once in passk.py
 from .risk_measures import _check_distribution, quantile
 
 Tensor = torch.Tensor
 
 __all__ = [
-    "exact_pass_at_k",
-    "bundle_score_law",
     "threshold_covariances",
     "layer_cake_transform_covariance",
     "conditional_score",

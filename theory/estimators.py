@@ -21,36 +21,16 @@ from . import passk as pk
 from . import population as pop
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
 from .checks import check_k, check_levels, check_nonnegative
-from .estimator_registry import (  # noqa: F401  (re-exported: the registry API is imported from here)
+from .estimator_registry import (
     _ZERO_TOL,
-    ESTIMATORS,
-    PARAMETER_ROLES,
     AdvantageEstimator,
-    AdvantageOutput,
-    estimator_parameter_roles,
     estimator_parameters,
-    get_estimator,
-    list_estimators,
-    register,
     register_estimator,
 )
 from .quantiles import QuantileTracker
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
-
-__all__ = [
-    "AdvantageOutput",
-    "AdvantageEstimator",
-    "get_estimator",
-    "list_estimators",
-    "register",
-    "register_estimator",
-    "estimator_parameters",
-    "estimator_parameter_roles",
-    "PARAMETER_ROLES",
-    "ESTIMATORS",
-]
 
 
 # --------------------------------------------------------------------------- group-relative
@@ -161,7 +141,8 @@ class LeaveOneOutMax(AdvantageEstimator):
     def population(self, rewards, probs, group_size=None):
         if group_size is None:
             raise ValueError(
-                "passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n"
+                "passk_loo_max has no exact population form without group_size: its expected advantage depends on "
+                "the group size n"
             )
         return pop.population_loo_max(rewards, probs, group_size)
 

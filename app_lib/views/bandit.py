@@ -7,11 +7,12 @@ import streamlit as st
 
 from app_lib import memo, state
 from app_lib.choices import build_choices
-from app_lib.figures import band_figure, policy_animation_figure
+from app_lib.figures import policy_animation_figure
 from app_lib.runs import final_summary
 from app_lib.simulate import cached_runs, frames
 from app_lib.ui import downloads, explain, progress_bar, show_errors
 from app_lib.views import Context, register_view
+from sandbox.plots import band_figure
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
 BANDIT_PRESETS = {"3-arm (Lemma 2)": "three_arm", "100-arm (RS-GRPO §5.1)": "rs_grpo_paper"}

@@ -55,13 +55,16 @@ FALLBACK_WORDS = {
     "thm2_covariance": (
         "RiskPO Theorem 2: under Assumption 1, Cov_π(log π, A_MVaR) ≤ Cov_π(log π, A_mean), so with Prop. 1 RiskPO's "
         "step lowers entropy less than a mean-based step.",
-        "Assumption 1: ψ(r) = E[log π | R = r] is non-increasing below q_α, non-decreasing above q_β, and ψ(q_α), ψ(q_β) "
+        "Assumption 1: ψ(r) = E[log π | R = r] is non-increasing below q_α, non-decreasing above q_β, and ψ(q_α), "
+        "ψ(q_β) "
         "≥ E[log π]; E|log π| < ∞.",
-        "every instance satisfying Assumption 1 should have share 1.0 (green bars); without it the order fails on a visible "
+        "every instance satisfying Assumption 1 should have share 1.0 (green bars); without it the order fails on a "
+        "visible "
         "share (red), so the assumption is doing real work.",
     ),
     "rs_lemmas": (
-        "RS-GRPO Lemma 2: the standard PG step can lower π(a*) when a sub-optimal action beats the mean; Lemma 3: beyond "
+        "RS-GRPO Lemma 2: the standard PG step can lower π(a*) when a sub-optimal action beats the mean; Lemma 3: "
+        "beyond "
         "some β₀ the risk-seeking step always raises it; Lemma 4: beyond β₁ the increase shrinks as β grows.",
         "softmax bandit, unique optimal action, bounded rewards, one exact policy-gradient step.",
         "the red points (Δπ(a*) < 0) sit at small β only; β·Δπ(a*) flattening out shows the 1/β decay of Lemma 4.",

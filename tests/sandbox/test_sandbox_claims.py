@@ -15,7 +15,7 @@ import pytest
 import torch
 from claim_checks import run_and_check
 
-from sandbox import CLAIMS, run_all_claims
+from sandbox import CLAIMS
 from sandbox import claims as C
 from sandbox.__main__ import main as cli_main
 from theory.assumptions import (
@@ -300,11 +300,11 @@ def test_passk_claim_decides_each_method_half_separately():
 # --------------------------------------------------------------------------- API and CLI
 
 
-def test_run_all_claims_subset_and_unknown_name():
-    out = run_all_claims(names=["lemma1_layer_cake", "rs_lemma2"], progress=SILENT)
+def test_claims_by_name_and_unknown_name():
+    out = {name: CLAIMS[name](**C.size_overrides(name)) for name in ("lemma1_layer_cake", "rs_lemma2")}
     assert set(out) == {"lemma1_layer_cake", "rs_lemma2"} and all(r["holds"] for r in out.values())
     with pytest.raises(ValueError, match="unknown claim"):
-        run_all_claims(names=["nope"])
+        C.get_claim("nope")
 
 
 def test_cli_writes_json_csv_html(tmp_path, capsys):
