@@ -476,7 +476,5 @@ def test_discovery_inside_a_ray_actor(tmp_path):
         ray.shutdown()
     """
     result = run_python(code, tmp_path)
-    if result.returncode != 0 and "ray" in result.stderr.lower() and "get_adv_estimator_fn" not in result.stderr:
-        pytest.skip(f"a local Ray cluster does not start here: {result.stderr[-500:]}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["rs_grpo", "True"]
