@@ -71,6 +71,7 @@ __all__ = [
     "estimator_for",
     "last_metrics",
     "load_state",
+    "math_verify_score",
     "options_from_config",
     "registered_names",
     "resume_dir",
@@ -449,6 +450,21 @@ class RiskrlCheckpointCallback(CheckpointCallback):
 
     def on_save(self, trainer, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs) -> None:
         save_state(checkpoint_dir)
+
+
+# --------------------------------------------------------------------------- reward
+
+
+def math_verify_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None) -> float:
+    """verl ``reward.custom_reward_function``: 1.0 when the last \\boxed{} answer equals ``ground_truth``
+    under math-verify, else 0.0 (the papers' reward; ``llm.rewards.math_verify_reward`` scores it)."""
+    from llm.data import Example
+    from llm.rewards import math_verify_reward
+
+    example = Example(
+        id=str((extra_info or {}).get("index", "")), question="", answer=str(ground_truth), source=data_source
+    )
+    return math_verify_reward([solution_str], [example])[0]
 
 
 _register_all()

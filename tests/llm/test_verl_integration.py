@@ -478,3 +478,59 @@ def test_discovery_inside_a_ray_actor(tmp_path):
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["rs_grpo", "True"]
+
+
+# --------------------------------------------------------------------------- the recipe (examples/verl)
+
+
+def test_math_verify_score_is_the_papers_binary_reward(rv):
+    assert rv.math_verify_score("gsm8k_train", "so the answer is \\boxed{72}.", "72") == 1.0
+    assert rv.math_verify_score("gsm8k_train", "so the answer is \\boxed{\\frac{144}{2}}", "72") == 1.0
+    assert rv.math_verify_score("gsm8k_train", "so the answer is \\boxed{71}", "72") == 0.0
+    assert rv.math_verify_score("gsm8k_train", "the answer is 72", "72") == 0.0  # no \boxed{}: 0, as in llm.rewards
+
+
+def test_prepare_data_writes_verl_parquet_rows(tmp_path):
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "examples" / "verl"))
+    try:
+        import prepare_data
+    finally:
+        sys.path.pop(0)
+    written = prepare_data.main(["--train", "fixture:gsm8k", "--val", "fixture:math500", "--out", str(tmp_path)])
+    train = pd.read_parquet(written["train"])
+    from llm.data import load_dataset_examples
+
+    examples = load_dataset_examples("fixture:gsm8k")
+    assert len(train) == len(examples)
+    row = train.iloc[0]
+    assert set(train.columns) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+    assert row["prompt"][0]["role"] == "user"
+    assert row["prompt"][0]["content"] == examples[0].question + prepare_data.INSTRUCTION
+    assert row["reward_model"]["ground_truth"] == examples[0].answer
+    assert len(pd.read_parquet(written["val"])) == len(load_dataset_examples("fixture:math500"))
+
+
+@pytest.mark.slow  # Hydra composes verl's full ppo_trainer config (imports verl's config package)
+@pytest.mark.parametrize(
+    "recipe, estimator, option",
+    [("riskpo", "riskrl_riskpo", ("seed", 3)), ("rs_grpo", "riskrl_rs_grpo", ("beta", 4.0))],
+)
+@pytest.mark.parametrize("nnodes", [1, 2])
+def test_recipe_composes_with_verl_config_and_fits_the_bundles(rv, recipe, estimator, option, nnodes):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "examples" / "verl"), version_base=None):
+        cfg = compose(recipe, overrides=[f"trainer.nnodes={nnodes}", f"algorithm.riskrl.{option[0]}={option[1]}"])
+    assert cfg.algorithm.adv_estimator == estimator
+    assert cfg.trainer.checkpoint_callback_class == "llm.integrations.verl.RiskrlCheckpointCallback"
+    options = rv.options_from_config(estimator, cfg.algorithm)  # validates every algorithm.riskrl key
+    assert options[option[0]] == option[1]  # a command-line override reaches the estimator
+    estimator_obj = rv.estimator_for(estimator, cfg.algorithm)
+    world = cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes
+    n, prompts = cfg.actor_rollout_ref.rollout.n, cfg.data.train_batch_size
+    assert prompts % estimator_obj.bundle_size == 0  # the bundles tile the step's prompts
+    assert prompts % cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 0
+    assert (cfg.actor_rollout_ref.actor.ppo_mini_batch_size * n) % world == 0  # verl's per-GPU split
+    assert (prompts * n) % world == 0
