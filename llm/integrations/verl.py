@@ -245,7 +245,7 @@ def _group_rows(index, batch_size: int) -> tuple[list[list[int]], list]:
     return list(rows.values()), list(rows)
 
 
-def _reward_matrix(seq_rewards: torch.Tensor, groups: list[list[int]], uids: list) -> tuple[torch.Tensor, torch.Tensor]:
+def _reward_matrix(seq_rewards: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     sizes = sorted({len(g) for g in groups})
     if len(sizes) > 1:
         counts = {s: sum(len(g) == s for g in groups) for s in sizes}
@@ -269,8 +269,8 @@ def _make_estimator_fn(verl_name: str, riskrl_name: str):
         estimator = estimator_for(riskrl_name, config)
         with torch.no_grad():
             seq = sequence_rewards(token_level_rewards, response_mask)
-            groups, uids = _group_rows(index, seq.shape[0])
-            rewards, rows = _reward_matrix(seq.detach().cpu(), groups, uids)
+            groups, _ = _group_rows(index, seq.shape[0])
+            rewards, rows = _reward_matrix(seq.detach().cpu(), groups)
             num_prompts = rewards.shape[0]
             bundle = int(getattr(estimator, "bundle_size", 1))
             if num_prompts % bundle:
