@@ -59,7 +59,7 @@ import torch
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
-from theory.estimators import AdvantageEstimator, estimator_parameters, get_estimator, list_estimators
+from theory.estimator_registry import AdvantageEstimator, estimator_parameters, get_estimator, list_estimators
 
 __all__ = [
     "PREFIX",
