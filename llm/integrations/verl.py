@@ -1,48 +1,23 @@
-"""riskrl advantage estimators inside verl (tested with verl 0.9.1).
+"""riskrl advantage estimators inside verl (tested with verl 0.9.1; docs/verl.md).
 
-    pip install -e '.[verl]'          # declares the ``verl.plugins`` entry point below
+    pip install -e '.[verl]'          # declares the ``verl.plugins`` entry point
     python -m verl.trainer.main_ppo algorithm.adv_estimator=riskrl_riskpo \\
-        +algorithm.riskrl.alpha=0.2 +algorithm.riskrl.beta=0.8 +algorithm.riskrl.bundle_size=5 \\
+        +algorithm.riskrl.alpha=0.2 +algorithm.riskrl.bundle_size=5 \\
         trainer.checkpoint_callback_class=llm.integrations.verl.RiskrlCheckpointCallback ...
 
-Discovery: the package declares ``[project.entry-points."verl.plugins"] riskrl =
-"llm.integrations.verl"``; ``import verl`` imports every module of that group, in every process
-(the driver, the TaskRunner actor that computes advantages, the workers), and importing this module
-registers the names with ``verl.trainer.ppo.core_algos.register_adv_est``. verl logs a failing
-plug-in import at DEBUG level and carries on, so ``check()`` (call it from the launch script, or
-set ``VERL_USE_EXTERNAL_MODULES=llm.integrations.verl`` where entry points are unavailable) raises
-if the names did not arrive.
+``import verl`` imports this module in every process (entry point ``riskrl`` of ``verl.plugins``) and
+the import registers ``riskrl_<name>`` for every ``theory.list_estimators()`` name, plus the bare
+name where verl has none (``ALIASES``; never ``grpo``). verl skips a failing plug-in silently
+(DEBUG log), so launch scripts call ``check()``; ``VERL_USE_EXTERNAL_MODULES=llm.integrations.verl``
+is the fallback route.
 
-Names: ``riskrl_<name>`` for every ``theory.list_estimators()`` entry (``riskrl_riskpo``,
-``riskrl_rs_grpo``, ...), plus the bare ``<name>`` as a short alias where verl has no estimator of
-that name (``grpo`` is verl's own and hard-wired in ``compute_advantage``, so it is never an alias;
-see ``ALIASES``).
-
-What the estimator function does with verl's batch (``token_level_rewards`` and ``response_mask``
-of shape (bs, L), ``index`` = the ``uid`` of each row, shared by the n responses of one prompt):
-
-* sequence reward = ``token_level_rewards`` summed over the response mask;
-* rows are grouped by uid into the (P, G) reward matrix, prompts in first-appearance order and
-  responses in row order; unequal groups are an error naming ``actor_rollout_ref.rollout.n``;
-* advantages come from ``theory.get_estimator(name, **options)`` on that matrix (RiskPO bundles
-  span all P prompts of the step, one random permutation per prompt, as in ``llm/train.py``);
-  each row gets its response's advantage on every response token (advantage x mask), and the
-  returns are the same tensor (what verl's outcome estimators return).
-
-Options: ``config.riskrl`` of the algorithm config (``+algorithm.riskrl.<param>=<value>``, the
-estimator's constructor parameters: ``theory.estimator_parameters(name)``); an unknown key or a bad
-value is a ValueError naming ``algorithm.riskrl.<param>``.
-
-State: one estimator instance per (name, options) lives in this module for the life of the process,
-so RiskPO's quantile tracker and bundle RNG advance once per ``compute_advantage`` call (once per
-step; once per chunk with ``parameter_sync_step > 1``). ``RiskrlCheckpointCallback`` (verl's
-``trainer.checkpoint_callback_class`` hook of the v1 trainer) writes every instance's state to
-``<global_step_N>/riskrl_estimators.pt`` and, when built at trainer start, reads it back from the
-checkpoint the trainer will resume from (``trainer.resume_mode`` / ``resume_from_path`` /
-``default_local_dir``, resolved like verl does). verl has no ``on_load`` hook; the callback is built
-in the trainer's constructor, before any advantage is computed, so restoring there is in time.
-``save_state(dir)`` / ``load_state(dir)`` do the same by hand (the deprecated legacy trainer has no
-callback).
+The estimator function sums ``token_level_rewards`` over the response mask, groups the rows by
+``index`` (uids, first appearance first) into the (P, G) matrix, runs ``theory.get_estimator(name,
+**config.riskrl)`` on it (RiskPO bundles span the P prompts of the call) and returns the advantage of
+each response on its response tokens, twice (advantages, returns). One estimator per (name, options)
+lives here for the life of the process, so the quantile tracker advances once per call;
+``RiskrlCheckpointCallback`` saves it with every verl checkpoint and restores it when the trainer is
+built (verl has no ``on_load``; the callback is built before any advantage is computed).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ OPTIONS = {
     "passk_reweight": {"k": 2},
     "riskpo": RISKPO,
     "riskpo_seeking": RISKPO,
+    "riskpo_centred": RISKPO,
     "rvar": {"alpha": 0.25, "beta": 0.75},
     "cvar": {"alpha": 0.25},
 }
@@ -143,7 +144,7 @@ def test_every_registry_estimator_is_registered_with_prefix_and_safe_aliases(rv)
     from verl.trainer.ppo import core_algos
 
     names = list(list_estimators())
-    assert len(names) >= 11
+    assert len(names) >= 12
     for name in names:
         fn = core_algos.get_adv_estimator_fn(f"riskrl_{name}")
         assert fn.riskrl_name == name
