@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +267,7 @@ class Run:
         """Atomic checkpoint ``step-N``: model/ (weights once, + tokenizer), trainer_state.pt, optimizer shards."""
         from accelerate.utils import gather_object
 
-        from llm.checkpoint import STATE_FILE, begin_checkpoint, commit_checkpoint
+        from llm.checkpoint import begin_checkpoint, commit_checkpoint, write_checkpoint_files
         from llm.sharding import full_state_dict, is_sharded, save_sharded_optimizer
 
         acc, root = self.accelerator, self.output_dir / "checkpoints"
@@ -289,9 +290,12 @@ class Run:
                 "sampler": self.sampler.state_dict(),
                 "rng": rng_states,
             }
-            torch.save(state, tmp / STATE_FILE)
-            self.unwrapped.save_pretrained(tmp / "model", state_dict=weights)
-            self.tokenizer.save_pretrained(tmp / "model")
+
+            def write_model(directory: Path) -> None:  # weights once, + tokenizer (llm.evaluate reads model/)
+                self.unwrapped.save_pretrained(directory / "model", state_dict=weights)
+                self.tokenizer.save_pretrained(directory / "model")
+
+            write_checkpoint_files(root, step, state, write_model)  # disk full -> a clear error, last one intact
         acc.wait_for_everyone()
         if acc.is_main_process:
             commit_checkpoint(root, step, keep_last=self.cfg.keep_last)
@@ -302,6 +306,7 @@ class Run:
 def setup(cfg: TrainConfig) -> Run:
     """Every check that needs no model (config, geometry, model path, data, rewards, checkpoint), then the Run."""
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     from llm.checkpoint import load_checkpoint
     from llm.data import PromptSampler, load_dataset_examples
@@ -314,7 +319,10 @@ def setup(cfg: TrainConfig) -> Run:
     run.output_dir = Path(cfg.output_dir)
     run.trackers = _available_trackers(cfg)
     run.accelerator = acc = Accelerator(
-        gradient_accumulation_steps=cfg.grad_accum, log_with=run.trackers or None, project_dir=str(run.output_dir)
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=run.trackers or None,
+        project_dir=str(run.output_dir),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.dist_timeout_s))],
     )
     check_batch_geometry(cfg, run.estimator.bundle_size, acc.num_processes)
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
