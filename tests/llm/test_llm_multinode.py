@@ -14,7 +14,6 @@ overriding only the sizes (2 processes, no bf16) on the command line. Checked:
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -48,6 +47,22 @@ DRIVER = textwrap.dedent("""
                    "tracker": result.estimator.tracker.state_dict(), "metrics": result.metrics,
                    "machine_rank": os.environ.get("GROUP_RANK")}, f)
 """)
+
+
+def signal_machine(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to one machine's whole tree: launcher, torchrun agent and the worker (which torchrun
+    starts in a session of its own, so a process-group signal would miss it)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in reversed(tree):  # the worker first, so the launcher cannot react before it is hit
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
 
 
 def free_port() -> int:
@@ -85,7 +100,7 @@ def finish(procs, timeout: float) -> list[tuple[int, str]]:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             for p in procs:
-                os.killpg(p.pid, signal.SIGKILL)
+                signal_machine(p, signal.SIGKILL)
             raise
         results.append((proc.returncode, proc.log_path.read_text()))
     return results
@@ -130,7 +145,7 @@ def test_losing_one_machine_stops_the_other_within_a_bound(tmp_path, fault):
         assert all(p.poll() is None for p in procs), "a machine exited before the first step"
         assert time.monotonic() - began < 600, "no step within 600 s"
         time.sleep(0.2)
-    os.killpg(procs[1].pid, getattr(signal, fault))  # machine 1: launcher, agent and worker
+    signal_machine(procs[1], getattr(signal, fault))  # machine 1: launcher, agent and worker
     lost_at = time.monotonic()
     # SIGKILL closes the sockets (gloo sees it at once); SIGSTOP leaves them open, so only the
     # process-group timeout can end the wait: bound = timeout + start-up slack of the error path.
@@ -138,10 +153,11 @@ def test_losing_one_machine_stops_the_other_within_a_bound(tmp_path, fault):
     try:
         procs[0].wait(timeout=bound)
     except subprocess.TimeoutExpired:
-        os.killpg(procs[0].pid, signal.SIGKILL)
+        signal_machine(procs[0], signal.SIGKILL)
         pytest.fail(f"machine 0 still running {bound} s after machine 1 got {fault}")
     finally:
-        os.killpg(procs[1].pid, signal.SIGKILL)
+        signal_machine(procs[1], signal.SIGCONT)
+        signal_machine(procs[1], signal.SIGKILL)
         procs[1].wait()
     waited = time.monotonic() - lost_at
     out = procs[0].log_path.read_text()
