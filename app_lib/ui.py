@@ -58,8 +58,10 @@ def html_with_settings(fig, header: dict) -> bytes:
 
     page = standalone_html(fig)
     block = (
-        f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
-        f'<script type="application/json" id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n'
+        '<pre style="font:12px '
+        f'monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
+        '<script type="application/json" '
+        f'id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n'
     )
     return page.replace("</body>", block + "</body>", 1).encode()
 

@@ -34,7 +34,8 @@ METRICS = {
 def render(ctx: Context) -> None:
     st.header("Sweeps: a final metric against one parameter")
     st.caption(
-        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once per "
+        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once "
+        "per "
         "parameter value and estimator (each run cached). Colours of the training curves follow the parameter on a "
         "sequential scale (dark = small, light = large)."
     )
@@ -48,7 +49,8 @@ def render(ctx: Context) -> None:
     names = ("rs_grpo",) if moves == "rs_grpo" else tuple(n for n in ctx.names if is_quantile_band(n))
     if not names:
         st.info(
-            f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the sidebar."
+            f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the "
+            "sidebar."
         )
         return
     if not values:

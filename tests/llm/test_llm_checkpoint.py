@@ -14,14 +14,23 @@ from llm.checkpoint import (
     FAULT_POINTS,
     CheckpointCorruptError,
     CheckpointWriteError,
+    begin_checkpoint,
+    commit_checkpoint,
     list_checkpoints,
     load_checkpoint,
     resolve_checkpoint,
-    save_checkpoint,
     verify_checkpoint,
+    write_checkpoint_files,
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def save_checkpoint(root, step, state, *, keep_last=None, write_extra=None, before_commit=None):
+    """A save as the trainer's ``save_run`` does it on one process: begin, write, commit."""
+    begin_checkpoint(root, step)
+    write_checkpoint_files(root, step, state, write_extra)  # under the write guard, as save_run writes
+    return commit_checkpoint(root, step, keep_last=keep_last, before_commit=before_commit)
 
 
 def state_for(step):
@@ -67,9 +76,10 @@ def test_sigkill_during_save_never_corrupts_the_last_good_checkpoint(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys, torch
         sys.path.insert(0, {str(REPO)!r})
-        from llm.checkpoint import save_checkpoint
-        state = {{"step": 2, "weights": torch.zeros(2_000_000)}}
-        save_checkpoint({str(root)!r}, 2, state, before_commit=lambda d: os.kill(os.getpid(), signal.SIGKILL))
+        from llm.checkpoint import STATE_FILE, begin_checkpoint, commit_checkpoint
+        tmp = begin_checkpoint({str(root)!r}, 2)
+        torch.save({{"step": 2, "weights": torch.zeros(2_000_000)}}, tmp / STATE_FILE)
+        commit_checkpoint({str(root)!r}, 2, before_commit=lambda d: os.kill(os.getpid(), signal.SIGKILL))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -211,8 +221,10 @@ def test_each_fault_point_kills_the_saving_process_and_leaves_a_loadable_checkpo
     script = textwrap.dedent(f"""
         import sys, torch
         sys.path.insert(0, {str(REPO)!r})
-        from llm.checkpoint import save_checkpoint
-        save_checkpoint({str(root)!r}, 2, {{"step": 2}})
+        from llm.checkpoint import begin_checkpoint, commit_checkpoint, write_checkpoint_files
+        begin_checkpoint({str(root)!r}, 2)
+        write_checkpoint_files({str(root)!r}, 2, {{"step": 2}})
+        commit_checkpoint({str(root)!r}, 2)
     """)
     env = {"PATH": "/usr/bin:/bin", FAULT_POINT_ENV: f"{point}@2"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
