@@ -171,6 +171,12 @@ class TrainConfig:
     output_dir: str = _key("runs/default", "run folder: config.yaml, metrics.jsonl, checkpoints/, model/", RUN)
     resume: str = _key("", "'' | latest | a checkpoint dir (or checkpoints root) to continue from", RUN)
     report_to: str = _key("tensorboard", "comma list of none | tensorboard | wandb | trackio", RUN)
+    dist_timeout_s: float = _key(
+        1800.0,
+        "seconds a collective (all-reduce, barrier) waits for the other ranks before the run stops with an "
+        "error: a dead or hung rank ends the run instead of hanging it (torch.distributed init timeout)",
+        RUN,
+    )
 
     # ------------------------------------------------------------------ loading
 
@@ -261,6 +267,8 @@ class TrainConfig:
         if self.tis_cap != 0 and self.tis_cap < 1:
             raise ValueError(f"tis_cap={self.tis_cap} must be 0 (no correction) or >= 1")
         check_positive("reward_timeout_s", self.reward_timeout_s)
+        check_finite_number("dist_timeout_s", self.dist_timeout_s)
+        check_positive("dist_timeout_s", self.dist_timeout_s)
         check_probability("reward_max_error_frac", self.reward_max_error_frac)
         for name in ("lr", "weight_decay", "max_grad_norm", "clip_eps_high", "kl_coef"):
             check_nonnegative(name, getattr(self, name))

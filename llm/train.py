@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -333,6 +334,7 @@ def _restore(run: Run) -> None:
 def setup(cfg: TrainConfig) -> Checked:
     """Every check that needs no model (config, geometry, model path, data, rewards, checkpoint)."""
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     from llm.checkpoint import load_checkpoint
     from llm.data import PromptSampler, load_dataset_examples
@@ -344,7 +346,10 @@ def setup(cfg: TrainConfig) -> Checked:
     output_dir = Path(cfg.output_dir)
     trackers = _available_trackers(cfg)
     acc = Accelerator(
-        gradient_accumulation_steps=cfg.grad_accum, log_with=trackers or None, project_dir=str(output_dir)
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=trackers or None,
+        project_dir=str(output_dir),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.dist_timeout_s))],
     )
     check_batch_geometry(cfg, estimator.bundle_size, acc.num_processes)
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .checks import check_finite, check_group_size, check_levels, check_nonnegative
+from .checks import check_finite, check_group_size, check_levels, check_nonnegative, check_quantile_pair
 
 Tensor = torch.Tensor
 
@@ -100,10 +100,7 @@ def quantile_band_gain(scores: Tensor, q_low: Tensor | float, q_high: Tensor | f
 
 
 def _check_quantile_pair(q_low: Tensor | float, q_high: Tensor | float) -> None:
-    if bool(torch.as_tensor(q_low).isnan().any()) or bool(torch.as_tensor(q_high).isnan().any()):
-        raise ValueError("quantiles q_alpha/q_beta must not be NaN")
-    if bool((torch.as_tensor(q_low) > torch.as_tensor(q_high)).any()):
-        raise ValueError(f"q_alpha={q_low} must be <= q_beta={q_high}")
+    check_quantile_pair(q_low, q_high)
 
 
 def mvar_advantage_from_quantiles(
@@ -167,5 +164,6 @@ def cvar_advantage_from_quantile(scores: Tensor, q_alpha: Tensor | float, alpha:
     """
     check_levels(0.0, alpha, alpha_name="0", beta_name="alpha")
     check_finite("scores", scores)
+    check_quantile_pair(q_alpha, q_alpha, low_name="q_alpha", high_name="q_alpha")
     q = torch.as_tensor(q_alpha, dtype=scores.dtype, device=scores.device)
     return -(q - scores).clamp(min=0) / float(alpha)

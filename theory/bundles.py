@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_finite, check_rank
+from .checks import check_device, check_finite, check_generator, check_rank
 
 Tensor = torch.Tensor
 
@@ -49,6 +49,8 @@ def random_bundle_permutation(
     """One independent uniform permutation of range(G) per prompt, shape (P, G), int64."""
     if group_size < 1:
         raise ValueError(f"group_size={group_size} must be >= 1")
+    check_generator("generator", generator)
+    device = check_device("device", device)
     keys = torch.rand(
         num_prompts, group_size, generator=generator, device=generator.device if generator is not None else device
     )

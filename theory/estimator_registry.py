@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from .checks import check_finite, check_group_size, check_nonempty_batch, check_rank
+from .checks import check_finite, check_generator, check_group_size, check_nonempty_batch, check_rank
 
 Tensor = torch.Tensor
 
@@ -62,6 +62,7 @@ class AdvantageEstimator:
 
     def __call__(self, rewards: Tensor, generator: torch.Generator | None = None) -> AdvantageOutput:
         check_finite("rewards", rewards)
+        check_generator("generator", generator)
         check_rank("rewards", rewards, 2)
         check_nonempty_batch("rewards", rewards)
         check_group_size("group size G (rewards.shape[1])", rewards.shape[1])
@@ -164,6 +165,8 @@ def list_estimators() -> dict[str, str]:
 
 def estimator_parameters(name: str) -> dict[str, object]:
     """Constructor parameters and their defaults, for building UIs."""
+    if not isinstance(name, str):
+        raise TypeError(f"estimator name must be a string, got {type(name).__name__}: {name!r}")
     key = _ALIASES.get(name, name)
     if key not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")
@@ -174,6 +177,8 @@ def estimator_parameters(name: str) -> dict[str, object]:
 
 def get_estimator(name: str, **params) -> AdvantageEstimator:
     """Build an estimator by registry name; unknown names and parameters are errors naming them."""
+    if not isinstance(name, str):
+        raise TypeError(f"estimator name must be a string, got {type(name).__name__}: {name!r}")
     key = _ALIASES.get(name, name)
     if key not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS) + sorted(_ALIASES)}")

@@ -12,15 +12,26 @@ passk.py and population.py and are not repeated here.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import advantages as adv
 from . import passk as pk
 from . import population as pop
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
-from .checks import check_k, check_levels, check_nonnegative
+from .checks import (
+    check_bool,
+    check_finite_real,
+    check_integer,
+    check_k,
+    check_levels,
+    check_nonnegative,
+    check_positive,
+    check_probability,
+    check_quantile_pair,
+    check_real,
+    check_state_keys,
+    check_string_choice,
+)
 from .estimator_registry import (
     _ZERO_TOL,
     AdvantageEstimator,
@@ -42,8 +53,8 @@ class GRPO(AdvantageEstimator):
     description = "GRPO: (r − mean)/(std + eps) per group"
 
     def __init__(self, eps: float = 1e-6, unbiased_std: bool = True):
-        check_nonnegative("eps", eps)
-        self.eps, self.unbiased_std = float(eps), bool(unbiased_std)
+        check_nonnegative("eps", check_real("eps", eps))
+        self.eps, self.unbiased_std = float(eps), check_bool("unbiased_std", unbiased_std)
 
     def compute(self, rewards, generator):
         return adv.grpo(rewards, self.eps, self.unbiased_std), {}
@@ -73,9 +84,7 @@ class RSGRPO(AdvantageEstimator):
     description = "RS-GRPO: (1/β)(e^{βr}/mean e^{βr} − 1), exponential-utility risk seeking"
 
     def __init__(self, beta: float = 2.0):
-        self.beta = float(beta)
-        if self.beta != self.beta or abs(self.beta) == float("inf"):
-            raise ValueError(f"beta={beta} must be a finite number")
+        self.beta = check_finite_real("beta", beta)
 
     def compute(self, rewards, generator):
         return adv.rs_grpo(rewards, self.beta), {}
@@ -92,9 +101,7 @@ class RSGRPO(AdvantageEstimator):
 
 class _PassKEstimator(AdvantageEstimator):
     def __init__(self, k: int = 4):
-        if int(k) != k or k < 1:
-            raise ValueError(f"k={k} must be a positive integer")
-        self.k = int(k)
+        self.k = check_integer("k", k, minimum=1)
 
     def params(self):
         return {"k": self.k}
@@ -141,8 +148,8 @@ class LeaveOneOutMax(AdvantageEstimator):
     def population(self, rewards, probs, group_size=None):
         if group_size is None:
             raise ValueError(
-                "passk_loo_max has no exact population form without group_size: its expected advantage depends on "
-                "the group size n"
+                "passk_loo_max has no exact population form without group_size: "
+                "its expected advantage depends on the group size n"
             )
         return pop.population_loo_max(rewards, probs, group_size)
 
@@ -214,26 +221,28 @@ class _QuantileBandEstimator(AdvantageEstimator):
         tracker_decay: float = 0.0,
         seed: int = 1234567,
     ):
+        alpha, beta = check_real("alpha", alpha), check_real("beta", beta)
         check_levels(alpha, beta)
+        omega = check_real("omega", omega)
         check_nonnegative("omega", omega)
-        if int(bundle_size) != bundle_size or bundle_size < 1:
-            raise ValueError(f"bundle_size={bundle_size} must be a positive integer")
-        if quantile_source not in QUANTILE_SOURCES:
-            raise ValueError(f"quantile_source={quantile_source!r} must be one of {QUANTILE_SOURCES}")
+        bundle_size = check_integer("bundle_size", bundle_size, minimum=1)
+        check_string_choice("quantile_source", quantile_source, QUANTILE_SOURCES)
         if quantile_source == "fixed":
             if q_alpha is None or q_beta is None:
                 raise ValueError("quantile_source='fixed' needs q_alpha and q_beta")
-            for field, value in (("q_alpha", q_alpha), ("q_beta", q_beta)):
-                if not math.isfinite(float(value)):
-                    raise ValueError(f"{field}={value} must be finite")
-            if q_alpha > q_beta:
-                raise ValueError(f"q_alpha={q_alpha} must be <= q_beta={q_beta}")
+            q_alpha, q_beta = check_real("q_alpha", q_alpha), check_real("q_beta", q_beta)
+            check_quantile_pair(q_alpha, q_beta)
         elif q_alpha is not None or q_beta is not None:
             # A value that would be silently ignored is a configuration error, not a default.
             raise ValueError(
                 f"q_alpha={q_alpha}, q_beta={q_beta} are used only with quantile_source='fixed' "
                 f"(got quantile_source={quantile_source!r})"
             )
+        check_positive("tracker_step_size", check_real("tracker_step_size", tracker_step_size))
+        check_nonnegative("tracker_decay", check_real("tracker_decay", tracker_decay))
+        seed = check_integer("seed", seed, minimum=0)
+        if seed >= 2**64:
+            raise ValueError(f"seed={seed} must be < 2**64 (torch.Generator.manual_seed)")
         self.alpha, self.beta, self.omega = float(alpha), float(beta), float(omega)
         self.bundle_size = int(bundle_size)
         self.quantile_source = quantile_source
@@ -305,8 +314,19 @@ class _QuantileBandEstimator(AdvantageEstimator):
         return {"tracker": self.tracker.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
+        check_state_keys(f"{self.name} estimator", state, {"tracker": dict, "generator": torch.Tensor})
+        generator = state["generator"]
+        if (
+            generator.dtype != torch.uint8
+            or generator.dim() != 1
+            or generator.numel() != self.generator.get_state().numel()
+        ):
+            raise ValueError(
+                f"{self.name} estimator state['generator'] must be a CPU generator state (uint8, "
+                f"{self.generator.get_state().numel()} bytes), got {generator.dtype} of shape {tuple(generator.shape)}"
+            )
         self.tracker.load_state_dict(state["tracker"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(generator)
 
 
 @register_estimator("mvar", "riskpo_mvar", roles=_BAND_ROLES)
@@ -376,6 +396,9 @@ class CVaR(_QuantileBandEstimator):
         tracker_decay: float = 0.0,
         seed: int = 1234567,
     ):
+        # CVaR_α divides by α: α = 0 is rejected here, not at the first call.
+        # α = 1 is excluded too: the band machinery's upper level is β = 1 and CVaR_1 is just the mean.
+        check_probability("alpha", check_real("alpha", alpha), open_low=True, open_high=True)
         # β = 1 only to satisfy the shared band machinery; CVaR ignores q_β.
         super().__init__(
             alpha, 1.0, 0.0, bundle_size, quantile_source, q_alpha, q_alpha, tracker_step_size, tracker_decay, seed

@@ -15,7 +15,18 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .checks import check_finite, check_nonnegative, check_positive, check_probability
+from .checks import (
+    check_bool,
+    check_finite,
+    check_finite_sequence,
+    check_integer,
+    check_nonnegative,
+    check_positive,
+    check_probability,
+    check_real,
+    check_state_keys,
+    check_string_choice,
+)
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
@@ -60,20 +71,29 @@ class QuantileTracker:
         initial_values: Sequence[float] | None = None,
         reduce_mean: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        levels = [float(u) for u in levels]
+        if torch.is_tensor(levels):
+            levels = levels.tolist()
+        if isinstance(levels, (str, bytes)) or not isinstance(levels, (list, tuple)):
+            raise TypeError(f"levels={levels!r} must be a list of quantile levels, got {type(levels).__name__}")
+        levels = [check_real(f"levels[{i}]", u) for i, u in enumerate(levels)]
         if not levels:
             raise ValueError("levels must name at least one quantile level")
         for i, u in enumerate(levels):
             check_probability(f"levels[{i}]", u)
         if any(b <= a for a, b in zip(levels, levels[1:])):
             raise ValueError(f"levels={levels} must be strictly increasing")
-        check_positive("step_size", step_size)
-        check_nonnegative("decay", decay)
-        if init not in ("batch", "given"):
-            raise ValueError(f"init={init!r} must be 'batch' or 'given'")
+        check_positive("step_size", check_real("step_size", step_size))
+        check_nonnegative("decay", check_real("decay", decay))
+        check_string_choice("init", init, ("batch", "given"))
+        if reduce_mean is not None and not callable(reduce_mean):
+            raise TypeError(f"reduce_mean must be callable or None, got {type(reduce_mean).__name__}")
         if init == "given":
-            if initial_values is None or len(initial_values) != len(levels):
+            if initial_values is None:
                 raise ValueError("init='given' needs initial_values with one value per level")
+            initial_values = check_finite_sequence("initial_values", initial_values, length=len(levels))
+        elif initial_values is not None:
+            # Ignored by init='batch' (the first batch sets q): a configuration error, not a default.
+            raise ValueError("initial_values are used only with init='given' (got init='batch')")
         self.levels = torch.tensor(levels, dtype=torch.float64)
         self.step_size = float(step_size)
         self.decay = float(decay)
@@ -128,11 +148,21 @@ class QuantileTracker:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if [round(u, 12) for u in state["levels"]] != [round(float(u), 12) for u in self.levels]:
+        """Restore ``state_dict()`` output; a malformed entry is an error naming its key, before anything changes."""
+        check_state_keys(
+            "QuantileTracker",
+            state,
+            {"levels": (list, tuple), "values": (list, tuple), "initialized": bool, "step": int},
+        )
+        levels = check_finite_sequence("QuantileTracker state['levels']", state["levels"])
+        if [round(u, 12) for u in levels] != [round(float(u), 12) for u in self.levels]:
             raise ValueError(
                 f"checkpoint quantile levels {state['levels']} differ from configured {self.levels.tolist()}"
             )
-        self.values = torch.tensor(state["values"], dtype=torch.float64)
-        self.initialized = bool(state["initialized"])
-        self.step = int(state["step"])
-        self.crossings = int(state.get("crossings", 0))
+        values = check_finite_sequence("QuantileTracker state['values']", state["values"], length=len(levels))
+        step = check_integer("QuantileTracker state['step']", state["step"], minimum=0)
+        crossings = check_integer("QuantileTracker state['crossings']", state.get("crossings", 0), minimum=0)
+        self.values = torch.tensor(values, dtype=torch.float64)
+        self.initialized = check_bool("QuantileTracker state['initialized']", state["initialized"])
+        self.step = step
+        self.crossings = crossings

@@ -10,12 +10,17 @@ import pytest
 import torch
 
 from llm.checkpoint import (
-    STATE_FILE,
+    FAULT_POINT_ENV,
+    FAULT_POINTS,
+    CheckpointCorruptError,
+    CheckpointWriteError,
     begin_checkpoint,
     commit_checkpoint,
     list_checkpoints,
     load_checkpoint,
     resolve_checkpoint,
+    verify_checkpoint,
+    write_checkpoint_files,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def save_checkpoint(root, step, state, *, keep_last=None, write_extra=None, before_commit=None):
     """A save as the trainer's ``save_run`` does it on one process: begin, write, commit."""
-    tmp = begin_checkpoint(root, step)
-    torch.save(state, tmp / STATE_FILE)
-    if write_extra is not None:
-        write_extra(tmp)
+    begin_checkpoint(root, step)
+    write_checkpoint_files(root, step, state, write_extra)  # under the write guard, as save_run writes
     return commit_checkpoint(root, step, keep_last=keep_last, before_commit=before_commit)
 
 
@@ -129,3 +132,103 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
         resolve_checkpoint("latest", tmp_path)
     with pytest.raises(FileNotFoundError, match="not a finished checkpoint"):
         resolve_checkpoint(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------------------- manifest, damaged files, failed writes
+
+
+def _two_checkpoints(root):
+    def extra(d):
+        (d / "model").mkdir()
+        (d / "model" / "weights.bin").write_bytes(bytes(range(256)) * 4)
+
+    save_checkpoint(root, 1, state_for(1), write_extra=extra)
+    return save_checkpoint(root, 2, state_for(2), write_extra=extra)
+
+
+@pytest.mark.parametrize("rel", ["trainer_state.pt", "model/weights.bin", "COMPLETE"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "deleted"])
+def test_a_damaged_file_is_named_and_latest_falls_back(tmp_path, capsys, rel, damage):
+    root = tmp_path / "ckpt"
+    newest = _two_checkpoints(root)
+    file = newest / rel
+    data = file.read_bytes()
+    if damage == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    elif damage == "flipped":
+        file.write_bytes(data[:10] + bytes([data[10] ^ 1]) + data[11:])
+    else:
+        file.unlink()
+    if damage == "deleted" and rel == "COMPLETE":  # no marker: not a finished checkpoint at all
+        with pytest.raises(FileNotFoundError, match="COMPLETE"):
+            resolve_checkpoint(newest)
+    else:
+        with pytest.raises(CheckpointCorruptError, match=rel.split("/")[-1]):
+            resolve_checkpoint(newest)
+    capsys.readouterr()
+    assert resolve_checkpoint("latest", root) == root / "step-00000001"
+    if not (damage == "deleted" and rel == "COMPLETE"):
+        err = capsys.readouterr().err
+        assert rel.split("/")[-1] in err and "falling back to the newest intact checkpoint" in err
+    _, state = load_checkpoint("latest", root)
+    assert state["step"] == 1
+
+
+def test_every_checkpoint_damaged_is_an_error_listing_them(tmp_path):
+    root = tmp_path / "ckpt"
+    _two_checkpoints(root)
+    for step in (1, 2):
+        (root / f"step-0000000{step}" / "trainer_state.pt").write_bytes(b"x")
+    with pytest.raises(CheckpointCorruptError, match="every checkpoint") as caught:
+        resolve_checkpoint("latest", root)
+    assert "step-00000001" in str(caught.value) and "step-00000002" in str(caught.value)
+
+
+def test_a_step_only_marker_from_before_manifests_is_accepted(tmp_path):
+    root = tmp_path / "ckpt"
+    path = save_checkpoint(root, 3, state_for(3))
+    (path / "COMPLETE").write_text("3\n")
+    verify_checkpoint(path)
+    assert resolve_checkpoint("latest", root) == path
+
+
+def test_a_failed_write_removes_the_partial_save_and_keeps_the_previous_one(tmp_path):
+    root = tmp_path / "ckpt"
+    save_checkpoint(root, 1, state_for(1))
+
+    def disk_full(d):
+        (d / "model").mkdir()
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CheckpointWriteError, match="could not write checkpoint step-00000002") as caught:
+        save_checkpoint(root, 2, state_for(2), write_extra=disk_full)
+    message = str(caught.value)
+    assert "(disk full)" in message and f"the previous checkpoint {root / 'step-00000001'} is intact" in message
+    assert "--resume latest" in message and not list(root.glob(".tmp-*"))
+    assert resolve_checkpoint("latest", root) == root / "step-00000001"
+
+
+def test_the_fault_hook_rejects_an_unknown_point(tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_POINT_ENV, "commit:nowhere")
+    with pytest.raises(ValueError, match="RISKRL_FAULT_POINT='commit:nowhere'"):
+        save_checkpoint(tmp_path / "ckpt", 1, state_for(1))
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_each_fault_point_kills_the_saving_process_and_leaves_a_loadable_checkpoint(tmp_path, point):
+    root = tmp_path / "ckpt"
+    save_checkpoint(root, 1, state_for(1))
+    script = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(REPO)!r})
+        from llm.checkpoint import begin_checkpoint, commit_checkpoint, write_checkpoint_files
+        begin_checkpoint({str(root)!r}, 2)
+        write_checkpoint_files({str(root)!r}, 2, {{"step": 2}})
+        commit_checkpoint({str(root)!r}, 2)
+    """)
+    env = {"PATH": "/usr/bin:/bin", FAULT_POINT_ENV: f"{point}@2"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    path, state = load_checkpoint("latest", root)
+    # Before the rename the old checkpoint is the latest; after moving `latest`, the new one.
+    assert state["step"] == (2 if point == "commit:after-latest" else 1)

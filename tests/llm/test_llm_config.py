@@ -60,6 +60,7 @@ NON_DEFAULT = {
     "output_dir": ("runs/x", "runs/x"),
     "resume": ("latest", "latest"),
     "report_to": ("none", "none"),
+    "dist_timeout_s": ("60", 60.0),
 }
 
 
@@ -137,3 +138,9 @@ def test_dict_and_list_keys_reject_the_wrong_yaml_kind():
         TrainConfig.from_args(["--estimator_params", "[1, 2]"])
     with pytest.raises(ValueError, match="rewards"):
         TrainConfig.from_args(["--rewards", "format"])
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("inf"), float("nan")])
+def test_dist_timeout_must_be_a_positive_finite_number(value):
+    with pytest.raises(ValueError, match="dist_timeout_s"):
+        TrainConfig(dist_timeout_s=value).validate()
