@@ -50,7 +50,7 @@ def literal_assumption_by_hand(rewards, probs, alpha, beta, flip_lower=False):
 
 def test_tail_mass_instances_meet_the_literal_assumption_with_mass_on_both_tails():
     g = torch.Generator().manual_seed(11)
-    rewards, logits = RC.tail_mass_instances(g, 300, 10, ALPHA, BETA)
+    rewards, logits = C.theorem_instances.tail_mass_instances(g, 300, 10, ALPHA, BETA)
     probs = torch.softmax(logits, -1)
     assert torch.allclose(probs.log(), logits, atol=1e-12)  # logits are log π already (they sum to 1)
     report = assumptions.assumption_1_report(rewards, logits, probs, ALPHA, BETA)
@@ -70,7 +70,7 @@ def test_flipped_lower_clause_rejects_the_construction():
     """Mutation: with the lower-tail inequality flipped the by-hand check goes red on the constructed laws
     (their lower-tail probabilities are strictly decreasing in r), so it can tell the clause's direction."""
     g = torch.Generator().manual_seed(11)
-    rewards, logits = RC.tail_mass_instances(g, 50, 10, ALPHA, BETA)
+    rewards, logits = C.theorem_instances.tail_mass_instances(g, 50, 10, ALPHA, BETA)
     probs = torch.softmax(logits, -1)
     flipped = [
         literal_assumption_by_hand(rewards[i].tolist(), probs[i].tolist(), ALPHA, BETA, flip_lower=True)[0]
