@@ -40,9 +40,10 @@ def sidebar(views) -> tuple:
     sb.title("riskrl explorer")
     slugs = [view.slug for view in views]
     titles = {view.slug: view.title for view in views}
-    if "view" not in st.session_state:
-        # ?view=<slug> or an old ?view=<number> link; unknown values open the first view.
-        st.session_state["view"] = find_view(views, st.query_params.get("view")).slug
+    requested = st.query_params.get("view")
+    if "view" not in st.session_state and requested and requested.isdigit() and 1 <= int(requested) <= len(views):
+        st.session_state["view"] = find_view(views, requested).slug  # an old ?view=<number> link
+    # Any other unknown ?view= is reported like every bad URL value and opens the first view.
     slug = state.radio(sb, "View", slugs, key="view", format_func=titles.get)
     registry = list_estimators()
     names = state.multiselect(
@@ -83,7 +84,8 @@ def sidebar(views) -> tuple:
         rs_betas=rs_betas,
     )
     sb.caption(
-        "Every setting is in the page URL: copy it to share exactly this view. Exports (CSV/HTML) carry the same settings."
+        "Every setting is in the page URL: copy it to share exactly this view. "
+        "Exports (CSV/HTML) carry the same settings."
     )
     return next(v for v in views if v.slug == slug), Context(tuple(names), knobs, int(group_size))
 
@@ -91,13 +93,17 @@ def sidebar(views) -> tuple:
 def main() -> None:
     state.begin_run()
     views = load_views()
+    # At the top of the page, filled once the view has declared (and validated) its own widgets.
+    url_warnings = st.container()
     view, ctx = sidebar(views)
-    for problem in state.url_problems():
-        st.warning(problem, icon="🔗")
-    if view.needs_estimators and not ctx.names:
-        st.warning("Select at least one estimator in the sidebar.")
-    else:
-        view.render(ctx)
+    try:
+        if view.needs_estimators and not ctx.names:
+            st.warning("Select at least one estimator in the sidebar.")
+        else:
+            view.render(ctx)
+    finally:
+        for problem in state.url_problems():
+            url_warnings.warning(problem, icon="🔗")
     state.sync_url()
     warm_up_in_background()
 
