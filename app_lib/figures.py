@@ -63,9 +63,9 @@ def colour_map(labels) -> dict[str, str]:
 def legend_order(labels) -> list[str]:
     """Labels in first-seen order, except that RS-GRPO variants are sorted by β."""
     labels = list(dict.fromkeys(labels))
-    betas = sorted((beta_of(l), l) for l in labels if beta_of(l) is not None)
-    it = iter(l for _, l in betas)
-    return [next(it) if beta_of(l) is not None else l for l in labels]
+    betas = sorted((beta_of(label), label) for label in labels if beta_of(label) is not None)
+    it = iter(label for _, label in betas)
+    return [next(it) if beta_of(label) is not None else label for label in labels]
 
 
 def _hex_to_rgba(colour: str, alpha: float) -> str:
@@ -233,6 +233,7 @@ def band_figure(
                     x=steps + steps[::-1],
                     y=_as_list(upper) + _as_list(lower)[::-1],
                     fill="toself",
+                    mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
                     fillcolor=_hex_to_rgba(colour, 0.18),
                     line=dict(width=0),
                     hoverinfo="skip",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import re
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -12,9 +13,39 @@ import streamlit as st
 
 from . import state
 
+#: Simulator and estimator argument names -> the controls a user sets them with.
+USER_NAMES = {
+    "set batch_size=None": "choose update = exact",
+    "batch_size=None": "update = exact",
+    "set batch_size for sampled updates": "choose update = sampled",
+    "set batch_size": "choose update = sampled",
+    "risk_alpha": "α (sidebar)",
+    "risk_beta": "β (sidebar)",
+    "risk_omega": "ω (sidebar)",
+    "num_prompts": "prompts P",
+    "responses_per_prompt": "candidate responses M",
+    "group_size": "G (sidebar)",
+    "bundle_size": "B (sidebar)",
+    "metric_bundle_size": "B (sidebar)",
+    "correctness_correlation": "correctness correlation ρ",
+    "clip_eps": "clip ε",
+    "ppo_epochs": "gradient steps per batch",
+    "reward_noise": "reward noise",
+    "log_every": "logging interval",
+}
+_USER_NAME = re.compile("|".join(re.escape(k) for k in sorted(USER_NAMES, key=len, reverse=True)))
+
+
+def user_words(message: str) -> str:
+    """An error message with the code's argument names replaced by the controls' names
+    (``risk_alpha`` -> "α (sidebar)", ``batch_size=None`` -> "update = exact")."""
+    # The label before the message already says which estimator; drop the constructor's repr.
+    message = re.sub(r"estimator \w+\([^)]*\): ", "", str(message))
+    return _USER_NAME.sub(lambda m: USER_NAMES[m.group(0)], message)
+
 
 def show_errors(errors: list[str]) -> None:
-    for message in dict.fromkeys(errors):
+    for message in dict.fromkeys(user_words(e) for e in errors):
         st.error(message, icon="⚠️")
 
 
@@ -53,15 +84,45 @@ def read_settings(csv_bytes: bytes) -> dict:
 
 def html_with_settings(fig, header: dict) -> bytes:
     """Stand-alone figure (plotly.js inlined, opens offline) with its settings in a <pre> under it
-    and as JSON in ``<script id="riskrl-settings">``."""
+    (HTML-escaped, for people) and as plain JSON in ``<script type="application/json"
+    id="riskrl-settings">`` (for scripts: ``json.loads`` of the element's text). Inside a script
+    element only ``</`` could end it early, so that is written ``<\\/``, which JSON reads back as ``</``."""
     from .figures import standalone_html
 
     page = standalone_html(fig)
+    text = json.dumps(header, indent=1, default=str)
+    script_safe = text.replace("</", "<\\/")
     block = (
-        f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
-        f'<script type="application/json" id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n'
+        f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(text)}</pre>\n'
+        f'<script type="application/json" id="riskrl-settings">{script_safe}</script>\n'
     )
     return page.replace("</body>", block + "</body>", 1).encode()
+
+
+def read_html_settings(page: bytes | str) -> dict:
+    """The JSON settings block of ``html_with_settings`` back as a dict (for scripts and tests)."""
+    from html.parser import HTMLParser
+
+    class Finder(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.text = False, []
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag == "script" and dict(attrs).get("id") == "riskrl-settings"
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                self.text.append(data)
+
+    finder = Finder()
+    finder.feed(page.decode() if isinstance(page, bytes) else page)
+    if not finder.text:
+        raise ValueError("no <script id='riskrl-settings'> block in this page")
+    return json.loads("".join(finder.text))
 
 
 def downloads(stem: str, table: pd.DataFrame, fig=None, provenance: dict | None = None) -> None:
@@ -113,11 +174,25 @@ def progress_bar(label: str):
         bar.empty()
 
 
+_MARKDOWN_SPECIAL = re.compile(r"(?<![*\\])\*(?!\*)|[_$~]")
+
+
+def plain(text: str) -> str:
+    """Formula text made literal for Streamlit's Markdown: ``_`` (``π'_β``, ``J_β``), ``$`` (LaTeX),
+    ``~`` and lone ``*`` are escaped, so subscripts stay subscripts and nothing turns italic; ``**bold**``
+    and `code` spans are kept as written."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(
+        part if part.startswith("`") else _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), part) for part in parts
+    )
+
+
 def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None = None) -> None:
     """The words under a check: what is claimed, under what, and what to conclude from the figure."""
+    theorem, assumptions, conclusion = plain(theorem), plain(assumptions), plain(conclusion)
     text = f"**Claim.** {theorem}  \n**Assumptions.** {assumptions}  \n**What to conclude.** {conclusion}"
     if erratum:
-        text += f"  \n**Erratum.** {erratum}"
+        text += f"  \n**Erratum.** {plain(erratum)}"
     st.info(text, icon=":material/menu_book:")
 
 

@@ -10,7 +10,7 @@ from app_lib.choices import build_choices
 from app_lib.figures import band_figure, policy_animation_figure
 from app_lib.runs import final_summary
 from app_lib.simulate import cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors
+from app_lib.ui import downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
@@ -158,7 +158,7 @@ def render(ctx: Context) -> None:
 
         getattr(BanditConfig, preset)(**settings)
     except ValueError as err:
-        st.error(f"Invalid bandit settings: {err}", icon="⚠️")
+        st.error(f"Invalid bandit settings: {user_words(err)}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="single_prompt")
     key = (tuple(choices), preset, tuple(sorted(settings.items())), int(seeds))

@@ -12,7 +12,7 @@ from app_lib.figures_paper import passk_figure
 from app_lib.passk_curve import K_GRID, curves_from_runs, passk_vs_k
 from app_lib.runs import final_summary
 from app_lib.simulate import all_cached, cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors
+from app_lib.ui import downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 
 UNIT = (0.0, 1.0)
@@ -103,9 +103,34 @@ def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, 
     return out
 
 
-def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
+#: Metrics computed at the sidebar's α, β, ω (bundle-score risk measures).
+RISK_FIELDS = ("rvar_lower", "mvar", "cvar")
+
+
+def risk_levels_valid(settings: dict) -> tuple[dict, str | None]:
+    """The settings to run with, and why the risk panels are left out (None: they are drawn).
+
+    The bundle-score risk measures need α < β. When the sidebar has α ≥ β, every other panel
+    (and every estimator that does not take α, β, GRPO included) is still drawn: the simulator
+    runs with its own default levels and the risk columns are removed from what is shown."""
+    from sandbox import TabularConfig
+
+    a, b = settings["risk_alpha"], settings["risk_beta"]
+    if 0.0 <= a < b <= 1.0:
+        return settings, None
+    defaults = TabularConfig()
+    settings = {**settings, "risk_alpha": defaults.risk_alpha, "risk_beta": defaults.risk_beta}
+    return settings, (
+        f"Risk panels (lower-tail RVaR, MVaR, CVaR of bundle scores) not drawn: they need α < β, "
+        f"the sidebar has α = {a:g}, β = {b:g}."
+    )
+
+
+def tabular_page(choices: list[Choice], settings: dict, seeds: int, risk_metrics: bool = True) -> dict:
     """Table and figure of one tabular comparison (built once per settings, see ``memo``)."""
     metrics, errors = tabular_runs(choices, settings, seeds)
+    if not risk_metrics:
+        metrics = metrics.drop(columns=[c for c in RISK_FIELDS if c in metrics])
     if metrics.empty:
         return {"errors": errors, "metrics": metrics}
     fields = shown_fields(metrics, settings)
@@ -127,19 +152,22 @@ def render(ctx: Context) -> None:
         "possible range). pass@k uses the sidebar k; the bundle-score risk metrics use the sidebar α, β, ω."
     )
     settings, seeds = tabular_settings(ctx.knobs, ctx.group_size)
+    settings, no_risk = risk_levels_valid(settings)
     try:
         from sandbox import TabularConfig
 
         TabularConfig(**settings)
     except ValueError as err:
-        st.error(f"Invalid tabular settings: {err}", icon="⚠️")
+        st.error(f"Invalid tabular settings: {user_words(err)}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="bundled")
-    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds)
+    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds, no_risk is None)
     if not memo.has(key):  # the progress bar only when something is to be computed
         run_all(choices, settings, seeds, "tabular runs")
-    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds))
+    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds, risk_metrics=no_risk is None))
     show_errors(errors + page["errors"])
+    if no_risk:
+        st.warning(no_risk, icon="⚠️")
     metrics = page["metrics"]
     if metrics.empty:
         st.info("No estimator could run with these settings.")

@@ -16,7 +16,7 @@ from app_lib.choices import Knobs
 from app_lib.figures import covariance_gap_figure, entropy_residual_figure, optimal_prob_change_figure
 from app_lib.figures_paper import thm2_scatter_figure
 from app_lib.runs import lemma_thresholds, optimal_prob_change_curve
-from app_lib.ui import downloads, explain, lemma_marks
+from app_lib.ui import downloads, explain, lemma_marks, plain
 from app_lib.views import Context, register_view
 
 #: Family names of the Theorem 2 instances, in words (sandbox.claims.riskpo_covariance.random_instances;
@@ -124,7 +124,7 @@ def words(name: str, result: dict | None = None, parts: tuple[str, ...] = ()) ->
 
 
 def claim_status(result: dict) -> None:
-    text = f"**{result['claim']}** ({result['paper']}): {result['measured']}"
+    text = f"**{plain(result['claim'])}** ({plain(result['paper'])}): {plain(result['measured'])}"
     (st.success if result["holds"] else st.warning)(
         ("✓ holds. " if result["holds"] else "✗ does not hold here. ") + text
     )
