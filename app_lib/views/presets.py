@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_lib import state
+from app_lib import memo, state
 from app_lib.figures import optimal_prob_change_figure
 from app_lib.figures_paper import bundle_sweep_figure, passk_figure, rs_bandit_figure, stats_band_figure
 from app_lib.passk_curve import passk_vs_k
@@ -81,7 +81,7 @@ def rs_bandit() -> None:
     from sandbox.bandit import rs_grpo_paper_rewards
 
     curves, policy = load("rs_bandit"), load("rs_bandit_policy")
-    fig = rs_bandit_figure(curves, policy, rs_grpo_paper_rewards())
+    fig = memo.get_or_build(("preset", "rs_bandit"), lambda: rs_bandit_figure(curves, policy, rs_grpo_paper_rewards()))
     st.plotly_chart(fig, key="fig_preset_rs_bandit")
     final = curves[curves["step"] == curves["step"].max()][
         ["beta", "expected_reward_mean", "expected_reward_std", "seeds"]
@@ -108,7 +108,10 @@ def riskpo_entropy() -> None:
         ("cvar", "CVaR_α"),
         ("pass_at_k", "pass@8"),
     ]
-    fig = stats_band_figure(curves, fields, bounds={f: (0.0, None) for f, _ in fields})
+    fig = memo.get_or_build(
+        ("preset", "riskpo_entropy"),
+        lambda: stats_band_figure(curves, fields, bounds={f: (0.0, None) for f, _ in fields}),
+    )
     st.plotly_chart(fig, key="fig_preset_entropy")
     explain(
         "RiskPO §6 / Fig. 5–6: GRPO's entropy collapses early while RiskPO's stays higher; the risk-seeking variant "
@@ -123,7 +126,7 @@ def riskpo_entropy() -> None:
 
 def bundle_sweep() -> None:
     last = load("bundle_sweep").sort_values("bundle_size")
-    fig = bundle_sweep_figure(last, PAPER_TABLE4)
+    fig = memo.get_or_build(("preset", "bundle_sweep"), lambda: bundle_sweep_figure(last, PAPER_TABLE4))
     st.plotly_chart(fig, key="fig_preset_bundle")
     explain(
         "RiskPO Table 4: accuracy peaks at B = 5; B = 1 (no bundling) is worst (−2.45 points), B = 10 loses 1.6.",
@@ -140,7 +143,7 @@ def passk() -> None:
     raw = load("passk")
     curves = raw.rename(columns={"pass_at_1_mean": "pass_at_1", "pass_at_k_mean": "pass_at_k"})
     table = passk_vs_k(curves)
-    fig = passk_figure(table)
+    fig = memo.get_or_build(("preset", "passk"), lambda: passk_figure(table))
     st.plotly_chart(fig, key="fig_preset_passk")
     explain(
         "RiskPO and RS-GRPO (pass@k results): at equal pass@1, risk-sensitive training keeps pass@k for large k "
@@ -177,7 +180,9 @@ def lemma2() -> None:
     at_zero = float(optimal_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
     marks = lemma_thresholds(curve)
     lemma_marks(marks, at_zero, "Δπ(a*) at β = 0 (mean objective)")
-    fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
+    fig = memo.get_or_build(
+        ("preset", "lemma2"), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
+    )
     st.plotly_chart(fig, key="fig_preset_lemma2")
     explain(
         "RS-GRPO Lemma 2: if a sub-optimal action beats the average reward, some policies see the standard policy "
