@@ -85,7 +85,12 @@ def bandit_page(choices: tuple, preset: str, settings: tuple, seeds: int) -> dic
     }
 
 
-@register_view("bandit", "2 · Bandit runs", order=20)
+@register_view(
+    "bandit",
+    "2 · Bandit runs",
+    order=20,
+    sidebar=("estimators", "alpha", "beta", "omega", "k", "rs_beta", "rs_betas_extra"),  # one prompt: no B, no G
+)
 def render(ctx: Context) -> None:
     st.header("Bandit runs: softmax policy over arms")
     st.caption(

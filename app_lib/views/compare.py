@@ -27,4 +27,4 @@ def render(ctx: Context) -> None:
 
 
 if AVAILABLE:
-    register_view("compare", "7 · LM comparison", order=70, needs_estimators=False)(render)
+    register_view("compare", "7 · LM comparison", order=70, needs_estimators=False, sidebar=())(render)

@@ -60,7 +60,7 @@ def provenance(name: str) -> None:
         st.json(meta, expanded=False)
 
 
-@register_view("presets", "5 · Paper presets", order=50, needs_estimators=False)
+@register_view("presets", "5 · Paper presets", order=50, needs_estimators=False, sidebar=())
 def render(ctx: Context) -> None:
     st.header("Paper presets: the papers' figures in one click")
     st.caption(

@@ -30,7 +30,12 @@ METRICS = {
 }
 
 
-@register_view("sweeps", "6 · Sweeps", order=60)
+@register_view(
+    "sweeps",
+    "6 · Sweeps",
+    order=60,
+    sidebar=("estimators", "alpha", "beta", "omega", "bundle_size", "k", "group_size"),  # β values: its own list
+)
 def render(ctx: Context) -> None:
     st.header("Sweeps: a final metric against one parameter")
     st.caption(

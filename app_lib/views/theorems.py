@@ -130,7 +130,7 @@ def claim_status(result: dict) -> None:
     )
 
 
-@register_view("theorems", "4 · Theorem checks", order=40, needs_estimators=False)
+@register_view("theorems", "4 · Theorem checks", order=40, needs_estimators=False, sidebar=("alpha", "beta", "omega"))
 def render(ctx: Context) -> None:
     st.header("Theorem checks")
     st.caption("Exact computations under known softmax policies (sandbox claims); no sampling noise.")

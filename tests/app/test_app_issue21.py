@@ -244,3 +244,46 @@ def test_user_words_maps_every_argument_name_it_knows():
     for name, words in USER_NAMES.items():
         assert user_words(f"{name} must be valid") == f"{words} must be valid"
     assert user_words("risk_alpha=0.9 and risk_beta=0.8") == "α (sidebar)=0.9 and β (sidebar)=0.8"
+
+
+# --------------------------------------------------------------------------- item 3: orientation
+
+
+def test_first_load_offers_three_things_to_try_and_closes_once_one_is_chosen():
+    at = run({"view": "shapes", "estimators": "grpo"})
+    buttons = {b.key: b for b in at.button if str(b.key).startswith("intro_")}
+    assert set(buttons) == {"intro_presets", "intro_bandit", "intro_tabular"}
+    buttons["intro_presets"].click().run()
+    assert not at.exception
+    assert at.radio(key="view").value == "presets" and at.header[0].value.startswith("Paper presets")
+    assert not [b for b in at.button if str(b.key).startswith("intro_")]  # closed for the rest of the session
+
+
+@pytest.mark.parametrize(
+    "view, used, unused",
+    [
+        ("shapes", {"alpha", "bundle_size", "group_size", "estimators"}, set()),
+        ("bandit", {"alpha", "k", "rs_beta", "estimators"}, {"bundle_size", "group_size"}),
+        ("theorems", {"alpha", "beta", "omega"}, {"k", "group_size", "rs_beta", "estimators"}),
+        ("presets", set(), {"alpha", "beta", "omega", "bundle_size", "k", "rs_beta", "group_size", "estimators"}),
+    ],
+)
+def test_sidebar_disables_the_controls_a_view_does_not_read(view, used, unused):
+    from app_lib.views import VIEWS, load_views
+
+    load_views()
+    query = {"view": view, "estimators": "grpo", "bandit_steps": "20", "thm2_instances": "100", "lemma_instances": "20"}
+    at = run(query)
+
+    def disabled(key):
+        widget = next(
+            w for kind in ("slider", "select_slider", "multiselect") for w in getattr(at, kind) if w.key == key
+        )
+        return widget.disabled
+
+    for key in used:
+        assert not disabled(key), key
+    for key in unused:
+        assert disabled(key), key
+    declared = VIEWS[view].sidebar
+    assert declared is None or used <= set(declared)
