@@ -190,6 +190,8 @@ def _simulated_on_request(st, loaded, key: str):
 
 
 def render(st, folders=None) -> None:
+    from app_lib.ui import chart
+
     """Draw the comparison view into ``st`` (the streamlit module or a container) for ``folders``."""
     st.header("Real-model comparison")
     if folders is None:
@@ -236,10 +238,10 @@ def render(st, folders=None) -> None:
     sim_curves, sim_passk = joined(sim_curves), joined(sim_passk)
     if not curves.empty:
         st.subheader("Training curves")
-        st.plotly_chart(curves_figure(curves, sim_curves), key="compare_curves")
+        chart(st, curves_figure(curves, sim_curves), "compare_curves")
     if not passk.empty or not sim_passk.empty:
         st.subheader("pass@k vs k")
-        st.plotly_chart(passk_figure(passk, sim_passk), key="compare_passk")
+        chart(st, passk_figure(passk, sim_passk), "compare_passk")
     if not passk.empty:
         table = passk.pivot_table(index="label", columns="k", values="pass_at_k", sort=False)
         table.columns = [f"pass@{k}" for k in table.columns]

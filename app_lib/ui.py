@@ -44,6 +44,43 @@ def user_words(message: str) -> str:
     return _USER_NAME.sub(lambda m: USER_NAMES[m.group(0)], message)
 
 
+RISKPO = "https://arxiv.org/abs/2510.00911"
+RS_GRPO = "https://arxiv.org/abs/2509.24261"
+#: chart key -> (what the figure shows, its source in the papers, the paper's address).
+FIGURE_SOURCES = {
+    "fig_shapes": ("Advantage of one group vs its accuracy", "RS-GRPO §4, Fig. 2b", RS_GRPO),
+    "fig_bundle": ("Bundled RiskPO advantage vs bundle score", "RiskPO §4.1, MVaR advantage", RISKPO),
+    "fig_bandit_metrics": ("Bandit training curves", "RS-GRPO Lemmas 2–3 and §3", RS_GRPO),
+    "fig_bandit_policy": ("Policy over the arms during training", "RS-GRPO §3", RS_GRPO),
+    "fig_tabular": ("Tabular-prompt training curves", "RiskPO Prop. 1 and Thm 2", RISKPO),
+    "fig_tabular_passk": ("pass@k vs k after training", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+    "fig_prop1": ("First-order entropy change", "RiskPO Proposition 1", RISKPO),
+    "fig_thm2": ("Cov(log π, A_MVaR) vs Cov(log π, A_mean)", "RiskPO Theorem 2, Assumption 1", RISKPO),
+    "fig_thm2_points": ("Theorem 2 per instance", "RiskPO Theorem 2", RISKPO),
+    "fig_lemmas": ("Change of π(a*) vs β", "RS-GRPO Lemmas 2–4", RS_GRPO),
+    "fig_sweep": ("Final metric vs one parameter", "RS-GRPO Lemma 4; RiskPO Thm 2, Table 4", RISKPO),
+    "fig_preset_rs_bandit": ("100-arm bandit, β sweep", "RS-GRPO §3, Fig. 3", RS_GRPO),
+    "fig_preset_entropy": ("Entropy and risk measures vs steps", "RiskPO §6, Fig. 5–6", RISKPO),
+    "fig_preset_bundle": ("Bundle-size sweep", "RiskPO Table 4", RISKPO),
+    "fig_preset_passk": ("pass@k vs k", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+    "fig_preset_lemma2": ("The three-armed example", "RS-GRPO Lemma 2", RS_GRPO),
+    "compare_curves": ("Real-model training curves", "RiskPO Fig. 5–6 (entropy, reward)", RISKPO),
+    "compare_passk": ("Real-model pass@k vs k", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+}
+
+
+def chart(where, fig, key: str) -> None:
+    """``where.plotly_chart`` with the figure's title saying what it shows and where in the papers it
+    comes from (a link). Set once: a figure kept by ``memo`` already has it on later reruns (the
+    title depends on the key only, so sessions sharing the figure would write the same value)."""
+    what, source, address = FIGURE_SOURCES[key]
+    title = f"{what}<br><sup>{source} · <a href='{address}'>{address.rsplit('/', 1)[-1]}</a></sup>"
+    if fig.layout.title.text != title:
+        top = max(int(fig.layout.margin.t or 0), 95)
+        fig.update_layout(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), margin_t=top)
+    where.plotly_chart(fig, key=key)
+
+
 def show_errors(errors: list[str]) -> None:
     for message in dict.fromkeys(user_words(e) for e in errors):
         st.error(message, icon="⚠️")

@@ -10,7 +10,7 @@ from app_lib.choices import build_choices
 from app_lib.figures import band_figure, policy_animation_figure
 from app_lib.runs import final_summary
 from app_lib.simulate import cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors, user_words
+from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
@@ -187,7 +187,7 @@ def render(ctx: Context) -> None:
     metrics, policy, fig = page["metrics"], page["policy"], page["fig"]
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean over {seeds} seed(s))")
     st.dataframe(page["summary"], hide_index=True, key="table_bandit")
-    st.plotly_chart(fig, key="fig_bandit_metrics")
+    chart(st, fig, "fig_bandit_metrics")
     explain(
         "RS-GRPO Lemmas 2–3 and §3: the mean objective (β → 0) can lower π(best arm) when a runner-up arm beats the "
         "average, and stays in the mode the initial policy favours; a large enough β always raises π(best arm).",
@@ -199,5 +199,5 @@ def render(ctx: Context) -> None:
     downloads("bandit_metrics", metrics, fig)
     st.subheader("Policy over time")
     policy_fig = page["policy_fig"]
-    st.plotly_chart(policy_fig, key="fig_bandit_policy")
+    chart(st, policy_fig, "fig_bandit_policy")
     downloads("bandit_policy", policy, policy_fig)

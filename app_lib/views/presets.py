@@ -19,7 +19,7 @@ from app_lib.figures import optimal_prob_change_figure
 from app_lib.figures_paper import bundle_sweep_figure, passk_figure, rs_bandit_figure, stats_band_figure
 from app_lib.passk_curve import passk_vs_k
 from app_lib.runs import lemma_thresholds, optimal_prob_change_curve
-from app_lib.ui import downloads, explain, lemma_marks
+from app_lib.ui import chart, downloads, explain, lemma_marks
 from app_lib.views import Context, register_view
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "presets"
@@ -82,7 +82,7 @@ def rs_bandit() -> None:
 
     curves, policy = load("rs_bandit"), load("rs_bandit_policy")
     fig = memo.get_or_build(("preset", "rs_bandit"), lambda: rs_bandit_figure(curves, policy, rs_grpo_paper_rewards()))
-    st.plotly_chart(fig, key="fig_preset_rs_bandit")
+    chart(st, fig, "fig_preset_rs_bandit")
     final = curves[curves["step"] == curves["step"].max()][
         ["beta", "expected_reward_mean", "expected_reward_std", "seeds"]
     ]
@@ -112,7 +112,7 @@ def riskpo_entropy() -> None:
         ("preset", "riskpo_entropy"),
         lambda: stats_band_figure(curves, fields, bounds={f: (0.0, None) for f, _ in fields}),
     )
-    st.plotly_chart(fig, key="fig_preset_entropy")
+    chart(st, fig, "fig_preset_entropy")
     explain(
         "RiskPO §6 / Fig. 5–6: GRPO's entropy collapses early while RiskPO's stays higher; the risk-seeking variant "
         "collapses fastest; mean reward is nearly the same, the lower-tail RVaR and MVaR favour RiskPO.",
@@ -127,7 +127,7 @@ def riskpo_entropy() -> None:
 def bundle_sweep() -> None:
     last = load("bundle_sweep").sort_values("bundle_size")
     fig = memo.get_or_build(("preset", "bundle_sweep"), lambda: bundle_sweep_figure(last, PAPER_TABLE4))
-    st.plotly_chart(fig, key="fig_preset_bundle")
+    chart(st, fig, "fig_preset_bundle")
     explain(
         "RiskPO Table 4: accuracy peaks at B = 5; B = 1 (no bundling) is worst (−2.45 points), B = 10 loses 1.6.",
         "the paper's numbers are LLM accuracies; the sandbox measures the mechanism the paper gives for them "
@@ -144,7 +144,7 @@ def passk() -> None:
     curves = raw.rename(columns={"pass_at_1_mean": "pass_at_1", "pass_at_k_mean": "pass_at_k"})
     table = passk_vs_k(curves)
     fig = memo.get_or_build(("preset", "passk"), lambda: passk_figure(table))
-    st.plotly_chart(fig, key="fig_preset_passk")
+    chart(st, fig, "fig_preset_passk")
     explain(
         "RiskPO and RS-GRPO (pass@k results): at equal pass@1, risk-sensitive training keeps pass@k for large k "
         "higher than GRPO (RS-GRPO reports ≈ +4 points of pass@32 on average over GRPO).",
@@ -183,7 +183,7 @@ def lemma2() -> None:
     fig = memo.get_or_build(
         ("preset", "lemma2"), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
     )
-    st.plotly_chart(fig, key="fig_preset_lemma2")
+    chart(st, fig, "fig_preset_lemma2")
     explain(
         "RS-GRPO Lemma 2: if a sub-optimal action beats the average reward, some policies see the standard policy "
         "gradient lower π(a*); Lemma 3: a large enough β always raises it; Lemma 4: past β₁ the gain shrinks like 1/β.",

@@ -10,7 +10,7 @@ import streamlit as st
 from app_lib import state
 from app_lib.choices import build_choices, is_quantile_band
 from app_lib.figures_paper import sweep_figure
-from app_lib.ui import downloads, explain, show_errors, user_words
+from app_lib.ui import chart, downloads, explain, show_errors, user_words
 from app_lib.views import Context, register_view
 from app_lib.views.tabular import RISK_FIELDS, risk_levels_valid, run_all
 
@@ -110,7 +110,7 @@ def render(ctx: Context) -> None:
     fig = sweep_figure(
         final, parameter, metric, title, curve, log_x=field == "rs_betas", beta_values=field == "rs_betas"
     )
-    st.plotly_chart(fig, key="fig_sweep")
+    chart(st, fig, "fig_sweep")
     st.dataframe(
         final.rename(columns={"value": parameter, "mean": f"final {metric}", "std": "std over seeds"}),
         hide_index=True,

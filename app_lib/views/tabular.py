@@ -12,7 +12,7 @@ from app_lib.figures_paper import passk_figure
 from app_lib.passk_curve import K_GRID, curves_from_runs, passk_vs_k
 from app_lib.runs import final_summary
 from app_lib.simulate import all_cached, cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors, user_words
+from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 
 UNIT = (0.0, 1.0)
@@ -176,7 +176,7 @@ def render(ctx: Context) -> None:
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean and std over {seeds} seed(s))")
     st.dataframe(page["summary"], hide_index=True, key="table_tabular")
     fig = page["fig"]
-    st.plotly_chart(fig, key="fig_tabular")
+    chart(st, fig, "fig_tabular")
     explain(
         "RiskPO Prop. 1 + Thm 2: entropy falls by η·Cov(log π, A) per step, and the MVaR advantage has the smaller "
         "covariance, so RiskPO keeps entropy higher than GRPO; bundling gives signal on all-fail prompts.",
@@ -214,7 +214,7 @@ def passk_section(choices: list[Choice], settings: dict, seeds: int) -> None:
         return
     key = ("tabular_passk", tuple(choices), tuple(sorted(settings.items())), seeds)
     table, fig = memo.get_or_build(key, lambda: passk_page(choices, settings, seeds))
-    st.plotly_chart(fig, key="fig_tabular_passk")
+    chart(st, fig, "fig_tabular_passk")
     explain(
         "RiskPO and RS-GRPO: risk-seeking (RS-GRPO) and risk-averse bundled (RiskPO) updates keep the policy spread "
         "over more correct responses, so pass@k for large k is higher than GRPO's at the same pass@1.",
