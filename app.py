@@ -153,7 +153,7 @@ def intro(current: str) -> None:
             "figures, computed live from `theory/` and `sandbox/`. Three things to try:"
         )
         for column, (slug, title, what) in zip(st.columns(len(INTRO)), INTRO):
-            column.button(f"Open {title}", key=f"intro_{slug}", on_click=_open, args=(slug,), width="stretch")
+            column.button(title, key=f"intro_{slug}", on_click=_open, args=(slug,), width="stretch")
             column.caption(what)
 
 

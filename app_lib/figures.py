@@ -83,12 +83,12 @@ def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = Non
 
     Traces and guide lines are plain dicts (``with_traces``, layout shapes): plotly's per-trace
     validation and its add_hline/add_vline machinery were most of the first page's figure time."""
-    panels = [
-        ("adv_correct", "A⁺ (correct response)"),
-        ("adv_incorrect", "A⁻ (incorrect response)"),
-        ("sum_abs_adv", "Σ|A| over the group"),
+    panels = [  # short titles: three panels side by side from 900 px up
+        ("adv_correct", "A⁺ (correct)"),
+        ("adv_incorrect", "A⁻ (incorrect)"),
+        ("sum_abs_adv", "Σ|A| (whole group)"),
     ]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.09)
     colours = colour_map(table["estimator"])
     traces, shapes = [], []
     for label, part in table.groupby("estimator", sort=False):
@@ -112,8 +112,8 @@ def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = Non
             )
     for col, (_, title) in enumerate(panels, start=1):
         xaxis, yaxis = _axis_names(col - 1)
-        fig.update_xaxes(title_text="group accuracy p̂ = c/G", range=[-0.02, 1.02], row=1, col=col)
-        fig.update_yaxes(title_text=title.split(" (")[0], row=1, col=col)
+        fig.update_xaxes(title_text="accuracy p̂ = c/G", range=[-0.02, 1.02], row=1, col=col)
+        fig.update_yaxes(title_text=title.split(" (")[0], title_standoff=2, row=1, col=col)
         shapes.append(
             dict(
                 type="line",

@@ -77,7 +77,10 @@ def chart(where, fig, key: str) -> None:
     title = f"{what}<br><sup>{source} · <a href='{address}'>{address.rsplit('/', 1)[-1]}</a></sup>"
     if fig.layout.title.text != title:
         top = max(int(fig.layout.margin.t or 0), 95)
-        fig.update_layout(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), margin_t=top)
+        # The toolbar goes down the right edge, so it never covers the title.
+        fig.update_layout(
+            title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), margin_t=top, modebar_orientation="v"
+        )
     where.plotly_chart(fig, key=key)
 
 
