@@ -1,13 +1,13 @@
 """riskrl explorer: `streamlit run app.py`.
 
-Views (each an ``app_lib.view_*`` module registered with ``app_lib.views.register_view``):
+Views (each an ``app_lib/views/<view>.py`` module registered with ``app_lib.views.register_view``):
   1. advantage shapes for binary rewards (per prompt, and per bundle for RiskPO),
   2. bandit runs (reward, policy over time, entropy),
   3. tabular-prompt runs (reward, entropy, Cov(log π, A), pass@k, tail risk; pass@k vs k),
   4. theorem checks (Proposition 1, Theorem 2, Lemmas 2–4) with their statements,
   5. paper presets (the papers' figures, precomputed, with the reported values overlaid),
   6. sweeps (a final metric against β, B, α or ω),
-  plus any optional view module that exists (``app_lib.views.OPTIONAL_VIEW_MODULES``).
+  7. the real-model comparison (llm.compare results folders).
 Every widget's value is in the URL (``app_lib.state``), so a link reproduces the page.
 Formulas come from theory/, simulations from sandbox/; this file lays out the sidebar only.
 """

@@ -1,20 +1,20 @@
 """Which estimators to compare, with which parameters, built from the registry.
 
-The sidebar exposes one slider per *shared* knob (α, β, ω, B, k, RS-GRPO β);
-each estimator receives only the knobs its constructor accepts
-(``theory.estimator_parameters``). RS-GRPO's ``beta`` is the risk-seeking
-temperature, not a quantile level, so it is fed from its own slider and may be
-repeated for several values to compare.
+The sidebar exposes one slider per *shared* knob (α, β, ω, B, k, RS-GRPO β). Each estimator
+parameter is fed by the knob of its registry role (``theory.estimator_parameter_roles``):
+a ``quantile_level`` by the α or β slider of the same name, the ``tail_weight`` by ω, the
+``bundle_size`` by B, ``k`` by k, and a ``risk_temperature`` (RS-GRPO's β, not a quantile
+level) by its own slider, repeated for each value to compare. Other roles keep their defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from theory import estimator_parameters, get_estimator, list_estimators
+from theory import estimator_parameter_roles, get_estimator, list_estimators
 
-#: Registry names whose ``beta`` parameter is the exponential-utility temperature.
-RISK_SEEKING_TEMPERATURE = ("rs_grpo",)
+#: Symbols of the quantile-level parameters in the labels.
+LEVEL_SYMBOLS = {"alpha": "α", "beta": "β"}
 
 DEFAULT_ESTIMATORS = ("grpo", "dr_grpo", "riskpo", "riskpo_seeking", "rs_grpo", "passk_chen")
 
@@ -48,8 +48,7 @@ class Choice:
 
 def is_quantile_band(name: str) -> bool:
     """RiskPO-family estimators (they take quantile levels and bundle questions)."""
-    accepted = estimator_parameters(name)
-    return "alpha" in accepted and name not in RISK_SEEKING_TEMPERATURE
+    return "quantile_level" in estimator_parameter_roles(name).values()
 
 
 def _fmt(x: float) -> str:
@@ -80,36 +79,7 @@ def build_choices(names: tuple[str, ...], knobs: Knobs, *, mode: str = "bundled"
         if name not in registry:
             errors.append(f"unknown estimator {name!r}")
             continue
-        accepted = estimator_parameters(name)
-        variants: list[tuple[str, dict]] = []
-        if name in RISK_SEEKING_TEMPERATURE:
-            for b in knobs.rs_betas:
-                variants.append((f"{name} (β={_fmt(b)})", {"beta": float(b)}))
-        else:
-            params: dict = {}
-            tags: list[str] = []
-            if "alpha" in accepted:
-                params["alpha"] = float(knobs.alpha)
-                tags.append(f"α={_fmt(knobs.alpha)}")
-            if "beta" in accepted:
-                params["beta"] = float(knobs.beta)
-                tags.append(f"β={_fmt(knobs.beta)}")
-            if "omega" in accepted:
-                params["omega"] = float(knobs.omega)
-                tags.append(f"ω={_fmt(knobs.omega)}")
-            if "bundle_size" in accepted:
-                if mode == "per_question":
-                    params["bundle_size"] = 1
-                    params["quantile_source"] = "group"
-                elif mode == "single_prompt":
-                    params["bundle_size"] = 1
-                else:
-                    params["bundle_size"] = int(knobs.bundle_size)
-                    tags.append(f"B={knobs.bundle_size}")
-            if "k" in accepted:
-                params["k"] = int(knobs.k)
-                tags.append(f"k={knobs.k}")
-            variants.append((f"{name} ({', '.join(tags)})" if tags else name, params))
+        variants = _variants(name, estimator_parameter_roles(name), knobs, mode)
         for label, params in variants:
             choice = Choice(label, name, tuple(sorted(params.items())))
             try:
@@ -119,3 +89,31 @@ def build_choices(names: tuple[str, ...], knobs: Knobs, *, mode: str = "bundled"
                 continue
             choices.append(choice)
     return choices, errors
+
+
+def _variants(name: str, roles: dict[str, str], knobs: Knobs, mode: str) -> list[tuple[str, dict]]:
+    """(label, constructor kwargs) of one registry name: one per RS-GRPO β for a risk temperature,
+    else one, each parameter set from the knob of its role (labels list α, β, ω, B, k in that order)."""
+    temperature = [p for p, role in roles.items() if role == "risk_temperature"]
+    if temperature:
+        return [(f"{name} (β={_fmt(b)})", {temperature[0]: float(b)}) for b in knobs.rs_betas]
+    params: dict = {}
+    tags: list[str] = []
+    for param in [p for p in LEVEL_SYMBOLS if roles.get(p) == "quantile_level"]:
+        params[param] = float(getattr(knobs, param))
+        tags.append(f"{LEVEL_SYMBOLS[param]}={_fmt(getattr(knobs, param))}")
+    for param in [p for p, role in roles.items() if role == "tail_weight"]:
+        params[param] = float(knobs.omega)
+        tags.append(f"ω={_fmt(knobs.omega)}")
+    if "bundle_size" in roles.values():
+        if mode == "per_question":
+            params.update(bundle_size=1, quantile_source="group")
+        elif mode == "single_prompt":
+            params["bundle_size"] = 1
+        else:
+            params["bundle_size"] = int(knobs.bundle_size)
+            tags.append(f"B={knobs.bundle_size}")
+    for param in [p for p, role in roles.items() if role == "k"]:
+        params[param] = int(knobs.k)
+        tags.append(f"k={knobs.k}")
+    return [(f"{name} ({', '.join(tags)})" if tags else name, params)]

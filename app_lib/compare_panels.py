@@ -10,8 +10,8 @@ an ``llm/train.py`` run, or a folder of runs):
   results; for plain training runs it can be computed on request).
 
 Nothing is trained: the results shipped under ``docs/compare/`` are enough.
-Wiring into app.py (app engineer): ``from app_lib import compare_panels`` and,
-for its view, ``compare_panels.render(st)`` (``folders=None`` shows a picker).
+The explorer's view 7 (``app_lib/views/compare.py``) calls ``compare_panels.render(st, folders)``
+(``folders=None`` shows a picker).
 """
 
 from __future__ import annotations

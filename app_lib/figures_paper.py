@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .figures import _hex_to_rgba, beta_colour, colour_map, legend_order
+from sandbox.plots import beta_colour, colour_map, hex_to_rgba, legend_order
 
 SWEEP_SCALE = "Viridis"
 
@@ -33,6 +33,10 @@ def passk_figure(table: pd.DataFrame) -> go.Figure:
                 go.Scatter(
                     x=line["k"],
                     y=line["pass_at_k"],
+                    # seed band (± one std over seeds) where the table carries it (the end-of-training rows)
+                    error_y=dict(type="data", array=line["pass_at_k_std"].fillna(0.0))
+                    if "pass_at_k_std" in line
+                    else None,
                     mode="lines+markers",
                     name=label,
                     legendgroup=label,
@@ -156,7 +160,7 @@ def _band(
             y=pd.concat([(mean + std).clip(upper=hi), (mean - std).clip(lower=lo)[::-1]]),
             fill="toself",
             mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
-            fillcolor=_hex_to_rgba(colour, 0.15),
+            fillcolor=hex_to_rgba(colour, 0.15),
             line=dict(width=0),
             hoverinfo="skip",
             showlegend=False,
@@ -356,7 +360,7 @@ def thm2_scatter_figure(points: pd.DataFrame) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=points["instances"].nunique(), subplot_titles=[f"family {f}" for f in points["instances"].unique()]
     )
-    for col, (_family, part) in enumerate(points.groupby("instances", sort=False), start=1):
+    for col, (_, part) in enumerate(points.groupby("instances", sort=False), start=1):
         for holds, colour, name in (
             (True, "seagreen", "Assumption 1 holds"),
             (False, "indianred", "Assumption 1 violated"),

@@ -1,9 +1,10 @@
 """Adapters around the sandbox simulators: one run per estimator, errors collected, labels unified.
 
-Each estimator runs on its own so that (a) one invalid combination (say k > G,
-or a pass@k estimator on non-binary rewards) is reported without losing the
-others, and (b) an estimator's curve does not change when another one is added
-to the comparison (the simulators share one random stream across a batch of runs).
+Each estimator runs on its own so that one invalid combination (say k > G, or a pass@k
+estimator on non-binary rewards) is reported without losing the others, and each run is
+cached on its own (``app_lib.simulate``), so adding an estimator reruns only that one. (An
+estimator's curve would not change either way: the simulators give every estimator the same
+random numbers.)
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def main() -> None:
         runs.append(one_repeat())
         print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[-1].items()), flush=True)
     print(
-        f"\n{'step':28s} {'wall min':>9s} {'median':>7s} {'server CPU':>11s} {'browser CPU':>12s}  (CPU: min over repeats)"
+        f"\n{'step':28s} {'wall min':>9s} {'median':>7s} {'server CPU':>11s} {'browser CPU':>12s}  (CPU: min over "
+        "repeats)"
     )
     for name, *_ in STEPS:
         values = [r[name] for r in runs]

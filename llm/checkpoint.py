@@ -24,15 +24,18 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from llm.seeding import rng_state
+
 __all__ = [
     "begin_checkpoint",
     "commit_checkpoint",
-    "save_checkpoint",
+    "save_run",
     "load_checkpoint",
     "load_weights",
     "resolve_checkpoint",
@@ -132,36 +135,41 @@ def commit_checkpoint(
     return final
 
 
-def save_checkpoint(
-    root: str | os.PathLike,
-    step: int,
-    state: dict[str, Any],
-    *,
-    keep_last: int | None = None,
-    write_extra: Callable[[Path], None] | None = None,
-    before_commit: Callable[[Path], None] | None = None,
-) -> Path:
-    """Write ``state`` (anything ``torch.save`` accepts) as checkpoint ``step`` under ``root``, atomically.
+def save_run(run, step: int) -> Path:
+    """The trainer's atomic checkpoint ``step-N`` of ``run`` (an ``llm.train.Run``): model/ (weights
+    once, + tokenizer), trainer_state.pt, optimizer shards. Called on every process (collectives)."""
+    from accelerate.utils import gather_object
 
-    Args:
-        root: checkpoint directory (created if missing).
-        step: training step the state belongs to; names the directory.
-        state: the training state; written to ``trainer_state.pt``.
-        keep_last: keep only this many newest finished checkpoints (None = all).
-        write_extra: called with the temp directory to add more files
-            (e.g. ``model.save_pretrained(tmp / "model")``) before the commit.
-        before_commit: test hook, called after every file is written and
-            synced but before the rename; raising here simulates a crash.
+    from llm.sharding import full_state_dict, is_sharded, save_sharded_optimizer
 
-    Returns the final checkpoint directory.
-    """
-    if keep_last is not None and keep_last < 1:
-        raise ValueError(f"keep_last={keep_last} must be >= 1 or None")
-    tmp = begin_checkpoint(root, step)
-    torch.save(state, tmp / STATE_FILE)
-    if write_extra is not None:
-        write_extra(tmp)
-    return commit_checkpoint(root, step, keep_last=keep_last, before_commit=before_commit)
+    acc, root = run.accelerator, run.output_dir / "checkpoints"
+    if acc.is_main_process:
+        begin_checkpoint(root, step)
+    acc.wait_for_everyone()
+    tmp = root / f".tmp-step-{step:08d}"
+    sharded = is_sharded(run.model)
+    weights = full_state_dict(run.model) if sharded or acc.is_main_process else None  # collective when sharded
+    rng_states = gather_object([rng_state()])
+    if sharded:  # every process writes its own shard: the checkpoint dir must be on a shared filesystem
+        save_sharded_optimizer(run.model, run.optimizer, tmp / "optimizer")
+    if acc.is_main_process:
+        state = {
+            "step": step,
+            "config": asdict(run.cfg),
+            "optimizer": None if sharded else run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "estimator": run.estimator.state_dict(),
+            "sampler": run.sampler.state_dict(),
+            "rng": rng_states,
+        }
+        torch.save(state, tmp / STATE_FILE)
+        run.unwrapped.save_pretrained(tmp / "model", state_dict=weights)
+        run.tokenizer.save_pretrained(tmp / "model")
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        commit_checkpoint(root, step, keep_last=run.cfg.keep_last)
+    acc.wait_for_everyone()
+    return root / f"step-{step:08d}"
 
 
 def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from llm.sharding import full_params_for_generation
-from llm.update import step_seed
+from llm.seeding import step_seed
 
 
 @dataclass
@@ -37,8 +36,9 @@ class StepTally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
 
-def collect(run, step: int, round_: int):
-    """Sample G completions for this rank's slice of the next global prompt batch: (examples, Rollout)."""
+def collect(run, policy, step: int, round_: int):
+    """Sample G completions from ``policy`` (the full weights, gathered by the caller once per step)
+    for this rank's slice of the next global prompt batch: (examples, Rollout)."""
     from llm.data import format_prompt
 
     cfg, rank = run.cfg, run.accelerator.process_index
@@ -46,8 +46,7 @@ def collect(run, step: int, round_: int):
     global_batch = next(run.sampler)  # same on every rank (same seed, same state)
     examples = global_batch[rank * per_rank : (rank + 1) * per_rank]
     prompts = [format_prompt(run.tokenizer, ex.question, system_prompt=run.system_prompt) for ex in examples]
-    with full_params_for_generation(run.model, run.unwrapped) as policy:
-        rollout = run.backend.generate(policy, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, round_))
+    rollout = run.backend.generate(policy, prompts, cfg.group_size, step_seed(cfg.seed, step, rank, round_))
     return examples, rollout
 
 

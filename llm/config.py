@@ -3,11 +3,20 @@
     python llm/train.py --help                                  # every key, its default and meaning
     accelerate launch llm/train.py --config llm/configs/gspo.yaml --steps 20 --lr 2e-6
 
-Precedence: dataclass defaults < ``--config`` YAML < ``--key value`` flags (the
-last flag wins). Parsing uses transformers' ``HfArgumentParser`` (as TRL and
-open-r1 do); dict and list keys (``estimator_params``, ``rewards``) take a YAML
-value, e.g. ``--estimator_params '{alpha: 0.1, beta: 0.9, bundle_size: 5}'``.
+Precedence: dataclass defaults < ``--config`` YAML < ``--key value`` flags (the last flag wins).
 Bad input is a ``ValueError`` naming the key, raised before anything is loaded.
+
+Parsing uses transformers' ``HfArgumentParser`` (as TRL and open-r1 do: the flag spellings, bool
+``--x``/``--no_x`` pairs and ``--help`` with defaults users of those tools know), through its
+public API only: the constructor, ``parse_args_into_dataclasses`` and the argparse methods it
+inherits (``add_argument``, ``set_defaults``; ``exit_on_error=False`` so errors become
+ValueErrors). The parser reads ``cli_dataclasses()``: one dataclass per ``--help`` section (the
+``_argument_group_name`` HfArgumentParser reads), in which the dict and list keys
+(``estimator_params``, ``rewards``) are YAML text, e.g. ``--estimator_params '{alpha: 0.1,
+beta: 0.9, bundle_size: 5}'``; ``TrainConfig.from_dict`` then checks every value's type. tyro
+or simple-parsing would read nested types directly, but neither is a dependency, and
+transformers already is. ``read_yaml_mapping`` is the one YAML loader of the trainer and of
+``llm.compare``.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import math
 import os
 import sys
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
 
 import yaml
@@ -32,7 +41,17 @@ from theory.checks import (
     check_probability,
 )
 
-__all__ = ["TrainConfig", "ROLLOUT_BACKENDS", "SCHEDULERS", "TRACKERS", "TINY_MODEL", "DTYPES", "build_parser"]
+__all__ = [
+    "TrainConfig",
+    "ROLLOUT_BACKENDS",
+    "SCHEDULERS",
+    "TRACKERS",
+    "TINY_MODEL",
+    "DTYPES",
+    "build_parser",
+    "read_yaml_mapping",
+    "check_batch_geometry",
+]
 
 DTYPES = ("float32", "bfloat16", "float16")
 ROLLOUT_BACKENDS = ("hf", "vllm")
@@ -169,25 +188,30 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config file must be a mapping of key: value")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_yaml_mapping(path, "config file"), source=str(path))
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> TrainConfig:
         """``[--config file.yaml] [--key value | --key=value ...]``; flags beat the file, later flags win."""
         argv = list(sys.argv[1:] if argv is None else argv)
-        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
         pre.add_argument("--config", default=None)
         known, _ = pre.parse_known_args(argv)
         base = cls.from_yaml(known.config) if known.config else cls()
         parser = build_parser(defaults=asdict(base))
-        values = vars(parser.parse_args(argv))
-        values.pop("config", None)
+        try:
+            *sections, _, remaining = parser.parse_args_into_dataclasses(
+                argv, return_remaining_strings=True, look_for_args_file=False
+            )
+        except argparse.ArgumentError as err:
+            raise ValueError(f"llm/train.py: {err} (see --help)") from None
+        if remaining:
+            raise ValueError(f"llm/train.py: unrecognized arguments: {' '.join(remaining)} (see --help)")
+        types = cls.field_types()
+        values = {}
+        for section in sections:
+            for key, value in asdict(section).items():
+                values[key] = _from_yaml_text(key, value, types[key]) if types[key] in (dict, list) else value
         return cls.from_dict(values, source="command line")
 
     def validate(self) -> None:
@@ -292,63 +316,69 @@ def _coerce(key: str, value, typ: type, source: str):
     return float(value) if typ is float else value
 
 
-def _yaml_of(key: str, kind: type):
-    def parse(text: str):
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise argparse.ArgumentTypeError(f"cannot parse {text!r} as YAML: {err}") from None
-        if not isinstance(value, kind):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a YAML {kind.__name__}")
-        return value
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config file") -> dict:
+    """The YAML file at ``path`` as a dict (empty file: {}); a missing file or a non-mapping is an
+    error naming the file. The one YAML loader of the trainer and of ``llm.compare``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a {what} must be a mapping of key: value")
+    return values
 
-    parse.__name__ = f"YAML {kind.__name__}"
-    return parse
+
+def _yaml_text(value) -> str:
+    """A dict or list default as the YAML a user would type (``--help`` shows it)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
 
 
-def _parser_base():
+def _from_yaml_text(key: str, text, kind: type):
+    if not isinstance(text, str):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"command line: {key}: cannot parse {text!r} as YAML: {err}") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"command line: {key}={text!r} must be a YAML {kind.__name__}")
+    return value
+
+
+def cli_dataclasses() -> list[type]:
+    """TrainConfig's keys as HfArgumentParser reads them: one dataclass per --help section (in
+    order), same names, defaults and help; dict and list keys as YAML text."""
+    hints = typing.get_type_hints(TrainConfig)
+    sections: dict[str, list] = {}
+    for f in fields(TrainConfig):
+        kind = hints[f.name]
+        default = f.default if f.default is not MISSING else f.default_factory()
+        meta = {"help": f.metadata["help"]}
+        if kind in (dict, list):
+            kind, default, meta = str, _yaml_text(default), {**meta, "metavar": "YAML"}
+        sections.setdefault(f.metadata["section"], []).append((f.name, kind, field(default=default, metadata=meta)))
+    out = []
+    for section, specs in sections.items():
+        cls = make_dataclass("".join(w.capitalize() for w in section.split() if w.isalpha()) + "Keys", specs)
+        cls._argument_group_name = section
+        out.append(cls)
+    return out
+
+
+def build_parser(defaults: dict | None = None):
+    """The command-line parser (an ``HfArgumentParser``); ``defaults`` (e.g. a loaded preset) replace
+    the dataclass defaults shown and used."""
     from transformers import HfArgumentParser
 
-    class ConfigParser(HfArgumentParser):
-        """HfArgumentParser with YAML-valued dict/list keys, --help sections, and ValueError instead of exit(2)."""
-
-        def _add_dataclass_arguments(self, dtype) -> None:
-            hints = typing.get_type_hints(dtype)
-            groups: dict[str, argparse._ArgumentGroup] = {}
-            for f in fields(dtype):
-                f = copy.copy(f)
-                meta = dict(f.metadata)
-                section = meta.pop("section", "options")
-                f.metadata, f.type = meta, hints[f.name]
-                group = groups.get(section) or groups.setdefault(section, self.add_argument_group(section))
-                self._parse_dataclass_field(group, f)
-
-        @staticmethod
-        def _parse_dataclass_field(parser, f) -> None:
-            if f.type in (dict, list):
-                names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-                parser.add_argument(
-                    *names,
-                    type=_yaml_of(f.name, f.type),
-                    default=f.default_factory(),
-                    help=f.metadata.get("help"),
-                    metavar="YAML",
-                )
-            else:
-                HfArgumentParser._parse_dataclass_field(parser, f)
-
-        def error(self, message: str):
-            raise ValueError(f"llm/train.py: {message} (see --help)")
-
-    return ConfigParser
-
-
-def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
-    """The command-line parser; ``defaults`` (e.g. a loaded preset) replace the dataclass defaults shown and used."""
-    parser = _parser_base()(
-        TrainConfig,
+    parser = HfArgumentParser(
+        cli_dataclasses(),
         prog="llm/train.py",
         allow_abbrev=False,
+        exit_on_error=False,
         usage="%(prog)s [-h] [--config FILE.yaml] [--KEY VALUE ...]",
         description="RLVR post-training of a causal LM with any advantage estimator from theory/. "
         "Keys can also come from a YAML preset (--config); flags override it.",
@@ -362,13 +392,27 @@ def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
         help="YAML preset (llm/configs/*.yaml); its keys replace the defaults below",
     )
     if defaults:
-        parser.set_defaults(**{k: v for k, v in defaults.items() if k != "config"})
+        kinds = TrainConfig.field_types()
+        parser.set_defaults(
+            **{k: _yaml_text(v) if kinds.get(k) in (dict, list) else v for k, v in defaults.items() if k != "config"}
+        )
     return parser
 
 
-def default_values() -> dict:
-    """Field name -> default (the dataclass's, without instantiating the parser)."""
-    out = {}
-    for f in fields(TrainConfig):
-        out[f.name] = f.default if f.default is not MISSING else f.default_factory()
-    return out
+def check_batch_geometry(cfg: TrainConfig, bundle_size: int, world_size: int) -> None:
+    """Prompt and micro-batch arithmetic, checked before any model is loaded."""
+    if cfg.prompts_per_step % bundle_size:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the estimator's bundle_size={bundle_size} "
+            f"(estimator={cfg.estimator!r}): bundles are formed from the global prompt batch"
+        )
+    if cfg.prompts_per_step % world_size:
+        raise ValueError(
+            f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes={world_size}"
+        )
+    rows = cfg.prompts_per_step // world_size * cfg.group_size
+    if rows % (cfg.mini_batches * cfg.grad_accum):
+        raise ValueError(
+            f"completions per process = prompts_per_step/processes * group_size = {rows} must be divisible by "
+            f"mini_batches * grad_accum = {cfg.mini_batches} * {cfg.grad_accum}"
+        )

@@ -22,7 +22,6 @@ from theory.surrogate import (
 __all__ = [
     "IMPORTANCE_RATIOS",
     "LOSS_AGGREGATIONS",
-    "aggregate_loss",
     "completion_logprobs",
     "policy_loss",
     "truncated_importance_weights",
@@ -75,13 +74,6 @@ def completion_logprobs(
             expected_logit = torch.matmul(p.unsqueeze(-2), z.unsqueeze(-1)).squeeze(-1).squeeze(-1)
             entropy = log_normaliser.detach() - expected_logit
     return logprobs, entropy
-
-
-def aggregate_loss(
-    per_token: torch.Tensor, mask: torch.Tensor, mode: str, num_tokens=None, num_sequences=None
-) -> torch.Tensor:
-    """``theory.surrogate.aggregate`` (token-mean | seq-mean-token-mean | seq-mean-token-sum)."""
-    return aggregate(per_token, mask, mode, num_tokens=num_tokens, num_sequences=num_sequences)
 
 
 def policy_loss(

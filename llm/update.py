@@ -1,31 +1,203 @@
 """The policy update of one training step: PPO epochs × mini-batches × micro-batches over this rank's rows.
 
-The loss is ``llm.loss.policy_loss`` (theory/surrogate.py underneath); this
-module only schedules it: old log-probs, the optional frozen reference, the
-rollout/trainer importance weights, gradient accumulation and clipping, and
-the step's update metrics averaged over ranks.
+The loss is ``llm.loss.policy_loss`` (theory/surrogate.py underneath); this module only schedules
+it. ``ppo_update`` reads top to bottom in four named pieces:
+
+1. ``frozen_logprobs``   no-grad pass: π_old (skipped on policy) and the frozen reference's log-probs;
+2. ``mini_batch_denominators``  tokens and sequences of one global mini-batch (over ranks);
+3. ``micro_step``        one micro-batch's loss, backward and (at the accumulation boundary) optimizer step;
+4. ``reduce_metrics``    the step's named sums, reduced over ranks into the logged metrics.
+
+Every piece adds into one ``UpdateSums`` of named running sums; nothing is read back by position.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from llm.loss import completion_logprobs, policy_loss
+from llm.seeding import step_seed
 from theory.dynamics import covariance
 from theory.surrogate import truncated_importance_weights
 
+#: The sums every rank adds up over the step, summed over ranks at the end (in this order).
+SUMMED_OVER_RANKS = (
+    "loss",  # mean over mini-batches of the mini-batch loss (the micro losses add up to it)
+    "clip_frac",  # mean over micro-batches
+    "kl",
+    "ratio_mean",
+    "grad_norm",  # mean over optimizer steps
+    "entropy_sum",  # Σ token entropy · mask
+    "tokens",  # Σ mask
+    "mismatch_abs",  # Σ |log π_old − log π_rollout| over tokens (first epoch)
+    "mismatch_truncated",  # Σ truncated-weight indicator over tokens (first epoch)
+    "mismatch_tokens",  # tokens the two sums above count
+)
 
-def step_seed(seed: int, step: int, rank: int, round_: int = 0) -> int:
-    """Independent, reproducible seed for one rank's rollouts (or shuffles) of one step."""
-    return int(np.random.SeedSequence([seed, step, rank, round_]).generate_state(1)[0])
+
+@dataclass
+class UpdateSums:
+    """Running sums of one rank's update, by name."""
+
+    loss: float = 0.0
+    clip_frac: float = 0.0
+    kl: float = 0.0
+    ratio: float = 0.0
+    grad_norm: float = 0.0
+    updates: int = 0  # optimizer steps
+    micro: int = 0  # micro-batches
+    mismatch_abs: float = 0.0
+    mismatch_max: float = 0.0
+    mismatch_truncated: float = 0.0
+    mismatch_tokens: float = 0.0
+    entropy: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
 
 
 def _sequence_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+
+def _micro_batches(batch: dict, indices: torch.Tensor, size: int):
+    for start in range(0, len(indices), size):
+        idx = indices[start : start + size]
+        yield idx, {k: v[idx] for k, v in batch.items()}
+
+
+def _forward(cfg, module, mb: dict, with_entropy: bool = False):
+    return completion_logprobs(
+        module,
+        mb["prompt_ids"],
+        mb["prompt_mask"],
+        mb["completion_ids"],
+        mb["completion_mask"],
+        cfg.temperature,
+        with_entropy,
+    )
+
+
+def frozen_logprobs(cfg, model, reference, batch: dict, micro_size: int, on_policy: bool, sums: UpdateSums):
+    """No-grad pass over the rows: π_old's log-probs (and entropy) unless on policy, the reference's
+    log-probs when there is one. Returns (old_logprobs, ref_logprobs or None)."""
+    rows, device = batch["advantages"].shape[0], batch["advantages"].device
+    old_logprobs = torch.zeros_like(batch["completion_ids"], dtype=torch.float32)
+    ref_logprobs = torch.zeros_like(old_logprobs) if reference is not None else None
+    with torch.no_grad():
+        for idx, mb in _micro_batches(batch, torch.arange(rows, device=device), micro_size):
+            if not on_policy:
+                logprobs, entropy = _forward(cfg, model, mb, with_entropy=True)
+                old_logprobs[idx] = logprobs
+                sums.entropy += (entropy * mb["completion_mask"]).sum()
+            if reference is not None:
+                ref_logprobs[idx] = _forward(cfg, reference, mb)[0]
+    return old_logprobs, ref_logprobs
+
+
+def mini_batch_denominators(accelerator, mask: torch.Tensor, mini: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, sequences) of the global mini-batch, summed over ranks and divided by the rank count
+    because DDP/FSDP average gradients: the update is that of one global mini-batch."""
+    device = mask.device
+    totals = accelerator.reduce(
+        torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum"
+    )
+    return (totals[0] / accelerator.num_processes).clamp(min=1.0), totals[1] / accelerator.num_processes
+
+
+def _tis_weights(cfg, old, mb: dict, first_epoch: bool, sums: UpdateSums):
+    """Truncated importance weights π_old/π_rollout (and, in the first epoch, the mismatch sums)."""
+    correction = truncated_importance_weights(old, mb["sampled_logprobs"], mb["completion_mask"], cfg.tis_cap)
+    if first_epoch:
+        n_tok = float(mb["completion_mask"].sum())
+        sums.mismatch_abs += float(correction.mean_abs_log_diff) * n_tok
+        sums.mismatch_truncated += float(correction.truncated_frac) * n_tok
+        sums.mismatch_tokens += n_tok
+        sums.mismatch_max = max(sums.mismatch_max, float(correction.max_ratio))
+    return correction.weights
+
+
+def micro_step(cfg, accelerator, model, optimizer, scheduler, mb: dict, step_inputs: dict, sums: UpdateSums):
+    """Loss, backward and (when gradients sync) clipping + optimizer/scheduler step of one micro-batch.
+
+    ``step_inputs``: old (π_old log-probs of these rows), ref (or None), num_tokens, num_sequences,
+    on_policy, first_epoch. Returns the rows' sequence-mean log-prob under π_old (for cov_logp_adv)."""
+    on_policy = step_inputs["on_policy"]
+    with accelerator.accumulate(model):
+        logprobs, entropy = _forward(cfg, model, mb, with_entropy=on_policy)
+        old = logprobs.detach() if on_policy else step_inputs["old"]
+        tis = _tis_weights(cfg, old, mb, step_inputs["first_epoch"], sums) if step_inputs["tis"] else None
+        loss, stats = policy_loss(
+            logprobs,
+            old,
+            mb["advantages"],
+            mb["completion_mask"],
+            clip_eps_low=cfg.clip_eps_low,
+            clip_eps_high=cfg.clip_eps_high,
+            importance_ratio=cfg.importance_ratio,
+            loss_agg=cfg.loss_agg,
+            ref_logprobs=step_inputs["ref"],
+            kl_coef=cfg.kl_coef,
+            num_tokens=step_inputs["num_tokens"],
+            num_sequences=step_inputs["num_sequences"],
+            tis_weights=tis,
+        )
+        # accelerate divides by grad_accum; our denominators already span the mini-batch.
+        accelerator.backward(loss * cfg.grad_accum)
+        if on_policy:
+            sums.entropy += (entropy * mb["completion_mask"]).sum()
+        if accelerator.sync_gradients:
+            if cfg.max_grad_norm > 0:
+                norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
+                    norm = norm.full_tensor()
+                sums.grad_norm += float(norm) if norm is not None else math.nan  # DeepSpeed clips inside
+            sums.updates += 1
+        optimizer.step()
+        if accelerator.sync_gradients:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    sums.loss += float(loss.detach())
+    sums.clip_frac += float(stats["clip_frac"])
+    sums.kl += float(stats["kl"])
+    sums.ratio += float(stats["ratio"])
+    sums.micro += 1
+    return _sequence_mean(old.float(), mb["completion_mask"])
+
+
+def reduce_metrics(cfg, accelerator, sums: UpdateSums, tokens: float, seq_logp, advantages, tis: bool) -> dict:
+    """The step's update metrics: per-rank means averaged over ranks, token ratios of global sums,
+    and Cov(sequence mean log-prob under π_θ', advantage) over the global batch (RiskPO Prop. 1)."""
+    device = accelerator.device
+    local = {
+        "loss": sums.loss / max(cfg.ppo_epochs * cfg.mini_batches, 1),
+        "clip_frac": sums.clip_frac / sums.micro,
+        "kl": sums.kl / sums.micro,
+        "ratio_mean": sums.ratio / sums.micro,
+        "grad_norm": sums.grad_norm / max(sums.updates, 1),
+        "entropy_sum": float(sums.entropy),
+        "tokens": tokens,
+        "mismatch_abs": sums.mismatch_abs,
+        "mismatch_truncated": sums.mismatch_truncated,
+        "mismatch_tokens": sums.mismatch_tokens,
+    }
+    local_tensor = torch.tensor([local[k] for k in SUMMED_OVER_RANKS], device=device, dtype=torch.float64)
+    # Each rank's loss is scaled by world/global-count, so the global loss is the mean over ranks.
+    summed = dict(zip(SUMMED_OVER_RANKS, accelerator.reduce(local_tensor.clone(), "sum")))
+    metrics = {k: float(summed[k] / accelerator.num_processes) for k in ("loss", "clip_frac", "kl", "ratio_mean")}
+    metrics["grad_norm"] = float(summed["grad_norm"] / accelerator.num_processes)
+    metrics["entropy"] = float(summed["entropy_sum"] / summed["tokens"].clamp(min=1.0))
+    logp_all = accelerator.gather(seq_logp.double()).cpu()
+    adv_all = accelerator.gather(advantages.double()).cpu()
+    metrics["cov_logp_adv"] = float(covariance(logp_all, adv_all, torch.full_like(adv_all, 1.0 / adv_all.numel())))
+    if tis:
+        mismatch_tokens = max(float(summed["mismatch_tokens"]), 1.0)
+        worst = accelerator.gather(torch.tensor([sums.mismatch_max], device=device, dtype=torch.float64)).max(0).values
+        metrics["mismatch/mean_abs_logp_diff"] = float(summed["mismatch_abs"]) / mismatch_tokens
+        metrics["mismatch/tis_truncated_frac"] = float(summed["mismatch_truncated"]) / mismatch_tokens
+        metrics["mismatch/max_ratio"] = float(worst)
+    return metrics
 
 
 def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: dict) -> dict[str, float]:
@@ -35,158 +207,37 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
     (N, Lc), advantages (N,) and, when the rollout backend reports them,
     sampled_logprobs (N, Lc): the rollout engine's log-probs of the sampled tokens.
     """
-    rows = batch["advantages"].shape[0]
     device = accelerator.device
     batch = {k: v.to(device) for k, v in batch.items()}
+    rows, mask = batch["advantages"].shape[0], batch["completion_mask"]
     micro_size = rows // (cfg.mini_batches * cfg.grad_accum)
     # One epoch, one mini-batch: the policy cannot move before its own update, so
     # π_old = π_θ.detach() and the extra no-grad forward is skipped (as in TRL).
     on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1
-    sampled = batch.get("sampled_logprobs") if cfg.tis_cap > 0 else None
+    tis = cfg.tis_cap > 0 and "sampled_logprobs" in batch
+    sums = UpdateSums(entropy=torch.zeros((), device=device))
+    old_logprobs, ref_logprobs = frozen_logprobs(cfg, model, reference, batch, micro_size, on_policy, sums)
 
-    def micro_batches(indices: torch.Tensor):
-        for start in range(0, len(indices), micro_size):
-            idx = indices[start : start + micro_size]
-            yield idx, {k: v[idx] for k, v in batch.items()}
-
-    def forward(mb, with_entropy=False, module=model):
-        return completion_logprobs(
-            module,
-            mb["prompt_ids"],
-            mb["prompt_mask"],
-            mb["completion_ids"],
-            mb["completion_mask"],
-            cfg.temperature,
-            with_entropy,
-        )
-
-    mask = batch["completion_mask"]
-    old_logprobs = torch.zeros_like(batch["completion_ids"], dtype=torch.float32)
-    ref_logprobs = torch.zeros_like(old_logprobs) if reference is not None else None
-    entropy_sum = torch.zeros((), device=device)
-    with torch.no_grad():
-        for idx, mb in micro_batches(torch.arange(rows, device=device)):
-            if not on_policy:
-                logprobs, entropy = forward(mb, with_entropy=True)
-                old_logprobs[idx] = logprobs
-                entropy_sum += (entropy * mb["completion_mask"]).sum()
-            if reference is not None:
-                ref_logprobs[idx] = forward(mb, module=reference)[0]
-
-    sums = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "ratio": 0.0, "grad_norm": 0.0}
-    counts = {"updates": 0, "micro": 0}
-    mismatch = {"abs": 0.0, "max": 0.0, "truncated": 0.0, "tokens": 0.0}
     seq_logp = torch.zeros(rows, device=device)  # π_θ' sequence mean log-prob, for cov_logp_adv
     generator = torch.Generator().manual_seed(step_seed(cfg.seed, int(scheduler.last_epoch), accelerator.process_index))
+    mini_size = rows // cfg.mini_batches
     for epoch in range(cfg.ppo_epochs):
-        order = (
-            torch.randperm(rows, generator=generator).to(device)
-            if cfg.mini_batches > 1
-            else torch.arange(rows, device=device)
-        )
-        mini_size = rows // cfg.mini_batches
+        shuffled = cfg.mini_batches > 1
+        order = torch.randperm(rows, generator=generator).to(device) if shuffled else torch.arange(rows, device=device)
         for m in range(cfg.mini_batches):
             mini = order[m * mini_size : (m + 1) * mini_size]
-            # Denominators of the whole mini-batch summed over ranks, divided by the rank count
-            # because DDP/FSDP average gradients: the update is that of one global mini-batch.
-            totals = accelerator.reduce(
-                torch.stack([mask[mini].sum().float(), torch.tensor(float(len(mini)), device=device)]), "sum"
-            )
-            num_tokens = (totals[0] / accelerator.num_processes).clamp(min=1.0)
-            num_sequences = totals[1] / accelerator.num_processes
-            for idx, mb in micro_batches(mini):
-                with accelerator.accumulate(model):
-                    logprobs, entropy = forward(mb, with_entropy=on_policy)
-                    old = logprobs.detach() if on_policy else old_logprobs[idx]
-                    tis = None
-                    if sampled is not None:
-                        correction = truncated_importance_weights(
-                            old, mb["sampled_logprobs"], mb["completion_mask"], cfg.tis_cap
-                        )
-                        tis = correction.weights
-                        if epoch == 0:
-                            n_tok = float(mb["completion_mask"].sum())
-                            mismatch["abs"] += float(correction.mean_abs_log_diff) * n_tok
-                            mismatch["truncated"] += float(correction.truncated_frac) * n_tok
-                            mismatch["tokens"] += n_tok
-                            mismatch["max"] = max(mismatch["max"], float(correction.max_ratio))
-                    if epoch == 0:
-                        seq_logp[idx] = _sequence_mean(old.float(), mb["completion_mask"])
-                    loss, stats = policy_loss(
-                        logprobs,
-                        old,
-                        mb["advantages"],
-                        mb["completion_mask"],
-                        clip_eps_low=cfg.clip_eps_low,
-                        clip_eps_high=cfg.clip_eps_high,
-                        importance_ratio=cfg.importance_ratio,
-                        loss_agg=cfg.loss_agg,
-                        ref_logprobs=ref_logprobs[idx] if ref_logprobs is not None else None,
-                        kl_coef=cfg.kl_coef,
-                        num_tokens=num_tokens,
-                        num_sequences=num_sequences,
-                        tis_weights=tis,
-                    )
-                    # accelerate divides by grad_accum; our denominators already span the mini-batch.
-                    accelerator.backward(loss * cfg.grad_accum)
-                    if on_policy:
-                        entropy_sum += (entropy * mb["completion_mask"]).sum()
-                    if accelerator.sync_gradients:
-                        if cfg.max_grad_norm > 0:
-                            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                            if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
-                                norm = norm.full_tensor()
-                            sums["grad_norm"] += float(norm) if norm is not None else math.nan  # DeepSpeed clips inside
-                        counts["updates"] += 1
-                    optimizer.step()
-                    if accelerator.sync_gradients:
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                sums["loss"] += float(loss.detach())
-                for key in ("clip_frac", "kl", "ratio"):
-                    sums[key] += float(stats[key])
-                counts["micro"] += 1
-
-    local = torch.tensor(
-        [
-            sums["loss"] / max(cfg.ppo_epochs * cfg.mini_batches, 1),  # micro losses add up to the mini-batch loss
-            sums["clip_frac"] / counts["micro"],
-            sums["kl"] / counts["micro"],
-            sums["ratio"] / counts["micro"],
-            sums["grad_norm"] / max(counts["updates"], 1),
-            float(entropy_sum),
-            float(mask.sum()),
-            mismatch["abs"],
-            mismatch["truncated"],
-            mismatch["tokens"],
-        ],
-        device=device,
-        dtype=torch.float64,
-    )
-    # Each rank's loss is scaled by world/global-count, so the global loss is the mean over ranks.
-    summed = accelerator.reduce(local.clone(), "sum")
-    mean = summed / accelerator.num_processes
-    metrics = {
-        "loss": float(mean[0]),
-        "clip_frac": float(mean[1]),
-        "kl": float(mean[2]),
-        "ratio_mean": float(mean[3]),
-        "grad_norm": float(mean[4]),
-        "entropy": float(summed[5] / summed[6].clamp(min=1.0)),
-    }
-    # Cov over the global batch of (sequence mean log-prob under π_θ', advantage): RiskPO Prop. 1's entropy driver.
-    logp_all = accelerator.gather(seq_logp.double()).cpu()
-    adv_all = accelerator.gather(batch["advantages"].double()).cpu()
-    uniform = torch.full_like(adv_all, 1.0 / adv_all.numel())
-    metrics["cov_logp_adv"] = float(covariance(logp_all, adv_all, uniform))
-    if sampled is not None:
-        tokens = float(summed[9])
-        worst = (
-            accelerator.gather(torch.tensor([mismatch["max"]], device=device, dtype=torch.float64))
-            .max(0, keepdim=True)
-            .values
-        )
-        metrics["mismatch/mean_abs_logp_diff"] = float(summed[7]) / max(tokens, 1.0)
-        metrics["mismatch/tis_truncated_frac"] = float(summed[8]) / max(tokens, 1.0)
-        metrics["mismatch/max_ratio"] = float(worst[0])
-    return metrics
+            num_tokens, num_sequences = mini_batch_denominators(accelerator, mask, mini)
+            for idx, mb in _micro_batches(batch, mini, micro_size):
+                step_inputs = {
+                    "old": old_logprobs[idx],
+                    "ref": ref_logprobs[idx] if ref_logprobs is not None else None,
+                    "num_tokens": num_tokens,
+                    "num_sequences": num_sequences,
+                    "on_policy": on_policy,
+                    "first_epoch": epoch == 0,
+                    "tis": tis,
+                }
+                sequence_logp = micro_step(cfg, accelerator, model, optimizer, scheduler, mb, step_inputs, sums)
+                if epoch == 0:
+                    seq_logp[idx] = sequence_logp
+    return reduce_metrics(cfg, accelerator, sums, float(mask.sum()), seq_logp, batch["advantages"], tis)

@@ -1,4 +1,4 @@
-"""riskrl.sandbox: simulators where the theorems of RiskPO and RS-GRPO are checked numerically.
+"""sandbox (riskrl): simulators where the theorems of RiskPO and RS-GRPO are checked numerically.
 
     from sandbox import BanditConfig, run_bandit, TabularConfig, run_tabular, CLAIMS
     res = run_bandit(BanditConfig.rs_grpo_paper(), [("rs_grpo", {"beta": b}) for b in (0, 4, 16)], seeds=4)
@@ -12,8 +12,8 @@ CLI: ``python -m sandbox list`` / ``python -m sandbox <claim> --seeds N --out DI
 """
 
 from .bandit import BanditConfig, BanditResult, run_bandit
-from .claims import *  # noqa: F401,F403  (claim_* functions, CLAIMS, run_all_claims)
-from .claims import CLAIMS, run_all_claims
+from .claims import *  # noqa: F401,F403  (claim_* functions, CLAIMS)
+from .claims import CLAIMS
 from .tabular import METRIC_COLUMNS, TabularConfig, TabularResult, run_tabular
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "run_tabular",
     "METRIC_COLUMNS",
     "CLAIMS",
-    "run_all_claims",
 ]

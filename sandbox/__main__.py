@@ -1,4 +1,6 @@
-"""python -m sandbox list | all | <claim> | bandit | tabular  [--seeds N] [--out DIR]"""
+"""python -m sandbox list | all | <claim> | bandit | tabular  [--seeds N] [--out DIR]
+python -m sandbox report [--summary results/sandbox/summary.json] [--regime-map app_lib/data/regime_map/regime_map.json]
+    [--write README.md docs/sandbox.md]"""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from tqdm.auto import tqdm
 from .bandit import BanditConfig, run_bandit
 from .claims import CLAIMS, get_claim, size_overrides
 from .plots import bandit_figure, claim_figure, save_figure, tabular_figure
+from .report import REGIME_MAP_PATH, SUMMARY_PATH, claim_summary, claims_table, regime_map_section, write_tables
 from .tabular import TabularConfig, run_tabular
 
 EXPERIMENTS = {
@@ -64,13 +67,17 @@ def run_claim(name: str, seeds: int | None, out: str, instances: int | None = No
     result = fn(**kwargs)
     bar.close()
     result["seconds"] = round(time.perf_counter() - start, 2)
+    if get_claim(name).kind == "instances":  # the counts are filled by claims that separate the two
+        result.setdefault("nontrivial", None)
+        result.setdefault("trivial", None)
+    result.setdefault("verdict", claim_summary(result)["verdict"])
     stem = os.path.join(out, name)
     with open(stem + ".json", "w") as fh:
         json.dump(_jsonable(result), fh, indent=2, ensure_ascii=False)
     pd.DataFrame(result["table"]).to_csv(stem + ".csv", index=False)
     if isinstance(result.get("metrics"), pd.DataFrame):
         result["metrics"].to_csv(stem + "_metrics.csv", index=False)
-    save_figure(claim_figure(name, result), stem)
+    save_figure(claim_figure(name, result, get_claim(name).figure), stem)
     return result
 
 
@@ -123,24 +130,8 @@ def run_experiment(name: str, seeds: int | None, out: str) -> None:
 
 
 def verdict(result: dict) -> str:
-    """'holds' (as printed), 'erratum' (false as printed, corrected form holds) or 'no'."""
-    if result["holds"]:
-        return "holds"
-    if result.get("erratum") and result.get("holds_corrected"):
-        return "erratum"
-    return "no"
-
-
-def results_markdown(results: dict[str, dict]) -> str:
-    lines = ["| claim | paper statement | measured | holds / erratum | time (s) |", "|---|---|---|---|---|"]
-    for name, r in results.items():
-        mark = {
-            "holds": "yes (as printed)",
-            "erratum": "**paper erratum**: false as printed, corrected form holds",
-            "no": "**no**",
-        }[verdict(r)]
-        lines.append(f"| `{name}` | {r['claim']} ({r['paper']}) | {r['measured']} | {mark} | {r.get('seconds', '')} |")
-    return "\n".join(lines) + "\n"
+    """The claim's verdict: a simulation claim's rule (sandbox.verdicts); else holds / fails as printed."""
+    return claim_summary(result)["verdict"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         help="random instances of the non-simulation claims (default: each claim's own)",
     )
     parser.add_argument("--out", default="results/sandbox", help="output folder (JSON, CSV, HTML)")
+    parser.add_argument("--summary", default=SUMMARY_PATH, help="report: the summary.json to render")
+    parser.add_argument("--write", nargs="*", default=[], help="report: files whose claims table to rewrite")
+    parser.add_argument(
+        "--regime-map",
+        default=REGIME_MAP_PATH,
+        help="report: the regime_map.json whose headline section to render (files with its markers)",
+    )
     args = parser.parse_args(argv)
     for flag in ("seeds", "instances"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -171,6 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in EXPERIMENTS.items():
             print(f"{name:28s} {text}")
         print(f"{'all':28s} every claim above, plus summary.md/summary.json")
+        print(
+            f"{'report':28s} the claims table (summary.json) and regime-map section "
+            "(--write FILE... rewrites the marked sections)"
+        )
+        return 0
+    if args.target == "report":
+        with open(args.summary) as fh:
+            summary = json.load(fh)
+        with open(args.regime_map) as fh:
+            regime_map = json.load(fh)
+        if args.write:
+            for path in write_tables(summary, args.write, regime_map):
+                print(f"rewrote the generated sections of {path}")
+        else:
+            print(claims_table(summary))
+            print(regime_map_section(regime_map))
         return 0
     os.makedirs(args.out, exist_ok=True)
     if args.target in EXPERIMENTS:
@@ -187,17 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in tqdm(names, desc="claims", disable=len(names) == 1):
         results[name] = run_claim(name, args.seeds, args.out, args.instances)
         tqdm.write(f"{name}: {verdict(results[name])} ({results[name]['seconds']} s) — {results[name]['measured']}")
-    table = results_markdown(results)
     if len(names) > 1:
-        with open(os.path.join(args.out, "summary.md"), "w") as fh:
-            fh.write(table)
+        summary = {"claims": {name: claim_summary(r) for name, r in results.items()}}
         with open(os.path.join(args.out, "summary.json"), "w") as fh:
-            json.dump(_jsonable(results), fh, indent=2, ensure_ascii=False)
-        verdicts = [verdict(r) for r in results.values()]
-        print(
-            f"\nall claims: {time.perf_counter() - start:.1f} s, {verdicts.count('holds')}/{len(results)} hold as printed, "
-            f"{verdicts.count('erratum')} paper erratum (corrected form holds), {verdicts.count('no')} fail"
-        )
+            json.dump(_jsonable(summary), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        with open(os.path.join(args.out, "summary.md"), "w") as fh:
+            fh.write(claims_table(summary))
+        verdicts = [c["verdict"] for c in summary["claims"].values()]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("holds", "fails", "not resolved"))
+        print(f"\nall claims: {time.perf_counter() - start:.1f} s; {counts} (of {len(verdicts)})")
     return 0
 
 

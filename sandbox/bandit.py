@@ -137,7 +137,7 @@ class BanditConfig:
 
     @classmethod
     def rs_grpo_paper(cls, **overrides) -> BanditConfig:
-        """RS-GRPO (Jiang et al., 2025) §3 100-armed bandit: batch 16, η = 0.1, plain SGD on logits.
+        """RS-GRPO (Jiang et al., 2025) §5.1 (Fig. 3) 100-armed bandit: batch 16, η = 0.1, plain SGD on logits.
 
         The authors' script runs 4·10⁵ pulls = 25 000 updates of 16; we keep that.
         """

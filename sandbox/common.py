@@ -10,7 +10,10 @@ import torch
 
 from theory import estimator_parameters, get_estimator
 from theory.advantages import rs_grpo_batched
-from theory.estimators import RSGRPO, AdvantageEstimator
+from theory.estimator_registry import AdvantageEstimator
+from theory.estimators import RSGRPO
+
+from .controls import CONTROL_ESTIMATORS, control_parameters, make_control
 
 Tensor = torch.Tensor
 
@@ -20,6 +23,9 @@ Progress = Callable[[float], None] | None
 
 def estimator_label(name: str, params: dict) -> str:
     """'rs_grpo(beta=4)': a readable, unique key for one estimator configuration."""
+    if name == "negated" and "estimator" in params:  # 'negated[riskpo(bundle_size=5)]'
+        inner = {k: v for k, v in params.items() if k != "estimator"}
+        return f"negated[{estimator_label(str(params['estimator']), inner)}]"
     if not params:
         return name
     args = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(params.items()))
@@ -44,7 +50,7 @@ def normalise_specs(estimators: Sequence) -> list[EstimatorSpec]:
             if len(item) != 2 or not isinstance(item[1], dict):
                 raise ValueError(f"estimators entries must be (name, params-dict) pairs, got {item!r}")
             name, params = item[0], dict(item[1])
-        get_estimator(name, **params)  # raises ValueError naming a bad name/parameter
+        make_estimator(name, params)  # raises ValueError naming a bad name/parameter
         specs.append((name, params))
     if not specs:
         raise ValueError("estimators must name at least one estimator")
@@ -54,17 +60,24 @@ def normalise_specs(estimators: Sequence) -> list[EstimatorSpec]:
     return specs
 
 
+def make_estimator(name: str, params: dict) -> AdvantageEstimator:
+    """A registered estimator, or one of the sandbox's negative controls (``sandbox.controls``)."""
+    if name in CONTROL_ESTIMATORS:
+        return make_control(name, params)
+    return get_estimator(name, **params)
+
+
 def build_estimator(
     name: str, params: dict, *, default_bundle_size: int | None = None, seed: int | None = None
 ) -> AdvantageEstimator:
     """One estimator instance; fills ``bundle_size``/``seed`` defaults only where the user gave none."""
-    accepted = estimator_parameters(name)
     params = dict(params)
+    accepted = control_parameters(name, params) if name in CONTROL_ESTIMATORS else estimator_parameters(name)
     if default_bundle_size is not None and "bundle_size" in accepted and "bundle_size" not in params:
         params["bundle_size"] = default_bundle_size
     if seed is not None and "seed" in accepted and "seed" not in params:
         params["seed"] = seed
-    return get_estimator(name, **params)
+    return make_estimator(name, params)
 
 
 def is_stateful(est: AdvantageEstimator) -> bool:

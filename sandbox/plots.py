@@ -1,10 +1,25 @@
-"""Plotly figures of sandbox results (HTML always; PNG only where kaleido is installed)."""
+"""Plotly figures of sandbox results (HTML always; PNG only where kaleido is installed), and the
+plotting conventions the explorer shares with them: one colour per estimator (``colour_map``),
+RS-GRPO's β on a sequential scale, and the seed-mean ± std band figure (``band_figure``). They
+live here, below the explorer, so the CLI's HTML and the app draw the same picture and the
+simulators never import the app. plotly is imported inside each function: ``import sandbox``
+works without the ``app`` extra."""
 
 from __future__ import annotations
+
+import math
+import re
 
 import pandas as pd
 
 __all__ = [
+    "colour_map",
+    "legend_order",
+    "beta_of",
+    "beta_colour",
+    "hex_to_rgba",
+    "with_traces",
+    "band_figure",
     "curves_figure",
     "table_figure",
     "claim_figure",
@@ -18,14 +33,176 @@ __all__ = [
 ]
 
 
+#: RS-GRPO β values are ordered: they get a sequential scale (light/low β → dark/high β), fixed
+#: on a log axis over this range so one β keeps its colour whatever else is selected.
+BETA_SCALE = "Plasma"
+BETA_RANGE = (0.25, 64.0)
+
+
+def beta_of(label: str) -> float | None:
+    """The β in an 'rs_grpo (β=2)' label, else None."""
+    match = re.search(r"β=([0-9.eE+-]+)", str(label))
+    return float(match.group(1)) if match and str(label).startswith("rs_grpo") else None
+
+
+def beta_colour(beta: float) -> str:
+    """Sequential colour of a temperature β (β = 0, the mean objective, takes the light end)."""
+    lo, hi = (math.log(b) for b in BETA_RANGE)
+    position = 0.0 if beta <= 0 else min(max((math.log(beta) - lo) / (hi - lo), 0.0), 1.0)
+    # Plasma's last 20% is pale yellow, unreadable on white: stop at 0.8 (and run dark → light reversed).
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale(BETA_SCALE, [0.8 * (1.0 - position)])[0]
+
+
+def colour_map(labels) -> dict[str, str]:
+    """One colour per label, fixed by the estimator's place in the registry (labels read
+    "name (params)"), so an estimator keeps its colour in every view whatever else is
+    selected. RS-GRPO variants take a sequential colour from their β (``beta_colour``)."""
+    from plotly.colors import qualitative
+
+    from theory import list_estimators
+
+    palette = qualitative.Plotly + qualitative.Dark24
+    registry = list(list_estimators())
+    taken: set[int] = set()
+    colours: dict[str, str] = {}
+    for label in dict.fromkeys(labels):
+        beta = beta_of(label)
+        if beta is not None:
+            colours[label] = beta_colour(beta)
+            continue
+        base = str(label).split(" (")[0]
+        index = registry.index(base) if base in registry else len(registry)
+        while index in taken:
+            index = len(registry) + len(taken) if index < len(registry) else index + 1
+        taken.add(index)
+        colours[label] = palette[index % len(palette)]
+    return colours
+
+
+def legend_order(labels) -> list[str]:
+    """Labels in first-seen order, except that RS-GRPO variants are sorted by β."""
+    labels = list(dict.fromkeys(labels))
+    betas = sorted((beta_of(l), l) for l in labels if beta_of(l) is not None)
+    it = iter(l for _, l in betas)
+    return [next(it) if beta_of(l) is not None else l for l in labels]
+
+
+def hex_to_rgba(colour: str, alpha: float) -> str:
+    """'#rrggbb' or 'rgb(r, g, b)' (plotly's sampled scales) with an alpha channel."""
+    if colour.startswith("rgb("):
+        r, g, b = (float(v) for v in colour[4:-1].split(","))
+        return f"rgba({r:.0f},{g:.0f},{b:.0f},{alpha})"
+    colour = colour.lstrip("#")
+    r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def with_traces(fig, traces: list[dict], frames: list[dict] | None = None):
+    """``fig`` (its layout, built and validated by plotly) plus many plain-dict traces and frames,
+    without plotly's per-property validation of those (``_validate=False``, the switch plotly's
+    own constructor exposes). Validating ~300 animation traces took ~0.5 s per figure on the
+    dev box, 50x the rest; the traces here are built by this module and checked by the tests."""
+    import plotly.graph_objects as go
+
+    spec = fig.to_dict()
+    spec["data"] = list(spec.get("data", [])) + traces
+    if frames is not None:
+        spec["frames"] = frames
+    return go.Figure(spec, _validate=False)
+
+
+def axis_names(index: int) -> tuple[str, str]:
+    """make_subplots' axis names of the index-th subplot (row-major): x/y, x2/y2, ..."""
+    return ("x", "y") if index == 0 else (f"x{index + 1}", f"y{index + 1}")
+
+
+def as_list(values) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def band_figure(
+    metrics: pd.DataFrame,
+    fields: list[tuple[str, str]],
+    x: str = "step",
+    cols: int = 3,
+    bounds: dict[str, tuple[float | None, float | None]] | None = None,
+):
+    """Mean ± one standard deviation over seeds of each field vs step, one line per estimator.
+
+    ``bounds`` gives a field's possible range (e.g. (0, None) for an entropy): the band is drawn
+    inside it, since mean − std of a non-negative quantity can fall below 0 although no seed does.
+    The line (the mean) is never altered.
+    """
+    from plotly.subplots import make_subplots
+
+    bounds = bounds or {}
+    rows = math.ceil(len(fields) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[title for _, title in fields],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.12 if rows > 1 else 0.0,
+    )
+    colours = colour_map(metrics["estimator"])
+    order = legend_order(metrics["estimator"])
+    traces = []
+    for i, (field, _) in enumerate(fields):
+        r, c = divmod(i, cols)
+        xaxis, yaxis = axis_names(i)
+        stats = metrics.groupby(["estimator", x], sort=False)[field].agg(["mean", "std"]).reset_index()
+        stats["std"] = stats["std"].fillna(0.0)
+        lo, hi = bounds.get(field, (None, None))
+        parts = dict(tuple(stats.groupby("estimator", sort=False)))
+        for label in order:
+            part, colour = parts[label], colours[label]
+            upper, lower = (part["mean"] + part["std"]).clip(upper=hi), (part["mean"] - part["std"]).clip(lower=lo)
+            steps = as_list(part[x])
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=steps + steps[::-1],
+                    y=as_list(upper) + as_list(lower)[::-1],
+                    fill="toself",
+                    mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
+                    fillcolor=hex_to_rgba(colour, 0.18),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=label,
+                    xaxis=xaxis,
+                    yaxis=yaxis,
+                )
+            )
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=steps,
+                    y=as_list(part["mean"]),
+                    mode="lines",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=i == 0,
+                    line=dict(color=colour),
+                    xaxis=xaxis,
+                    yaxis=yaxis,
+                )
+            )
+        fig.update_xaxes(title_text=x, row=r + 1, col=c + 1)
+    fig.update_layout(
+        height=330 * rows + 60,
+        margin=dict(l=40, r=20, t=70, b=60),
+        legend=dict(orientation="h", y=-0.3 / rows, yanchor="top"),
+    )
+    return with_traces(fig, traces)
+
+
 def curves_figure(metrics: pd.DataFrame, columns: list[str], title: str):
     """One panel per column: mean over seeds vs step, one line per estimator, band = ±1 std.
-
-    Drawn by the explorer's band figure so the CLI's HTML and the app show the same picture
-    (one plot module for the job); imported lazily because app_lib itself imports the sandbox.
+    The explorer draws its curves with the same ``band_figure``.
     """
-    from app_lib.figures import band_figure
-
     bounds = {c: (0.0, None) for c in columns if c == "entropy"}
     bounds.update({c: (0.0, 1.0) for c in columns if c in ("expected_reward", "prob_best", "mean_reward")})
     fig = band_figure(metrics, [(c, c) for c in columns], cols=len(columns), bounds=bounds)
@@ -150,16 +327,15 @@ def thm3_figure(name: str, result: dict):
     )
 
 
-def claim_figure(name: str, result: dict):
-    """The natural picture of one claim's result: the registry's figure function, else curves or a table."""
-    from .claims import get_claim
-
+def claim_figure(name: str, result: dict, figure=None):
+    """The natural picture of one claim's result: curves for a training run, else the claim's own
+    ``figure`` (its registry entry's, ``(name, result) -> figure``), else a table. The caller
+    passes the registry's figure, so this module never imports the claims that import it."""
     metrics = result.get("metrics")
     if isinstance(metrics, pd.DataFrame):
         if "expected_reward" in metrics:
             return bandit_figure(metrics, _title(name, result))
         return tabular_figure(metrics, _title(name, result))
-    figure = get_claim(name).figure
     if figure is not None:
         return figure(name, result)
     return table_figure(result["table"], _title(name, result))

@@ -34,10 +34,10 @@ import torch
 from tqdm.auto import tqdm
 
 from theory import risk_measures as rm
-from theory.assumptions import exact_pass_at_k
 from theory.bundles import bundle_score_law
 from theory.checks import check_finite_number, check_int, check_positive, check_probability
 from theory.dynamics import covariance, softmax_entropy
+from theory.passk import exact_pass_at_k
 from theory.surrogate import aggregate, clipped_surrogate
 from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
 

@@ -52,7 +52,8 @@ class ServerURL(str):
 
 @contextlib.contextmanager
 def streamlit_server(port: int | None = None, timeout: float = 60.0):
-    """Yields the base URL (a ``ServerURL``) of a headless ``streamlit run app.py`` bound to 127.0.0.1; always stops it."""
+    """Yields the base URL (a ``ServerURL``) of a headless ``streamlit run app.py`` bound to
+    127.0.0.1; always stops it."""
     port = port or free_port()
     command = [
         sys.executable,

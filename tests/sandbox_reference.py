@@ -20,10 +20,10 @@ from sandbox.bandit import BanditConfig, _metrics_frame
 from sandbox.common import build_estimator, estimator_label, is_stateful, normalise_specs
 from sandbox.tabular import METRIC_COLUMNS, TabularConfig, make_problem
 from theory import risk_measures as rm
-from theory.assumptions import exact_pass_at_k
 from theory.bundles import bundle_score_law
 from theory.dynamics import covariance, natural_gradient_step, softmax_entropy, softmax_policy_gradient
-from theory.estimators import AdvantageEstimator
+from theory.estimator_registry import AdvantageEstimator
+from theory.passk import exact_pass_at_k
 
 
 def _advantages(est, rewards: torch.Tensor) -> torch.Tensor:

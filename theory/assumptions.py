@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import torch
 
-from .bundles import bundle_score_law  # re-exported: the sandbox reads bundle laws from here
 from .checks import check_finite, check_levels
 from .dynamics import layer_cake_slices, softmax_policy_gradient
-from .passk import exact_pass_at_k  # re-exported for older imports; defined once in passk.py
 from .risk_measures import _check_distribution, quantile
 
 Tensor = torch.Tensor
 
 __all__ = [
-    "exact_pass_at_k",
-    "bundle_score_law",
     "threshold_covariances",
     "layer_cake_transform_covariance",
     "conditional_score",
@@ -38,6 +34,7 @@ __all__ = [
     "assumption_1_holds",
     "finite_score_moment",
     "tail_covariance_signs_hold",
+    "tail_masses",
     "positively_dependent",
     "slope_dominates",
     "softmax_prob_derivative",
@@ -193,6 +190,19 @@ def tail_covariance_signs_hold(
     ok_lower = torch.where(in_lower_tail, slices <= tol, True).all(-1)
     ok_upper = torch.where(in_upper_tail, slices >= -tol, True).all(-1)
     return ok_lower & ok_upper
+
+
+def tail_masses(rewards: Tensor, probs: Tensor, q_alpha: Tensor, q_beta: Tensor) -> tuple[Tensor, Tensor]:
+    """(P(R < q_α), P(R > q_β)) on a discrete law; ``q_alpha``/``q_beta`` have the batch shape.
+
+    When both are 0 the MVaR advantage −(1+ω)(q_α − R)⁺ + clip(R, q_α, q_β) equals R on the
+    support, so the Theorem 2 gap Cov(SF, A_mean) − Cov(SF, A_MVaR) is exactly 0 (a trivial
+    instance); when P(R > q_β) = 0 the Theorem 3 transforms coincide on the support.
+    """
+    rewards, probs = _check_distribution(rewards, probs)
+    below = torch.where(rewards < q_alpha.unsqueeze(-1), probs, torch.zeros_like(probs)).sum(-1)
+    above = torch.where(rewards > q_beta.unsqueeze(-1), probs, torch.zeros_like(probs)).sum(-1)
+    return below, above
 
 
 def positively_dependent(rewards: Tensor, probs: Tensor, tol: float = 1e-12) -> Tensor:

@@ -1,7 +1,7 @@
 """The estimator interface and its registry (by name, with aliases and a role per parameter).
 
 Estimator classes live in ``theory/estimators.py`` and register themselves with
-``@register_estimator``; ``theory.estimators`` re-exports everything here.
+``@register_estimator``; the ``theory`` package exports the registry API.
 """
 
 from __future__ import annotations

@@ -21,36 +21,16 @@ from . import passk as pk
 from . import population as pop
 from .bundles import broadcast_to_responses, bundle_scores, check_bundle_size, random_bundle_permutation
 from .checks import check_k, check_levels, check_nonnegative
-from .estimator_registry import (  # noqa: F401  (re-exported: the registry API is imported from here)
+from .estimator_registry import (
     _ZERO_TOL,
-    ESTIMATORS,
-    PARAMETER_ROLES,
     AdvantageEstimator,
-    AdvantageOutput,
-    estimator_parameter_roles,
     estimator_parameters,
-    get_estimator,
-    list_estimators,
-    register,
     register_estimator,
 )
 from .quantiles import QuantileTracker
 from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
-
-__all__ = [
-    "AdvantageOutput",
-    "AdvantageEstimator",
-    "get_estimator",
-    "list_estimators",
-    "register",
-    "register_estimator",
-    "estimator_parameters",
-    "estimator_parameter_roles",
-    "PARAMETER_ROLES",
-    "ESTIMATORS",
-]
 
 
 # --------------------------------------------------------------------------- group-relative
@@ -161,7 +141,8 @@ class LeaveOneOutMax(AdvantageEstimator):
     def population(self, rewards, probs, group_size=None):
         if group_size is None:
             raise ValueError(
-                "passk_loo_max has no exact population form without group_size: its expected advantage depends on the group size n"
+                "passk_loo_max has no exact population form without group_size: its expected advantage depends on "
+                "the group size n"
             )
         return pop.population_loo_max(rewards, probs, group_size)
 
@@ -405,3 +386,25 @@ class CVaR(_QuantileBandEstimator):
 
     def population(self, rewards, probs, group_size=None):
         return pop.population_cvar(rewards, probs, self.alpha)
+
+
+@register_estimator(roles=_BAND_ROLES)
+class RiskPOCentred(RiskPO):
+    """Non-paper ablation: RiskPO's MVaR bundle advantage minus its mean over the batch's bundles.
+
+    The camera-ready advantage A(z) = −(1+ω)(q_α − z)⁺ + g(z, q_α, q_β) is <= 0 everywhere, so every
+    sampled response is pushed down by a common offset. A constant c multiplies Σ_i ∇log π(y_i), whose
+    expectation is 0: centring (A − mean_batch A) removes no expected signal, only that term's variance.
+    Population form: Ā(a) − E_π Ā (the batch mean's limit).
+    """
+
+    name = "riskpo_centred"
+    description = "Non-paper ablation: RiskPO's MVaR bundle advantage centred per batch (A − batch mean of A)"
+
+    def transform(self, scores, q_alpha, q_beta):
+        bundle_adv = super().transform(scores, q_alpha, q_beta)
+        return bundle_adv - bundle_adv.mean()
+
+    def population(self, rewards, probs, group_size=None):
+        a = super().population(rewards, probs, group_size)
+        return a - (probs * a).sum(-1, keepdim=True)

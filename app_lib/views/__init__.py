@@ -6,18 +6,13 @@
     def render(ctx: Context) -> None:
         st.header("...")                      # ctx.names, ctx.knobs, ctx.group_size: the sidebar
 
-``load_views()`` imports the built-in view modules (each registers itself on import) and the
-optional ones (``OPTIONAL_VIEW_MODULES``) when they exist, so a module written elsewhere
-appears in the sidebar without touching app.py (``app_lib/views/compare.py`` wires in
-``app_lib/compare_panels.py`` that way). A module that does not register itself but defines
-``render`` — taking a Context, nothing, or ``st`` — is registered under its ``VIEW_TITLE``
-(default: the module name).
+``load_views()`` imports the view modules of ``VIEW_MODULES``; each registers itself on import,
+so a new view is one module plus one line there, and app.py does not change.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,17 +42,16 @@ class View:
 
 VIEWS: dict[str, View] = {}
 
-BUILTIN_VIEW_MODULES = (
+VIEW_MODULES = (
     "app_lib.views.shapes",
     "app_lib.views.bandit",
     "app_lib.views.tabular",
     "app_lib.views.theorems",
     "app_lib.views.presets",
     "app_lib.views.sweeps",
-    "app_lib.views.compare",  # registers itself only when app_lib/compare_panels.py exists
+    "app_lib.views.regime_map",
+    "app_lib.views.compare",
 )
-#: Modules that may be absent; each registers itself on import or exposes ``render``.
-OPTIONAL_VIEW_MODULES: tuple[str, ...] = ()
 
 
 def register_view(
@@ -78,37 +72,10 @@ def register_view(
     return decorate
 
 
-def _adopt(module) -> None:
-    """Register a module that exposes ``render`` but did not use the decorator."""
-    if any(view.render.__module__ == module.__name__ for view in VIEWS.values()):
-        return
-    render = getattr(module, "render", None)
-    if not callable(render):
-        return
-    params = list(inspect.signature(render).parameters)
-    if not params:
-        adapted = lambda ctx, _render=render: _render()  # noqa: E731
-    elif params[0] == "st":  # render(st, ...): draws into the streamlit module or a container
-        adapted = lambda ctx, _render=render: _render(importlib.import_module("streamlit"))  # noqa: E731
-    else:
-        adapted = render
-    slug = getattr(module, "VIEW_SLUG", module.__name__.rsplit(".", 1)[-1])
-    title = getattr(module, "VIEW_TITLE", slug.replace("_", " "))
-    register_view(slug, title, int(getattr(module, "VIEW_ORDER", 100)), needs_estimators=False)(adapted)
-
-
-def load_views(builtin=BUILTIN_VIEW_MODULES, optional=OPTIONAL_VIEW_MODULES) -> list[View]:
-    """Import the view modules and return the registered views in sidebar order."""
-    for name in builtin:
+def load_views(modules=VIEW_MODULES) -> list[View]:
+    """Import the view modules (each registers its views) and return the views in sidebar order."""
+    for name in modules:
         importlib.import_module(name)
-    for name in optional:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:  # the module exists but one of its imports is missing: say so
-                raise
-            continue
-        _adopt(module)
     return sorted(VIEWS.values(), key=lambda view: (view.order, view.slug))
 
 

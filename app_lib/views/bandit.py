@@ -7,17 +7,19 @@ import streamlit as st
 
 from app_lib import memo, state
 from app_lib.choices import build_choices
-from app_lib.figures import band_figure, policy_animation_figure
+from app_lib.figures import policy_animation_figure
 from app_lib.runs import final_summary
 from app_lib.simulate import cached_runs, frames
 from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
+from sandbox.plots import band_figure
 
 #: label -> BanditConfig constructor; short labels (the selectbox is narrow), details in the help text.
-BANDIT_PRESETS = {"3-arm (Lemma 2)": "three_arm", "100-arm (RS-GRPO §3)": "rs_grpo_paper"}
+BANDIT_PRESETS = {"3-arm (Lemma 2)": "three_arm", "100-arm (RS-GRPO §5.1)": "rs_grpo_paper"}
 PRESET_HELP = (
     "3-arm: RS-GRPO Lemma 2's example, r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates.  \n"
-    "100-arm: RS-GRPO §3's two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), batches of 16, η = 0.1; "
+    "100-arm: RS-GRPO §5.1 (Fig. 3) two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), "
+    "batches of 16, η = 0.1; "
     "the paper trains for 25 000 updates."
 )
 STEP_CHOICES = (10, 20, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10_000, 25_000)
@@ -189,7 +191,7 @@ def render(ctx: Context) -> None:
     st.dataframe(page["summary"], hide_index=True, key="table_bandit")
     chart(st, fig, "fig_bandit_metrics")
     explain(
-        "RS-GRPO Lemmas 2–3 and §3: the mean objective (β → 0) can lower π(best arm) when a runner-up arm beats the "
+        "RS-GRPO Lemmas 2–3 and §5.1: the mean objective (β → 0) can lower π(best arm) when a runner-up arm beats the "
         "average, and stays in the mode the initial policy favours; a large enough β always raises π(best arm).",
         "softmax policy over the arms, rewards bounded; exact updates follow the population gradient, sampled ones "
         "a batch estimate of it.",

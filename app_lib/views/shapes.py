@@ -32,7 +32,8 @@ def render(ctx: Context) -> None:
     names, knobs, group_size = ctx.names, ctx.knobs, ctx.group_size
     st.header("Advantage shape vs prompt accuracy (binary rewards)")
     st.caption(
-        "One prompt, G responses, c of them correct (p̂ = c/G). Each estimator from the theory registry is called on that "
+        "One prompt, G responses, c of them correct (p̂ = c/G). Each estimator from the theory registry is called on "
+        "that "
         "reward row. Quantile-band estimators (RiskPO family) are shown in their single-question form "
         "(B = 1, quantiles within the group); their bundled form is below."
     )
@@ -54,7 +55,8 @@ def render(ctx: Context) -> None:
     st.markdown(f"**Advantages at c = {num_correct} of G = {group_size} (p̂ = {num_correct / group_size:.4g})**")
     st.dataframe(shown, hide_index=True, key="table_shapes")
     explain(
-        "RS-GRPO §4 (Fig. 2b): as β grows, the exponential-utility advantage puts more weight on correct answers to hard "
+        "RS-GRPO §4 (Fig. 2b): as β grows, the exponential-utility advantage puts more weight on correct answers to "
+        "hard "
         "prompts (low p̂) and less penalty on wrong answers to easy ones; GRPO's total weight Σ|A| peaks at p̂ = ½.",
         "binary rewards, one group of G responses; no bundling (B = 1) for the RiskPO family in this panel.",
         "read Σ|A| (right): the p̂ where an estimator peaks is where it spends its gradient. Risk-seeking estimators "

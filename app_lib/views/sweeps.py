@@ -39,9 +39,9 @@ METRICS = {
 def render(ctx: Context) -> None:
     st.header("Sweeps: a final metric against one parameter")
     st.caption(
-        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once per "
-        "parameter value and estimator (each run cached). In the training curves, with several estimators the colour "
-        "is the estimator and the dash and marker the parameter value; with one estimator the colour is the value "
+        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) "
+        "once per parameter value and estimator (each run cached). In the training curves, with several "
+        "estimators the colour is the estimator and the dash and marker the parameter value; with one estimator the colour is the value "
         "(RS-GRPO's β: dark = large β, as in every view)."
     )
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
@@ -54,7 +54,8 @@ def render(ctx: Context) -> None:
     names = ("rs_grpo",) if moves == "rs_grpo" else tuple(n for n in ctx.names if is_quantile_band(n))
     if not names:
         st.info(
-            f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the sidebar."
+            f"{parameter} moves the quantile-band estimators (riskpo, riskpo_seeking, rvar, cvar): select one in the "
+            "sidebar."
         )
         return
     if not values:

@@ -7,13 +7,13 @@ import streamlit as st
 
 from app_lib import memo, state
 from app_lib.choices import Choice, Knobs, build_choices
-from app_lib.figures import band_figure
 from app_lib.figures_paper import passk_figure
 from app_lib.passk_curve import K_GRID, curves_from_runs, passk_vs_k
 from app_lib.runs import final_summary
 from app_lib.simulate import all_cached, cached_runs, frames
 from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
+from sandbox.plots import band_figure
 
 UNIT = (0.0, 1.0)
 #: (column, panel title, possible range of the quantity: the ±std band is drawn inside it).
@@ -147,9 +147,12 @@ def tabular_page(choices: list[Choice], settings: dict, seeds: int, risk_metrics
 def render(ctx: Context) -> None:
     st.header("Tabular prompts: an LLM stand-in with verifiable rewards")
     st.caption(
-        "P prompts, each a softmax over M candidate responses of known correctness (sandbox.run_tabular). Every step samples "
-        "G responses per prompt, computes advantages with each estimator (bundles and quantile tracking included) and takes a "
-        "policy-gradient step. Lines are means over seeds, bands ± one standard deviation (drawn inside each quantity's "
+        "P prompts, each a softmax over M candidate responses of known correctness (sandbox.run_tabular). Every step "
+        "samples "
+        "G responses per prompt, computes advantages with each estimator (bundles and quantile tracking included) "
+        "and takes a "
+        "policy-gradient step. Lines are means over seeds, bands ± one standard deviation (drawn inside each "
+        "quantity's "
         "possible range). pass@k uses the sidebar k; the bundle-score risk metrics use the sidebar α, β, ω."
     )
     settings, seeds = tabular_settings(ctx.knobs, ctx.group_size)
@@ -180,7 +183,8 @@ def render(ctx: Context) -> None:
     explain(
         "RiskPO Prop. 1 + Thm 2: entropy falls by η·Cov(log π, A) per step, and the MVaR advantage has the smaller "
         "covariance, so RiskPO keeps entropy higher than GRPO; bundling gives signal on all-fail prompts.",
-        "tabular softmax policy per prompt, sequence-level rewards; Thm 2 needs Assumption 1 (here more likely for ρ > 0).",
+        "tabular softmax policy per prompt, sequence-level rewards; Thm 2 needs Assumption 1 (here more likely for ρ "
+        "> 0).",
         "compare the entropy and Cov(log π, A) panels: a lower covariance should go with a slower entropy decline. "
         "The risk panels (RVaR, MVaR, CVaR) measure the hard tail the risk-averse objectives target.",
     )

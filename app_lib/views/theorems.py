@@ -25,6 +25,7 @@ FAMILIES = {
     "u_shaped": "u_shaped: graded rewards, log π a random parabola in r (+ noise)",
     "lm_like": "lm_like: rewards piled at 0 and 1 like a base model's accuracies, log π rising towards both tails",
     "random": "random: graded rewards, i.i.d. N(0, 4) logits (no structure)",
+    "tail_mass": "tail_mass: constructed to meet Assumption 1 with mass below q_α and above q_β (non-trivial)",
     "u": "u: log π U-shaped in the reward (Assumption 1's regime)",
     "free": "free: unstructured random logits",
 }
@@ -38,6 +39,10 @@ COUNT_WORDS = {
     "violated": "violate Assumption 1",
     "violated_failed": "… of which Cov_MVaR > Cov_mean",
     "literal_not_signs": "satisfy Assumption 1 but not the sign condition",
+    "literal_tail_mass": "satisfy Assumption 1 with mass below q_α and above q_β",
+    "trivial": "satisfy Assumption 1 trivially (gap exactly 0)",
+    "nontrivial": "satisfy Assumption 1 non-trivially (gap ≠ 0)",
+    "nontrivial_ordered": "… of which Cov_MVaR < Cov_mean strictly",
 }
 
 FALLBACK_WORDS = {
@@ -50,13 +55,16 @@ FALLBACK_WORDS = {
     "thm2_covariance": (
         "RiskPO Theorem 2: under Assumption 1, Cov_π(log π, A_MVaR) ≤ Cov_π(log π, A_mean), so with Prop. 1 RiskPO's "
         "step lowers entropy less than a mean-based step.",
-        "Assumption 1: ψ(r) = E[log π | R = r] is non-increasing below q_α, non-decreasing above q_β, and ψ(q_α), ψ(q_β) "
+        "Assumption 1: ψ(r) = E[log π | R = r] is non-increasing below q_α, non-decreasing above q_β, and ψ(q_α), "
+        "ψ(q_β) "
         "≥ E[log π]; E|log π| < ∞.",
-        "every instance satisfying Assumption 1 should have share 1.0 (green bars); without it the order fails on a visible "
+        "every instance satisfying Assumption 1 should have share 1.0 (green bars); without it the order fails on a "
+        "visible "
         "share (red), so the assumption is doing real work.",
     ),
     "rs_lemmas": (
-        "RS-GRPO Lemma 2: the standard PG step can lower π(a*) when a sub-optimal action beats the mean; Lemma 3: beyond "
+        "RS-GRPO Lemma 2: the standard PG step can lower π(a*) when a sub-optimal action beats the mean; Lemma 3: "
+        "beyond "
         "some β₀ the risk-seeking step always raises it; Lemma 4: beyond β₁ the increase shrinks as β grows.",
         "softmax bandit, unique optimal action, bounded rewards, one exact policy-gradient step.",
         "the red points (Δπ(a*) < 0) sit at small β only; β·Δπ(a*) flattening out shows the 1/β decay of Lemma 4.",
@@ -136,6 +144,7 @@ def render(ctx: Context) -> None:
     st.caption("Exact computations under known softmax policies (sandbox claims); no sampling noise.")
     proposition_1()
     theorem_2(ctx.knobs)
+    theorem_3()
     rs_lemmas()
 
 
@@ -181,6 +190,11 @@ def theorem_2(knobs: Knobs) -> None:
     m1.metric("instances satisfying Assumption 1", f"{thm2['satisfied']}")
     m2.metric("… of which Cov_MVaR ≤ Cov_mean", f"{thm2['satisfied_ordered']}")
     m3.metric("ordering fails without Assumption 1", f"{thm2['violated_failure_rate']:.1%}")
+    if "nontrivial" in thm2:
+        n1, n2, n3 = st.columns(3)
+        n1.metric("trivial (gap exactly 0: no mass beyond q_α, q_β)", f"{thm2['trivial']}")
+        n2.metric("non-trivial (gap ≠ 0: the inequality is tested)", f"{thm2['nontrivial']}")
+        n3.metric("strictly ordered: Cov_MVaR < Cov_mean (non-trivial)", f"{thm2['nontrivial_holds']}")
     table = pd.DataFrame(thm2["table"])
     fig = memo.get_or_build(("thm2", params), lambda: covariance_gap_figure(table))
     chart(st, fig, "fig_thm2")
@@ -231,7 +245,53 @@ def theorem_2(knobs: Knobs) -> None:
             key="table_thm2_extras",
         )
     words("thm2_covariance", thm2)
+    theorem_verdict(
+        "under Assumption 1, Cov(log π, A_MVaR) ≤ Cov(log π, A_mean) (Theorem 2).",
+        thm2["holds"],
+        f"{thm2.get('nontrivial_holds', '?')}/{thm2.get('nontrivial', '?')} non-trivial instances obey it strictly "
+        f"({thm2.get('trivial', '?')} more meet it with equality only)",
+    )
     downloads("thm2_covariance", table, fig)
+
+
+def theorem_verdict(paper: str, holds: bool, measured: str, contradiction: str = "") -> None:
+    """The paper's sentence next to the measured verdict; a contradiction said in plain words."""
+    text = f"**The paper says:** {paper}  \n**Measured:** {measured}."
+    if holds:
+        st.success(text + "  \n**Verdict: holds.**")
+    else:
+        # a warning, not st.error: a measured contradiction is a result, not an input error
+        st.warning(
+            text + f"  \n**Verdict: fails. This contradicts the paper:** {contradiction}", icon=":material/report:"
+        )
+
+
+def theorem_3() -> None:
+    st.subheader("RiskPO Theorem 3: tail transforms g₁, g₂ (paper erratum)")
+    instances = state.slider(st, "random instances per family", 100, 3000, 1500, 100, key="thm3_instances")
+    try:
+        thm3 = cached_claim("thm3_tail_transforms", (("seeds", int(instances)),))
+    except ValueError as err:
+        st.error(f"Theorem 3 check: {err}", icon="⚠️")
+        return
+    claim_status(thm3)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("(instance, pair) cases meeting every hypothesis", f"{thm3['cases']}")
+    m2.metric("trivial (equality)", f"{thm3.get('trivial', '?')}")
+    m3.metric("non-trivial: printed fails strictly", f"{thm3.get('nontrivial_erratum', '?')}")
+    table = pd.DataFrame(thm3["table"])
+    st.dataframe(table, hide_index=True, key="table_thm3")
+    words("thm3_tail_transforms", thm3)
+    theorem_verdict(
+        "if g₁′ ≥ g₂′ above F⁻¹(β) and g₁ = g₂ below, then Cov(SF, g₂(R)) ≥ Cov(SF, g₁(R)) (Theorem 3 as printed).",
+        thm3["holds"],
+        f"the printed inequality fails strictly on {thm3.get('printed_fails', '?')} of {thm3['cases']} cases "
+        f"({thm3.get('nontrivial_instances', '?')} distinct non-trivial instances); the reversed inequality "
+        f"Cov(SF, g₁(R)) ≥ Cov(SF, g₂(R)) holds on {thm3['corrected_holds']}/{thm3['cases']}",
+        "the steeper transform gives the larger covariance, the opposite of the printed sign (a sign slip in the "
+        "last display of the proof, App. A.4); the corrected form holds on every case.",
+    )
+    downloads("thm3_tail_transforms", table)
 
 
 def rs_lemmas() -> None:

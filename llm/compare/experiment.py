@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -27,137 +26,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from llm.compare.config import CompareConfig, EvalSettings, load_config
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DOC = REPO / "docs" / "llm_compare.md"
-TOP_LEVEL_KEYS = {"name", "train", "methods", "seeds", "eval", "simulator", "task_note", "quick"}
-
-
-@dataclass
-class EvalSettings:
-    num_prompts: int = 24
-    seed: int = 1000
-    n: int = 32
-    ks: list = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 32
-    prompts_per_call: int = 2
-    bootstrap: int = 2000
-    entropy_samples: int = 8  # held-out entropy from the first m of the n samples per prompt (0 = all)
-    accuracy_reward: str = "llm.rewards.builtin:final_answer_reward"
-
-    def validate(self) -> None:
-        for name in ("num_prompts", "n", "max_new_tokens", "prompts_per_call", "bootstrap"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"eval.{name}={value!r} must be a positive integer")
-        if not self.ks or any(int(k) != k or not 1 <= k <= self.n for k in self.ks):
-            raise ValueError(f"eval.ks={self.ks!r} must be integers in [1, eval.n={self.n}]")
-        if sorted(self.ks) != list(self.ks):
-            raise ValueError(f"eval.ks={self.ks!r} must be increasing")
-        if (
-            isinstance(self.entropy_samples, bool)
-            or not isinstance(self.entropy_samples, int)
-            or self.entropy_samples < 0
-        ):
-            raise ValueError(f"eval.entropy_samples={self.entropy_samples!r} must be an integer >= 0 (0 = all samples)")
-        if not self.temperature > 0:
-            raise ValueError(f"eval.temperature={self.temperature!r} must be > 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"eval.top_p={self.top_p!r} must lie in (0, 1]")
-
-
-@dataclass
-class CompareConfig:
-    name: str
-    train: dict
-    methods: dict
-    seeds: list
-    eval: EvalSettings
-    simulator: dict
-    task_note: str = ""
-
-    def run_name(self, method: str, seed: int) -> str:
-        return f"{method}-s{seed}"
-
-    def train_values(self, method: str, seed: int, output_dir: Path) -> dict:
-        """The complete llm/train.py config of one run: shared keys, the method's keys, seed and output."""
-        values = {**copy.deepcopy(self.train), **copy.deepcopy(self.methods[method])}
-        values.update(
-            seed=int(seed),
-            output_dir=str(output_dir),
-            report_to="none",
-            save_every=0,
-            keep_last=1,
-            save_model=True,
-            resume="",
-        )
-        return values
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def load_config(path: str | os.PathLike, quick: bool = False) -> CompareConfig:
-    """Read the YAML (``quick:`` merged over it when ``quick``) and check it, including every run's train config."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a compare config must be a mapping")
-    unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(TOP_LEVEL_KEYS)}")
-    quick_section = raw.pop("quick", {}) or {}
-    if quick:
-        raw = _merge(raw, quick_section)
-    for key in ("train", "methods"):
-        if not isinstance(raw.get(key), dict) or not raw[key]:
-            raise ValueError(f"{path}: '{key}' must be a non-empty mapping")
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
-        raise ValueError(f"{path}: seeds={seeds!r} must be a non-empty list of integers")
-    eval_section = raw.get("eval") or {}
-    known_eval = set(EvalSettings.__dataclass_fields__)
-    if set(eval_section) - known_eval:
-        raise ValueError(
-            f"{path}: unknown eval key(s) {sorted(set(eval_section) - known_eval)}; valid: {sorted(known_eval)}"
-        )
-    settings = EvalSettings(**eval_section)
-    settings.validate()
-    cfg = CompareConfig(
-        name=str(raw.get("name") or path.stem),
-        train=raw["train"],
-        methods=raw["methods"],
-        seeds=seeds,
-        eval=settings,
-        simulator=dict(raw.get("simulator") or {}),
-        task_note=str(raw.get("task_note") or ""),
-    )
-    for method, overrides in cfg.methods.items():
-        if not isinstance(overrides, dict) or "estimator" not in overrides:
-            raise ValueError(f"{path}: methods.{method} must be a mapping with an 'estimator' key")
-        _train_config(cfg.train_values(method, seeds[0], Path("unused"))).validate()
-    return cfg
-
-
-def _train_config(values: dict):
-    """llm/train.py's config dataclass (wherever the trainer keeps it), built from ``values``."""
-    try:
-        from llm.config import TrainConfig  # the trainer's split-out config module, when present
-    except ImportError:
-        from llm.train import TrainConfig
-    return TrainConfig.from_dict(values, source="compare config")
 
 
 # ----------------------------------------------------------------------------- steps
@@ -311,6 +187,7 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, only: set[str] | Non
     import torch
 
     from llm.compare.heldout import heldout_examples, sample_policy
+    from llm.config import TrainConfig
     from llm.data import DEFAULT_SYSTEM_PROMPT
     from llm.model import load_model_and_tokenizer
     from llm.rewards import RewardPipeline
@@ -318,7 +195,9 @@ def evaluate_all(cfg: CompareConfig, runs: dict, out: Path, only: set[str] | Non
     settings = cfg.eval
     examples = heldout_examples(cfg.train["dataset"], settings.num_prompts, settings.seed, _training_questions(cfg))
     prompt_ids = [e.id for e in examples]
-    base_cfg = _train_config(cfg.train_values(next(iter(cfg.methods)), cfg.seeds[0], out))
+    base_cfg = TrainConfig.from_dict(
+        cfg.train_values(next(iter(cfg.methods)), cfg.seeds[0], out), source="compare config"
+    )
     system_prompt = base_cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
     policies = {n: p for n, p in _policies(runs, only).items() if only is None or n in only}
     (out / "eval").mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from theory.dynamics import softmax_entropy
 from theory.passk import pass_at_k
 
 __all__ = [
@@ -61,29 +60,26 @@ def heldout_examples(spec: str, count: int, seed: int, exclude_questions: set[st
 
 @torch.no_grad()
 def _token_entropy(model, rollout, rows: torch.Tensor, temperature: float, rows_per_forward: int) -> torch.Tensor:
-    """Mean token entropy of the given completion rows: H(softmax(logits / T)) over each completion's own tokens."""
+    """Mean token entropy of the given completion rows: H(softmax(logits / T)) over each completion's
+    own tokens, from the trainer's forward pass (``llm.loss.completion_logprobs``)."""
+    from llm.loss import completion_logprobs
+
     out = []
-    for start in range(0, len(rows), rows_per_forward):
-        rows_now = rows[start : start + rows_per_forward]
-        prompt_mask, completion_mask = rollout.prompt_mask[rows_now], rollout.completion_mask[rows_now]
-        input_ids = torch.cat([rollout.prompt_ids[rows_now], rollout.completion_ids[rows_now]], dim=1)
-        attention = torch.cat([prompt_mask, completion_mask], dim=1)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left-padded prompts, as generate numbers them
-        width = completion_mask.shape[1]
-        logits = (
-            model(
-                input_ids=input_ids,
-                attention_mask=attention,
-                position_ids=positions,
-                logits_to_keep=width + 1,
-                use_cache=False,
+    with torch.no_grad():
+        for start in range(0, len(rows), rows_per_forward):
+            rows_now = rows[start : start + rows_per_forward]
+            completion_mask = rollout.completion_mask[rows_now]
+            _, entropy = completion_logprobs(
+                model,
+                rollout.prompt_ids[rows_now],
+                rollout.prompt_mask[rows_now],
+                rollout.completion_ids[rows_now],
+                completion_mask,
+                temperature,
+                with_entropy=True,
             )
-            .logits[:, :-1]
-            .float()
-        )
-        entropy = softmax_entropy(logits / temperature)
-        mask = completion_mask.to(entropy.dtype)
-        out.append((entropy * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))
+            mask = completion_mask.to(entropy.dtype)
+            out.append((entropy * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))
     return torch.cat(out)
 
 

@@ -222,13 +222,14 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     return "\n".join([header, rule, *body])
 
 
-def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary: dict, rel: str) -> str:
-    """The page: what was run, the pass@k table, held-out entropy, the claims reading, plots."""
+def _what_was_run(loaded, config: dict, summary: dict, rel: str) -> list[str]:
+    """The page's opening: command, machine, the settings of the run, and what is missing from it."""
+    machine = summary.get("machine", {})
     lines = [
         f"## Run `{loaded.name}`",
         "",
         f"Written by `{summary.get('command', 'python -m llm.compare')}` on {summary.get('finished_utc', '?')}; "
-        f"device: {summary.get('machine', {}).get('device', '?')} ({summary.get('machine', {}).get('cpus', '?')} cores). "
+        f"device: {machine.get('device', '?')} ({machine.get('cpus', '?')} cores). "
         f"Results folder: `{rel}`.",
     ]
     train, ev = config.get("train", {}), config.get("eval", {})
@@ -242,7 +243,8 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
             for m, v in config.get("methods", {}).items()
         )
         + f"; seeds {config.get('seeds')} ({len(runs)} training runs); {train.get('steps')} steps x "
-        f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, {train.get('max_new_tokens')} new tokens, "
+        f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, "
+        f"{train.get('max_new_tokens')} new tokens, "
         f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
         f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
         f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
@@ -265,6 +267,12 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
             + ", ".join(f"`{m}`" for m in loaded.missing_metrics)
             + ".",
         ]
+    return lines
+
+
+def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary: dict, rel: str) -> str:
+    """The page: what was run, the pass@k table, held-out entropy, the claims reading, plots."""
+    lines = _what_was_run(loaded, config, summary, rel)
     if loaded.passk.empty:
         lines += ["", "No policy was evaluated on the held-out prompts in this run: no pass@k table, no reading."]
         lines += ["", f"![per-step curves]({rel}/curves.png)"]

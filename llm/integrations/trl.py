@@ -47,7 +47,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from llm.data import Example
 from llm.rewards import RewardPipeline
-from theory.estimators import AdvantageEstimator, get_estimator
+from theory.estimator_registry import AdvantageEstimator, get_estimator
 
 __all__ = [
     "SUPPORTED_TRL",
@@ -110,7 +110,8 @@ def check_trl_settings(args: GRPOConfig, estimator: AdvantageEstimator) -> None:
     if num_prompts % estimator.bundle_size:
         raise ValueError(
             f"each generation batch holds P = generation_batch_size / num_generations = {batch} / {group_size} = "
-            f"{num_prompts} prompts (generation_batch_size = per_device_train_batch_size={args.per_device_train_batch_size}"
+            f"{num_prompts} prompts (generation_batch_size = "
+            f"per_device_train_batch_size={args.per_device_train_batch_size}"
             f" x processes={args.world_size} x steps_per_generation={args.steps_per_generation}); P must be a multiple "
             f"of the estimator's bundle_size={estimator.bundle_size} ({estimator.name!r} bundles prompts across the "
             "whole batch)"

@@ -1,9 +1,9 @@
 """Lenient verifiable reward for small models that rarely write \\boxed{}.
 
-``llm.rewards.builtin:final_answer_reward`` follows the RewardFunction
-signature of llm.rewards and is referenced by import path in configs:
+The built-in reward ``final_answer`` (``llm.rewards.builtin:final_answer_reward`` by import
+path, which keeps working) follows the RewardFunction signature of llm.rewards:
 
-    rewards: [[llm.rewards.builtin:final_answer_reward, 1.0], [format, 0.1]]
+    rewards: [[final_answer, 1.0], [format, 0.1]]
 
 It hands the WHOLE completion to math-verify, whose default extraction takes
 the final answer in priority order (a \\boxed{} answer, else the last LaTeX or
@@ -11,7 +11,7 @@ plain expression such as "2 - 1 = 1"). SmolLM2-135M answers easy arithmetic
 in prose and almost never boxes it, so the strict ``math_verify`` built-in
 scores it 0 everywhere; this one still measures whether the final number is
 right, while the ``format`` term rewards learning to box it. Runs in the
-reward worker processes (timeouts there), like every import-path reward.
+reward worker processes (timeouts there), like ``math_verify``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Verifiable rewards: math-verify on \\boxed{} answers, a format reward, user functions.
+"""Verifiable rewards: math-verify on \\boxed{} answers (``math_verify``) or on the final answer
+(``final_answer``), a format reward, user functions.
 
 A reward function has the signature
 
@@ -132,7 +133,8 @@ class RewardPipeline:
         bad = [i for i, value in enumerate(floats) if not math.isfinite(value)]
         if bad:
             raise ValueError(
-                f"reward function {name!r} returned a non-finite reward {floats[bad[0]]} (item {bad[0]}); rewards must be finite"
+                f"reward function {name!r} returned a non-finite reward {floats[bad[0]]} (item {bad[0]}); rewards "
+                "must be finite"
             )
         return floats
 

@@ -21,6 +21,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_connections
 from typing import Any
 
+from llm.rewards.builtin import final_answer_reward
+
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 _SYS_PATH_ENV = "RISKRL_REWARD_WORKER_SYS_PATH"
 _PRELOAD_ENV = "RISKRL_REWARD_WORKER_PRELOAD"
@@ -116,6 +118,7 @@ def reasoning_gym_reward(completions: list[str], examples: list[Any]) -> list[fl
 
 BUILTIN_REWARDS: dict[str, Callable] = {
     "math_verify": math_verify_reward,
+    "final_answer": final_answer_reward,
     "format": format_reward,
     "reasoning_gym": reasoning_gym_reward,
 }
@@ -298,7 +301,7 @@ class ScoringPool:
                 worker = by_connection[connection]
                 try:
                     task_id, status, value = connection.recv()
-                except (EOFError, OSError):  # the worker died (segfault, os._exit, OOM kill)
+                except (EOFError, OSError) as died:  # the worker died (segfault, os._exit, OOM kill)
                     if not worker.ready:
                         self._startup_failures += 1
                         if self._startup_failures >= self.max_startup_failures:
@@ -306,7 +309,7 @@ class ScoringPool:
                             raise RuntimeError(
                                 f"reward worker processes exit while starting (exit code {worker.exitcode}); "
                                 "run with num_workers=0 to see the error in-process"
-                            )
+                            ) from died
                     if worker.task is not None:
                         results[worker.task] = ("error", f"worker process died (exit code {worker.exitcode})")
                     self._replace(worker)

@@ -9,7 +9,7 @@ Modules (one per theme), each registering its claims with ``@register_claim``:
     training           the papers' training-dynamics claims in the tabular simulator
 
 API: ``list_claims()`` / ``get_claim(name)`` (``Claim`` records with the text fields),
-``CLAIMS[name](**kwargs) -> dict``, ``run_all_claims(...)``. See docs/sandbox.md.
+``CLAIMS[name](**kwargs) -> dict``. See docs/sandbox.md.
 """
 
 # Import order is registration order, which is the order ``python -m sandbox all`` runs and lists them.
@@ -24,7 +24,6 @@ from .registry import (
     get_claim,
     list_claims,
     register_claim,
-    run_all_claims,
     size_overrides,
 )
 from .riskpo_covariance import (
@@ -53,7 +52,6 @@ __all__ = [
     "list_claims",
     "get_claim",
     "register_claim",
-    "run_all_claims",
     "size_overrides",
     "SIMULATION_CLAIMS",
     "optimal_prob_change",

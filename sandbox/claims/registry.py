@@ -21,11 +21,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 __all__ = [
     "Claim",
@@ -35,7 +34,6 @@ __all__ = [
     "list_claims",
     "get_claim",
     "size_overrides",
-    "run_all_claims",
     "result",
     "generator",
 ]
@@ -143,26 +141,6 @@ def size_overrides(name: str, seeds: int | None = None, instances: int | None = 
     """Size overrides for one claim: ``seeds`` reaches simulation claims, ``instances`` the instance claims."""
     value = seeds if get_claim(name).kind == "simulation" else instances
     return {} if value is None else {"seeds": int(value)}
-
-
-def run_all_claims(
-    seeds: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    names: Sequence[str] | None = None,
-    instances: int | None = None,
-) -> dict[str, dict]:
-    """Run every (or the named) claim. ``seeds`` overrides the training seeds of the simulation
-    claims, ``instances`` the number of random instances of the others (None = each claim's default)."""
-    names = list(names or CLAIMS)
-    unknown = [n for n in names if n not in CLAIMS]
-    if unknown:
-        raise ValueError(f"unknown claim(s) {unknown}; choose from {sorted(CLAIMS)}")
-    results = {}
-    for i, name in enumerate(tqdm(names, desc="claims", disable=progress is not None)):
-        results[name] = CLAIMS[name](**size_overrides(name, seeds, instances))
-        if progress is not None:
-            progress((i + 1) / len(names))
-    return results
 
 
 def result(holds: bool, measured: str, table: list[dict], **extra) -> dict:

@@ -46,8 +46,13 @@ def _entropy_curvature(logits: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
         "θ_k + ηΔ_k with Δ_{k,x,y} = A_{θ_k}(x, y): H(π_{θ_{k+1}}|x) − H(π_{θ_k}|x) = −η Cov_{y∼π}(log π(y|x), "
         "A(x, y)) + O(‖Δ_k‖²)."
     ),
-    assumptions="Tabular softmax policy over a finite set of responses, natural-gradient (logit) step θ + ηA with an arbitrary advantage vector A.",
-    conclusion="Holds as printed: the residual after the first-order term is O(η²) and residual/η² converges to ½H''(0).",
+    assumptions=(
+        "Tabular softmax policy over a finite set of responses, natural-gradient (logit) step θ + ηA with an "
+        "arbitrary advantage vector A."
+    ),
+    conclusion=(
+        "Holds as printed: the residual after the first-order term is O(η²) and residual/η² converges to ½H''(0)."
+    ),
     figure=plots.prop1_figure,
 )
 @single_thread()
@@ -81,7 +86,8 @@ def claim_prop1_entropy_residual(
     holds = math.isfinite(bound) and errors[-1] < 0.01 * scale and errors[-1] < errors[0] / 100
     return result(
         holds,
-        f"max |residual|/η² = {bound:.3g} over η∈[{min(etas):g},{max(etas):g}] ({seeds} instances); it converges to ½H''(0) "
+        f"max |residual|/η² = {bound:.3g} over η∈[{min(etas):g},{max(etas):g}] ({seeds} instances); "
+        "it converges to ½H''(0) "
         f"(autograd): max error {errors[0]:.2e} at η={etas[0]:g} → {errors[-1]:.2e} at η={etas[-1]:g}",
         table,
         bound=bound,
@@ -138,7 +144,8 @@ def claim_thm1_rvar_gradient(
     holds = worst < 1e-6
     return result(
         holds,
-        f"max relative error vs central finite difference = {worst:.2e} ({seeds} policies on a {grid}-level grid, α={alpha}, β={beta})",
+        f"max relative error vs central finite difference = {worst:.2e} ({seeds} policies on a {grid}-level grid, "
+        f"α={alpha}, β={beta})",
         table,
         max_relative_error=worst,
     )

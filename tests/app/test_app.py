@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[2]
-
-from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app.py")
 # Generous: a cold AppTest run imports torch/plotly and runs the default view.
@@ -244,7 +243,8 @@ def test_bandit_exact_update_matches_hand_rolled_loop():
     assert infos in (
         [],
         [
-            "Not drawn with exact updates: passk_chen (k=4) (no exact population form; choose 'sampled' to include them)."
+            "Not drawn with exact updates: passk_chen (k=4) (no exact population form; choose 'sampled' to include "
+            "them)."
         ],
     )
     shown = table(at)
@@ -279,7 +279,7 @@ def test_bandit_sampled_runs_seeds_and_explains_invalid_settings():
         assert len(policies) == 6
         for trace in policies:
             assert sum(trace["y"]) == pytest.approx(1.0, abs=1e-9)
-        # Bug 7: the reward curve is in every frame, on its own axis, so playing cannot drop it.
+        # The reward curve is in every frame, on its own axis, so playing cannot drop it.
         (reward,) = [trace for trace in frame["data"] if trace.get("yaxis") == "y2"]
         assert reward["y"] == [1.0, 0.8, 0.0]
         assert frame["traces"] == list(range(7))

@@ -63,7 +63,8 @@ def test_presets_view_renders_in_headless_chromium(tmp_path):
         )
     assert capture.exceptions == 0, capture.text[:2000]
     assert (
-        "Paper presets" in capture.text and "RS-GRPO §3: 100-arm bandit, β sweep, 25 000 updates" in capture.text
+        "Paper presets" in capture.text
+        and "RS-GRPO §5.1, Fig. 3: 100-arm bandit, β sweep, 25 000 updates" in capture.text
     )  # tables are canvas: not in the text
 
 
@@ -78,7 +79,7 @@ PLAY_JS = """(() => { const gd = document.querySelectorAll('.js-plotly-plot')[1]
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (run scripts/install_browser.sh)")
 def test_reward_curve_stays_drawn_while_the_policy_animation_plays():
-    """Bug 7: with frames that updated only the policy traces, the dotted reward line vanished on
+    """With frames that updated only the policy traces, the dotted reward line vanished on
     some frames while playing (measured: 0 drawn lines on 10 of 30 samples); every frame now
     carries it."""
     import time

@@ -88,7 +88,7 @@ def test_shipped_rs_bandit_preset_reproduces_the_paper():
     assert curves["step"].max() == 25_000 and set(curves["seeds"]) == {8}
     final = curves[curves["step"] == 25_000].set_index("beta")["expected_reward_mean"]
     assert sorted(final.index) == [0, 2, 4, 8, 16, 32, 64]
-    # RS-GRPO §3: β ∈ {0, 2} stay at the 0.6 mode, β >= 4 reach the optimum 1.0.
+    # RS-GRPO §5.1, Fig. 3: β ∈ {0, 2} stay at the 0.6 mode, β >= 4 reach the optimum 1.0.
     assert final[[0, 2]].between(0.55, 0.65).all()
     assert (final[[4, 8, 16, 32, 64]] >= 0.9).all()
 

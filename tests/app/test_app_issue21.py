@@ -75,7 +75,7 @@ def test_compare_view_bands_draw_no_markers_and_two_folders_fit():
 
 
 def test_every_band_figure_draws_its_bands_without_markers():
-    from app_lib.figures import band_figure
+    from sandbox.plots import band_figure
 
     metrics = pd.DataFrame(
         {"estimator": ["grpo"] * 4, "seed": [0, 0, 1, 1], "step": [0, 1, 0, 1], "entropy": [1.0, 0.8, 1.1, 0.7]}
@@ -104,8 +104,8 @@ def sweep_frames(estimators, values):
 
 
 def test_sweep_curves_tell_two_estimators_and_their_values_apart():
-    from app_lib.figures import colour_map
     from app_lib.figures_paper import sweep_figure
+    from sandbox.plots import colour_map
 
     final, curve = sweep_frames(["riskpo", "riskpo_seeking"], [0.1, 0.2, 0.3])
     fig = sweep_figure(final, "α", "entropy", "entropy", curve).to_plotly_json()
@@ -123,8 +123,8 @@ def test_sweep_curves_tell_two_estimators_and_their_values_apart():
 
 
 def test_rs_grpo_beta_sweep_uses_the_beta_colours_and_labels_its_log_axis():
-    from app_lib.figures import beta_colour
     from app_lib.figures_paper import sweep_figure
+    from sandbox.plots import beta_colour
 
     values = [0.25, 0.5, 1.0, 2.0, 4.0]
     final, curve = sweep_frames(["rs_grpo"], values)

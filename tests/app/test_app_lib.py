@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from app_lib.choices import Knobs, build_choices, is_quantile_band
-from app_lib.figures import band_figure, colour_map
 from app_lib.runs import final_summary, lemma_thresholds, run_each, stack_frames
 from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies
+from sandbox.plots import band_figure, colour_map
 from theory.bundles import bundle_score_distribution
 
 

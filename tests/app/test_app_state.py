@@ -1,6 +1,7 @@
-"""Regression tests of issue 11's bugs and of the explorer's URL state, exports and view registry.
+"""The explorer's settings, URL state, exports and view registry, and regressions of page defects
+(file watcher, 100-arm rewards, preset defaults, 25 000 bandit steps, the inspected c).
 
-Each bug test drives app.py headlessly (Streamlit's AppTest) and checks what the page shows;
+Each page test drives app.py headlessly (Streamlit's AppTest) and checks what the page shows;
 the expected numbers come from the sandbox run directly or from closed forms.
 """
 
@@ -51,7 +52,7 @@ def figure(at: AppTest, key: str) -> dict:
     return decode(json.loads(match.proto.spec))
 
 
-# --------------------------------------------------------------------------- bug 1: file watcher
+# --------------------------------------------------------------------------- the file watcher
 
 
 def test_streamlit_config_turns_the_file_watcher_off():
@@ -66,22 +67,9 @@ def test_streamlit_config_turns_the_file_watcher_off():
             assert f"{section}.{option}" in known, f"{section}.{option}"
 
 
-# --------------------------------------------------------------------------- bug 2: 100-arm rewards
+# --------------------------------------------------------------------------- 100-arm rewards in [0, 1]
 
 
-def _paper_rewards_peak() -> float:
-    from sandbox.bandit import rs_grpo_paper_rewards
-
-    return max(rs_grpo_paper_rewards())
-
-
-# The reward table is the sandbox's (sim engineer, issue 11 bug 2): until that fix is merged the
-# page shows the error, so the test is an expected failure only while the table still exceeds 1.
-@pytest.mark.xfail(
-    _paper_rewards_peak() > 1.0,
-    reason="sandbox.bandit.rs_grpo_paper_rewards peaks at 1 + 1.1e-11 (fix pending in sandbox/)",
-    strict=True,
-)
 def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
     from sandbox.bandit import rs_grpo_paper_rewards
 
@@ -97,7 +85,7 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
     at = start(
         {"view": "bandit"},
         estimators=["passk_chen", "grpo"],
-        bandit_preset="100-arm (RS-GRPO §3)",
+        bandit_preset="100-arm (RS-GRPO §5.1)",
         bandit_update="sampled",
         bandit_steps=20,
         bandit_seeds=1,
@@ -109,13 +97,13 @@ def test_100_arm_rewards_are_exactly_in_unit_interval_and_passk_runs_on_them():
         assert len(at.dataframe[0].value) == 2
 
 
-# --------------------------------------------------------------------------- bug 3: preset defaults
+# --------------------------------------------------------------------------- preset defaults
 
 
 def test_switching_the_bandit_problem_applies_its_defaults():
     at = start({"view": "bandit"}, estimators=["dr_grpo"], bandit_steps=20)
     assert at.radio(key="bandit_update").value == "exact" and at.select_slider(key="bandit_lr").value == 0.5
-    at.selectbox(key="bandit_preset").set_value("100-arm (RS-GRPO §3)")
+    at.selectbox(key="bandit_preset").set_value("100-arm (RS-GRPO §5.1)")
     at.select_slider(key="bandit_steps").set_value(20)  # keep the test short; the preset's own default is 1000
     at.run()
     assert not at.exception
@@ -128,7 +116,7 @@ def test_switching_the_bandit_problem_applies_its_defaults():
     assert max(len(label) for label in BANDIT_PRESETS) <= 22
 
 
-# --------------------------------------------------------------------------- bug 4: the URL
+# --------------------------------------------------------------------------- the URL
 
 
 def test_url_sets_every_widget_and_follows_the_view():
@@ -169,7 +157,7 @@ def test_old_numeric_view_links_and_bad_values_are_explained():
     assert at.slider(key="alpha").value == 0.2 and at.slider(key="k").value == 4
 
 
-# --------------------------------------------------------------------------- bug 5: 25 000 steps
+# --------------------------------------------------------------------------- 25 000 steps
 
 
 def test_bandit_steps_reach_the_papers_25000_updates():
@@ -177,7 +165,7 @@ def test_bandit_steps_reach_the_papers_25000_updates():
     assert max(int(o) for o in at.select_slider(key="bandit_steps").options) == 25_000
 
 
-# --------------------------------------------------------------------------- bug 6: clamp c
+# --------------------------------------------------------------------------- clamping the inspected c
 
 
 def test_changing_g_clamps_inspect_c_instead_of_resetting_it():
@@ -197,11 +185,11 @@ def test_changing_g_clamps_inspect_c_instead_of_resetting_it():
     assert not at.exception and at.slider(key="num_correct").value == 6
 
 
-# --------------------------------------------------------------------------- "also" list
+# --------------------------------------------------------------------------- colours, exports, the view registry
 
 
 def test_rs_grpo_betas_get_a_sequential_scale_and_sorted_legend():
-    from app_lib.figures import beta_colour, colour_map, legend_order
+    from sandbox.plots import beta_colour, colour_map, legend_order
 
     def luminance(colour: str) -> float:
         r, g, b = (float(v) for v in colour[colour.index("(") + 1 : -1].split(","))
@@ -275,20 +263,21 @@ def test_exports_carry_the_settings_that_reproduce_them():
 def test_view_registry_adds_a_view_from_a_module(tmp_path, monkeypatch):
     from app_lib import views
 
-    module = tmp_path / "extra_view_for_test.py"
-    module.write_text("VIEW_TITLE = '9 · Extra'\nVIEW_ORDER = 90\ndef render():\n    pass\n")
-    # The compare_panels style: render(st, folders=None) draws into the streamlit module it is given.
-    (tmp_path / "st_view_for_test.py").write_text(
-        "VIEW_ORDER = 95\nSEEN = []\ndef render(st, folders=None):\n    SEEN.append(st.__name__)\n"
+    (tmp_path / "extra_view_for_test.py").write_text(
+        "from app_lib.views import register_view\n"
+        "SEEN = []\n"
+        "@register_view('extra_view_for_test', '9 · Extra', order=90, needs_estimators=False)\n"
+        "def render(ctx):\n"
+        "    SEEN.append(ctx)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(views, "VIEWS", dict(views.VIEWS))
-    listed = views.load_views(optional=("extra_view_for_test", "st_view_for_test", "no_such_module_anywhere"))
-    assert [v.title for v in listed][-2:] == ["9 · Extra", "st view for test"]
-    listed[-1].render(None)
-    import st_view_for_test
+    listed = views.load_views((*views.VIEW_MODULES, "extra_view_for_test"))
+    assert [v.title for v in listed][-2:] == ["7 · LM comparison", "9 · Extra"]
+    listed[-1].render("ctx")
+    import extra_view_for_test
 
-    assert st_view_for_test.SEEN == ["streamlit"]
+    assert extra_view_for_test.SEEN == ["ctx"] and listed[-1].needs_estimators is False
     assert views.find_view(listed, "extra_view_for_test").title == "9 · Extra"
     assert views.find_view(listed, "2").slug == "bandit" and views.find_view(listed, "nonsense").slug == "shapes"
     with pytest.raises(ValueError, match="already registered"):

@@ -9,9 +9,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
+from llm.checkpoint import (
+    STATE_FILE,
+    begin_checkpoint,
+    commit_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def save_checkpoint(root, step, state, *, keep_last=None, write_extra=None, before_commit=None):
+    """A save as the trainer's ``save_run`` does it on one process: begin, write, commit."""
+    tmp = begin_checkpoint(root, step)
+    torch.save(state, tmp / STATE_FILE)
+    if write_extra is not None:
+        write_extra(tmp)
+    return commit_checkpoint(root, step, keep_last=keep_last, before_commit=before_commit)
 
 
 def state_for(step):
@@ -57,9 +73,10 @@ def test_sigkill_during_save_never_corrupts_the_last_good_checkpoint(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys, torch
         sys.path.insert(0, {str(REPO)!r})
-        from llm.checkpoint import save_checkpoint
-        state = {{"step": 2, "weights": torch.zeros(2_000_000)}}
-        save_checkpoint({str(root)!r}, 2, state, before_commit=lambda d: os.kill(os.getpid(), signal.SIGKILL))
+        from llm.checkpoint import STATE_FILE, begin_checkpoint, commit_checkpoint
+        tmp = begin_checkpoint({str(root)!r}, 2)
+        torch.save({{"step": 2, "weights": torch.zeros(2_000_000)}}, tmp / STATE_FILE)
+        commit_checkpoint({str(root)!r}, 2, before_commit=lambda d: os.kill(os.getpid(), signal.SIGKILL))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from compare_fixtures import FIXTURE_RUN, synthetic_correct, synthetic_results
 
-from llm.compare.experiment import load_config
+from llm.compare.config import load_config
 from llm.compare.heldout import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
 from llm.compare.report import write_results
 from llm.compare.results import load_folder, read_metrics, simulate

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm.config import TrainConfig
+from llm.config import TrainConfig, check_batch_geometry
 from llm.sharding import deepspeed_batch_config
-from llm.train import build_estimator, check_batch_geometry
+from llm.train import build_estimator
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "llm" / "accelerate_configs"
@@ -34,7 +34,8 @@ def test_accelerate_reads_every_launch_config(name, kind, processes, machines):
 
 
 def test_deepspeed_plugin_gets_explicit_batch_sizes_from_the_trainer_settings():
-    """accelerate refuses "auto" micro-batch sizes when prepare() sees no dataloader (our case); the trainer fills them."""
+    """accelerate refuses "auto" micro-batch sizes when prepare() sees no dataloader (our case);
+    the trainer fills them."""
     from accelerate.utils import DeepSpeedPlugin
 
     keys = yaml.safe_load((LAUNCH / "deepspeed.yaml").read_text())["deepspeed_config"]

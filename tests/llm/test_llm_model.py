@@ -47,12 +47,13 @@ def test_tiny_model_is_deterministic_and_leaves_global_rng_alone(tokenizer):
     assert torch.equal(torch.rand(3), expected_next)  # init used its own RNG stream
     second = build_tiny_model(tokenizer, seed=7)
     other = build_tiny_model(tokenizer, seed=8)
-    for (name, p1), p2, p3 in zip(first.named_parameters(), second.parameters(), other.parameters()):
+    for (name, p1), p2 in zip(first.named_parameters(), second.parameters()):
         assert torch.equal(p1, p2), name
     assert not torch.equal(first.model.embed_tokens.weight, other.model.embed_tokens.weight)
     assert first.config.vocab_size == len(tokenizer)
     assert first.lm_head.weight.data_ptr() == first.model.embed_tokens.weight.data_ptr()  # tied
-    # parameter count from the config's closed form: tied embedding + per layer (4 attn + 3 mlp mats + 2 norms) + final norm
+    # parameter count from the config's closed form: tied embedding + per layer
+    # (4 attn + 3 mlp mats + 2 norms) + final norm
     h, v, layers = 64, len(tokenizer), 2
     per_layer = 4 * h * h + 3 * h * (4 * h) + 2 * h
     assert sum(p.numel() for p in first.parameters()) == v * h + layers * per_layer + h

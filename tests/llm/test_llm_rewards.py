@@ -247,3 +247,16 @@ def test_bad_pipeline_config_fails_at_construction(user_module, specs, kwargs, m
     specs = [(name.replace("USER", user_module), weight) for name, weight in specs]
     with pytest.raises(ValueError, match=message):
         RewardPipeline(specs, **kwargs)
+
+
+def test_final_answer_is_a_builtin_name_and_its_import_path_still_resolves():
+    from llm.rewards.builtin import final_answer_reward
+    from llm.rewards.workers import resolve_reward_function
+
+    assert resolve_reward_function("final_answer") is final_answer_reward
+    assert resolve_reward_function("llm.rewards.builtin:final_answer_reward") is final_answer_reward
+    examples = [Example(id=str(i), question="q", answer="3", source="test") for i in range(2)]
+    # prose final answers, no \boxed{}: the lenient reward scores the right one 1 and the wrong one 0
+    with RewardPipeline([("final_answer", 1.0)], num_workers=0) as rewards:
+        total, per_function, errors = rewards(["so 1 + 2 = 3", "so 1 + 2 = 4"], examples)
+    assert per_function["final_answer"].tolist() == [1.0, 0.0] and errors == {"final_answer": 0}

@@ -5,58 +5,21 @@ SmolLM2 tokenizer, so prompts and chat template are those of the default run;
 rewards come from ``test_llm_train_stubs`` (deterministic, in-process).
 """
 
-import json
 import math
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
+from tiny import read_jsonl, tiny_args, update_setup
 
 import llm.train as train_mod
-from llm.train import TrainConfig, completion_logprobs, main, train
+from llm.config import TrainConfig, check_batch_geometry
+from llm.loss import completion_logprobs
+from llm.train import main, train
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "llm" / "configs"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """Each in-process run builds its own Accelerator; reset the process-wide singleton between tests."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    PartialState._reset_state()
-
-
-def tiny_args(output_dir, **overrides) -> list[str]:
-    values = {
-        "model": "tiny-random",
-        "dataset": "fixture:gsm8k",
-        "rewards": "[[test_llm_train_stubs:crc_reward, 1.0]]",
-        "reward_workers": "0",
-        "estimator": "riskpo",
-        "estimator_params": "{alpha: 0.2, beta: 0.8, omega: 0.5, bundle_size: 2}",
-        "prompts_per_step": "4",
-        "group_size": "4",
-        "max_new_tokens": "12",
-        "steps": "2",
-        "lr": "1e-3",
-        "report_to": "none",
-        "save_model": "false",
-        "output_dir": str(output_dir),
-    }
-    values.update({k: str(v) for k, v in overrides.items()})
-    args = []
-    for key, value in values.items():
-        args += [f"--{key}", value]
-    return args
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 # ---------------------------------------------------------------------------- config
@@ -76,7 +39,7 @@ def test_every_preset_loads_and_validates(preset):
     cfg = TrainConfig.from_yaml(CONFIGS / preset)
     cfg.validate()
     estimator = train_mod.build_estimator(cfg)
-    train_mod.check_batch_geometry(cfg, estimator.bundle_size, world_size=1)
+    check_batch_geometry(cfg, estimator.bundle_size, world_size=1)
 
 
 def test_cli_overrides_are_typed_and_later_keys_win():
@@ -286,7 +249,8 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     """Train 2 steps saving every step; resume from step 1 elsewhere; step 2 must match exactly."""
-    common = dict(
+    common = dict(  # 4-token completions: exactness does not depend on their length, and it is 3x cheaper
+        max_new_tokens=4,
         steps=2,
         save_every=1,
         keep_last=2,
@@ -372,8 +336,30 @@ def test_real_smollm2_default_config_runs_one_step(tmp_path):
 
 
 @pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean"])
-def test_grad_accumulation_matches_one_big_micro_batch(tmp_path, loss_agg):
-    """Micro-batch denominators span the mini-batch: grad_accum=4 must give grad_accum=1's loss and gradient."""
+def test_grad_accumulation_matches_one_big_micro_batch(loss_agg):
+    """Micro-batch denominators span the mini-batch: on the same batch and start weights,
+    grad_accum=4 must give grad_accum=1's loss and gradient (ppo_update on a hand-made batch)."""
+    from llm.update import ppo_update
+
+    results = []
+    for accum in (1, 4):
+        cfg, acc, model, optimizer, scheduler, batch = update_setup(
+            rows=8, grad_accum=accum, loss_agg=loss_agg, max_grad_norm=1e9
+        )
+        results.append(ppo_update(cfg, acc, model, None, optimizer, scheduler, batch))
+    one, four = results
+    # every row's π_old sequence log-prob is collected whichever micro-batch it falls in
+    assert four["cov_logp_adv"] == pytest.approx(one["cov_logp_adv"], rel=1e-6)
+    # float32 sums in a different order: agreement to ~1e-6 relative.
+    assert four["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
+    assert four["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    assert one["grad_norm"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean"])
+def test_grad_accumulation_matches_one_big_micro_batch_end_to_end(tmp_path, loss_agg):
+    """The same through train(): the trainer hands grad_accum to the Accelerator and the rollouts match."""
     results = []
     for accum in (1, 4):
         out = tmp_path / f"accum{accum}"

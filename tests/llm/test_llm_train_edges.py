@@ -1,6 +1,6 @@
-"""The trainer as a user meets it (issue 12's rough edges) and the update step's new metrics and options.
+"""The trainer as a user meets it (summary, export, resume, errors) and the update step's metrics and options.
 
-End-to-end parts run the tiny random model (tests/llm/test_llm_train.py's ``tiny_args``);
+End-to-end parts run the tiny random model (``tiny.tiny_args``);
 ``ppo_update`` parts call the update directly on a hand-made batch, so every
 expected number is computed independently from the same model.
 """
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_llm_train import _fresh_accelerate_state, read_jsonl, tiny_args  # noqa: F401  (fixture re-used)
+from tiny import tiny_args, update_setup
 
 from llm.config import TrainConfig
 from llm.loss import completion_logprobs
@@ -70,31 +70,6 @@ def test_one_step_run_summary_checkpoint_size_export_resume_and_evaluate_default
 # ---------------------------------------------------------------------------- ppo_update on a hand-made batch
 
 
-def _setup(**overrides):
-    from accelerate import Accelerator
-    from transformers import get_scheduler
-
-    from llm.model import SMOLLM2, build_tiny_model, load_tokenizer
-
-    cfg = TrainConfig(**{"lr": 1e-3, "max_grad_norm": 0.0, "temperature": 1.0, **overrides})
-    model = build_tiny_model(load_tokenizer(SMOLLM2), seed=0).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    scheduler = get_scheduler("constant", optimizer)
-    gen = torch.Generator().manual_seed(5)
-    rows, prompt_len, completion_len = 6, 5, 7
-    completion_mask = torch.ones(rows, completion_len, dtype=torch.long)
-    completion_mask[1, 4:] = 0
-    completion_mask[4, 2:] = 0
-    batch = {
-        "prompt_ids": torch.randint(10, 500, (rows, prompt_len), generator=gen),
-        "prompt_mask": torch.ones(rows, prompt_len, dtype=torch.long),
-        "completion_ids": torch.randint(10, 500, (rows, completion_len), generator=gen),
-        "completion_mask": completion_mask,
-        "advantages": torch.tensor([1.0, -0.5, 0.25, 0.0, 2.0, -1.5]),
-    }
-    return cfg, Accelerator(), model, optimizer, scheduler, batch
-
-
 def _policy_logprobs(model, batch):
     with torch.no_grad():
         return completion_logprobs(
@@ -105,7 +80,7 @@ def _policy_logprobs(model, batch):
 def test_cov_logp_adv_is_the_batch_covariance_of_mean_logprob_and_advantage():
     from llm.update import ppo_update
 
-    cfg, acc, model, optimizer, scheduler, batch = _setup()
+    cfg, acc, model, optimizer, scheduler, batch = update_setup()
     logp = _policy_logprobs(model, batch).double().numpy()
     mask = batch["completion_mask"].double().numpy()
     seq = (logp * mask).sum(1) / mask.sum(1)
@@ -121,9 +96,9 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
     from llm.update import ppo_update
 
     # Rollout log-probs equal to the trainer's: weights 1, the loss is the uncorrected one.
-    cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
+    cfg, acc, model, optimizer, scheduler, batch = update_setup(tis_cap=2.0)
     plain = ppo_update(cfg, acc, model, None, optimizer, scheduler, dict(batch))
-    cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
+    cfg, acc, model, optimizer, scheduler, batch = update_setup(tis_cap=2.0)
     exact = ppo_update(
         cfg, acc, model, None, optimizer, scheduler, {**batch, "sampled_logprobs": _policy_logprobs(model, batch)}
     )
@@ -134,7 +109,7 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
 
     # The rollout engine gave every sampled token log(4) less: ρ = 4 everywhere, truncated at C = 2,
     # so every token's surrogate term is doubled and the (token-mean) loss with it.
-    cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=2.0)
+    cfg, acc, model, optimizer, scheduler, batch = update_setup(tis_cap=2.0)
     shifted = ppo_update(
         cfg,
         acc,
@@ -150,7 +125,7 @@ def test_truncated_importance_sampling_weights_and_mismatch_metrics():
     assert shifted["mismatch/tis_truncated_frac"] == 1.0
 
     # tis_cap = 0 switches the correction off even when the rollout reports log-probs.
-    cfg, acc, model, optimizer, scheduler, batch = _setup(tis_cap=0.0)
+    cfg, acc, model, optimizer, scheduler, batch = update_setup(tis_cap=0.0)
     off = ppo_update(
         cfg,
         acc,
@@ -168,7 +143,7 @@ def test_gradient_checkpointing_gives_the_same_update():
 
     results = []
     for checkpointing in (False, True):
-        cfg, acc, model, optimizer, scheduler, batch = _setup(gradient_checkpointing=checkpointing)
+        cfg, acc, model, optimizer, scheduler, batch = update_setup(gradient_checkpointing=checkpointing)
         if checkpointing:
             from llm.model import enable_activation_checkpointing
 
@@ -181,7 +156,9 @@ def test_gradient_checkpointing_gives_the_same_update():
     assert ckpt["loss"] == pytest.approx(plain["loss"], rel=1e-6)
     for name in w_plain:
         torch.testing.assert_close(w_ckpt[name], w_plain[name], rtol=0, atol=1e-6)
-    assert any(not torch.equal(w_plain[n], v) for n, v in _setup()[2].state_dict().items())  # the update moved weights
+    assert any(
+        not torch.equal(w_plain[n], v) for n, v in update_setup()[2].state_dict().items()
+    )  # the update moved weights
 
 
 def test_fsdp_needs_several_processes_and_says_so_before_loading(tmp_path, monkeypatch):

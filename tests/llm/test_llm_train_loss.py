@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from llm.loss import aggregate_loss, policy_loss
+from llm.loss import policy_loss
+from theory.surrogate import aggregate
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -54,18 +55,16 @@ def test_aggregation_modes_by_hand():
     per_token = torch.tensor([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 0.0, 0.0]], dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
     # token-mean: (1+2+3 + 10+20) / 5 tokens
-    assert float(aggregate_loss(per_token, mask, "token-mean")) == pytest.approx(36 / 5, rel=1e-12)
+    assert float(aggregate(per_token, mask, "token-mean")) == pytest.approx(36 / 5, rel=1e-12)
     # seq-mean-token-mean: ((6/3) + (30/2)) / 2
-    assert float(aggregate_loss(per_token, mask, "seq-mean-token-mean")) == pytest.approx((2 + 15) / 2, rel=1e-12)
+    assert float(aggregate(per_token, mask, "seq-mean-token-mean")) == pytest.approx((2 + 15) / 2, rel=1e-12)
     # seq-mean-token-sum: (6 + 30) / 2
-    assert float(aggregate_loss(per_token, mask, "seq-mean-token-sum")) == pytest.approx(18, rel=1e-12)
+    assert float(aggregate(per_token, mask, "seq-mean-token-sum")) == pytest.approx(18, rel=1e-12)
     # Given denominators replace the local ones (micro-batches of a larger mini-batch).
-    assert float(aggregate_loss(per_token, mask, "token-mean", num_tokens=12.0)) == pytest.approx(3.0, rel=1e-12)
-    assert float(aggregate_loss(per_token, mask, "seq-mean-token-sum", num_sequences=4.0)) == pytest.approx(
-        9.0, rel=1e-12
-    )
+    assert float(aggregate(per_token, mask, "token-mean", num_tokens=12.0)) == pytest.approx(3.0, rel=1e-12)
+    assert float(aggregate(per_token, mask, "seq-mean-token-sum", num_sequences=4.0)) == pytest.approx(9.0, rel=1e-12)
     with pytest.raises(ValueError, match="loss_agg"):
-        aggregate_loss(per_token, mask, "sum")
+        aggregate(per_token, mask, "sum")
 
 
 def test_micro_batches_add_up_to_the_mini_batch_loss():

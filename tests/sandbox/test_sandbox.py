@@ -14,7 +14,8 @@ import torch
 from sandbox import BanditConfig, TabularConfig, run_bandit, run_tabular
 from sandbox.tabular import clipped_loss, make_problem, policy_step
 from theory import risk_measures as rm
-from theory.assumptions import bundle_score_law, exact_pass_at_k
+from theory.bundles import bundle_score_law
+from theory.passk import exact_pass_at_k
 from theory.updates import ascent_optimizer
 
 SILENT = lambda fraction: None  # noqa: E731  (progress callback that also silences tqdm)
@@ -228,7 +229,7 @@ def test_clipping_limits_the_ratio_move():
 
 
 def test_tabular_clipped_step_and_trainer_loss_agree_on_the_same_logprobs_and_advantages():
-    # Issue 12: one update rule. The tabular clipped loss and llm.loss.policy_loss (the trainer's) on the
+    # One update rule: the tabular clipped loss and llm.loss.policy_loss (the trainer's) on the
     # same sampled log-probs, old log-probs and advantages give the same loss and the same gradient
     # w.r.t. the tabular logits; both also equal the PPO formula written out here. Old log-probs come
     # from perturbed logits so that ratios spread over [0.5, 2] and both clip branches are active.
@@ -340,7 +341,7 @@ def test_adding_an_estimator_does_not_change_another_ones_run():
 
 
 def test_100_arm_rewards_lie_in_unit_interval_and_best_pays_exactly_one():
-    # Issue 11 bug 2: the unscaled landscape peaked at 1 + 1.1e-11, so pass@k and Bernoulli noise refused it.
+    # The unscaled landscape peaked at 1 + 1.1e-11, so pass@k and Bernoulli noise refused it.
     from sandbox.bandit import rs_grpo_paper_rewards
 
     rewards = np.array(rs_grpo_paper_rewards())

@@ -1,4 +1,5 @@
-"""theory.assumptions helpers against enumeration, autograd and the unbiasedness of pass@k."""
+"""theory.assumptions helpers (and the pass@k and bundle laws they build on) against enumeration,
+autograd and the unbiasedness of pass@k."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import torch
 
 from theory import assumptions
 from theory import dynamics as dyn
-from theory.bundles import bundle_score_distribution
-from theory.passk import pass_at_k
+from theory.bundles import bundle_score_distribution, bundle_score_law
+from theory.passk import exact_pass_at_k, pass_at_k
 
 
 @pytest.mark.parametrize("p", [0.0, 0.03, 0.4, 1.0])
@@ -22,7 +23,7 @@ def test_unbiased_pass_at_k_averages_to_exact_pass_at_k(p, k):
     expectation = math.fsum(
         math.comb(n, c) * p**c * (1 - p) ** (n - c) * pass_at_k(n, c, k).item() for c in range(n + 1)
     )
-    exact = assumptions.exact_pass_at_k(torch.tensor(p, dtype=torch.float64), k).item()
+    exact = exact_pass_at_k(torch.tensor(p, dtype=torch.float64), k).item()
     assert exact == pytest.approx(1 - (1 - p) ** k, abs=1e-15)
     # 11 terms of lgamma-based ratios: ~1e-14 rounding.
     assert expectation == pytest.approx(exact, abs=1e-13)
@@ -30,13 +31,13 @@ def test_unbiased_pass_at_k_averages_to_exact_pass_at_k(p, k):
 
 def test_bundle_score_law_matches_enumeration():
     level_probs = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.0, 0.4], [0.1, 0.1, 0.8]], dtype=torch.float64)
-    law = assumptions.bundle_score_law(level_probs)
+    law = bundle_score_law(level_probs)
     expected = [0.0] * 7
     for levels in itertools.product(range(3), repeat=3):
         expected[sum(levels)] += math.prod(level_probs[b, j].item() for b, j in enumerate(levels))
     assert torch.allclose(law, torch.tensor(expected, dtype=torch.float64), atol=1e-15, rtol=0)
     accuracies = torch.tensor([0.3, 0.9, 0.5, 0.05], dtype=torch.float64)
-    binary = assumptions.bundle_score_law(torch.stack([1 - accuracies, accuracies], -1))
+    binary = bundle_score_law(torch.stack([1 - accuracies, accuracies], -1))
     assert torch.allclose(binary, bundle_score_distribution(accuracies)[1], atol=1e-15, rtol=0)
 
 

@@ -1,6 +1,7 @@
 """Every bad input listed here raises a ValueError whose message names the field (docs/theory.md lists them).
 
-One row per bad input; the id says what is wrong. Issue 8 point 5 items are marked "(#8)".
+One row per bad input; the id says what is wrong. Rows marked "(regression)" once gave NaN or
+silent garbage instead of an error.
 Bad inputs tested elsewhere (estimator parameters, tracker, pass@k, population forms, β grids,
 Assumption 1) are counted in docs/theory.md too.
 """
@@ -24,26 +25,30 @@ P = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=D)
 V = torch.tensor([0.0, 0.5, 1.0, 1.0], dtype=D)
 
 CASES = [
-    # (#8) omega=inf used to give all-NaN advantages
-    ("riskpo omega=inf (#8)", lambda: get_estimator("riskpo", omega=float("inf")), "omega=inf must be finite"),
+    # (regression) omega=inf used to give all-NaN advantages
+    ("riskpo omega=inf (regression)", lambda: get_estimator("riskpo", omega=float("inf")), "omega=inf must be finite"),
     ("mvar advantage omega=inf", lambda: adv.mvar_advantage_from_quantiles(R, 0.0, 1.0, float("inf")), "omega"),
     ("risk_measures.mvar omega=inf", lambda: rm.mvar(V, P, 0.2, 0.8, float("inf")), "omega"),
-    # (#8) tracker_step_size=inf gave NaN one call later
+    # (regression) tracker_step_size=inf gave NaN one call later
     (
-        "riskpo tracker_step_size=inf (#8)",
+        "riskpo tracker_step_size=inf (regression)",
         lambda: get_estimator("riskpo", tracker_step_size=float("inf")),
         "step_size=inf",
     ),
     ("riskpo tracker_decay=nan", lambda: get_estimator("riskpo", tracker_decay=float("nan")), "decay"),
     ("grpo eps=inf", lambda: get_estimator("grpo", eps=float("inf")), "eps=inf"),
-    # (#8) q_alpha/q_beta were silently ignored unless quantile_source="fixed"
-    ("riskpo q_alpha with tracker (#8)", lambda: get_estimator("riskpo", q_alpha=0.5), "quantile_source='fixed'"),
+    # (regression) q_alpha/q_beta were silently ignored unless quantile_source="fixed"
     (
-        "riskpo q_beta with batch (#8)",
+        "riskpo q_alpha with tracker (regression)",
+        lambda: get_estimator("riskpo", q_alpha=0.5),
+        "quantile_source='fixed'",
+    ),
+    (
+        "riskpo q_beta with batch (regression)",
         lambda: get_estimator("riskpo", quantile_source="batch", q_beta=2.0),
         "q_beta=2.0",
     ),
-    ("cvar q_alpha with group (#8)", lambda: get_estimator("cvar", q_alpha=0.5), "q_alpha=0.5"),
+    ("cvar q_alpha with group (regression)", lambda: get_estimator("cvar", q_alpha=0.5), "q_alpha=0.5"),
     (
         "riskpo fixed q_alpha=nan",
         lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=float("nan"), q_beta=1.0),
@@ -54,44 +59,52 @@ CASES = [
         lambda: get_estimator("riskpo", quantile_source="fixed", q_alpha=0.0, q_beta=float("inf")),
         "q_beta=inf",
     ),
-    # (#8) passk_chen accepted rewards 2.0 and −1, passk_reweight accepted 0.5
+    # (regression) passk_chen accepted rewards 2.0 and −1, passk_reweight accepted 0.5
     (
-        "passk_chen reward 2.0 (#8)",
+        "passk_chen reward 2.0 (regression)",
         lambda: get_estimator("passk_chen", k=2)(torch.tensor([[2.0, 0.0, 1.0]])),
         "rewards must lie in",
     ),
     (
-        "passk_chen reward -1 (#8)",
+        "passk_chen reward -1 (regression)",
         lambda: get_estimator("passk_chen", k=2)(torch.tensor([[-1.0, 0.0, 1.0]])),
         "rewards must lie in",
     ),
     (
-        "passk_reweight reward 0.5 (#8)",
+        "passk_reweight reward 0.5 (regression)",
         lambda: get_estimator("passk_reweight", k=2)(torch.tensor([[0.5, 0.0, 1.0]])),
         "rewards must be binary",
     ),
     ("pass_at_k_from_rewards reward 0.5", lambda: pk.pass_at_k_from_rewards(torch.tensor([[0.5, 1.0]]), 1), "binary"),
-    # (#8) an empty (0, G) batch raised a cryptic torch error
-    ("grpo empty (0, G) batch (#8)", lambda: get_estimator("grpo")(torch.zeros(0, 4)), "rewards has no rows"),
+    # (regression) an empty (0, G) batch raised a cryptic torch error
+    ("grpo empty (0, G) batch (regression)", lambda: get_estimator("grpo")(torch.zeros(0, 4)), "rewards has no rows"),
     (
-        "riskpo empty (0, G) batch (#8)",
+        "riskpo empty (0, G) batch (regression)",
         lambda: get_estimator("riskpo", bundle_size=1)(torch.zeros(0, 4)),
         "rewards has no rows",
     ),
-    ("pkpo empty (0, G) batch (#8)", lambda: get_estimator("pkpo", k=2)(torch.zeros(0, 4)), "rewards has no rows"),
-    # (#8) complex rewards were cast silently
     (
-        "grpo complex rewards (#8)",
+        "pkpo empty (0, G) batch (regression)",
+        lambda: get_estimator("pkpo", k=2)(torch.zeros(0, 4)),
+        "rewards has no rows",
+    ),
+    # (regression) complex rewards were cast silently
+    (
+        "grpo complex rewards (regression)",
         lambda: get_estimator("grpo")(torch.tensor([[1 + 1j, 0j, 1 + 0j]])),
         "rewards must be real",
     ),
     (
-        "dr_grpo function complex rewards (#8)",
+        "dr_grpo function complex rewards (regression)",
         lambda: adv.dr_grpo(torch.tensor([[1 + 1j, 0j]])),
         "rewards must be real",
     ),
-    ("risk measure complex values (#8)", lambda: rm.mean(V.to(torch.complex128), P), "values must be real"),
-    ("tracker complex scores (#8)", lambda: QuantileTracker().update(torch.tensor([1j, 0j])), "scores must be real"),
+    ("risk measure complex values (regression)", lambda: rm.mean(V.to(torch.complex128), P), "values must be real"),
+    (
+        "tracker complex scores (regression)",
+        lambda: QuantileTracker().update(torch.tensor([1j, 0j])),
+        "scores must be real",
+    ),
     # other shapes and values
     ("estimator 1-D rewards", lambda: get_estimator("grpo")(torch.zeros(4)), "rewards must have 2 dims"),
     (

@@ -289,7 +289,7 @@ def test_zero_advantage_metrics_count_uninformative_groups():
 
 
 def test_every_parameter_has_a_role_and_beta_is_disambiguated():
-    from theory.estimators import PARAMETER_ROLES, estimator_parameter_roles
+    from theory.estimator_registry import PARAMETER_ROLES, estimator_parameter_roles
 
     for name in NAMES:
         roles = estimator_parameter_roles(name)
@@ -306,7 +306,7 @@ def test_every_parameter_has_a_role_and_beta_is_disambiguated():
 
 
 def test_register_estimator_rejects_duplicates_and_unknown_roles():
-    from theory.estimators import AdvantageEstimator, register_estimator
+    from theory.estimator_registry import AdvantageEstimator, register_estimator
 
     class Twin(AdvantageEstimator):
         name = "grpo"

@@ -141,7 +141,8 @@ def test_every_learning_rate_criterion_matches_tiny_and_huge_steps():
 
 
 def test_shrinking_gaps_make_the_improvement_shrink_at_every_learning_rate():
-    """Beyond the gaps threshold (and β₀ for every η), π'_β(a*) − π(a*) is non-increasing in β for η from 1e-4 to 1e6."""
+    """Beyond the gaps threshold (and β₀ for every η), π'_β(a*) − π(a*) is non-increasing in β
+    for η from 1e-4 to 1e6."""
     gen = torch.Generator().manual_seed(6)
     rewards, logits = torch.rand(30, 5, generator=gen, dtype=D), 2.5 * torch.randn(30, 5, generator=gen, dtype=D)
     betas = torch.tensor(np.logspace(-2, 4, 121), dtype=D) / L.value_gap(rewards)[:, None]

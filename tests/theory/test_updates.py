@@ -114,6 +114,6 @@ def test_optimizer_and_step_reject_bad_input():
 
 
 def test_unit_interval_message_prints_enough_digits_to_be_true():
-    # issue 11 bug 2: a reward of 1 + 1.1e-11 used to be reported as "got values in [0.1, 1]"
+    # A reward of 1 + 1.1e-11 used to be reported as "got values in [0.1, 1]"
     with pytest.raises(ValueError, match=r"\[0\.1, 1\.000000000011"):
         check_unit_interval("rewards", torch.tensor([0.1, 1 + 1.1e-11], dtype=DTYPE))
