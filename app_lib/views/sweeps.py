@@ -41,8 +41,8 @@ def render(ctx: Context) -> None:
     st.caption(
         "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) "
         "once per parameter value and estimator (each run cached). In the training curves, with several "
-        "estimators the colour is the estimator and the dash and marker the parameter value; with one estimator the colour is the value "
-        "(RS-GRPO's β: dark = large β, as in every view)."
+        "estimators the colour is the estimator and the dash and marker the parameter value; with one estimator "
+        "the colour is the value (RS-GRPO's β: dark = large β, as in every view)."
     )
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
     parameter = state.selectbox(c1, "parameter", list(PARAMETERS), key="sweep_param")
