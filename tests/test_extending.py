@@ -77,7 +77,7 @@ def test_estimator_example_is_registered_and_computes_rloo():
 
 def test_claim_example_is_registered_and_its_check_holds(tmp_path):
     import sandbox.claims.registry as registry
-    from sandbox import CLAIMS, get_claim, list_claims, run_all_claims
+    from sandbox import CLAIMS, get_claim, list_claims, size_overrides
     from sandbox.__main__ import run_claim
 
     with restored(registry._REGISTRY, registry.CLAIMS, registry.SIMULATION_CLAIMS):
@@ -85,7 +85,7 @@ def test_claim_example_is_registered_and_its_check_holds(tmp_path):
         assert list_claims()[-1].name == "rs_small_beta_mean"
         record = get_claim("rs_small_beta_mean")
         assert record.kind == "instances" and "rs_small_beta_mean" not in registry.SIMULATION_CLAIMS
-        out = run_all_claims(names=["rs_small_beta_mean"], instances=50)["rs_small_beta_mean"]
+        out = CLAIMS["rs_small_beta_mean"](**size_overrides("rs_small_beta_mean", instances=50))
         assert out["holds"] is True and len(out["table"]) == 50
         assert out["claim"] == record.title and out["kind"] == "instances"  # the registry's text fields are added
         # The same gaps from the printed formula, written out independently in float64.
