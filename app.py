@@ -40,10 +40,17 @@ def sidebar(views) -> tuple:
     sb.title("riskrl explorer")
     slugs = [view.slug for view in views]
     titles = {view.slug: view.title for view in views}
-    if "view" not in st.session_state:
-        # ?view=<slug> or an old ?view=<number> link; unknown values open the first view.
-        st.session_state["view"] = find_view(views, st.query_params.get("view")).slug
+    requested = st.query_params.get("view")
+    if "view" not in st.session_state and requested and requested.isdigit() and 1 <= int(requested) <= len(views):
+        st.session_state["view"] = find_view(views, requested).slug  # an old ?view=<number> link
+    # Any other unknown ?view= is reported like every bad URL value and opens the first view.
     slug = state.radio(sb, "View", slugs, key="view", format_func=titles.get)
+    view = next(v for v in views if v.slug == slug)
+
+    def off(key: str) -> bool:
+        """Controls the current view does not read are drawn disabled (their values are kept)."""
+        return view.sidebar is not None and key not in view.sidebar
+
     registry = list_estimators()
     names = state.multiselect(
         sb,
@@ -52,10 +59,19 @@ def sidebar(views) -> tuple:
         [n for n in DEFAULT_ESTIMATORS if n in registry],
         key="estimators",
         help=FAMILY_WORDS + "\n\n" + "\n\n".join(f"**{n}**: {d}" for n, d in registry.items()),
+        disabled=off("estimators"),
     )
     sb.subheader("Estimator parameters")
     alpha = state.slider(
-        sb, "α (lower quantile level)", 0.0, 1.0, 0.2, 0.05, key="alpha", help="RiskPO family: lower quantile level"
+        sb,
+        "α (lower quantile level)",
+        0.0,
+        1.0,
+        0.2,
+        0.05,
+        key="alpha",
+        help="RiskPO family: lower quantile level",
+        disabled=off("alpha"),
     )
     beta = state.slider(
         sb,
@@ -66,14 +82,29 @@ def sidebar(views) -> tuple:
         0.05,
         key="beta",
         help="RiskPO family: upper quantile level (not RS-GRPO's β, which has its own slider below)",
+        disabled=off("beta"),
     )
-    omega = state.slider(sb, "ω (extra lower-tail weight)", 0.0, 3.0, 0.5, 0.1, key="omega")
-    bundle_size = state.slider(sb, "B (questions per bundle)", 1, 16, 5, 1, key="bundle_size")
-    k = state.slider(sb, "k (pass@k)", 1, 32, 4, 1, key="k")
-    rs_beta = state.select_slider(sb, "RS-GRPO β (temperature)", RS_BETA_CHOICES, 2.0, key="rs_beta")
-    extra = state.multiselect(sb, "compare more RS-GRPO β", list(RS_BETA_CHOICES), [], key="rs_betas_extra")
+    omega = state.slider(sb, "ω (extra lower-tail weight)", 0.0, 3.0, 0.5, 0.1, key="omega", disabled=off("omega"))
+    bundle_size = state.slider(
+        sb, "B (questions per bundle)", 1, 16, 5, 1, key="bundle_size", disabled=off("bundle_size")
+    )
+    k = state.slider(sb, "k (pass@k)", 1, 32, 4, 1, key="k", disabled=off("k"))
+    rs_beta = state.select_slider(
+        sb, "RS-GRPO β (temperature)", RS_BETA_CHOICES, 2.0, key="rs_beta", disabled=off("rs_beta")
+    )
+    extra = state.multiselect(
+        sb, "compare more RS-GRPO β", list(RS_BETA_CHOICES), [], key="rs_betas_extra", disabled=off("rs_betas_extra")
+    )
     rs_betas = tuple(sorted({float(rs_beta), *(float(b) for b in extra)}))  # sorted: legends list β in order
-    group_size = state.slider(sb, "G (responses per prompt)", 2, 64, 16, 1, key="group_size")
+    group_size = state.slider(
+        sb, "G (responses per prompt)", 2, 64, 16, 1, key="group_size", disabled=off("group_size")
+    )
+    if view.sidebar is not None:
+        sb.caption(
+            "Greyed-out controls do not change this view."
+            if view.sidebar
+            else "This view does not use the sidebar's controls (they keep their values for the other views)."
+        )
     knobs = Knobs(
         alpha=float(alpha),
         beta=float(beta),
@@ -83,22 +114,64 @@ def sidebar(views) -> tuple:
         rs_betas=rs_betas,
     )
     sb.caption(
-        "Every setting is in the page URL: copy it to share exactly this view. Exports (CSV/HTML) carry the same "
-        "settings."
+        "Every setting is in the page URL: copy it to share exactly this view. "
+        "Exports (CSV/HTML) carry the same settings."
     )
-    return next(v for v in views if v.slug == slug), Context(tuple(names), knobs, int(group_size))
+    return view, Context(tuple(names), knobs, int(group_size))
+
+
+INTRO = (
+    ("presets", "Paper presets", "the papers' figures in one click, with the numbers they report drawn on top."),
+    (
+        "bandit",
+        "Bandit runs",
+        "on the 3-arm problem, GRPO first lowers π(best arm) (RS-GRPO Lemma 2); RS-GRPO with β ≥ 2 does not.",
+    ),
+    (
+        "tabular",
+        "Tabular prompts",
+        "RiskPO keeps the policy's entropy above GRPO's (RiskPO Prop. 1 + Thm 2); tick pass@k vs k below it.",
+    ),
+)
+
+
+def _open(slug: str) -> None:
+    st.session_state["view"] = slug
+    st.session_state["_intro_closed"] = True
+
+
+def intro(current: str) -> None:
+    """First load of a session: what this is and three things to try (closed once a view is chosen)."""
+    if st.session_state.get("_intro_closed"):
+        return
+    if st.session_state.setdefault("_intro_view", current) != current:  # the user picked a view: done
+        st.session_state["_intro_closed"] = True
+        return
+    with st.container(border=True):
+        st.markdown(
+            "**riskrl explorer**: the advantage estimators of RiskPO and RS-GRPO, their theorems and the papers' "
+            "figures, computed live from `theory/` and `sandbox/`. Three things to try:"
+        )
+        for column, (slug, title, what) in zip(st.columns(len(INTRO)), INTRO):
+            column.button(title, key=f"intro_{slug}", on_click=_open, args=(slug,), width="stretch")
+            column.caption(what)
 
 
 def main() -> None:
     state.begin_run()
     views = load_views()
+    # At the top of the page, filled once the view has declared (and validated) its own widgets.
+    url_warnings = st.container()
     view, ctx = sidebar(views)
-    for problem in state.url_problems():
-        st.warning(problem, icon="🔗")
-    if view.needs_estimators and not ctx.names:
-        st.warning("Select at least one estimator in the sidebar.")
-    else:
-        view.render(ctx)
+    intro(view.slug)
+    try:
+        if view.needs_estimators and not ctx.names:
+            st.warning("Select at least one estimator in the sidebar.")
+        else:
+            view.render(ctx)
+    finally:
+        for problem in state.url_problems():
+            url_warnings.warning(problem, icon="🔗")
     state.sync_url()
     warm_up_in_background()
 

@@ -75,7 +75,7 @@ def build_choices(names: tuple[str, ...], knobs: Knobs, *, mode: str = "bundled"
     registry = list_estimators()
     choices: list[Choice] = []
     errors: list[str] = []
-    for name in names:
+    for name in dict.fromkeys(names):  # a name listed twice is one curve (not two identical ones)
         if name not in registry:
             errors.append(f"unknown estimator {name!r}")
             continue

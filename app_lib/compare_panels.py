@@ -30,12 +30,14 @@ __all__ = ["render", "discover_folders", "curves_figure", "passk_figure"]
 REPO = Path(__file__).resolve().parents[1]
 PALETTE = qualitative.Plotly
 METHOD_ORDER = ["base", "grpo", "riskpo", "rs_grpo", "dr_grpo"]
-CURVE_PANELS = [
+CURVE_PANELS = [  # short titles: four panels side by side must not overlap from 900 px up
     ("reward_mean", "training reward"),
     ("entropy", "token entropy"),
-    ("frac_zero_adv_groups", "zero-advantage groups"),
+    ("frac_zero_adv_groups", "zero-adv. groups"),
     ("cov_logp_adv", "Cov(log π, A)"),
 ]
+#: Legend under the plot, in rows: long labels (folder · method) are wrapped instead of cut off at the right.
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "xanchor": "left", "x": 0.0}
 
 
 def discover_folders(root: Path = REPO) -> list[str]:
@@ -62,10 +64,10 @@ def _rgba(colour: str, alpha: float) -> str:
 def curves_figure(curves: pd.DataFrame, simulator_curves: pd.DataFrame | None = None) -> go.Figure:
     """Per-step panels; a second row holds the simulator's curves for the same estimators when given."""
     rows = 2 if simulator_curves is not None and not simulator_curves.empty else 1
-    titles = [f"{t} (LM)" for _, t in CURVE_PANELS] + (
-        [f"{t} (simulator)" for _, t in CURVE_PANELS] if rows == 2 else []
+    titles = [t for _, t in CURVE_PANELS] + ([f"{t} (sim.)" for _, t in CURVE_PANELS] if rows == 2 else [])
+    fig = make_subplots(
+        rows=rows, cols=len(CURVE_PANELS), subplot_titles=titles, horizontal_spacing=0.06, vertical_spacing=0.18
     )
-    fig = make_subplots(rows=rows, cols=len(CURVE_PANELS), subplot_titles=titles)
     labels = list(curves.get("label", pd.Series(dtype=str))) + (list(simulator_curves["label"]) if rows == 2 else [])
     colours = _colours(labels)
     for row, frame, dash in [(1, curves, "solid"), (2, simulator_curves, "dash")][:rows]:
@@ -89,7 +91,11 @@ def curves_figure(curves: pd.DataFrame, simulator_curves: pd.DataFrame | None = 
                     row=row,
                     col=col,
                 )
-    fig.update_layout(height=330 * rows, margin={"t": 40, "b": 30})
+    for row, name in [(1, "LM run"), (2, "tabular simulator")][:rows]:
+        fig.update_yaxes(title_text=name, row=row, col=1)
+    for row in range(1, rows + 1):
+        fig.update_xaxes(title_text="step", row=row)
+    fig.update_layout(height=330 * rows + 90, margin={"t": 50, "b": 40}, legend={**LEGEND_BELOW, "y": -0.25 / rows})
     return fig
 
 
@@ -110,6 +116,7 @@ def passk_figure(passk: pd.DataFrame, simulator_passk: pd.DataFrame | None = Non
                 x=ks + ks[::-1],
                 y=part["ci_high"].tolist() + part["ci_low"].tolist()[::-1],
                 fill="toself",
+                mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
                 fillcolor=_rgba(colours[label], 0.15),
                 line={"width": 0},
                 hoverinfo="skip",
@@ -149,7 +156,7 @@ def passk_figure(passk: pd.DataFrame, simulator_passk: pd.DataFrame | None = Non
             )
     fig.update_xaxes(type="log", dtick=0.30102999566, title_text="k")  # log2 ticks: 1, 2, 4, ...
     fig.update_yaxes(title_text="pass@k", row=1, col=1)
-    fig.update_layout(height=380, margin={"t": 40, "b": 30})
+    fig.update_layout(height=440, margin={"t": 50, "b": 40}, legend={**LEGEND_BELOW, "y": -0.22})
     return fig
 
 
@@ -183,6 +190,8 @@ def _simulated_on_request(st, loaded, key: str):
 
 
 def render(st, folders=None) -> None:
+    from app_lib.ui import chart
+
     """Draw the comparison view into ``st`` (the streamlit module or a container) for ``folders``."""
     st.header("Real-model comparison")
     if folders is None:
@@ -194,8 +203,8 @@ def render(st, folders=None) -> None:
         folders = list(folders) + ([extra] if extra.strip() else [])
     if not folders:
         st.info(
-            "No results folder found: run `python -m llm.compare --config llm/configs/compare.yaml --out "
-            "docs/compare/<name>`."
+            "No results folder found: run "
+            "`python -m llm.compare --config llm/configs/compare.yaml --out docs/compare/<name>`."
         )
         return
     curves, passk, sim_curves, sim_passk, held, claims = [], [], [], [], [], []
@@ -229,10 +238,10 @@ def render(st, folders=None) -> None:
     sim_curves, sim_passk = joined(sim_curves), joined(sim_passk)
     if not curves.empty:
         st.subheader("Training curves")
-        st.plotly_chart(curves_figure(curves, sim_curves), key="compare_curves")
+        chart(st, curves_figure(curves, sim_curves), "compare_curves")
     if not passk.empty or not sim_passk.empty:
         st.subheader("pass@k vs k")
-        st.plotly_chart(passk_figure(passk, sim_passk), key="compare_passk")
+        chart(st, passk_figure(passk, sim_passk), "compare_passk")
     if not passk.empty:
         table = passk.pivot_table(index="label", columns="k", values="pass_at_k", sort=False)
         table.columns = [f"pass@{k}" for k in table.columns]

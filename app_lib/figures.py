@@ -13,24 +13,32 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sandbox.plots import as_list as _as_list
+from sandbox.plots import axis_names as _axis_names
 from sandbox.plots import colour_map, legend_order, with_traces
 
 
 def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = None) -> go.Figure:
-    """A⁺, A⁻ and Σ|A| vs group accuracy p̂ = c/G, one line per estimator."""
-    panels = [
-        ("adv_correct", "A⁺ (correct response)"),
-        ("adv_incorrect", "A⁻ (incorrect response)"),
-        ("sum_abs_adv", "Σ|A| over the group"),
+    """A⁺, A⁻ and Σ|A| vs group accuracy p̂ = c/G, one line per estimator.
+
+    Traces and guide lines are plain dicts (``with_traces``, layout shapes): plotly's per-trace
+    validation and its add_hline/add_vline machinery were most of the first page's figure time."""
+    panels = [  # short titles: three panels side by side from 900 px up
+        ("adv_correct", "A⁺ (correct)"),
+        ("adv_incorrect", "A⁻ (incorrect)"),
+        ("sum_abs_adv", "Σ|A| (whole group)"),
     ]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.09)
     colours = colour_map(table["estimator"])
+    traces, shapes = [], []
     for label, part in table.groupby("estimator", sort=False):
         for col, (field, _) in enumerate(panels, start=1):
-            fig.add_trace(
-                go.Scatter(
-                    x=part["p_hat"],
-                    y=part[field],
+            xaxis, yaxis = _axis_names(col - 1)
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=_as_list(part["p_hat"]),
+                    y=_as_list(part[field]),
                     mode="lines+markers",
                     name=label,
                     legendgroup=label,
@@ -38,18 +46,43 @@ def advantage_shape_figure(table: pd.DataFrame, marked_p_hat: float | None = Non
                     line=dict(color=colours[label]),
                     marker=dict(size=5),
                     hovertemplate=f"{label}<br>p̂=%{{x:.3f}}<br>{field}=%{{y:.4f}}<extra></extra>",
-                ),
-                row=1,
-                col=col,
+                    xaxis=xaxis,
+                    yaxis=yaxis,
+                )
             )
-    for col in (1, 2, 3):
-        fig.update_xaxes(title_text="group accuracy p̂ = c/G", range=[-0.02, 1.02], row=1, col=col)
-        fig.add_hline(y=0, line=dict(color="grey", width=1, dash="dot"), row=1, col=col)
+    for col, (_, title) in enumerate(panels, start=1):
+        xaxis, yaxis = _axis_names(col - 1)
+        fig.update_xaxes(title_text="accuracy p̂ = c/G", range=[-0.02, 1.02], row=1, col=col)
+        fig.update_yaxes(title_text=title.split(" (")[0], title_standoff=2, row=1, col=col)
+        shapes.append(
+            dict(
+                type="line",
+                xref=f"{xaxis} domain",
+                x0=0,
+                x1=1,
+                yref=yaxis,
+                y0=0,
+                y1=0,
+                line=dict(color="grey", width=1, dash="dot"),
+            )
+        )
         if marked_p_hat is not None:
-            fig.add_vline(x=marked_p_hat, line=dict(color="black", width=1, dash="dash"), row=1, col=col)
-    fig.update_yaxes(title_text="advantage", row=1, col=1)
-    fig.update_layout(height=450, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.22))
-    return fig
+            shapes.append(
+                dict(
+                    type="line",
+                    xref=xaxis,
+                    x0=marked_p_hat,
+                    x1=marked_p_hat,
+                    yref=f"{yaxis} domain",
+                    y0=0,
+                    y1=1,
+                    line=dict(color="black", width=1, dash="dash"),
+                )
+            )
+    fig.update_layout(
+        height=450, margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.22), shapes=shapes
+    )
+    return with_traces(fig, traces)
 
 
 def bundle_advantage_figure(curve: pd.DataFrame, marks: pd.DataFrame) -> go.Figure:

@@ -64,6 +64,17 @@ def sequential_colours(values) -> dict:
     return dict(zip(values, sample_colorscale(SWEEP_SCALE, [0.9 * i / (len(values) - 1) for i in range(len(values))])))
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
+
+
+def log_ticks(values) -> dict:
+    """Tick values and labels of a log axis at exactly ``values`` (Plotly's own minor ticks label
+    0.5 as "5" and 0.2 as "2")."""
+    values = sorted({float(v) for v in values})
+    return {"tickvals": values, "ticktext": [f"{v:g}" for v in values]}
+
+
 def sweep_figure(
     final: pd.DataFrame,
     parameter: str,
@@ -71,10 +82,13 @@ def sweep_figure(
     metric_title: str,
     curves: pd.DataFrame | None = None,
     log_x: bool = False,
+    beta_values: bool = False,
 ) -> go.Figure:
     """Left: the final metric (mean ± std over seeds) against the swept parameter, one line per
-    estimator. Right (when ``curves`` is given): the metric over training, one line per parameter
-    value on a sequential colour scale (light = small, dark = large is Viridis reversed)."""
+    estimator (its colour in every view). Right (when ``curves`` is given): the metric over
+    training, one line per (estimator, value). With several estimators the colour says the
+    estimator and the dash and marker say the value; with one estimator the colour follows the
+    value (RS-GRPO's β: ``beta_colour``, as in every view; others a sequential scale)."""
     cols = 2 if curves is not None else 1
     fig = make_subplots(
         rows=1,
@@ -92,34 +106,47 @@ def sweep_figure(
                 error_y=dict(type="data", array=part["std"], visible=True),
                 mode="lines+markers",
                 name=label,
+                legendgroup=label,
                 line=dict(color=colours[label]),
             ),
             row=1,
             col=1,
         )
     fig.update_xaxes(
-        title_text=parameter + (" (log scale)" if log_x else ""), type="log" if log_x else "linear", row=1, col=1
+        title_text=parameter + (" (log scale)" if log_x else ""),
+        type="log" if log_x else "linear",
+        **(log_ticks(final["value"]) if log_x else {}),
+        row=1,
+        col=1,
     )
     fig.update_yaxes(title_text=metric_title, row=1, col=1)
     if curves is not None:
-        scale = sequential_colours(curves["value"])
+        estimators = list(dict.fromkeys(curves["estimator"]))
+        values = sorted(set(curves["value"]))
+        by_value = len(estimators) == 1
+        scale = {v: beta_colour(v) for v in values} if beta_values else sequential_colours(values)
+        curve_colours = colour_map(estimators)
         for (label, value), part in curves.groupby(["estimator", "value"], sort=True):
+            index = values.index(value)
+            style = dict(color=scale[value]) if by_value else dict(color=curve_colours[label], dash=DASHES[index % 6])
             fig.add_trace(
                 go.Scatter(
                     x=part["step"],
                     y=part["mean"],
-                    mode="lines",
-                    name=f"{parameter}={value:g}",
-                    legendgroup=f"v{value}",
-                    line=dict(color=scale[value]),
-                    showlegend=label == curves["estimator"].iloc[0],
+                    mode="lines+markers",
+                    # a few markers per line (the value is readable without colour, in grey print too)
+                    marker=dict(symbol=SYMBOLS[index % len(SYMBOLS)], size=7, maxdisplayed=10),
+                    name=f"{parameter}={value:g}" if by_value else f"{label}, {parameter}={value:g}",
+                    legendgroup=f"v{value}" if by_value else f"{label}|{value}",
+                    line=style,
                     hovertemplate=f"{label}, {parameter}={value:g}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>",
                 ),
                 row=1,
                 col=2,
             )
         fig.update_xaxes(title_text="step", row=1, col=2)
-    fig.update_layout(height=430, margin=dict(l=40, r=20, t=70, b=40), legend=dict(orientation="h", y=-0.22))
+        fig.update_yaxes(title_text=metric_title, row=1, col=2)
+    fig.update_layout(height=460, margin=dict(l=40, r=20, t=70, b=40), legend=dict(orientation="h", y=-0.22))
     return fig
 
 
@@ -132,6 +159,7 @@ def _band(
             x=pd.concat([x, x[::-1]]),
             y=pd.concat([(mean + std).clip(upper=hi), (mean - std).clip(lower=lo)[::-1]]),
             fill="toself",
+            mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
             fillcolor=hex_to_rgba(colour, 0.15),
             line=dict(width=0),
             hoverinfo="skip",

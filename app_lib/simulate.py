@@ -35,23 +35,37 @@ def run_together(runner, config, choices: Sequence[Choice], seeds: int, progress
 
     The simulators give every estimator its own random stream from the same seed, so a curve
     is the same whether its estimator runs alone or with others (tests/app/test_app.py checks it
-    against single-estimator runs). If the batch raises (one invalid combination, say k > G),
-    the choices run one by one so that the others still show and the bad one is explained.
+    against single-estimator runs). If the batch raises naming one estimator ("estimator
+    <label>: ...", e.g. one without an exact update on the bandit), that estimator is set aside
+    with its message and the others still run together; any other error runs the choices one
+    by one so that the others still show and the bad one is explained.
     """
+    from sandbox.common import estimator_label
+
     choices = list(dict.fromkeys(choices))
-    try:
-        result = runner(config, [(c.name, c.kwargs()) for c in choices], seeds=seeds, progress=progress)
-    except ValueError:
-        results, errors = run_each(runner, config, choices, seeds, progress)
-        out = {choice: (result, []) for choice, result in results}
-        for message in errors:
-            failed = next(c for c in choices if message.startswith(f"{c.label}: "))
-            out[failed] = (None, [message])
-        return out
-    labels = list(dict.fromkeys(result.metrics["estimator"]))
-    if len(labels) != len(choices):
-        raise RuntimeError(f"the simulator returned {len(labels)} estimators for {len(choices)} requested")
-    return {choice: (_Slice(result, label), []) for choice, label in zip(choices, labels)}
+    out: dict = {}
+    remaining = list(choices)
+    while remaining:
+        try:
+            result = runner(config, [(c.name, c.kwargs()) for c in remaining], seeds=seeds, progress=progress)
+        except ValueError as err:
+            named = [c for c in remaining if str(err).startswith(f"estimator {estimator_label(c.name, c.kwargs())}:")]
+            if len(named) == 1:
+                out[named[0]] = (None, [f"{named[0].label}: {err}"])
+                remaining.remove(named[0])
+                continue
+            results, errors = run_each(runner, config, remaining, seeds, progress)
+            out.update({choice: (result, []) for choice, result in results})
+            for message in errors:
+                failed = next(c for c in remaining if message.startswith(f"{c.label}: "))
+                out[failed] = (None, [message])
+            break
+        labels = list(dict.fromkeys(result.metrics["estimator"]))
+        if len(labels) != len(remaining):
+            raise RuntimeError(f"the simulator returned {len(labels)} estimators for {len(remaining)} requested")
+        out.update({choice: (_Slice(result, label), []) for choice, label in zip(remaining, labels)})
+        break
+    return {choice: out[choice] for choice in choices}
 
 
 def frames(result, choice: Choice, attribute: str) -> pd.DataFrame:
@@ -94,4 +108,7 @@ def warm_up_in_background() -> None:
 
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
-    threading.Thread(target=work, name="riskrl-warm-up", daemon=True).start()
+    # A little later than the first page: the browser is still drawing it, on the same 2 cores.
+    timer = threading.Timer(1.5, work)
+    timer.name, timer.daemon = "riskrl-warm-up", True
+    timer.start()

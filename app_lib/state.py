@@ -7,8 +7,10 @@ in the URL (or the default), (2) creates the widget from session state only (no
 shown in this run into the URL. A shared link therefore reproduces what was seen,
 and ``settings()`` gives the same values for the exports.
 
-A URL value that does not parse or lies outside the widget's range is reported
-(``url_problems()``) and replaced by the default; nothing is silently clipped.
+Every value passes one function, ``declare``, as its widget is created: a URL value that does
+not parse, has the wrong number of parts, repeats an item or lies outside the widget's range is
+replaced by the default and reported (``url_problems()``, shown by app.py once every view has
+declared its widgets) with the key, the value and what is allowed; nothing is silently clipped.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import streamlit as st
 
 _RENDERED = "_url_keys"  # session-state list of the keys rendered in the current run
 _PROBLEMS = "_url_problems"
+_SPECS = "_url_specs"  # session-state {key: {"default", "allowed"}} of every widget declared so far
 _KEEP = "_kept_"  # prefix of the copies that outlive a widget (values of views not shown)
 
 
@@ -76,10 +79,17 @@ def encode(value: Any) -> str:
     return str(value)
 
 
-def _seed(key: str, default: Any, valid, item: Any = None) -> None:
-    """``key`` has no widget state (first sight in this session, or its view was left): take the
-    value it had when last shown, else the URL's value if valid, else the default."""
+def declare(key: str, default: Any, check, allowed: str, item: Any = None) -> None:
+    """The one validation step of every URL-backed widget, called as the widget is created.
+
+    ``key`` has no widget state (first sight in this session, or its view was left): take the
+    value it had when last shown, else the URL's value if it parses (``_parse``) and passes
+    ``check`` (None or the reason it fails), else ``default``. A rejected URL value is reported
+    (``url_problems()``) with the key, the value, the reason and ``allowed`` (the widget's range
+    or options in words), never silently replaced. ``specs()`` keeps what each key accepts.
+    """
     st.session_state[_RENDERED].append(key)
+    st.session_state.setdefault(_SPECS, {})[key] = {"default": default, "allowed": allowed}
     if key in st.session_state:
         return
     if _KEEP + key in st.session_state:  # Streamlit drops a widget's state when a run does not draw it
@@ -90,39 +100,73 @@ def _seed(key: str, default: Any, valid, item: Any = None) -> None:
     if raw is not None:
         try:
             parsed = _parse(raw, default, item)
-            problem = valid(parsed)
+            problem = _shape_problem(parsed, default) or check(parsed)
         except ValueError as err:
             problem = str(err)
         if problem:
-            st.session_state[_PROBLEMS].append(
-                f"URL parameter {key}={raw!r} ignored: {problem}; using {encode(default)}"
-            )
+            report(f"URL parameter {key}={raw!r} ignored: {problem}; allowed: {allowed}; using {encode(default)!r}")
         else:
             value = parsed
     st.session_state[key] = value
 
 
-def _in_range(lo, hi):
+def report(problem: str) -> None:
+    """Add one line to this run's URL warnings (shown once the page is drawn, see ``url_problems``)."""
+    st.session_state.setdefault(_PROBLEMS, []).append(problem)
+
+
+def _shape_problem(value: Any, default: Any) -> str | None:
+    """Arity of a (low, high) pair, and no repeats in a multi-selection."""
+    if isinstance(default, tuple):
+        if len(value) != len(default):
+            return f"needs {len(default)} comma-separated values, got {len(value)}"
+        if list(value) != sorted(value):
+            return "values must be in increasing order"
+    if isinstance(default, list):
+        repeated = [v for i, v in enumerate(value) if v in value[:i]]
+        if repeated:
+            return f"{encode(repeated[0])} is listed more than once"
+    return None
+
+
+def _fmt(x) -> str:
+    return encode(x) if isinstance(x, (int, float)) else repr(x)
+
+
+def _in_range(lo, hi, step):
     def check(value):
         values = value if isinstance(value, (list, tuple)) else [value]
         bad = [v for v in values if not lo <= v <= hi]
-        return f"must lie in [{lo}, {hi}]" if bad else None
+        if bad:
+            return f"{_fmt(bad[0])} is outside [{_fmt(lo)}, {_fmt(hi)}]"
+        off = [v for v in values if abs((v - lo) / step - round((v - lo) / step)) > 1e-6]
+        return f"{_fmt(off[0])} is not a multiple of the step {_fmt(step)} from {_fmt(lo)}" if off else None
 
     return check
+
+
+def _range_words(lo, hi, step, default) -> str:
+    pair = " (two values: low,high)" if isinstance(default, tuple) else ""
+    return f"{_fmt(lo)} to {_fmt(hi)} in steps of {_fmt(step)}{pair}"
 
 
 def _one_of(options):
     def check(value):
         values = value if isinstance(value, list) else [value]
         bad = [v for v in values if v not in options]
-        return f"{bad} not among {list(options)}" if bad else None
+        return f"{', '.join(_fmt(v) for v in bad)} not an option" if bad else None
 
     return check
 
 
+def _options_words(options, many: bool = False) -> str:
+    shown = ", ".join(_fmt(o) for o in options)
+    return ("any of " if many else "one of ") + (shown if len(options) <= 16 else shown[:200] + ", …")
+
+
 def slider(where, label: str, lo, hi, default, step, *, key: str, **kwargs):
     """``where.slider`` whose value is seeded from the URL; ``default`` may be a (low, high) tuple."""
-    _seed(key, default, _in_range(lo, hi))
+    declare(key, default, _in_range(lo, hi, step), _range_words(lo, hi, step, default))
     return where.slider(label, lo, hi, step=step, key=key, **kwargs)
 
 
@@ -137,32 +181,45 @@ def clamp_and_slider(where, label: str, lo, hi, default, step, *, key: str, **kw
 
 
 def select_slider(where, label: str, options: Sequence, default, *, key: str, **kwargs):
-    _seed(key, default, _one_of(options))
+    declare(key, default, _one_of(options), _options_words(options))
     return where.select_slider(label, options=list(options), key=key, **kwargs)
 
 
 def selectbox(where, label: str, options: Sequence, default=None, *, key: str, **kwargs):
-    _seed(key, options[0] if default is None else default, _one_of(options))
+    declare(key, options[0] if default is None else default, _one_of(options), _options_words(options))
     return where.selectbox(label, list(options), key=key, **kwargs)
 
 
 def radio(where, label: str, options: Sequence, default=None, *, key: str, **kwargs):
-    _seed(key, options[0] if default is None else default, _one_of(options))
+    declare(key, options[0] if default is None else default, _one_of(options), _options_words(options))
     return where.radio(label, list(options), key=key, **kwargs)
 
 
 def multiselect(where, label: str, options: Sequence, default: list, *, key: str, **kwargs):
-    _seed(key, list(default), _one_of(options), item=options[0] if len(options) else None)
+    declare(
+        key,
+        list(default),
+        _one_of(options),
+        _options_words(options, many=True) + " (comma-separated, each once)"
+        if len(options)
+        else "nothing (no options)",
+        item=options[0] if len(options) else None,
+    )
     return where.multiselect(label, list(options), key=key, **kwargs)
 
 
 def checkbox(where, label: str, default: bool, *, key: str, **kwargs):
-    _seed(key, bool(default), lambda value: None)
+    declare(key, bool(default), lambda value: None, "true or false")
     return where.checkbox(label, key=key, **kwargs)
 
 
 def url_problems() -> list[str]:
-    return list(st.session_state.get(_PROBLEMS, []))
+    return list(dict.fromkeys(st.session_state.get(_PROBLEMS, [])))
+
+
+def specs() -> dict[str, dict]:
+    """What every widget declared in this session accepts: {key: {"default": ..., "allowed": words}}."""
+    return dict(st.session_state.get(_SPECS, {}))
 
 
 def settings() -> dict[str, Any]:

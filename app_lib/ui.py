@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import re
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -12,9 +13,79 @@ import streamlit as st
 
 from . import state
 
+#: Simulator and estimator argument names -> the controls a user sets them with.
+USER_NAMES = {
+    "set batch_size=None": "choose update = exact",
+    "batch_size=None": "update = exact",
+    "set batch_size for sampled updates": "choose update = sampled",
+    "set batch_size": "choose update = sampled",
+    "risk_alpha": "α (sidebar)",
+    "risk_beta": "β (sidebar)",
+    "risk_omega": "ω (sidebar)",
+    "num_prompts": "prompts P",
+    "responses_per_prompt": "candidate responses M",
+    "group_size": "G (sidebar)",
+    "bundle_size": "B (sidebar)",
+    "metric_bundle_size": "B (sidebar)",
+    "correctness_correlation": "correctness correlation ρ",
+    "clip_eps": "clip ε",
+    "ppo_epochs": "gradient steps per batch",
+    "reward_noise": "reward noise",
+    "log_every": "logging interval",
+}
+_USER_NAME = re.compile("|".join(re.escape(k) for k in sorted(USER_NAMES, key=len, reverse=True)))
+
+
+def user_words(message: str) -> str:
+    """An error message with the code's argument names replaced by the controls' names
+    (``risk_alpha`` -> "α (sidebar)", ``batch_size=None`` -> "update = exact")."""
+    # The label before the message already says which estimator; drop the constructor's repr.
+    message = re.sub(r"estimator \w+\([^)]*\): ", "", str(message))
+    return _USER_NAME.sub(lambda m: USER_NAMES[m.group(0)], message)
+
+
+RISKPO = "https://arxiv.org/abs/2510.00911"
+RS_GRPO = "https://arxiv.org/abs/2509.24261"
+#: chart key -> (what the figure shows, its source in the papers, the paper's address).
+FIGURE_SOURCES = {
+    "fig_shapes": ("Advantage of one group vs its accuracy", "RS-GRPO §4, Fig. 2b", RS_GRPO),
+    "fig_bundle": ("Bundled RiskPO advantage vs bundle score", "RiskPO §4.1, MVaR advantage", RISKPO),
+    "fig_bandit_metrics": ("Bandit training curves", "RS-GRPO Lemmas 2–3 and §3", RS_GRPO),
+    "fig_bandit_policy": ("Policy over the arms during training", "RS-GRPO §3", RS_GRPO),
+    "fig_tabular": ("Tabular-prompt training curves", "RiskPO Prop. 1 and Thm 2", RISKPO),
+    "fig_tabular_passk": ("pass@k vs k after training", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+    "fig_prop1": ("First-order entropy change", "RiskPO Proposition 1", RISKPO),
+    "fig_thm2": ("Cov(log π, A_MVaR) vs Cov(log π, A_mean)", "RiskPO Theorem 2, Assumption 1", RISKPO),
+    "fig_thm2_points": ("Theorem 2 per instance", "RiskPO Theorem 2", RISKPO),
+    "fig_lemmas": ("Change of π(a*) vs β", "RS-GRPO Lemmas 2–4", RS_GRPO),
+    "fig_sweep": ("Final metric vs one parameter", "RS-GRPO Lemma 4; RiskPO Thm 2, Table 4", RISKPO),
+    "fig_preset_rs_bandit": ("100-arm bandit, β sweep", "RS-GRPO §3, Fig. 3", RS_GRPO),
+    "fig_preset_entropy": ("Entropy and risk measures vs steps", "RiskPO §6, Fig. 5–6", RISKPO),
+    "fig_preset_bundle": ("Bundle-size sweep", "RiskPO Table 4", RISKPO),
+    "fig_preset_passk": ("pass@k vs k", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+    "fig_preset_lemma2": ("The three-armed example", "RS-GRPO Lemma 2", RS_GRPO),
+    "compare_curves": ("Real-model training curves", "RiskPO Fig. 5–6 (entropy, reward)", RISKPO),
+    "compare_passk": ("Real-model pass@k vs k", "RiskPO and RS-GRPO pass@k results", RS_GRPO),
+}
+
+
+def chart(where, fig, key: str) -> None:
+    """``where.plotly_chart`` with the figure's title saying what it shows and where in the papers it
+    comes from (a link). Set once: a figure kept by ``memo`` already has it on later reruns (the
+    title depends on the key only, so sessions sharing the figure would write the same value)."""
+    what, source, address = FIGURE_SOURCES[key]
+    title = f"{what}<br><sup>{source} · <a href='{address}'>{address.rsplit('/', 1)[-1]}</a></sup>"
+    if fig.layout.title.text != title:
+        top = max(int(fig.layout.margin.t or 0), 95)
+        # The toolbar goes down the right edge, so it never covers the title.
+        fig.update_layout(
+            title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), margin_t=top, modebar_orientation="v"
+        )
+    where.plotly_chart(fig, key=key)
+
 
 def show_errors(errors: list[str]) -> None:
-    for message in dict.fromkeys(errors):
+    for message in dict.fromkeys(user_words(e) for e in errors):
         st.error(message, icon="⚠️")
 
 
@@ -53,17 +124,45 @@ def read_settings(csv_bytes: bytes) -> dict:
 
 def html_with_settings(fig, header: dict) -> bytes:
     """Stand-alone figure (plotly.js inlined, opens offline) with its settings in a <pre> under it
-    and as JSON in ``<script id="riskrl-settings">``."""
+    (HTML-escaped, for people) and as plain JSON in ``<script type="application/json"
+    id="riskrl-settings">`` (for scripts: ``json.loads`` of the element's text). Inside a script
+    element only ``</`` could end it early, so that is written ``<\\/``, which JSON reads back as ``</``."""
     from .figures import standalone_html
 
     page = standalone_html(fig)
+    text = json.dumps(header, indent=1, default=str)
+    script_safe = text.replace("</", "<\\/")
     block = (
-        '<pre style="font:12px '
-        f'monospace;white-space:pre-wrap">{html.escape(json.dumps(header, indent=1, default=str))}</pre>\n'
-        '<script type="application/json" '
-        f'id="riskrl-settings">{html.escape(json.dumps(header, default=str))}</script>\n'
+        f'<pre style="font:12px monospace;white-space:pre-wrap">{html.escape(text)}</pre>\n'
+        f'<script type="application/json" id="riskrl-settings">{script_safe}</script>\n'
     )
     return page.replace("</body>", block + "</body>", 1).encode()
+
+
+def read_html_settings(page: bytes | str) -> dict:
+    """The JSON settings block of ``html_with_settings`` back as a dict (for scripts and tests)."""
+    from html.parser import HTMLParser
+
+    class Finder(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.text = False, []
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag == "script" and dict(attrs).get("id") == "riskrl-settings"
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                self.text.append(data)
+
+    finder = Finder()
+    finder.feed(page.decode() if isinstance(page, bytes) else page)
+    if not finder.text:
+        raise ValueError("no <script id='riskrl-settings'> block in this page")
+    return json.loads("".join(finder.text))
 
 
 def downloads(stem: str, table: pd.DataFrame, fig=None, provenance: dict | None = None) -> None:
@@ -115,11 +214,25 @@ def progress_bar(label: str):
         bar.empty()
 
 
+_MARKDOWN_SPECIAL = re.compile(r"(?<![*\\])\*(?!\*)|[_$~]")
+
+
+def plain(text: str) -> str:
+    """Formula text made literal for Streamlit's Markdown: ``_`` (``π'_β``, ``J_β``), ``$`` (LaTeX),
+    ``~`` and lone ``*`` are escaped, so subscripts stay subscripts and nothing turns italic; ``**bold**``
+    and `code` spans are kept as written."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(
+        part if part.startswith("`") else _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), part) for part in parts
+    )
+
+
 def explain(theorem: str, assumptions: str, conclusion: str, erratum: str | None = None) -> None:
     """The words under a check: what is claimed, under what, and what to conclude from the figure."""
+    theorem, assumptions, conclusion = plain(theorem), plain(assumptions), plain(conclusion)
     text = f"**Claim.** {theorem}  \n**Assumptions.** {assumptions}  \n**What to conclude.** {conclusion}"
     if erratum:
-        text += f"  \n**Erratum.** {erratum}"
+        text += f"  \n**Erratum.** {plain(erratum)}"
     st.info(text, icon=":material/menu_book:")
 
 

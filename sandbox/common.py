@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from theory import estimator_parameters, get_estimator
-from theory.advantages import rs_grpo as rs_grpo_advantage
+from theory.advantages import rs_grpo_batched
 from theory.estimator_registry import AdvantageEstimator
 from theory.estimators import RSGRPO
 
@@ -94,8 +94,8 @@ class RunAdvantages:
 
     * stateful (tracked/batch quantiles, bundles): one instance per seed, called per run, so that
       each run keeps its own quantile tracker and bundle permutation stream;
-    * RS-GRPO with β ≠ 0: every β in one call, by the homogeneity of its advantage
-      Â_β(r) = Â_1(β r)/β (RS-GRPO Eq. 6: β only scales the exponent and the 1/β factor);
+    * RS-GRPO with β ≠ 0: every β in one call of ``theory.advantages.rs_grpo_batched`` (a tensor of
+      temperatures, one per estimator row; each row is exactly what ``rs_grpo`` gives for its β);
     * every other estimator: one call on all its seeds' rows (its advantage is per-row).
 
     Calls ``est.compute`` rather than ``est(...)``: the simulators' rewards are finite float64 by
@@ -134,13 +134,11 @@ class RunAdvantages:
         self.rs_betas = torch.tensor(rs_betas, dtype=torch.float64).view(-1, 1, 1, 1)
 
     def _rs_grpo(self, rewards: Tensor, adv: Tensor) -> Tensor:
-        """Every RS-GRPO β ≠ 0 row in one call: Â_β(r) = Â_1(βr)/β, written into ``adv``."""
-        betas = self.rs_betas.to(rewards.dtype)
-        rs_adv = rs_grpo_advantage(betas * rewards[self.rs_rows], 1.0)
-        if isinstance(self.rs_rows, slice):
-            torch.div(rs_adv, betas, out=adv[self.rs_rows])  # a view: written in place, no copy
-        else:
-            adv[self.rs_rows] = rs_adv / betas
+        """Every RS-GRPO β ≠ 0 row in one call (``theory.advantages.rs_grpo_batched``, one β per estimator
+        row, each row exactly ``rs_grpo(row, β)``), written into ``adv``."""
+        betas = self.rs_betas.view(-1, 1, 1).to(rewards.dtype)
+        rs_adv = rs_grpo_batched(rewards[self.rs_rows], betas)
+        adv[self.rs_rows] = rs_adv
         return adv
 
     def first(self, e: int) -> AdvantageEstimator:

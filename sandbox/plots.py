@@ -166,6 +166,7 @@ def band_figure(
                     x=steps + steps[::-1],
                     y=as_list(upper) + as_list(lower)[::-1],
                     fill="toself",
+                    mode="lines",  # no markers: the band's vertices drew stray dots in the default colours
                     fillcolor=hex_to_rgba(colour, 0.18),
                     line=dict(width=0),
                     hoverinfo="skip",

@@ -75,6 +75,8 @@ class TabularConfig:
         'bimodal' (half near 0.2, half near 0.9),
     reward_type: 'binary' | 'graded', clip_eps: None = plain PG, else the PPO clip ε in (0, 1),
     ppo_epochs: gradient steps per batch when clipping, k: pass@k level,
+    passk_grid: more k levels logged as columns pass_at_k_<k> (pass@k does not change the training,
+        so one run gives pass@k vs k for every k in the grid),
     risk_alpha/risk_beta/risk_omega: levels for the logged CVaR/RVaR/MVaR of bundle scores,
     metric_bundle_size: B of those logged bundle scores (None = the estimator's own),
     seed: base seed (seed s of a run uses seed + s for its problem and sampling).
@@ -92,6 +94,7 @@ class TabularConfig:
     clip_eps: float | None = None
     ppo_epochs: int = 2
     k: int = 8
+    passk_grid: tuple[int, ...] = ()
     risk_alpha: float = 0.2
     risk_beta: float = 0.8
     risk_omega: float = 0.5
@@ -118,6 +121,10 @@ class TabularConfig:
             check_probability("clip_eps", self.clip_eps, open_low=True, open_high=True)
         check_int("ppo_epochs", self.ppo_epochs, minimum=1)
         check_int("k", self.k, minimum=1)
+        if not isinstance(self.passk_grid, tuple):
+            raise ValueError(f"passk_grid={self.passk_grid!r} must be a tuple of integers >= 1")
+        for i, k in enumerate(self.passk_grid):
+            check_int(f"passk_grid[{i}]", k, minimum=1)
         if not 0.0 <= self.risk_alpha < self.risk_beta <= 1.0:
             raise ValueError(
                 f"risk_alpha={self.risk_alpha} and risk_beta={self.risk_beta} must satisfy 0 <= alpha < beta <= 1"
@@ -373,6 +380,7 @@ def _step_metrics(
         "cov_logp_adv": cov,
         "pass_at_1": success.mean(-1),
         "pass_at_k": exact_pass_at_k(success.clamp(0, 1), config.k).mean(-1),
+        **{f"pass_at_k_{k}": exact_pass_at_k(success.clamp(0, 1), k).mean(-1) for k in config.passk_grid},
         "rvar_lower": risk[..., 1],
         "mvar": risk[..., 2],
         "cvar": risk[..., 0],
@@ -392,6 +400,7 @@ def _frame(rows, labels, seeds) -> pd.DataFrame:
         "seed": np.tile(np.arange(seeds), num_est * t),
         "step": np.repeat([r["step"] for r in rows], num_est * seeds),
     }
-    for col in METRIC_COLUMNS:
+    extra = [c for c in rows[0] if c.startswith("pass_at_k_")] if rows else []
+    for col in METRIC_COLUMNS + extra:
         data[col] = np.concatenate([r[col].reshape(-1).numpy() for r in rows])
     return pd.DataFrame(data)

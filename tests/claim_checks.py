@@ -152,14 +152,14 @@ def _negate_advantages(mp) -> None:
         mp.setattr(cls, "transform", lambda self, s, qa, qb, f=original: -f(self, s, qa, qb))
     compute = RSGRPO.compute
     mp.setattr(RSGRPO, "compute", lambda self, r, g, f=compute: (-f(self, r, g)[0], {}))
-    batched = sandbox.common.rs_grpo_advantage
-    mp.setattr(sandbox.common, "rs_grpo_advantage", lambda r, beta, f=batched: -f(r, beta))
+    batched = sandbox.common.rs_grpo_batched
+    mp.setattr(sandbox.common, "rs_grpo_batched", lambda r, beta, f=batched: -f(r, beta))
 
 
 def _ignore_beta_compute(mp) -> None:
     # β ignored: the β → 0 limit, r − mean (the mean-based advantage), on both paths of the simulators
     mp.setattr(RSGRPO, "compute", lambda self, r, g: (dr_grpo(r), {}))
-    mp.setattr(sandbox.common, "rs_grpo_advantage", lambda r, beta: dr_grpo(r))
+    mp.setattr(sandbox.common, "rs_grpo_batched", lambda r, beta: dr_grpo(r))
 
 
 def _ignore_beta_population(mp) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "grpo",
     "dr_grpo",
     "rs_grpo",
+    "rs_grpo_batched",
     "quantile_band_gain",
     "mvar_advantage_from_quantiles",
     "risk_seeking_mvar_advantage_from_quantiles",
@@ -85,6 +86,35 @@ def rs_grpo(rewards: Tensor, beta: float = 2.0) -> Tensor:
     shifted = torch.expm1(scaled - scaled.amax(-1, keepdim=True))
     mean_shifted = shifted.mean(-1, keepdim=True)
     return (shifted - mean_shifted) / (beta * (1.0 + mean_shifted))
+
+
+def rs_grpo_batched(rewards: Tensor, beta: Tensor) -> Tensor:
+    """RS-GRPO's advantage (Jiang et al., 2025, Eq. 6) with one β per group, in one call:
+
+        Â_i = (1/β) (e^{β r_i} / mean_j e^{β r_j} − 1),   β = 0: r_i − mean_j r_j,
+
+    computed exactly as ``rs_grpo`` (max-shifted expm1 weights), for ``rewards`` (..., G) and
+    ``beta`` a tensor broadcastable to ``rewards.shape[:-1]`` (e.g. (E, 1, 1) for E estimators'
+    temperatures over (E, S, P, G) rewards). Each group's row equals ``rs_grpo(row, β)``.
+    """
+    rewards = _check_group_rewards(rewards)
+    if not isinstance(beta, Tensor):
+        raise ValueError(f"beta must be a tensor (use rs_grpo for a float), got {type(beta).__name__}")
+    check_finite("beta", beta)
+    try:
+        torch.broadcast_shapes(beta.shape, rewards.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"beta shape {tuple(beta.shape)} must broadcast to rewards.shape[:-1] = {tuple(rewards.shape[:-1])}"
+        ) from None
+    beta = beta.to(rewards.dtype).unsqueeze(-1)
+    zero = beta == 0
+    safe = torch.where(zero, torch.ones_like(beta), beta)
+    scaled = safe * rewards
+    shifted = torch.expm1(scaled - scaled.amax(-1, keepdim=True))
+    mean_shifted = shifted.mean(-1, keepdim=True)
+    risk_seeking = (shifted - mean_shifted) / (safe * (1.0 + mean_shifted))
+    return torch.where(zero, rewards - rewards.mean(-1, keepdim=True), risk_seeking)
 
 
 def quantile_band_gain(scores: Tensor, q_low: Tensor | float, q_high: Tensor | float) -> Tensor:

@@ -31,7 +31,7 @@ from .risk_measures import empirical_quantile
 
 Tensor = torch.Tensor
 
-__all__ = ["QuantileTracker", "fraction_below"]
+__all__ = ["QuantileTracker", "BatchedQuantileTracker", "fraction_below"]
 
 
 def fraction_below(quantiles: Tensor, scores: Tensor) -> Tensor:
@@ -166,3 +166,127 @@ class QuantileTracker:
         self.initialized = check_bool("QuantileTracker state['initialized']", state["initialized"])
         self.step = step
         self.crossings = crossings
+
+
+class BatchedQuantileTracker:
+    """``runs`` independent copies of ``QuantileTracker`` (Algorithm 1 of RiskPO) advanced in one call.
+
+    Row r of ``values`` (runs, L) follows exactly the scalar tracker's update on row r of the
+    scores it is fed:
+
+        q_{k+1} = q_k + γ_k (u − mean_j 1{R_j < q_k}),   γ_k = γ_0 / k^p,
+
+    with every run at the same step k (a simulator advances all its (estimator, seed) runs in
+    lockstep). ``init="batch"`` sets each row to its first batch's empirical quantiles
+    (the order statistic x_(⌈n·u⌉), as ``theory.risk_measures.empirical_quantile``);
+    ``init="given"`` starts from ``initial_values`` (L,) or (runs, L). ``crossings`` counts,
+    per run, the updates after which its iterates are out of order; ``ordered()`` sorts them.
+    Same arguments as ``QuantileTracker`` otherwise (``levels`` may differ per run: (runs, L)).
+    """
+
+    def __init__(
+        self,
+        runs: int,
+        levels: Sequence[float] | Tensor = (0.2, 0.8),
+        step_size: float = 0.1,
+        decay: float = 0.0,
+        init: str = "batch",
+        initial_values: Sequence[float] | Tensor | None = None,
+    ) -> None:
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise ValueError(f"runs={runs!r} must be an integer >= 1")
+        level_rows = torch.as_tensor(levels, dtype=torch.float64)
+        if level_rows.dim() == 1:
+            level_rows = level_rows.expand(runs, -1)
+        if level_rows.dim() != 2 or level_rows.shape[0] != runs or level_rows.shape[1] == 0:
+            raise ValueError(
+                f"levels must have shape (L,) or (runs={runs}, L) with L >= 1, got {tuple(level_rows.shape)}"
+            )
+        check_finite("levels", level_rows)
+        if bool(((level_rows < 0) | (level_rows > 1)).any()):
+            raise ValueError("levels must lie in [0, 1]")
+        if bool((level_rows[:, 1:] <= level_rows[:, :-1]).any()):
+            raise ValueError("levels must be strictly increasing in every run")
+        check_positive("step_size", step_size)
+        check_nonnegative("decay", decay)
+        if init not in ("batch", "given"):
+            raise ValueError(f"init={init!r} must be 'batch' or 'given'")
+        self.levels = level_rows.clone()
+        self.values = torch.zeros_like(self.levels)
+        if init == "given":
+            if initial_values is None:
+                raise ValueError("init='given' needs initial_values")
+            given = torch.as_tensor(initial_values, dtype=torch.float64)
+            try:
+                given = given.expand_as(self.levels).clone()
+            except RuntimeError:
+                raise ValueError(
+                    f"initial_values shape {tuple(given.shape)} must be (L,) or (runs, L) = {tuple(self.levels.shape)}"
+                ) from None
+            check_finite("initial_values", given)
+            self.values = given
+        self.step_size = float(step_size)
+        self.decay = float(decay)
+        self.init = init
+        self.initialized = init == "given"
+        self.step = 0
+        self.crossings = torch.zeros(runs, dtype=torch.long)
+
+    @property
+    def runs(self) -> int:
+        return self.levels.shape[0]
+
+    def current_step_size(self) -> float:
+        """γ_k = γ_0 / k^p for the next update (as ``QuantileTracker.current_step_size``)."""
+        return self.step_size / float(self.step + 1) ** self.decay if self.decay else self.step_size
+
+    def update(self, scores: Tensor) -> Tensor:
+        """Feed one batch per run: ``scores`` (runs, ...) -> the new quantiles (runs, L) float64."""
+        check_finite("scores", scores)
+        if scores.dim() < 1 or scores.shape[0] != self.runs:
+            raise ValueError(f"scores must have shape (runs={self.runs}, ...), got {tuple(scores.shape)}")
+        flat = scores.detach().reshape(self.runs, -1).to(device="cpu", dtype=torch.float64)
+        n = flat.shape[1]
+        if n == 0:
+            raise ValueError("scores must not be empty")
+        if not self.initialized:
+            ordered = torch.sort(flat, -1).values
+            # x_(⌈n·u⌉), 1-based; u = 0 takes the smallest score (as empirical_quantile).
+            rank = torch.ceil(self.levels * n - 1e-12).long().clamp(min=1, max=n) - 1
+            self.values = torch.gather(ordered, 1, rank)
+            self.initialized = True
+        else:
+            gamma = self.current_step_size()
+            self.step += 1
+            below = (flat.unsqueeze(1) < self.values.unsqueeze(-1)).to(torch.float64).mean(-1)
+            self.values = self.values + gamma * (self.levels - below)
+        self.crossings += (self.values[:, 1:] < self.values[:, :-1]).any(-1).long()
+        return self.values.clone()
+
+    def ordered(self) -> Tensor:
+        """The current iterates sorted within each run, without changing the state."""
+        return torch.sort(self.values, -1).values
+
+    def state_dict(self) -> dict:
+        return {
+            "levels": self.levels.tolist(),
+            "values": self.values.tolist(),
+            "initialized": self.initialized,
+            "step": self.step,
+            "crossings": self.crossings.tolist(),
+            "step_size": self.step_size,
+            "decay": self.decay,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        levels = torch.as_tensor(state["levels"], dtype=torch.float64)
+        if levels.shape != self.levels.shape or not torch.allclose(levels, self.levels, rtol=0, atol=1e-12):
+            raise ValueError(f"checkpoint quantile levels {state['levels']} differ from configured ones")
+        values = torch.as_tensor(state["values"], dtype=torch.float64)
+        if values.shape != self.levels.shape:
+            raise ValueError(f"checkpoint values have shape {tuple(values.shape)}, expected {tuple(self.levels.shape)}")
+        check_finite("values", values)
+        self.values = values.clone()
+        self.initialized = bool(state["initialized"])
+        self.step = int(state["step"])
+        self.crossings = torch.as_tensor(state.get("crossings", [0] * self.runs), dtype=torch.long).clone()

@@ -35,6 +35,9 @@ class View:
     render: Callable[[Context], None]
     order: int
     needs_estimators: bool = True  # False: the view draws without any estimator selected
+    #: The sidebar controls (their keys) that change what this view shows; None: all of them.
+    #: The others are drawn disabled on this view, so the sidebar says what applies.
+    sidebar: tuple[str, ...] | None = None
 
 
 VIEWS: dict[str, View] = {}
@@ -51,8 +54,11 @@ VIEW_MODULES = (
 )
 
 
-def register_view(slug: str, title: str, order: int, *, needs_estimators: bool = True):
-    """Decorator: add ``render(ctx)`` to the sidebar under ``title``, reachable as ``?view=slug``."""
+def register_view(
+    slug: str, title: str, order: int, *, needs_estimators: bool = True, sidebar: tuple[str, ...] | None = None
+):
+    """Decorator: add ``render(ctx)`` to the sidebar under ``title``, reachable as ``?view=slug``;
+    ``sidebar`` names the sidebar controls the view reads (None: all)."""
     if not slug.isidentifier():
         raise ValueError(f"slug={slug!r} must be an identifier (it is used in URLs)")
 
@@ -60,7 +66,7 @@ def register_view(slug: str, title: str, order: int, *, needs_estimators: bool =
         existing = VIEWS.get(slug)
         if existing is not None and existing.render.__qualname__ != render.__qualname__:
             raise ValueError(f"view slug {slug!r} is already registered by {existing.render.__module__}")
-        VIEWS[slug] = View(slug, title, render, order, needs_estimators)
+        VIEWS[slug] = View(slug, title, render, order, needs_estimators, None if sidebar is None else tuple(sidebar))
         return render
 
     return decorate

@@ -10,7 +10,7 @@ from app_lib.choices import build_choices
 from app_lib.figures import policy_animation_figure
 from app_lib.runs import final_summary
 from app_lib.simulate import cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors
+from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 from sandbox.plots import band_figure
 
@@ -18,7 +18,8 @@ from sandbox.plots import band_figure
 BANDIT_PRESETS = {"3-arm (Lemma 2)": "three_arm", "100-arm (RS-GRPO §5.1)": "rs_grpo_paper"}
 PRESET_HELP = (
     "3-arm: RS-GRPO Lemma 2's example, r = (1, 0.8, 0), π₀ = (0.05, 0.9, 0.05), exact updates.  \n"
-    "100-arm: RS-GRPO §5.1 (Fig. 3) two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), batches of 16, η = 0.1; "
+    "100-arm: RS-GRPO §5.1 (Fig. 3) two-mode bandit (optimum 1.0, a 0.6 mode where π₀ is peaked), "
+    "batches of 16, η = 0.1; "
     "the paper trains for 25 000 updates."
 )
 STEP_CHOICES = (10, 20, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10_000, 25_000)
@@ -86,7 +87,12 @@ def bandit_page(choices: tuple, preset: str, settings: tuple, seeds: int) -> dic
     }
 
 
-@register_view("bandit", "2 · Bandit runs", order=20)
+@register_view(
+    "bandit",
+    "2 · Bandit runs",
+    order=20,
+    sidebar=("estimators", "alpha", "beta", "omega", "k", "rs_beta", "rs_betas_extra"),  # one prompt: no B, no G
+)
 def render(ctx: Context) -> None:
     st.header("Bandit runs: softmax policy over arms")
     st.caption(
@@ -159,7 +165,7 @@ def render(ctx: Context) -> None:
 
         getattr(BanditConfig, preset)(**settings)
     except ValueError as err:
-        st.error(f"Invalid bandit settings: {err}", icon="⚠️")
+        st.error(f"Invalid bandit settings: {user_words(err)}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="single_prompt")
     key = (tuple(choices), preset, tuple(sorted(settings.items())), int(seeds))
@@ -183,7 +189,7 @@ def render(ctx: Context) -> None:
     metrics, policy, fig = page["metrics"], page["policy"], page["fig"]
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean over {seeds} seed(s))")
     st.dataframe(page["summary"], hide_index=True, key="table_bandit")
-    st.plotly_chart(fig, key="fig_bandit_metrics")
+    chart(st, fig, "fig_bandit_metrics")
     explain(
         "RS-GRPO Lemmas 2–3 and §5.1: the mean objective (β → 0) can lower π(best arm) when a runner-up arm beats the "
         "average, and stays in the mode the initial policy favours; a large enough β always raises π(best arm).",
@@ -195,5 +201,5 @@ def render(ctx: Context) -> None:
     downloads("bandit_metrics", metrics, fig)
     st.subheader("Policy over time")
     policy_fig = page["policy_fig"]
-    st.plotly_chart(policy_fig, key="fig_bandit_policy")
+    chart(st, policy_fig, "fig_bandit_policy")
     downloads("bandit_policy", policy, policy_fig)

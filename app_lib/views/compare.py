@@ -12,7 +12,7 @@ from app_lib import state
 from app_lib.views import Context, register_view
 
 
-@register_view("compare", "7 · LM comparison", order=70, needs_estimators=False)
+@register_view("compare", "7 · LM comparison", order=70, needs_estimators=False, sidebar=())
 def render(ctx: Context) -> None:
     from app_lib import compare_panels
 

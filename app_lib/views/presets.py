@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_lib import state
+from app_lib import memo, state
 from app_lib.figures import optimal_prob_change_figure
 from app_lib.figures_paper import bundle_sweep_figure, passk_figure, rs_bandit_figure, stats_band_figure
 from app_lib.passk_curve import passk_vs_k
 from app_lib.runs import lemma_thresholds, optimal_prob_change_curve
-from app_lib.ui import downloads, explain, lemma_marks
+from app_lib.ui import chart, downloads, explain, lemma_marks
 from app_lib.views import Context, register_view
 from app_lib.views.regime_map import centre_comparisons, verdict_note
 
@@ -61,7 +61,7 @@ def provenance(name: str) -> None:
         st.json(meta, expanded=False)
 
 
-@register_view("presets", "5 · Paper presets", order=50, needs_estimators=False)
+@register_view("presets", "5 · Paper presets", order=50, needs_estimators=False, sidebar=())
 def render(ctx: Context) -> None:
     st.header("Paper presets: the papers' figures in one click")
     st.caption(
@@ -82,8 +82,8 @@ def rs_bandit() -> None:
     from sandbox.bandit import rs_grpo_paper_rewards
 
     curves, policy = load("rs_bandit"), load("rs_bandit_policy")
-    fig = rs_bandit_figure(curves, policy, rs_grpo_paper_rewards())
-    st.plotly_chart(fig, key="fig_preset_rs_bandit")
+    fig = memo.get_or_build(("preset", "rs_bandit"), lambda: rs_bandit_figure(curves, policy, rs_grpo_paper_rewards()))
+    chart(st, fig, "fig_preset_rs_bandit")
     final = curves[curves["step"] == curves["step"].max()][
         ["beta", "expected_reward_mean", "expected_reward_std", "seeds"]
     ]
@@ -110,8 +110,11 @@ def riskpo_entropy() -> None:
         ("cvar", "CVaR_α"),
         ("pass_at_k", "pass@8"),
     ]
-    fig = stats_band_figure(curves, fields, bounds={f: (0.0, None) for f, _ in fields})
-    st.plotly_chart(fig, key="fig_preset_entropy")
+    fig = memo.get_or_build(
+        ("preset", "riskpo_entropy"),
+        lambda: stats_band_figure(curves, fields, bounds={f: (0.0, None) for f, _ in fields}),
+    )
+    chart(st, fig, "fig_preset_entropy")
     explain(
         "RiskPO §6 / Fig. 5–6: GRPO's entropy collapses early while RiskPO's stays higher; the risk-seeking variant "
         "collapses fastest; mean reward is nearly the same, the lower-tail RVaR and MVaR favour RiskPO.",
@@ -131,8 +134,8 @@ def riskpo_entropy() -> None:
 
 def bundle_sweep() -> None:
     last = load("bundle_sweep").sort_values("bundle_size")
-    fig = bundle_sweep_figure(last, PAPER_TABLE4)
-    st.plotly_chart(fig, key="fig_preset_bundle")
+    fig = memo.get_or_build(("preset", "bundle_sweep"), lambda: bundle_sweep_figure(last, PAPER_TABLE4))
+    chart(st, fig, "fig_preset_bundle")
     explain(
         "RiskPO Table 4: accuracy peaks at B = 5; B = 1 (no bundling) is worst (−2.45 points), B = 10 loses 1.6.",
         "the paper's numbers are LLM accuracies; the sandbox measures the mechanism the paper gives for them "
@@ -156,8 +159,8 @@ def passk() -> None:
     # seed spread of pass@k at the last step (the matched-pass@1 values are interpolated: no band there)
     last = raw[raw["step"] == raw["step"].max()][["estimator", "k", "pass_at_k_std"]]
     table = table.merge(last.assign(when="end of training"), on=["estimator", "k", "when"], how="left")
-    fig = passk_figure(table)
-    st.plotly_chart(fig, key="fig_preset_passk")
+    fig = memo.get_or_build(("preset", "passk"), lambda: passk_figure(table))
+    chart(st, fig, "fig_preset_passk")
     explain(
         "RiskPO and RS-GRPO (pass@k results): at equal pass@1, risk-sensitive training keeps pass@k for large k "
         "higher than GRPO (RS-GRPO reports ≈ +4 points of pass@32 on average over GRPO).",
@@ -199,8 +202,10 @@ def lemma2() -> None:
     at_zero = float(optimal_prob_change_curve(rewards, probs, (0.0,))["d_pi_star"].iloc[0])
     marks = lemma_thresholds(curve)
     lemma_marks(marks, at_zero, "Δπ(a*) at β = 0 (mean objective)")
-    fig = optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
-    st.plotly_chart(fig, key="fig_preset_lemma2")
+    fig = memo.get_or_build(
+        ("preset", "lemma2"), lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]})
+    )
+    chart(st, fig, "fig_preset_lemma2")
     explain(
         "RS-GRPO Lemma 2: if a sub-optimal action beats the average reward, some policies see the standard policy "
         "gradient lower π(a*); Lemma 3: a large enough β always raises it; Lemma 4: past β₁ the gain shrinks like 1/β.",

@@ -8,7 +8,7 @@ from app_lib import memo, state
 from app_lib.choices import Knobs, build_choices, is_quantile_band
 from app_lib.figures import advantage_shape_figure, bundle_advantage_figure
 from app_lib.shapes import advantage_vs_accuracy, bundle_accuracies, bundle_advantage_curve
-from app_lib.ui import downloads, explain, show_errors
+from app_lib.ui import chart, downloads, explain, show_errors
 from app_lib.views import Context, register_view
 
 
@@ -48,7 +48,7 @@ def render(ctx: Context) -> None:
         ("shapes", names, knobs, group_size, num_correct),
         lambda: advantage_shape_figure(table, marked_p_hat=num_correct / group_size),
     )
-    st.plotly_chart(fig, key="fig_shapes")
+    chart(st, fig, "fig_shapes")
     shown = table[table["c"] == num_correct][["estimator", "adv_correct", "adv_incorrect", "sum_abs_adv"]].reset_index(
         drop=True
     )
@@ -85,7 +85,7 @@ def render(ctx: Context) -> None:
     if curve.empty:
         return
     fig = memo.get_or_build(("bundle", tuple(band), knobs, accuracies), lambda: bundle_advantage_figure(curve, marks))
-    st.plotly_chart(fig, key="fig_bundle")
+    chart(st, fig, "fig_bundle")
     st.dataframe(marks, hide_index=True, key="table_bundle_quantiles")
     with st.expander("advantage at every bundle score"):
         st.dataframe(

@@ -10,9 +10,9 @@ import streamlit as st
 from app_lib import state
 from app_lib.choices import build_choices, is_quantile_band
 from app_lib.figures_paper import sweep_figure
-from app_lib.ui import downloads, explain, show_errors
+from app_lib.ui import chart, downloads, explain, show_errors, user_words
 from app_lib.views import Context, register_view
-from app_lib.views.tabular import run_all
+from app_lib.views.tabular import RISK_FIELDS, risk_levels_valid, run_all
 
 #: parameter -> (Knobs field, the values offered, the default selection, which estimators it moves)
 PARAMETERS = {
@@ -30,14 +30,19 @@ METRICS = {
 }
 
 
-@register_view("sweeps", "6 · Sweeps", order=60)
+@register_view(
+    "sweeps",
+    "6 · Sweeps",
+    order=60,
+    sidebar=("estimators", "alpha", "beta", "omega", "bundle_size", "k", "group_size"),  # β values: its own list
+)
 def render(ctx: Context) -> None:
     st.header("Sweeps: a final metric against one parameter")
     st.caption(
-        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) once "
-        "per "
-        "parameter value and estimator (each run cached). Colours of the training curves follow the parameter on a "
-        "sequential scale (dark = small, light = large)."
+        "Runs the tabular simulator (default problem: P = 40 prompts, M = 16 responses, sidebar G, k, α, β, ω) "
+        "once per parameter value and estimator (each run cached). In the training curves, with several "
+        "estimators the colour is the estimator and the dash and marker the parameter value; with one estimator "
+        "the colour is the value (RS-GRPO's β: dark = large β, as in every view)."
     )
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
     parameter = state.selectbox(c1, "parameter", list(PARAMETERS), key="sweep_param")
@@ -65,6 +70,17 @@ def render(ctx: Context) -> None:
         risk_omega=ctx.knobs.omega,
         log_every=max(1, int(steps) // 100),
     )
+    settings, no_risk = risk_levels_valid(settings)
+    if no_risk and metric in RISK_FIELDS:
+        st.warning(no_risk, icon="⚠️")
+        return
+    try:
+        from sandbox import TabularConfig
+
+        TabularConfig(**settings)
+    except ValueError as err:
+        st.error(f"Invalid sweep settings: {user_words(err)}", icon="⚠️")
+        return
     finals, curves, errors = [], [], []
     bar = st.progress(0.0, text="sweep")
     for i, value in enumerate(sorted(values)):
@@ -92,8 +108,10 @@ def render(ctx: Context) -> None:
         return
     final, curve = pd.concat(finals, ignore_index=True), pd.concat(curves, ignore_index=True)
     title = METRICS[metric].replace("pass@k", f"pass@{ctx.knobs.k}")
-    fig = sweep_figure(final, parameter, metric, title, curve, log_x=field == "rs_betas")
-    st.plotly_chart(fig, key="fig_sweep")
+    fig = sweep_figure(
+        final, parameter, metric, title, curve, log_x=field == "rs_betas", beta_values=field == "rs_betas"
+    )
+    chart(st, fig, "fig_sweep")
     st.dataframe(
         final.rename(columns={"value": parameter, "mean": f"final {metric}", "std": "std over seeds"}),
         hide_index=True,

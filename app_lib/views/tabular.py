@@ -11,7 +11,7 @@ from app_lib.figures_paper import passk_figure
 from app_lib.passk_curve import K_GRID, curves_from_runs, passk_vs_k
 from app_lib.runs import final_summary
 from app_lib.simulate import all_cached, cached_runs, frames
-from app_lib.ui import downloads, explain, progress_bar, show_errors
+from app_lib.ui import chart, downloads, explain, progress_bar, show_errors, user_words
 from app_lib.views import Context, register_view
 from sandbox.plots import band_figure
 
@@ -71,6 +71,7 @@ def tabular_settings(knobs: Knobs, group_size: int) -> tuple[dict, int]:
         difficulty=difficulty,
         reward_type=reward_type,
         k=int(knobs.k),
+        passk_grid=K_GRID,  # pass@k vs k from the same runs (k does not change the training)
         risk_alpha=knobs.alpha,
         risk_beta=knobs.beta,
         risk_omega=knobs.omega,
@@ -103,9 +104,34 @@ def shown_fields(metrics: pd.DataFrame, settings: dict) -> list[tuple[str, str, 
     return out
 
 
-def tabular_page(choices: list[Choice], settings: dict, seeds: int) -> dict:
+#: Metrics computed at the sidebar's α, β, ω (bundle-score risk measures).
+RISK_FIELDS = ("rvar_lower", "mvar", "cvar")
+
+
+def risk_levels_valid(settings: dict) -> tuple[dict, str | None]:
+    """The settings to run with, and why the risk panels are left out (None: they are drawn).
+
+    The bundle-score risk measures need α < β. When the sidebar has α ≥ β, every other panel
+    (and every estimator that does not take α, β, GRPO included) is still drawn: the simulator
+    runs with its own default levels and the risk columns are removed from what is shown."""
+    from sandbox import TabularConfig
+
+    a, b = settings["risk_alpha"], settings["risk_beta"]
+    if 0.0 <= a < b <= 1.0:
+        return settings, None
+    defaults = TabularConfig()
+    settings = {**settings, "risk_alpha": defaults.risk_alpha, "risk_beta": defaults.risk_beta}
+    return settings, (
+        f"Risk panels (lower-tail RVaR, MVaR, CVaR of bundle scores) not drawn: they need α < β, "
+        f"the sidebar has α = {a:g}, β = {b:g}."
+    )
+
+
+def tabular_page(choices: list[Choice], settings: dict, seeds: int, risk_metrics: bool = True) -> dict:
     """Table and figure of one tabular comparison (built once per settings, see ``memo``)."""
     metrics, errors = tabular_runs(choices, settings, seeds)
+    if not risk_metrics:
+        metrics = metrics.drop(columns=[c for c in RISK_FIELDS if c in metrics])
     if metrics.empty:
         return {"errors": errors, "metrics": metrics}
     fields = shown_fields(metrics, settings)
@@ -130,19 +156,22 @@ def render(ctx: Context) -> None:
         "possible range). pass@k uses the sidebar k; the bundle-score risk metrics use the sidebar α, β, ω."
     )
     settings, seeds = tabular_settings(ctx.knobs, ctx.group_size)
+    settings, no_risk = risk_levels_valid(settings)
     try:
         from sandbox import TabularConfig
 
         TabularConfig(**settings)
     except ValueError as err:
-        st.error(f"Invalid tabular settings: {err}", icon="⚠️")
+        st.error(f"Invalid tabular settings: {user_words(err)}", icon="⚠️")
         return
     choices, errors = build_choices(ctx.names, ctx.knobs, mode="bundled")
-    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds)
+    key = ("tabular_page", tuple(choices), tuple(sorted(settings.items())), seeds, no_risk is None)
     if not memo.has(key):  # the progress bar only when something is to be computed
         run_all(choices, settings, seeds, "tabular runs")
-    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds))
+    page = memo.get_or_build(key, lambda: tabular_page(choices, settings, seeds, risk_metrics=no_risk is None))
     show_errors(errors + page["errors"])
+    if no_risk:
+        st.warning(no_risk, icon="⚠️")
     metrics = page["metrics"]
     if metrics.empty:
         st.info("No estimator could run with these settings.")
@@ -150,7 +179,7 @@ def render(ctx: Context) -> None:
     st.markdown(f"**At step {int(metrics['step'].max())}** (mean and std over {seeds} seed(s))")
     st.dataframe(page["summary"], hide_index=True, key="table_tabular")
     fig = page["fig"]
-    st.plotly_chart(fig, key="fig_tabular")
+    chart(st, fig, "fig_tabular")
     explain(
         "RiskPO Prop. 1 + Thm 2: entropy falls by η·Cov(log π, A) per step, and the MVaR advantage has the smaller "
         "covariance, so RiskPO keeps entropy higher than GRPO; bundling gives signal on all-fail prompts.",
@@ -163,6 +192,14 @@ def render(ctx: Context) -> None:
     passk_section(choices, settings, seeds)
 
 
+def passk_page(choices: list[Choice], settings: dict, seeds: int):
+    """pass@k vs k from the cached runs' pass_at_k_<k> columns (one run logs every k of K_GRID)."""
+    metrics, _ = tabular_runs(choices, settings, seeds)
+    by_k = {k: metrics.assign(pass_at_k=metrics[f"pass_at_k_{k}"]) for k in K_GRID} if not metrics.empty else {}
+    table = passk_vs_k(curves_from_runs(by_k))
+    return table, passk_figure(table)
+
+
 def passk_section(choices: list[Choice], settings: dict, seeds: int) -> None:
     st.subheader("pass@k vs k (k = 1 … 256)")
     if settings["reward_type"] != "binary":
@@ -170,7 +207,7 @@ def passk_section(choices: list[Choice], settings: dict, seeds: int) -> None:
         return
     if not state.checkbox(
         st,
-        f"compute pass@k for k = 1 … 256 ({len(K_GRID) - 1} more simulator runs per estimator, cached)",
+        "compute pass@k for k = 1 … 256 (logged by the runs above: no more simulation)",
         False,
         key="tab_passk",
     ):
@@ -179,14 +216,9 @@ def passk_section(choices: list[Choice], settings: dict, seeds: int) -> None:
             "in the papers' regime."
         )
         return
-    by_k = {}
-    for k in K_GRID:
-        metrics, _ = run_all(choices, {**settings, "k": k}, seeds, f"pass@{k} runs")
-        if not metrics.empty:
-            by_k[k] = metrics
-    table = passk_vs_k(curves_from_runs(by_k))
-    fig = passk_figure(table)
-    st.plotly_chart(fig, key="fig_tabular_passk")
+    key = ("tabular_passk", tuple(choices), tuple(sorted(settings.items())), seeds)
+    table, fig = memo.get_or_build(key, lambda: passk_page(choices, settings, seeds))
+    chart(st, fig, "fig_tabular_passk")
     explain(
         "RiskPO and RS-GRPO: risk-seeking (RS-GRPO) and risk-averse bundled (RiskPO) updates keep the policy spread "
         "over more correct responses, so pass@k for large k is higher than GRPO's at the same pass@1.",

@@ -16,7 +16,7 @@ from app_lib.choices import Knobs
 from app_lib.figures import covariance_gap_figure, entropy_residual_figure, optimal_prob_change_figure
 from app_lib.figures_paper import thm2_scatter_figure
 from app_lib.runs import lemma_thresholds, optimal_prob_change_curve
-from app_lib.ui import downloads, explain, lemma_marks
+from app_lib.ui import chart, downloads, explain, lemma_marks, plain
 from app_lib.views import Context, register_view
 
 #: Family names of the Theorem 2 instances, in words (sandbox.claims.riskpo_covariance.random_instances;
@@ -132,13 +132,13 @@ def words(name: str, result: dict | None = None, parts: tuple[str, ...] = ()) ->
 
 
 def claim_status(result: dict) -> None:
-    text = f"**{result['claim']}** ({result['paper']}): {result['measured']}"
+    text = f"**{plain(result['claim'])}** ({plain(result['paper'])}): {plain(result['measured'])}"
     (st.success if result["holds"] else st.warning)(
         ("✓ holds. " if result["holds"] else "✗ does not hold here. ") + text
     )
 
 
-@register_view("theorems", "4 · Theorem checks", order=40, needs_estimators=False)
+@register_view("theorems", "4 · Theorem checks", order=40, needs_estimators=False, sidebar=("alpha", "beta", "omega"))
 def render(ctx: Context) -> None:
     st.header("Theorem checks")
     st.caption("Exact computations under known softmax policies (sandbox claims); no sampling noise.")
@@ -159,7 +159,7 @@ def proposition_1() -> None:
     fig = memo.get_or_build(
         ("prop1", instances, actions), lambda: entropy_residual_figure(table, limit=prop1.get("curvature_scale"))
     )
-    st.plotly_chart(fig, key="fig_prop1")
+    chart(st, fig, "fig_prop1")
     st.dataframe(table, hide_index=True, key="table_prop1")
     words("prop1_entropy_residual", prop1)
     downloads("prop1_entropy_residual", table, fig)
@@ -197,7 +197,7 @@ def theorem_2(knobs: Knobs) -> None:
         n3.metric("strictly ordered: Cov_MVaR < Cov_mean (non-trivial)", f"{thm2['nontrivial_holds']}")
     table = pd.DataFrame(thm2["table"])
     fig = memo.get_or_build(("thm2", params), lambda: covariance_gap_figure(table))
-    st.plotly_chart(fig, key="fig_thm2")
+    chart(st, fig, "fig_thm2")
     st.dataframe(table, hide_index=True, key="table_thm2")
     counts = thm2.get("assumption_counts")
     if isinstance(counts, dict):
@@ -213,8 +213,8 @@ def theorem_2(knobs: Knobs) -> None:
         with st.expander(
             f"per-instance values (first {len(points) // max(points['instances'].nunique(), 1)} of each family)"
         ):
-            st.plotly_chart(
-                memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), key="fig_thm2_points"
+            chart(
+                st, memo.get_or_build(("thm2_points", params), lambda: thm2_scatter_figure(points)), "fig_thm2_points"
             )
             st.dataframe(points, hide_index=True, key="table_thm2_points")
     if isinstance(thm2.get("counterexample_without_assumption"), dict):
@@ -318,7 +318,7 @@ def rs_lemmas() -> None:
         ("lemmas", rewards, probs),
         lambda: optimal_prob_change_figure(curve, {"β₀": marks["beta0"], "β₁": marks["beta1"]}),
     )
-    st.plotly_chart(fig, key="fig_lemmas")
+    chart(st, fig, "fig_lemmas")
     words("rs_lemmas", parts=("rs_lemma2", "rs_lemma3", "rs_lemma4"))
     downloads("rs_lemmas_prob_change", curve, fig)
     with st.expander("Lemma 3/4 on random 6-action instances"):

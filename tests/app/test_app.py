@@ -333,11 +333,14 @@ def test_tabular_view_explains_invalid_settings():
     at.slider(key="tab_prompts").set_value(45).run()  # not a multiple of B = 4
     at.slider(key="bundle_size").set_value(4).run()
     assert not at.exception
-    assert any("riskpo" in m and "bundle_size=4 must divide" in m for m in errors(at)), errors(at)
+    # In the controls' names (issue 21 bug 9: was "bundle_size=4 must divide num_prompts=45").
+    assert any("riskpo" in m and "B (sidebar)=4 must divide prompts P=45" in m for m in errors(at)), errors(at)
     assert list(table(at)["estimator"]) == ["grpo"]
     at.slider(key="alpha").set_value(0.9).run()
     assert not at.exception
-    assert any("Invalid tabular settings" in m and "risk_alpha=0.9" in m for m in errors(at)), errors(at)
+    # α > β: GRPO is still drawn (the whole view used to disappear); the risk panels are left out, said so.
+    assert list(table(at)["estimator"]) == ["grpo"]
+    assert any("Risk panels" in w.value and "α = 0.9, β = 0.8" in w.value for w in at.warning)
 
 
 # --------------------------------------------------------------------------- view 4

@@ -63,7 +63,8 @@ def test_presets_view_renders_in_headless_chromium(tmp_path):
         )
     assert capture.exceptions == 0, capture.text[:2000]
     assert (
-        "Paper presets" in capture.text and "RS-GRPO §5.1, Fig. 3: 100-arm bandit, β sweep, 25 000 updates" in capture.text
+        "Paper presets" in capture.text
+        and "RS-GRPO §5.1, Fig. 3: 100-arm bandit, β sweep, 25 000 updates" in capture.text
     )  # tables are canvas: not in the text
 
 
