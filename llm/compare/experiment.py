@@ -482,14 +482,24 @@ def main(argv=None) -> Path:
     if args.report_only:
         evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
     else:
-        train_all(cfg, runs, jobs=args.jobs)
-        timings["train_s"] = time.perf_counter() - started
+        timings["train_s"] = timings["eval_s"] = 0.0
+        # One seed at a time, trained then evaluated: a comparison stopped part-way still has
+        # every method of its first seeds evaluated (and --report-only reads them).
+        for seed in cfg.seeds:
+            batch = {n: r for n, r in runs.items() if r["seed"] == seed}
+            t0 = time.perf_counter()
+            train_all(cfg, batch, jobs=args.jobs)
+            timings["train_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            names = list(_policies(batch)) if seed == cfg.seeds[0] else list(batch)
+            if args.jobs > 1:
+                (out / "eval").mkdir(exist_ok=True)
+                evaluate_in_subprocesses(args, names, args.jobs)
+            evaluate_all(cfg, runs, out, only=set(names))
+            timings["eval_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        if args.jobs > 1:
-            (out / "eval").mkdir(exist_ok=True)
-            evaluate_in_subprocesses(args, list(_policies(runs)), args.jobs)
-        evaluations = evaluate_all(cfg, runs, out)
-        timings["eval_s"] = time.perf_counter() - t0
+        evaluations = evaluate_all(cfg, runs, out)  # every policy, all reused from the files above
+        timings["eval_s"] += time.perf_counter() - t0
     copy_run_logs(runs, out)
     unfinished = {
         n: _completed_steps(r["dir"])
