@@ -483,19 +483,22 @@ def main(argv=None) -> Path:
         evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
     else:
         timings["train_s"] = timings["eval_s"] = 0.0
-        # One seed at a time, trained then evaluated: a comparison stopped part-way still has
-        # every method of its first seeds evaluated (and --report-only reads them).
-        for seed in cfg.seeds:
-            batch = {n: r for n, r in runs.items() if r["seed"] == seed}
+        # Trained then evaluated in groups of --jobs runs (seed by seed, in the config's method
+        # order), the base model first: a comparison stopped part-way has every finished run
+        # evaluated, and --report-only reads them.
+        names = list(runs)
+        groups = [names[i : i + args.jobs] for i in range(0, len(names), args.jobs)]
+        for index, group in enumerate(groups):
+            batch = {n: runs[n] for n in group}
             t0 = time.perf_counter()
             train_all(cfg, batch, jobs=args.jobs)
             timings["train_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            names = list(_policies(batch)) if seed == cfg.seeds[0] else list(batch)
+            policies = (["base"] if index == 0 else []) + group
             if args.jobs > 1:
                 (out / "eval").mkdir(exist_ok=True)
-                evaluate_in_subprocesses(args, names, args.jobs)
-            evaluate_all(cfg, runs, out, only=set(names))
+                evaluate_in_subprocesses(args, policies, args.jobs)
+            evaluate_all(cfg, runs, out, only=set(policies))
             timings["eval_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         evaluations = evaluate_all(cfg, runs, out)  # every policy, all reused from the files above
