@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The comparison's GPU setting, once, in <= 10 minutes: GRPO, Dr. GRPO, RiskPO and RS-GRPO on
 # SmolLM2-135M-Instruct with vLLM rollouts on CUDA, the paper presets' batch geometry scaled down
-# (RiskPO v2 §6: 10 responses per problem, batch / mini-batch = 512 / 128 = 4 optimizer steps per
+# (RiskPO v2 App. B.1: 10 responses per problem, batch / mini-batch = 512 / 128 = 4 optimizer steps per
 # step, temperature 0.8, eq. (3) loss; here 40 prompts per step = 8 bundles of B = 5), and the
 # per-step times each run logged (generate / reward / update).
 #
@@ -35,12 +35,12 @@ train:
   rollout_backend: vllm
   vllm_gpu_memory_utilization: 0.3
   prompts_per_step: 40          # 8 bundles of B = 5 (paper: 512 prompts)
-  group_size: 10                # RiskPO v2 §6: 10 responses per problem
-  mini_batches: 4               # §6: batch / mini-batch = 512 / 128
+  group_size: 10                # RiskPO v2 App. B.1: 10 responses per problem
+  mini_batches: 4               # App. B.1: batch / mini-batch = 512 / 128
   ppo_epochs: 1
   max_new_tokens: 256           # paper: 3072
-  temperature: 0.8              # §6
-  top_p: 1.0                    # §6
+  temperature: 0.8              # App. B.1
+  top_p: 1.0                    # App. B.1
   lr: 2.0e-5
   lr_scheduler: constant
   clip_eps_low: 0.2             # eq. (3), eps = 0.2

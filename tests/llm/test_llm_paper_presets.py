@@ -1,6 +1,6 @@
 """llm/configs/riskpo.yaml and rs_grpo.yaml against the papers' stated training recipes.
 
-The tables below are typed from the papers (RiskPO v2 §6 and eq. (3); RS-GRPO
+The tables below are typed from the papers (RiskPO v2 App. B.1 and eq. (3); RS-GRPO
 §6.1, Appendix E Table 3), independently of the preset files; each preset must
 load as a valid trainer config and agree with its table field by field. The
 mapping of the papers' verl-style "batch / mini-batch" (counted in prompts) onto
@@ -20,7 +20,7 @@ from llm.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "llm" / "configs"
 
-# RiskPO v2 (arXiv 2510.00911 v2), §6 "Training" and eq. (3).
+# RiskPO v2 (arXiv 2510.00911 v2), App. B.1 "Experimental setup" (Training) and eq. (3).
 RISKPO_PAPER = {
     "estimator": "riskpo",
     "alpha": 0.2,  # "we set α to 0.2 and β to 0.8"
