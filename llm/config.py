@@ -146,7 +146,9 @@ class TrainConfig:
     clip_eps_low: float = _key(0.2, "ratio lower bound 1 - eps_low, in [0, 1)", LOSS)
     clip_eps_high: float = _key(0.2, "ratio upper bound 1 + eps_high (> clip_eps_low = DAPO clip-higher)", LOSS)
     importance_ratio: str = _key("sequence", "token (PPO/GRPO) | sequence (GSPO, RiskPO paper)", LOSS)
-    loss_agg: str = _key("token-mean", "token-mean | seq-mean-token-mean | seq-mean-token-sum", LOSS)
+    loss_agg: str = _key(
+        "seq-mean-token-mean", "token-mean | seq-mean-token-mean (RiskPO eq. (3)) | seq-mean-token-sum", LOSS
+    )
     kl_coef: float = _key(0.0, "k3 KL penalty to the starting policy (> 0 builds a frozen reference)", LOSS)
     dynamic_sampling: bool = _key(False, "DAPO: replace prompts whose advantages are all zero by fresh ones", LOSS)
     dynamic_sampling_max_rounds: int = _key(3, "extra generation rounds per step at most", LOSS)

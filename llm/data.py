@@ -3,8 +3,11 @@
 ``load_dataset_examples(spec)`` accepts
 
 * a benchmark name: ``gsm8k`` (train split unless ``split="test"``),
-  ``gsm8k_train``, ``gsm8k_test``, ``math500``, ``aime24``, ``amc23`` - files in
-  the shared data directory (``$RISKRL_DATA_DIR``, default ``<repo>/../shared/data``);
+  ``gsm8k_train``, ``gsm8k_test``, ``math500``, ``aime24``, ``amc23`` - the local
+  copy in the data directory (``$RISKRL_DATA_DIR``, default ``<repo>/../shared/data``)
+  when it exists, otherwise the Hugging Face Hub copy the ecosystem uses
+  (``HUB_BENCHMARKS``: ``openai/gsm8k`` config ``main``, ``HuggingFaceH4/MATH-500``,
+  ``HuggingFaceH4/aime_2024``, ``math-ai/amc23``) through ``datasets.load_dataset``;
 * ``fixture:<benchmark>`` - the few-row copies in ``tests/fixtures/`` (only when
   asked for explicitly, so a missing data directory is never papered over);
 * ``reasoning_gym:<task>`` optionally with generator options as a query string,
@@ -34,10 +37,12 @@ __all__ = [
     "BENCHMARKS",
     "Example",
     "DatasetNotFoundError",
+    "HUB_BENCHMARKS",
     "data_dir",
     "fixtures_dir",
     "load_dataset_examples",
     "load_jsonl_examples",
+    "load_hub_examples",
     "extract_gsm8k_answer",
     "format_prompt",
     "PromptSampler",
@@ -62,6 +67,15 @@ BENCHMARKS: dict[str, str] = {
     "amc23": "amc23_test.jsonl",
 }
 _SPLITS = {"gsm8k": ("train", "test"), "math500": ("test",), "aime24": ("test",), "amc23": ("test",)}
+# benchmark key -> (Hub dataset id, config name, split): the ids TRL / open-r1 / verl recipes load.
+# Rows are read with the same field names as the local files (question|problem, answer, id|unique_id).
+HUB_BENCHMARKS: dict[str, tuple[str, str | None, str]] = {
+    "gsm8k_train": ("openai/gsm8k", "main", "train"),
+    "gsm8k_test": ("openai/gsm8k", "main", "test"),
+    "math500": ("HuggingFaceH4/MATH-500", None, "test"),
+    "aime24": ("HuggingFaceH4/aime_2024", None, "train"),  # the Hub copy has one split, named train
+    "amc23": ("math-ai/amc23", None, "test"),
+}
 
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):
@@ -115,6 +129,26 @@ def _first_present(row: dict, names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _example_from_row(row: Any, where: str, row_number: int, source: str) -> Example:
+    """One question/answer row (a JSONL line or a Hub record) -> Example; errors name ``where`` and the row."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: row {row_number} must be a JSON object, got {type(row).__name__}")
+    question_field = _first_present(row, _QUESTION_FIELDS)
+    if question_field is None:
+        raise ValueError(f"{where}: row {row_number} is missing the question field (one of {list(_QUESTION_FIELDS)})")
+    answer_field = _first_present(row, _ANSWER_FIELDS)
+    if answer_field is None:
+        raise ValueError(f"{where}: row {row_number} is missing the answer field (one of {list(_ANSWER_FIELDS)})")
+    answer = _answer_to_str(row[answer_field])
+    if "####" in answer:
+        answer = extract_gsm8k_answer(answer)
+    if not answer:
+        raise ValueError(f"{where}: row {row_number} has an empty answer after '####'")
+    id_field = _first_present(row, _ID_FIELDS)
+    example_id = str(row[id_field]) if id_field else f"{source}:{row_number}"
+    return Example(id=example_id, question=str(row[question_field]), answer=answer, source=source)
+
+
 def load_jsonl_examples(path: str | os.PathLike, source: str | None = None, limit: int | None = None) -> list[Example]:
     """Reads a JSONL file of question/answer rows (see module docstring for the field names)."""
     path = Path(path).expanduser()
@@ -132,28 +166,39 @@ def load_jsonl_examples(path: str | os.PathLike, source: str | None = None, limi
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: row {row_number} is not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}: row {row_number} must be a JSON object, got {type(row).__name__}")
-            question_field = _first_present(row, _QUESTION_FIELDS)
-            if question_field is None:
-                raise ValueError(
-                    f"{path}: row {row_number} is missing the question field (one of {list(_QUESTION_FIELDS)})"
-                )
-            answer_field = _first_present(row, _ANSWER_FIELDS)
-            if answer_field is None:
-                raise ValueError(
-                    f"{path}: row {row_number} is missing the answer field (one of {list(_ANSWER_FIELDS)})"
-                )
-            answer = _answer_to_str(row[answer_field])
-            if "####" in answer:
-                answer = extract_gsm8k_answer(answer)
-            if not answer:
-                raise ValueError(f"{path}: row {row_number} has an empty answer after '####'")
-            id_field = _first_present(row, _ID_FIELDS)
-            example_id = str(row[id_field]) if id_field else f"{source}:{row_number}"
-            examples.append(Example(id=example_id, question=str(row[question_field]), answer=answer, source=source))
+            examples.append(_example_from_row(row, str(path), row_number, source))
     if not examples:
         raise ValueError(f"{path}: no rows found")
+    return examples
+
+
+def load_hub_examples(key: str, limit: int | None = None, local_path: Path | None = None) -> list[Example]:
+    """Benchmark ``key`` from the Hugging Face Hub (``HUB_BENCHMARKS``) via ``datasets.load_dataset``.
+
+    Any failure to fetch it (offline, no ``datasets``, unknown id) is a
+    DatasetNotFoundError saying where the local copy was looked for and which
+    Hub id was tried; malformed rows are ValueErrors naming the Hub id and row.
+    """
+    repo, config, split = HUB_BENCHMARKS[key]
+    hub = f"{repo}" + (f" (config {config!r})" if config else "") + f", split {split!r}"
+    looked = f"no local copy at {local_path}; " if local_path is not None else ""
+    try:
+        import datasets
+
+        rows = datasets.load_dataset(repo, config, split=split) if config else datasets.load_dataset(repo, split=split)
+    except Exception as error:  # offline / missing package / Hub error: all mean "not available here"
+        raise DatasetNotFoundError(
+            f"benchmark {key!r}: {looked}tried the Hugging Face Hub {hub} and failed "
+            f"({type(error).__name__}: {str(error)[:200]}); set RISKRL_DATA_DIR to a directory holding "
+            f"{BENCHMARKS[key]} (or use 'fixture:{key.split('_')[0]}' for the tiny test copy)"
+        ) from error
+    examples = []
+    for row_number, row in enumerate(rows, start=1):
+        if limit is not None and len(examples) >= limit:
+            break
+        examples.append(_example_from_row(dict(row), f"Hub {repo}", row_number, key))
+    if not examples:
+        raise ValueError(f"benchmark {key!r}: Hub {hub} has no rows")
     return examples
 
 
@@ -252,14 +297,10 @@ def load_dataset_examples(
     name = spec.lower()
     if name in BENCHMARKS or name in _SPLITS:
         key = _benchmark_key(name, split)
-        directory = data_dir()
-        path = directory / BENCHMARKS[key]
-        if not path.is_file():
-            raise DatasetNotFoundError(
-                f"benchmark {key!r} expects {path}; set RISKRL_DATA_DIR to the directory holding "
-                f"{BENCHMARKS[key]} (or use 'fixture:{name}' for the tiny test copy)"
-            )
-        return load_jsonl_examples(path, source=key, limit=limit)
+        path = data_dir() / BENCHMARKS[key]
+        if path.is_file():
+            return load_jsonl_examples(path, source=key, limit=limit)
+        return load_hub_examples(key, limit=limit, local_path=path)
     path = Path(spec).expanduser()
     if path.suffix in (".jsonl", ".json") or path.exists() or os.sep in spec:
         if split is not None:

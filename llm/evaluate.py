@@ -25,6 +25,11 @@ Outputs: ``results.json`` (config, metrics, timing), ``results.md`` (the
 table, also printed) and ``samples.jsonl`` (every completion with its score).
 ``evaluate()`` takes the generator as an argument, so tests (or another
 serving stack) can plug in any ``generate_fn(examples, n) -> n completions each``.
+
+Generation is batched across questions: each call samples ``--batch-size``
+questions x n completions at once (transformers ``generate`` on padded
+prompts, or one vLLM ``generate`` call). ``--backend auto`` (the default) uses
+vLLM when it is installed and transformers otherwise.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = [
     "format_table",
     "parse_args",
     "main",
+    "resolve_backend",
 ]
 
 GenerateFn = Callable[[list[Example], int], list[list[str]]]
@@ -72,7 +78,7 @@ class EvalConfig:
     max_new_tokens: int = 512
     limit: int | None = None
     out: str | None = None
-    backend: str = "hf"
+    backend: str = "auto"  # auto: vllm when it is installed, else hf (both batch across questions)
     temperature: float = 0.6
     top_p: float = 0.95
     batch_size: int = 8  # questions per generate call (batch_size * n sequences)
@@ -96,7 +102,7 @@ class EvalConfig:
             raise ValueError("k must list at least one value")
         for k in self.k:
             check_k(k, self.n)
-        check_choice("backend", self.backend, ("hf", "vllm"))
+        check_choice("backend", self.backend, ("auto", "hf", "vllm"))
         check_finite_number("temperature", self.temperature)
         check_positive("temperature", self.temperature)  # pass@k needs sampled completions
         check_probability("top_p", self.top_p, open_low=True)
@@ -335,7 +341,12 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     parser.add_argument("--limit", type=int, default=None, help="first N questions of each dataset")
     parser.add_argument("--out", default=None, help="output directory (default outputs/eval/<time>)")
-    parser.add_argument("--backend", choices=["hf", "vllm"], default=defaults.backend)
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "hf", "vllm"],
+        default=defaults.backend,
+        help="auto (default): vLLM when it is installed, else transformers generate",
+    )
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--top-p", type=float, default=defaults.top_p)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="questions per generate call")
@@ -384,6 +395,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
 def main(argv: Sequence[str] | None = None, generate_fn: GenerateFn | None = None) -> dict[str, dict]:
     """Runs the CLI; ``generate_fn`` replaces model loading and generation (tests)."""
     config = parse_args(argv)
+    config.backend = resolve_backend(config.backend)
     if config.backend == "vllm" and generate_fn is None and importlib.util.find_spec("vllm") is None:
         raise ImportError(
             "--backend vllm needs vLLM, which is not installed: pip install 'riskrl[vllm]' on a CUDA machine, "
@@ -423,6 +435,13 @@ def main(argv: Sequence[str] | None = None, generate_fn: GenerateFn | None = Non
     print(table)
     print(f"wrote {out_dir / 'results.json'}, results.md and samples.jsonl")
     return results
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``vllm`` when the package is importable, else ``hf``; explicit choices are kept."""
+    if backend != "auto":
+        return backend
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
 def _build_generator(config: EvalConfig) -> GenerateFn:

@@ -9,7 +9,10 @@
   (default ``~/.cache/riskrl``);
 * a ``.gguf`` file -> the same conversion, cached under its file stem (+ path hash);
 * a local directory -> used as is, but it must contain ``config.json``;
-* anything else that looks like ``org/name`` -> passed through as a hub id.
+* anything else that looks like ``org/name`` -> a Hugging Face Hub id: its
+  config, tokenizer and safetensors weights are fetched (or found in the Hub
+  cache) with ``huggingface_hub.snapshot_download``; when that fails (offline,
+  unknown id) the error says what was looked for locally and which id was tried.
 
 Caches are written to a temporary directory next to the final one and then
 renamed, under a file lock, so two ranks starting together (or a kill -9
@@ -164,6 +167,10 @@ def _convert_gguf_model(gguf: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(str(out_dir))
 
 
+# What from_pretrained needs from a Hub repo (not its other formats: .bin/.gguf/.onnx copies).
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
+
+
 def _looks_like_local_path(name_or_path: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything with more structure is a path."""
     return name_or_path.startswith(("/", "./", "../", "~", ".")) or "\\" in name_or_path or name_or_path.count("/") > 1
@@ -198,7 +205,15 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(path)
     if _looks_like_local_path(name_or_path):
         raise ModelNotFoundError(f"model path not found: {path}")
-    return name_or_path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id=name_or_path, allow_patterns=_HUB_PATTERNS)
+    except Exception as error:  # offline, unknown id, gated repo, missing package: all "cannot open it"
+        raise ModelNotFoundError(
+            f"model {name_or_path!r}: not the alias {SMOLLM2!r}, not a .gguf file, no local directory "
+            f"{path}; tried it as a Hugging Face Hub id and failed ({type(error).__name__}: {str(error)[:200]})"
+        ) from error
 
 
 def _finish_tokenizer(tokenizer):

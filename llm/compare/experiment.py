@@ -361,14 +361,27 @@ def main(argv=None) -> Path:
     if args.report_only:
         evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
     else:
-        train_all(cfg, runs, jobs=args.jobs)
-        timings["train_s"] = time.perf_counter() - started
+        timings["train_s"] = timings["eval_s"] = 0.0
+        # Trained then evaluated in groups of --jobs runs (seed by seed, in the config's method
+        # order), the base model first: a comparison stopped part-way has every finished run
+        # evaluated, and --report-only reads them.
+        names = list(runs)
+        groups = [names[i : i + args.jobs] for i in range(0, len(names), args.jobs)]
+        for index, group in enumerate(groups):
+            batch = {n: runs[n] for n in group}
+            t0 = time.perf_counter()
+            train_all(cfg, batch, jobs=args.jobs)
+            timings["train_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            policies = (["base"] if index == 0 else []) + group
+            if args.jobs > 1:
+                (out / "eval").mkdir(exist_ok=True)
+                evaluate_in_subprocesses(args, policies, args.jobs)
+            evaluate_all(cfg, runs, out, only=set(policies))
+            timings["eval_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        if args.jobs > 1:
-            (out / "eval").mkdir(exist_ok=True)
-            evaluate_in_subprocesses(args, list(_policies(runs)), args.jobs)
-        evaluations = evaluate_all(cfg, runs, out)
-        timings["eval_s"] = time.perf_counter() - t0
+        evaluations = evaluate_all(cfg, runs, out)  # every policy, all reused from the files above
+        timings["eval_s"] += time.perf_counter() - t0
     copy_run_logs(runs, out)
     unfinished = {
         n: _completed_steps(r["dir"])

@@ -10,6 +10,10 @@ differences between policies are paired over prompts:
 * bootstrap - prompts are resampled with replacement; the same resampled
   index sets are reused for every policy, so the interval of a difference
   between two policies is the paired bootstrap interval;
+* hierarchical bootstrap - for methods trained with several seeds, each
+  resample first draws every method's training seeds with replacement, then
+  the held-out prompts (one draw shared by both methods), so the interval of a
+  difference covers training randomness and prompt sampling together;
 * entropy - mean token entropy of the policy's next-token distribution
   (at the sampling temperature) over its own sampled tokens, per prompt.
 """
@@ -30,6 +34,7 @@ __all__ = [
     "bootstrap_mean",
     "passk_table",
     "paired_difference",
+    "hierarchical_difference",
 ]
 
 
@@ -182,3 +187,31 @@ def paired_difference(values_a: np.ndarray, values_b: np.ndarray, indices: np.nd
     """mean(a − b) over prompts with its paired bootstrap interval (same prompts resampled for both)."""
     mean, low, high = bootstrap_mean(np.asarray(values_a, float) - np.asarray(values_b, float), indices)
     return float(mean), float(low), float(high)
+
+
+def hierarchical_difference(
+    values_a: np.ndarray, values_b: np.ndarray, resamples: int, seed: int, level: float = 0.95
+) -> tuple[float, float, float]:
+    """mean(a) − mean(b) over seeds and prompts, with a two-level (seeds, then prompts) bootstrap interval.
+
+    ``values_a`` (Sa, E) and ``values_b`` (Sb, E): one row per training seed of
+    each method, one column per held-out prompt (the same prompts for both). Each
+    of the ``resamples`` draws picks Sa rows of a and Sb rows of b with
+    replacement (the seeds of the two methods are independent trainings), then E
+    prompt columns with replacement, shared by a and b (prompts are paired), and
+    takes the difference of the means. Percentile interval at ``level``.
+    """
+    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"values must be (seeds, prompts) with the same prompts: got {a.shape} and {b.shape}")
+    if resamples < 1:
+        raise ValueError(f"eval.bootstrap={resamples} must be >= 1")
+    rng = np.random.default_rng(seed)
+    seeds_a = rng.integers(0, a.shape[0], size=(resamples, a.shape[0]))
+    seeds_b = rng.integers(0, b.shape[0], size=(resamples, b.shape[0]))
+    prompts = rng.integers(0, a.shape[1], size=(resamples, a.shape[1]))
+    per_prompt = a[seeds_a].mean(axis=1) - b[seeds_b].mean(axis=1)  # (B, E): seed-averaged difference per prompt
+    draws = np.take_along_axis(per_prompt, prompts, axis=1).mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    estimate = float(a.mean() - b.mean())
+    return estimate, float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))

@@ -1,10 +1,12 @@
 """Tables, plots and the markdown page of ``llm.compare``, computed from the results folder's own files.
 
 The reading of the paper claims is rule-based, fixed before any run: a claim
-"is supported" when the 95 % paired-bootstrap interval of the difference lies
-above 0, "is contradicted" when it lies below 0, and is "not resolved" when
-it contains 0. The tabular simulator's sign of the same difference is listed
-next to it as the prediction.
+"is supported" when the 95 % hierarchical bootstrap interval of the difference
+(training seeds of each method resampled, then the shared held-out prompts;
+``heldout.hierarchical_difference``) lies above 0, "is contradicted" when it
+lies below 0, and is "not resolved" when it contains 0. The prompts-only
+paired interval (seeds averaged) is listed next to it. The tabular
+simulator's sign of the same difference is listed as the prediction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm.compare.heldout import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
+from llm.compare.heldout import (
+    bootstrap_indices,
+    bootstrap_mean,
+    hierarchical_difference,
+    paired_difference,
+    passk_per_prompt,
+    passk_table,
+)
 from llm.compare.results import curves_from_runs, load_folder
 
 __all__ = ["write_results", "claims", "plot_curves", "plot_passk", "markdown"]
@@ -33,6 +42,15 @@ CLAIMS = [
     ),
     ("RiskPO raises pass@k at the largest k over GRPO", "RiskPO Tables 1-5", "riskpo", "grpo", "pass@k", "max"),
     ("RiskPO does not lose pass@1 to GRPO (paper: it gains)", "RiskPO Tables 1-5", "riskpo", "grpo", "pass@k", 1),
+    ("RiskPO does not lose pass@1 to Dr. GRPO (paper: it gains)", "RiskPO Table 1", "riskpo", "dr_grpo", "pass@k", 1),
+    (
+        "RiskPO raises pass@k at the largest k over Dr. GRPO",
+        "RiskPO Table 1, pass@k",
+        "riskpo",
+        "dr_grpo",
+        "pass@k",
+        "max",
+    ),
     ("RS-GRPO raises pass@k at the largest k over GRPO", "RS-GRPO pass@k curves", "rs_grpo", "grpo", "pass@k", "max"),
     (
         "RS-GRPO keeps policy entropy higher than GRPO",
@@ -44,6 +62,7 @@ CLAIMS = [
     ),
     # Not paper claims: did training move each policy at all (if not, nothing above can show)?
     ("GRPO training changed pass@1", SANITY, "grpo", "base", "pass@k", 1),
+    ("Dr. GRPO training changed pass@1", SANITY, "dr_grpo", "base", "pass@k", 1),
     ("RiskPO training changed pass@1", SANITY, "riskpo", "base", "pass@k", 1),
     ("RS-GRPO training changed pass@1", SANITY, "rs_grpo", "base", "pass@k", 1),
 ]
@@ -51,12 +70,15 @@ COLOURS = {"base": "tab:gray", "grpo": "tab:blue", "riskpo": "tab:orange", "rs_g
 
 
 def _method_values(evaluations: dict, method: str, ks) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-prompt pass@k (E, K) and entropy (E,) of a method, averaged over its seeds."""
-    records = [r for r in evaluations.values() if r["method"] == method]
+    """Per-seed, per-prompt pass@k (S, E, K) and entropy (S, E) of a method (seeds in increasing order)."""
+    records = sorted(
+        (r for r in evaluations.values() if r["method"] == method),
+        key=lambda r: -1 if r["seed"] is None else r["seed"],
+    )
     if not records:
         return None
-    passk = np.mean([passk_per_prompt(np.array(r["correct"]), ks) for r in records], axis=0)
-    entropy = np.mean([np.array(r["entropy"]) for r in records], axis=0)
+    passk = np.stack([passk_per_prompt(np.array(r["correct"]), ks) for r in records])
+    entropy = np.stack([np.array(r["entropy"], dtype=float) for r in records])
     return passk, entropy
 
 
@@ -67,21 +89,25 @@ def _verdict(low: float, high: float) -> str:
 def claims(
     evaluations: dict, ks, indices: np.ndarray, simulator_passk: pd.DataFrame, simulator_curves: pd.DataFrame
 ) -> pd.DataFrame:
+    """One row per claim whose two methods were evaluated; ci_low/ci_high (the verdict's) are hierarchical."""
     rows = []
+    resamples = len(indices)
     for text, source, a, b, quantity, k in CLAIMS:
         va, vb = _method_values(evaluations, a, ks), _method_values(evaluations, b, ks)
         if va is None or vb is None:
             continue
         if quantity == "entropy":
-            diff = paired_difference(va[1], vb[1], indices)
+            xa, xb = va[1], vb[1]
             label = "held-out token entropy"
             sim = _sim_difference(simulator_curves, a, b, "entropy")
         else:
             k_value = ks[-1] if k == "max" else k
             column = list(ks).index(k_value)
-            diff = paired_difference(va[0][:, column], vb[0][:, column], indices)
+            xa, xb = va[0][:, :, column], vb[0][:, :, column]
             label = f"pass@{k_value}"
             sim = _sim_passk_difference(simulator_passk, a, b, k_value)
+        diff = hierarchical_difference(xa, xb, resamples, seed=0)
+        prompts_only = paired_difference(xa.mean(axis=0), xb.mean(axis=0), indices)
         verdict = (
             _verdict(diff[1], diff[2])
             if source != SANITY
@@ -97,6 +123,10 @@ def claims(
                 "ci_low": diff[1],
                 "ci_high": diff[2],
                 "verdict": verdict,
+                "seeds_a": len(xa),
+                "seeds_b": len(xb),
+                "prompt_ci_low": prompts_only[1],
+                "prompt_ci_high": prompts_only[2],
                 "simulator_difference": sim,
             }
         )
@@ -111,6 +141,10 @@ def claims(
             "ci_low",
             "ci_high",
             "verdict",
+            "seeds_a",
+            "seeds_b",
+            "prompt_ci_low",
+            "prompt_ci_high",
             "simulator_difference",
         ],
     )
@@ -134,7 +168,7 @@ def _sim_passk_difference(passk: pd.DataFrame, a: str, b: str, k: int) -> float:
 
 
 def _methods_in_order(frame: pd.DataFrame) -> list[str]:
-    order = ["base", "grpo", "riskpo", "rs_grpo"]
+    order = ["base", "grpo", "dr_grpo", "riskpo", "rs_grpo"]
     found = list(dict.fromkeys(frame["method"]))
     return [m for m in order if m in found] + [m for m in found if m not in order]
 
@@ -246,7 +280,8 @@ def _what_was_run(loaded, config: dict, summary: dict, rel: str) -> list[str]:
         f"{train.get('prompts_per_step')} prompts x {train.get('group_size')} rollouts, "
         f"{train.get('max_new_tokens')} new tokens, "
         f"lr {train.get('lr')}. Held-out: {ev.get('num_prompts')} prompts x n = {ev.get('n')} samples at "
-        f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples over prompts. "
+        f"temperature {ev.get('temperature')}, {ev.get('bootstrap')} bootstrap resamples "
+        "(training seeds, then prompts). "
         f"Wall time of this command: {summary.get('timings', {}).get('total_s', float('nan')) / 60:.1f} min "
         "(shared machine: not a benchmark).",
     ]
@@ -301,12 +336,19 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
                 "ci_low",
                 "ci_high",
                 "verdict",
+                "seeds_a",
+                "seeds_b",
+                "prompt_ci_low",
+                "prompt_ci_high",
                 "simulator_difference",
             ]
         ]
         lines += [
             "",
-            "### Reading (rule: 95% paired-bootstrap interval of the difference above / below / containing 0)",
+            "### Reading (rule: 95% hierarchical bootstrap interval, seeds then prompts, above / below / containing 0)",
+            "",
+            "`ci_low`/`ci_high`: resample each method's training seeds, then the shared held-out prompts "
+            "(the verdict's interval); `prompt_ci_*`: prompts only, seeds averaged (for reference).",
             "",
             _table(shown),
             "",
@@ -324,13 +366,14 @@ def _reading(claim_rows: pd.DataFrame, loaded) -> str:
     open_ = paper[paper["verdict"].str.startswith("not resolved")]["claim"].tolist()
     width = (paper["ci_high"] - paper["ci_low"]).median()
     agree = int((np.sign(paper["estimate"]) == np.sign(paper["simulator_difference"])).sum())
-    seeds = loaded.curves.groupby("method")["seed"].nunique().min() if not loaded.curves.empty else 0
+    seeds = int(paper[["seeds_a", "seeds_b"]].min().min()) if not paper.empty else 0
     parts = [
         f"Supported by this run: {'; '.join(supported) if supported else 'none'}.",
         f"Contradicted: {'; '.join(contradicted) if contradicted else 'none'}.",
         f"Not resolved: {'; '.join(open_) if open_ else 'none'}.",
-        f"The median width of the 95% intervals is {width:.3f}; they cover the sampling of held-out prompts "
-        f"only, not training randomness ({seeds} training seed(s) per method).",
+        f"The median width of the 95% intervals is {width:.3f}; they cover training seeds ({seeds} per method, "
+        "resampled) and held-out prompts (resampled)"
+        + (" - with one seed per method, seed-to-seed variation is not covered." if seeds < 2 else "."),
         f"The simulator's prediction has the same sign as the measured difference in {agree} of {len(paper)} rows.",
     ]
     moved = sanity[sanity["verdict"] != "no detectable change"]["claim"].tolist()

@@ -18,7 +18,14 @@ import pytest
 from compare_fixtures import FIXTURE_RUN, synthetic_correct, synthetic_results
 
 from llm.compare.config import load_config
-from llm.compare.heldout import bootstrap_indices, bootstrap_mean, paired_difference, passk_per_prompt, passk_table
+from llm.compare.heldout import (
+    bootstrap_indices,
+    bootstrap_mean,
+    hierarchical_difference,
+    paired_difference,
+    passk_per_prompt,
+    passk_table,
+)
 from llm.compare.report import write_results
 from llm.compare.results import load_folder, read_metrics, simulate
 
@@ -37,10 +44,10 @@ def brute_force_passk(row: np.ndarray, k: int) -> float:
 
 def test_config_quick_merges_over_the_real_setting():
     real, quick = load_config(CONFIG), load_config(CONFIG, quick=True)
-    assert set(real.methods) == {"grpo", "riskpo", "rs_grpo"}
+    assert set(real.methods) == {"grpo", "dr_grpo", "riskpo", "rs_grpo"}
     assert real.methods["riskpo"]["estimator_params"] == {"alpha": 0.2, "beta": 0.8, "omega": 0.5, "bundle_size": 5}
     assert real.methods["rs_grpo"]["estimator_params"] == {"beta": 2.0}
-    assert real.eval.n >= 32 and real.eval.ks[-1] == 32
+    assert real.eval.n >= 16 and real.eval.ks[-1] == real.eval.n
     assert quick.train["model"] == "tiny-random" and quick.train["steps"] == 2
     # keys the quick section does not name keep the real values
     assert quick.train["lr"] == real.train["lr"] and quick.methods == real.methods
@@ -95,6 +102,80 @@ def test_bootstrap_interval_matches_normal_approximation():
     assert paired_difference(values + 0.25, values, bootstrap_indices(400, 100, seed=6)) == pytest.approx(
         (0.25, 0.25, 0.25)
     )
+
+
+def test_hierarchical_interval_covers_seed_variation_and_prompt_variation():
+    rng = np.random.default_rng(11)
+    # (1) Prompt-constant rows: only the seeds vary. The interval of mean(a) - mean(b) must match the
+    # normal approximation 1.96 * sqrt(var_a / Sa + var_b / Sb) of two independent means (ddof = 0, the
+    # bootstrap's own variance); 4000 resamples put ~3 % Monte Carlo error on the half width, 10 % allows skew.
+    # a's seeds vary far more than b's, so leaving either method's seeds unresampled shows (the
+    # check runs both ways round).
+    seeds_a, seeds_b = rng.normal(0.3, 0.3, size=300), rng.normal(0.1, 0.05, size=200)
+    a, b = np.repeat(seeds_a[:, None], 5, axis=1), np.repeat(seeds_b[:, None], 5, axis=1)
+    half = 1.96 * math.sqrt(seeds_a.var() / len(seeds_a) + seeds_b.var() / len(seeds_b))
+    for first, second, sign in ((a, b, 1.0), (b, a, -1.0)):
+        estimate, low, high = hierarchical_difference(first, second, 4000, seed=1)
+        assert estimate == pytest.approx(sign * (seeds_a.mean() - seeds_b.mean()), abs=1e-12)
+        assert (high - low) / 2 == pytest.approx(half, rel=0.10)
+    # (2) Seed-constant rows: only the prompts vary, paired between the methods: the same width as the
+    # prompts-only paired interval (same normal approximation, same tolerance).
+    prompts = rng.exponential(size=400)
+    a, b = np.tile(prompts + 0.5 * rng.random(400), (3, 1)), np.tile(prompts, (2, 1))
+    estimate, low, high = hierarchical_difference(a, b, 4000, seed=2)
+    diff = a[0] - b[0]
+    assert estimate == pytest.approx(diff.mean(), abs=1e-12)
+    assert (high - low) / 2 == pytest.approx(1.96 * diff.std(ddof=1) / math.sqrt(400), rel=0.10)
+    # (3) Both vary: wider than either source alone.
+    noisy = a + rng.normal(0, 0.3, size=(3, 1))
+    _, low3, high3 = hierarchical_difference(noisy, b, 4000, seed=2)
+    assert high3 - low3 > high - low
+    with pytest.raises(ValueError, match="same prompts"):
+        hierarchical_difference(a, b[:, :10], 10, seed=0)
+
+
+def test_claims_use_every_seed_and_the_hierarchical_interval(tmp_path):
+    from llm.compare.report import claims
+
+    rng = np.random.default_rng(4)
+    evaluations = {
+        "base": {"method": "base", "seed": None, "correct": synthetic_correct(rng, 10, 8), "entropy": rng.random(10)}
+    }
+    for method in ("grpo", "riskpo"):
+        for seed in (0, 1, 2):
+            evaluations[f"{method}-s{seed}"] = {
+                "method": method,
+                "seed": seed,
+                "correct": synthetic_correct(rng, 10, 8),
+                "entropy": rng.random(10),
+            }
+    rows = claims(evaluations, [1, 8], bootstrap_indices(10, 500, seed=0), None, None).set_index("claim")
+    row = rows.loc["RiskPO does not lose pass@1 to GRPO (paper: it gains)"]
+    a = np.stack([np.asarray(evaluations[f"riskpo-s{s}"]["correct"]).mean(1) for s in (0, 1, 2)])
+    b = np.stack([np.asarray(evaluations[f"grpo-s{s}"]["correct"]).mean(1) for s in (0, 1, 2)])
+    expected = hierarchical_difference(a, b, 500, seed=0)  # pass@1 per prompt = share of correct samples
+    assert (row["estimate"], row["ci_low"], row["ci_high"]) == pytest.approx(expected, abs=1e-12)
+    assert row["seeds_a"] == 3 and row["seeds_b"] == 3
+    prompts_only = paired_difference(a.mean(0), b.mean(0), bootstrap_indices(10, 500, seed=0))
+    assert (row["prompt_ci_low"], row["prompt_ci_high"]) == pytest.approx(prompts_only[1:], abs=1e-12)
+    assert "RiskPO does not lose pass@1 to Dr. GRPO (paper: it gains)" not in rows.index  # dr_grpo not evaluated
+
+
+def test_compare_config_declares_four_methods_three_seeds_and_the_paper_loss():
+    cfg = load_config(CONFIG)
+    assert set(cfg.methods) == {"grpo", "dr_grpo", "riskpo", "rs_grpo"}
+    assert cfg.methods["dr_grpo"]["estimator"] == "dr_grpo" and len(cfg.seeds) >= 3
+    # RiskPO v2 eq. (3): sequence ratio, per-response mean, symmetric eps = 0.2 (shared by every method)
+    assert cfg.train["importance_ratio"] == "sequence" and cfg.train["loss_agg"] == "seq-mean-token-mean"
+    assert cfg.train["clip_eps_low"] == cfg.train["clip_eps_high"] == 0.2
+    text = CONFIG.read_text()
+    assert "READING RULE" in text and "HIERARCHICAL" in text and "SIZING" in text
+    long = load_config(REPO / "llm" / "configs" / "compare_long.yaml")
+    assert set(long.methods) == {"grpo", "dr_grpo", "riskpo"} and len(long.seeds) >= 2
+    assert long.train["steps"] >= 4 * cfg.train["steps"]
+    # the longer run differs from the main one in its steps only
+    assert {k: v for k, v in long.train.items() if k != "steps"} == {k: v for k, v in cfg.train.items() if k != "steps"}
+    assert long.eval == cfg.eval and "CLOSING" in (REPO / "llm" / "configs" / "compare_long.yaml").read_text()
 
 
 # ----------------------------------------------------------------------------- loader
@@ -251,10 +332,11 @@ def test_report_only_lists_unfinished_runs_and_missing_evaluations(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["unfinished_runs"] == {
         "grpo-s0": "1 of 2 steps",
+        "dr_grpo-s0": "0 of 2 steps",
         "riskpo-s0": "1 of 2 steps",
         "rs_grpo-s0": "0 of 2 steps",
     }
-    assert summary["missing_evaluations"] == ["riskpo-s0", "rs_grpo-s0"]
+    assert summary["missing_evaluations"] == ["dr_grpo-s0", "riskpo-s0", "rs_grpo-s0"]
     assert set(pd.read_csv(out / "passk.csv")["policy"]) == {"base", "grpo-s0"}
     assert pd.read_csv(out / "claims.csv")["claim"].tolist() == ["GRPO training changed pass@1"]
     report = (out / "report.md").read_text()

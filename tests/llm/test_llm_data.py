@@ -69,7 +69,105 @@ def test_data_dir_env_and_limit(monkeypatch, tmp_path):
     ]
     assert len(load_dataset_examples("gsm8k", split="test")) == len(_raw_rows("gsm8k_test.jsonl"))
     monkeypatch.setenv("RISKRL_DATA_DIR", str(tmp_path))
+    _hub_offline(monkeypatch)
     with pytest.raises(DatasetNotFoundError, match="RISKRL_DATA_DIR"):
+        load_dataset_examples("math500")
+
+
+def _hub_offline(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub (offline)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+
+
+# Hub records in each Hub dataset's own schema, made from the local fixtures (the field names differ
+# from the local files': math-ai/amc23 has no 'problem', HuggingFaceH4/aime_2024 answers are strings).
+def _hub_records(key):
+    if key.startswith("gsm8k"):
+        return [{"question": r["question"], "answer": r["answer"]} for r in _raw_rows(f"{key}.jsonl")]
+    if key == "math500":
+        return [
+            {k: r[k] for k in ("problem", "solution", "answer", "subject", "level", "unique_id")}
+            for r in _raw_rows("math500_test.jsonl")
+        ]
+    if key == "aime24":
+        return [
+            {
+                "id": r["id"],
+                "problem": r["problem"],
+                "solution": r["solution"],
+                "answer": str(r["answer"]),
+                "url": r["url"],
+                "year": 2024,
+            }
+            for r in _raw_rows("aime24_test.jsonl")
+        ]
+    return [
+        {"id": r["id"], "question": r["question"], "answer": float(r["answer"]), "url": r["url"]}
+        for r in _raw_rows("amc23_test.jsonl")
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec, split, key, hub_call",
+    [
+        ("gsm8k_test", None, "gsm8k_test", (("openai/gsm8k", "main"), {"split": "test"})),
+        ("gsm8k", None, "gsm8k_train", (("openai/gsm8k", "main"), {"split": "train"})),
+        ("math500", None, "math500", (("HuggingFaceH4/MATH-500",), {"split": "test"})),
+        ("aime24", "test", "aime24", (("HuggingFaceH4/aime_2024",), {"split": "train"})),
+        ("amc23", None, "amc23", (("math-ai/amc23",), {"split": "test"})),
+    ],
+)
+def test_benchmarks_without_a_local_copy_come_from_the_hub(monkeypatch, tmp_path, spec, split, key, hub_call):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return datasets.Dataset.from_list(_hub_records(key))
+
+    monkeypatch.setenv("RISKRL_DATA_DIR", str(tmp_path))  # empty: no local copy
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    examples = load_dataset_examples(spec, split=split, limit=3)
+    assert calls == [hub_call]
+    records = _hub_records(key)[:3]
+    # independent field mapping: the question/problem text, the answer after '####' (GSM8K) or the number
+    # without a trailing '.0' (amc23), and the record's own id where it has one
+    for example, record in zip(examples, records, strict=True):
+        assert example.question == record.get("question", record.get("problem"))
+        answer = str(record["answer"])
+        expected = answer.rsplit("####", 1)[1].strip().replace(",", "") if "####" in answer else answer
+        expected = expected[:-2] if key == "amc23" and expected.endswith(".0") else expected
+        assert example.answer == expected and example.source == key
+        if "id" in record or "unique_id" in record:
+            assert example.id == str(record.get("id", record.get("unique_id")))
+    # a local copy wins: the Hub is not asked
+    (tmp_path / "amc23_test.jsonl").write_text((fixtures_dir() / "amc23_test.jsonl").read_text())
+    calls.clear()
+    assert load_dataset_examples("amc23")[0].answer == "27" and calls == []
+
+
+def test_offline_hub_error_names_the_local_path_and_the_hub_id(monkeypatch, tmp_path):
+    monkeypatch.setenv("RISKRL_DATA_DIR", str(tmp_path))
+    _hub_offline(monkeypatch)
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_dataset_examples("gsm8k_test")
+    message = str(error.value)
+    assert str(tmp_path / "gsm8k_test.jsonl") in message and "openai/gsm8k" in message and "'main'" in message
+    assert "ConnectionError" in message and "RISKRL_DATA_DIR" in message
+
+
+def test_malformed_hub_rows_name_the_hub_id_and_row(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.setenv("RISKRL_DATA_DIR", str(tmp_path))
+    rows = [{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?", "solution": "4"}]
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.Dataset.from_list(rows))
+    with pytest.raises(ValueError, match=r"Hub HuggingFaceH4/MATH-500: row 2 is missing the answer field"):
         load_dataset_examples("math500")
 
 

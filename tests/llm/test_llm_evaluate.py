@@ -223,3 +223,57 @@ def test_smollm2_eval_runs_and_is_consistent(tmp_path):
     for k in (1, 2):
         assert results["fixture:gsm8k_test"][f"pass@{k}"] == pytest.approx(_brute_force_pass_at_k(rows, k), abs=1e-12)
     assert torch.tensor([len(r) for r in rows]).eq(2).all()
+
+
+def test_auto_backend_is_vllm_only_when_installed(monkeypatch):
+    import importlib.util
+
+    from llm import evaluate as module
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: object() if name == "vllm" else real(name))
+    assert module.resolve_backend("auto") == "vllm" and module.resolve_backend("hf") == "hf"
+    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None if name == "vllm" else real(name))
+    assert module.resolve_backend("auto") == "hf" and module.resolve_backend("vllm") == "vllm"
+    assert parse_args([]).backend == "auto"
+
+
+def test_generation_is_batched_across_questions():
+    calls = []
+
+    def recording(examples, n):
+        calls.append(len(examples))
+        return _stub_generate(examples, n)
+
+    with RewardPipeline([("math_verify", 1.0)], num_workers=0) as rewards:
+        evaluate({"stub": _examples()}, recording, n=N, ks=KS, reward_pipeline=rewards, batch_size=4)
+    assert calls == [4, 2]  # 6 questions: two generate calls, not six
+    assert EvalConfig().batch_size > 1
+
+
+@pytest.mark.parametrize(
+    "dataset, max_new_tokens, expected_dataset",
+    [
+        ("gsm8k", 256, "gsm8k_test"),
+        ("reasoning_gym:basic_arithmetic?max_terms=2&max_digits=1", 64, None),
+    ],
+)
+def test_train_summary_suggests_a_small_heldout_evaluation(tmp_path, dataset, max_new_tokens, expected_dataset):
+    import shlex
+
+    from llm.config import TrainConfig
+    from llm.train import EVAL_TOKEN_BUDGET, heldout_eval_command
+
+    cfg = TrainConfig(dataset=dataset, max_new_tokens=max_new_tokens, output_dir=str(tmp_path / "run x"), seed=3)
+    words = shlex.split(heldout_eval_command(cfg))
+    assert words[:3] == ["python", "-m", "llm.evaluate"]
+    config = parse_args(words[3:])  # the suggested command is valid CLI input
+    assert config.model == str(tmp_path / "run x")
+    assert config.datasets == [expected_dataset or dataset]
+    if expected_dataset is None:  # a generated task: another generator seed than training's
+        assert config.seed != cfg.seed
+    # generated tokens within the budget, and at least 4 questions
+    assert 4 <= config.limit and config.limit * config.n * config.max_new_tokens <= max(
+        EVAL_TOKEN_BUDGET, 4 * config.n * config.max_new_tokens
+    )
+    assert config.max_new_tokens == max_new_tokens and config.temperature == cfg.temperature

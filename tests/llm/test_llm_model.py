@@ -111,8 +111,30 @@ def test_resolve_model_path_errors_name_the_path(tmp_path):
         resolve_model_path("")
     (tmp_path / "config.json").write_text("{}")
     assert resolve_model_path(str(tmp_path)) == str(tmp_path)
-    # something shaped like a hub id is left to transformers (works online on a user's machine)
-    assert resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_hub_ids_are_fetched_and_an_offline_failure_names_the_id(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append((repo_id, allow_patterns))
+        return str(tmp_path / "snapshot")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct") == str(tmp_path / "snapshot")
+    assert calls[0][0] == "HuggingFaceTB/SmolLM2-135M-Instruct" and "*.safetensors" in calls[0][1]
+
+    def offline(repo_id, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ModelNotFoundError) as error:
+        resolve_model_path("some-org/some-model")
+    message = str(error.value)
+    assert "some-org/some-model" in message and "Hub id" in message and "ConnectionError" in message
+    assert "smollm2-135m-instruct" in message  # the alias it is not
 
 
 def test_missing_model_fails_before_any_weights_are_read(tmp_path):
