@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from llm.data import load_dataset_examples  # noqa: E402
-from llm.evaluate import EvalConfig, HFGenerator, evaluate_dataset  # noqa: E402
+from llm.eval_generators import HFGenerator  # noqa: E402
+from llm.evaluate import EvalConfig, evaluate_dataset  # noqa: E402
 from llm.model import SMOLLM2, build_tiny_model, load_model_and_tokenizer, load_tokenizer  # noqa: E402
 from llm.rewards import RewardPipeline  # noqa: E402
 

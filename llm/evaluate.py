@@ -49,7 +49,8 @@ from tqdm.auto import tqdm
 from theory.checks import check_choice, check_finite_number, check_int, check_k, check_positive, check_probability
 from theory.passk import pass_at_k
 
-from .data import DEFAULT_SYSTEM_PROMPT, Example, format_prompt, load_dataset_examples
+from .data import DEFAULT_SYSTEM_PROMPT, Example, load_dataset_examples
+from .eval_generators import HFGenerator, VLLMGenerator
 from .model import SMOLLM2
 from .rewards import RewardPipeline, count_boxed
 
@@ -114,60 +115,6 @@ class EvalConfig:
             raise ValueError(
                 f"rewards must include accuracy_reward={self.accuracy_reward!r}: pass@k is computed from its 0/1 scores"
             )
-
-
-# ----------------------------------------------------------------------------- generators
-
-
-class HFGenerator:
-    """``transformers`` generate through the trainer's rollout backend (same sampling as training)."""
-
-    def __init__(self, model, tokenizer, config: EvalConfig):
-        from .rollout import HFGenerateBackend
-
-        self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.backend = HFGenerateBackend(
-            tokenizer, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p
-        )
-        self.calls = 0
-
-    def __call__(self, examples: list[Example], n: int) -> list[list[str]]:
-        prompts = [format_prompt(self.tokenizer, e.question, self.config.system_prompt) for e in examples]
-        # a distinct seed per call keeps chunks independent yet the whole run reproducible
-        rollout = self.backend.generate(self.model, prompts, n, seed=self.config.seed + self.calls)
-        self.calls += 1
-        return [rollout.completions[i * n : (i + 1) * n] for i in range(len(examples))]
-
-
-class VLLMGenerator:
-    """vLLM offline engine (GPU); needs the optional ``vllm`` extra."""
-
-    def __init__(self, model_path: str, tokenizer, config: EvalConfig):
-        try:
-            from vllm import LLM, SamplingParams
-        except ImportError:
-            raise ImportError(
-                "--backend vllm needs vLLM, which is not installed: pip install 'riskrl[vllm]' on a CUDA machine, "
-                "or use --backend hf"
-            ) from None
-        from .rollout import vllm_sampling_kwargs
-
-        self.tokenizer, self.config = tokenizer, config
-        self._params = lambda n: SamplingParams(
-            **vllm_sampling_kwargs(
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                group_size=n,
-                seed=config.seed,
-            )
-        )
-        self.llm = LLM(model=model_path, seed=config.seed, dtype=config.dtype)
-
-    def __call__(self, examples: list[Example], n: int) -> list[list[str]]:
-        prompts = [format_prompt(self.tokenizer, e.question, self.config.system_prompt) for e in examples]
-        outputs = self.llm.generate(prompts, self._params(n), use_tqdm=False)
-        return [[choice.text for choice in output.outputs] for output in outputs]
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -334,6 +334,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def train_and_evaluate(cfg: CompareConfig, runs: dict, out: Path, args: argparse.Namespace, timings: dict) -> dict:
+    """Train then evaluate in groups of --jobs runs (seed by seed, in the config's method order), the base
+    model first: a comparison stopped part-way has every finished run evaluated, and --report-only reads them."""
+    timings["train_s"] = timings["eval_s"] = 0.0
+    names = list(runs)
+    groups = [names[i : i + args.jobs] for i in range(0, len(names), args.jobs)]
+    for index, group in enumerate(groups):
+        t0 = time.perf_counter()
+        train_all(cfg, {n: runs[n] for n in group}, jobs=args.jobs)
+        timings["train_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        policies = (["base"] if index == 0 else []) + group
+        if args.jobs > 1:
+            (out / "eval").mkdir(exist_ok=True)
+            evaluate_in_subprocesses(args, policies, args.jobs)
+        evaluate_all(cfg, runs, out, only=set(policies))
+        timings["eval_s"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluations = evaluate_all(cfg, runs, out)  # every policy, all reused from the files above
+    timings["eval_s"] += time.perf_counter() - t0
+    return evaluations
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "device": "cpu" if not _cuda_available() else "cuda",
+    }
+
+
 def main(argv=None) -> Path:
     from llm.compare import report as compare_report
     from llm.compare.results import simulate
@@ -361,27 +393,7 @@ def main(argv=None) -> Path:
     if args.report_only:
         evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
     else:
-        timings["train_s"] = timings["eval_s"] = 0.0
-        # Trained then evaluated in groups of --jobs runs (seed by seed, in the config's method
-        # order), the base model first: a comparison stopped part-way has every finished run
-        # evaluated, and --report-only reads them.
-        names = list(runs)
-        groups = [names[i : i + args.jobs] for i in range(0, len(names), args.jobs)]
-        for index, group in enumerate(groups):
-            batch = {n: runs[n] for n in group}
-            t0 = time.perf_counter()
-            train_all(cfg, batch, jobs=args.jobs)
-            timings["train_s"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            policies = (["base"] if index == 0 else []) + group
-            if args.jobs > 1:
-                (out / "eval").mkdir(exist_ok=True)
-                evaluate_in_subprocesses(args, policies, args.jobs)
-            evaluate_all(cfg, runs, out, only=set(policies))
-            timings["eval_s"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        evaluations = evaluate_all(cfg, runs, out)  # every policy, all reused from the files above
-        timings["eval_s"] += time.perf_counter() - t0
+        evaluations = train_and_evaluate(cfg, runs, out, args, timings)
     copy_run_logs(runs, out)
     unfinished = {
         n: _completed_steps(r["dir"])
@@ -406,12 +418,7 @@ def main(argv=None) -> Path:
         "missing_evaluations": missing_evals,
         "timings": timings,
         "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "device": "cpu" if not _cuda_available() else "cuda",
-        },
+        "machine": machine(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     resolved = {

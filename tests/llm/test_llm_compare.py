@@ -336,7 +336,7 @@ def test_report_only_lists_unfinished_runs_and_missing_evaluations(tmp_path):
         "riskpo-s0": "1 of 2 steps",
         "rs_grpo-s0": "0 of 2 steps",
     }
-    assert summary["missing_evaluations"] == ["dr_grpo-s0", "riskpo-s0", "rs_grpo-s0"]
+    assert summary["missing_evaluations"] == ["riskpo-s0", "dr_grpo-s0", "rs_grpo-s0"]  # config order
     assert set(pd.read_csv(out / "passk.csv")["policy"]) == {"base", "grpo-s0"}
     assert pd.read_csv(out / "claims.csv")["claim"].tolist() == ["GRPO training changed pass@1"]
     report = (out / "report.md").read_text()

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from llm.data import Example
-from llm.evaluate import EvalConfig, HFGenerator, evaluate, format_table, main, parse_args
+from llm.eval_generators import HFGenerator
+from llm.evaluate import EvalConfig, evaluate, format_table, main, parse_args
 from llm.model import SMOLLM2, ModelNotFoundError, build_tiny_model, load_tokenizer
 from llm.rewards import RewardPipeline
 
