@@ -274,6 +274,16 @@ class RooflineAccount:
             self.peaks_by_size[element_size] = measure_peaks(getattr(self, "device", "cpu"), dtype)
         return self.peaks_by_size[element_size]
 
+    def trainer_step(self, cfg, batch: dict, update_seconds: float, backend) -> dict[str, float]:
+        """:meth:`step` for llm/train.py: PPO epochs and the no-grad forwards from the config, the
+        backend's generate calls since the last step (taken from ``backend.calls``)."""
+        calls = list(getattr(backend, "calls", []))
+        if hasattr(backend, "calls"):
+            backend.calls.clear()
+        on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1  # no old-log-prob forward (llm/update.py)
+        extra = (0 if on_policy else 1) + (1 if cfg.kl_coef > 0 else 0)
+        return self.step(batch, update_seconds, calls, epochs=cfg.ppo_epochs, no_grad_forwards=extra)
+
     def step(
         self, batch: dict, update_seconds: float, calls: list[GenerationCall], *, epochs=1, no_grad_forwards=0
     ) -> dict[str, float]:

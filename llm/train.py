@@ -139,6 +139,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "completion_length_max": float(lengths.max()),
                 **tally.estimator_metrics,
                 **update_metrics,
+                **(run.roofline.trainer_step(cfg, batch, tally.seconds["train"], run.backend) if run.roofline else {}),
                 "lr": run.scheduler.get_last_lr()[0],
                 "dynamic_sampling_rounds": tally.rounds,
                 "frac_zero_adv_groups_trained": float(zero_trained.mean()),
@@ -172,6 +173,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         tracker.finish()
     if acc.is_main_process:
         print(run_summary(cfg, first, metrics, time.perf_counter() - began, checkpoint), file=sys.stderr)
+        print(run.roofline.summary(metrics.get("peak_memory_gb"), acc.device.type == "cuda"), file=sys.stderr)
     return TrainResult(metrics, run.unwrapped, run.estimator, acc.num_processes, checkpoint)
 
 
@@ -192,6 +194,7 @@ class Run:
         from llm.data import DEFAULT_SYSTEM_PROMPT
         from llm.model import enable_activation_checkpointing
         from llm.rollout import build_backend
+        from llm.roofline import RooflineAccount
         from llm.sharding import deepspeed_batch_config, load_sharded_optimizer, shard_model
 
         cfg, acc, resume = self.cfg, self.accelerator, self.resume_state
@@ -242,6 +245,8 @@ class Run:
             dtype=cfg.dtype,
         )
         self.system_prompt = cfg.system_prompt or DEFAULT_SYSTEM_PROMPT
+        # Achieved FLOP/s and bytes/s against this machine's measured peaks, logged by the main process.
+        self.roofline = RooflineAccount.for_model(self.unwrapped, acc.device) if acc.is_main_process else None
         if resume is not None:
             if resume.get("optimizer") is not None:
                 self.optimizer.load_state_dict(resume["optimizer"])
