@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from llm.model import release_memory
+
 __all__ = [
     "Rollout",
     "HFGenerateBackend",
@@ -206,6 +208,8 @@ class HFGenerateBackend:
         logprobs = recorder.finish(completion_ids).masked_fill(mask == 0, 0.0)
         completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
+        del processors, recorder
+        release_memory()  # the KV cache and per-step logits are freed: hand their pages back before the update
         element_size = next(model.parameters()).element_size()
         seconds = time.perf_counter() - began
         self.calls.append(

@@ -266,6 +266,7 @@ class RooflineAccount:
         account = cls(ModelShapes.of(model), param.element_size(), peaks)
         account.device = device
         account.peaks_by_size[param.element_size()] = peaks
+        account._cpu_mark = time.process_time()
         return account
 
     def _peaks(self, element_size: int) -> Peaks:
@@ -277,12 +278,17 @@ class RooflineAccount:
     def trainer_step(self, cfg, batch: dict, update_seconds: float, backend) -> dict[str, float]:
         """:meth:`step` for llm/train.py: PPO epochs and the no-grad forwards from the config, the
         backend's generate calls since the last step (taken from ``backend.calls``)."""
+        cpu_now = time.process_time()
+        cpu_step, self._cpu_mark = cpu_now - getattr(self, "_cpu_mark", cpu_now), cpu_now
         calls = list(getattr(backend, "calls", []))
         if hasattr(backend, "calls"):
             backend.calls.clear()
         on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1  # no old-log-prob forward (llm/update.py)
         extra = (0 if on_policy else 1) + (1 if cfg.kl_coef > 0 else 0)
-        return self.step(batch, update_seconds, calls, epochs=cfg.ppo_epochs, no_grad_forwards=extra)
+        metrics = self.step(batch, update_seconds, calls, epochs=cfg.ppo_epochs, no_grad_forwards=extra)
+        # this process's CPU seconds since the previous step (steadier than wall time on a shared machine)
+        metrics["time/step_cpu"] = cpu_step
+        return metrics
 
     def step(
         self, batch: dict, update_seconds: float, calls: list[GenerationCall], *, epochs=1, no_grad_forwards=0
