@@ -115,15 +115,25 @@ def main() -> None:
     examples = load_dataset_examples(args.dataset, limit=args.prompts, seed=0)
     prompts = [format_prompt(tok, e.question) for e in examples]
     common = dict(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, max_prompt_tokens=256)
-    models = {"fp32": model}
-    if "bf16" in variants:
-        models["bf16"] = copy.deepcopy(model).to(torch.bfloat16)
+    models = {}
     compiled_s = None
     if "compile" in variants:
         began = time.perf_counter()
         models["compile"] = copy.deepcopy(model)
         models["compile"].forward = torch.compile(models["compile"].forward, dynamic=False)
         compiled_s = time.perf_counter() - began  # compilation itself happens in the warm-up rep
+
+    static = {"cache_implementation": "static"}
+    backends = {
+        name: FixedLength(
+            tok,
+            generate_kwargs=static if name in ("static", "compile") else None,
+            rollout_dtype="bfloat16" if name == "bf16" else None,  # the backend's own bf16 copy, synced once
+            **common,
+        )
+        for name in variants
+        if name != "scores"
+    }
 
     def run(name, rep):
         seed = 1000 + rep
@@ -132,11 +142,9 @@ def main() -> None:
                 model, tok, prompts, args.group_size, args.new_tokens, seed
             )
             return completion, logprobs, prompt_len, 4
-        kwargs = {"static": {"cache_implementation": "static"}, "compile": {"cache_implementation": "static"}}
-        backend = FixedLength(tok, generate_kwargs=kwargs.get(name), **common)
-        m = models.get(name, model)
-        r = backend.generate(m, prompts, args.group_size, seed)
-        return r.completion_ids, r.sampled_logprobs, r.prompt_ids.shape[1], next(m.parameters()).element_size()
+        backend = backends[name]
+        r = backend.generate(models.get(name, model), prompts, args.group_size, seed)
+        return r.completion_ids, r.sampled_logprobs, r.prompt_ids.shape[1], backend.calls[-1].element_size
 
     timings = {v: {"wall": [], "cpu": []} for v in variants}
     info = {}

@@ -142,20 +142,54 @@ class HFGenerateBackend:
     :class:`SampledLogprobRecorder` runs after them and sees exactly the distribution
     each token is drawn from. ``calls`` records each batch's padded shapes and time for
     the roofline account (llm/roofline.py).
+
+    ``rollout_dtype`` (e.g. ``"bfloat16"``) samples from a copy of the policy in that dtype
+    (half the bytes read per decoded token), refreshed by :meth:`sync_weights`; the
+    sampled log-probs are then the copy's, so the trainer's truncated importance
+    sampling (``tis_cap > 0``) must correct the rollout/trainer mismatch. ``None``:
+    generate on the policy itself.
     """
 
     def __init__(
-        self, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float, max_prompt_tokens: int | None = None
+        self,
+        tokenizer,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        max_prompt_tokens: int | None = None,
+        rollout_dtype: str | None = None,
     ):
         self.tokenizer = tokenizer
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.max_prompt_tokens = max_prompt_tokens
+        if rollout_dtype is not None and not isinstance(getattr(torch, str(rollout_dtype), None), torch.dtype):
+            raise ValueError(f"rollout_dtype={rollout_dtype!r} is not a torch dtype name (e.g. 'bfloat16')")
+        self.rollout_dtype = getattr(torch, rollout_dtype) if rollout_dtype else None
+        self._copy = None
         self.calls: list = []
 
+    @torch.no_grad()
     def sync_weights(self, model) -> None:
-        """Nothing to do: generation uses the live training model."""
+        """With ``rollout_dtype``: copy the policy's weights into the rollout copy; otherwise nothing to do."""
+        if self.rollout_dtype is None or next(model.parameters()).dtype == self.rollout_dtype:
+            return
+        if self._copy is None:
+            import copy
+
+            self._copy = copy.deepcopy(model).to(self.rollout_dtype).eval().requires_grad_(False)
+            return
+        for mine, theirs in zip(self._copy.parameters(), model.parameters()):
+            mine.copy_(theirs)  # cast on copy: no full-precision temporary
+
+    def _sampler(self, model):
+        if self.rollout_dtype is None or next(model.parameters()).dtype == self.rollout_dtype:
+            return model
+        if self._copy is None:  # a caller that never synced: copy now
+            self.sync_weights(model)
+        return self._copy
 
     def _processors(self):
         from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
@@ -175,6 +209,7 @@ class HFGenerateBackend:
 
         began = time.perf_counter()
         tok = self.tokenizer
+        model = self._sampler(model)
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
         device = next(model.parameters()).device
         prompt_ids = input_ids.repeat_interleave(group_size, dim=0).to(device)
