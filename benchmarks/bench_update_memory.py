@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/bench_update_memory.json")
+    parser.add_argument("--reuse", action="store_true", help="reuse a variant's result left by an earlier run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -106,7 +107,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", variant, "--result", str(result_path)]
         cmd += [f"--prompt-len={args.prompt_len}", f"--completion-len={args.completion_len}"]
         cmd += [f"--updates={args.updates}", f"--threads={args.threads}"]
-        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        if not (args.reuse and result_path.is_file()):
+            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
         results.append(json.loads(result_path.read_text()))
         r = results[-1]
         print(f"  {variant} done: peak {r['peak_rss_gb']:.2f} GB", flush=True)

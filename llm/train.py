@@ -211,7 +211,9 @@ class Run:
         if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
             model = shard_model(model.to(acc.device))
             reference = shard_model(reference.to(acc.device)) if reference is not None else None
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Fused AdamW: one kernel per tensor, without the multi-tensor path's parameters-sized temporaries.
+        fused = True if not cfg.fsdp and acc.state.deepspeed_plugin is None else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
         # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
         self.scheduler = get_scheduler(
             cfg.lr_scheduler,
