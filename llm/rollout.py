@@ -207,7 +207,7 @@ class HFGenerateBackend:
     def generate(self, model, prompts: list[str], group_size: int, seed: int) -> Rollout:
         from llm.roofline import GenerationCall
 
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         tok = self.tokenizer
         model = self._sampler(model)
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
@@ -246,9 +246,11 @@ class HFGenerateBackend:
         del processors, recorder
         release_memory()  # the KV cache and per-step logits are freed: hand their pages back before the update
         element_size = next(model.parameters()).element_size()
-        seconds = time.perf_counter() - began
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
         self.calls.append(
-            GenerationCall(len(prompt_ids), prompt_ids.shape[1], completion_ids.shape[1], seconds, element_size)
+            GenerationCall(
+                len(prompt_ids), prompt_ids.shape[1], completion_ids.shape[1], seconds, element_size, cpu_seconds
+            )
         )
         return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, logprobs)
 
@@ -376,7 +378,7 @@ class VLLMBackend:
 
         from llm.roofline import GenerationCall
 
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         tok = self.tokenizer
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
         requests = [
@@ -418,7 +420,16 @@ class VLLMBackend:
         # Unpadded engine: rows decode for about the longest completion's steps over their own prompts.
         element_size = torch.finfo(getattr(torch, self.dtype)).bits // 8
         mean_prompt = round(float(attention_mask.sum(-1).float().mean()))
-        self.calls.append(GenerationCall(len(samples), mean_prompt, width, time.perf_counter() - began, element_size))
+        self.calls.append(
+            GenerationCall(
+                len(samples),
+                mean_prompt,
+                width,
+                time.perf_counter() - began,
+                element_size,
+                time.process_time() - cpu_began,  # the engine runs in this process
+            )
+        )
         return Rollout(prompt_ids, prompt_mask, completion_ids.to(device), mask.to(device), texts, logprobs.to(device))
 
 

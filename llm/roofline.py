@@ -176,14 +176,22 @@ def _sync(device: torch.device) -> None:
 
 
 def _best_seconds(fn, device: torch.device, repeats: int) -> float:
+    """Best of ``repeats`` timings. On CPU each timing is the smaller of wall time and this process's CPU
+    time over the threads torch uses: on a machine shared with other jobs the wall time counts the
+    time the scheduler gave away, the CPU time only the cores' own work, so the probe still measures
+    the hardware, not the load."""
     fn()  # warm-up: first-touch page faults, kernel selection
     _sync(device)
+    threads = max(torch.get_num_threads(), 1)
     best = float("inf")
     for _ in range(repeats):
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - began)
+        wall = time.perf_counter() - began
+        if device.type == "cpu":
+            wall = min(wall, max((time.process_time() - cpu_began) / threads, 1e-9))
+        best = min(best, wall)
     return best
 
 
@@ -245,6 +253,7 @@ class GenerationCall:
     new_tokens: int
     seconds: float
     element_size: int  # bytes per weight / KV element of the model that generated
+    cpu_seconds: float = 0.0  # this process's CPU time during the call (0: not recorded)
 
 
 @dataclass
@@ -285,13 +294,26 @@ class RooflineAccount:
             backend.calls.clear()
         on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1  # no old-log-prob forward (llm/update.py)
         extra = (0 if on_policy else 1) + (1 if cfg.kl_coef > 0 else 0)
-        metrics = self.step(batch, update_seconds, calls, epochs=cfg.ppo_epochs, no_grad_forwards=extra)
+        # The update's CPU time, approximately: the step's minus generation's (rewards, logging are small).
+        update_cpu = (
+            max(cpu_step - sum(c.cpu_seconds for c in calls), 0.0) if all(c.cpu_seconds for c in calls) else 0.0
+        )
+        metrics = self.step(
+            batch, update_seconds, calls, epochs=cfg.ppo_epochs, no_grad_forwards=extra, update_cpu_seconds=update_cpu
+        )
         # this process's CPU seconds since the previous step (steadier than wall time on a shared machine)
         metrics["time/step_cpu"] = cpu_step
         return metrics
 
     def step(
-        self, batch: dict, update_seconds: float, calls: list[GenerationCall], *, epochs=1, no_grad_forwards=0
+        self,
+        batch: dict,
+        update_seconds: float,
+        calls: list[GenerationCall],
+        *,
+        epochs=1,
+        no_grad_forwards=0,
+        update_cpu_seconds: float = 0.0,
     ) -> dict[str, float]:
         """This step's roofline metrics (and its work, kept for the run summary)."""
         rows, prompt_len = batch["prompt_ids"].shape
@@ -304,7 +326,7 @@ class RooflineAccount:
             epochs=epochs,
             no_grad_forwards=no_grad_forwards,
         )
-        gen_bytes = gen_flops = bound = seconds = 0.0
+        gen_bytes = gen_flops = bound = seconds = gen_cpu = 0.0
         for call in calls:
             shapes = self.shapes.with_dtype_bytes(call.element_size, self.element_size)
             peaks = self._peaks(call.element_size)
@@ -312,6 +334,7 @@ class RooflineAccount:
                 gen_bytes, gen_flops = gen_bytes + b, gen_flops + f
                 bound += max(b / (peaks.copy_gbps * 1e9), f / (peaks.matmul_gflops * 1e9))
             seconds += call.seconds
+            gen_cpu += call.cpu_seconds
         out = {
             "roofline/update_gflop": flops / 1e9,
             "roofline/update_gflops": flops / 1e9 / max(update_seconds, 1e-9),
@@ -321,6 +344,10 @@ class RooflineAccount:
             "roofline/generate_gflops": gen_flops / 1e9 / max(seconds, 1e-9),
             "roofline/generate_bound_s": bound,
             "roofline/generate_frac_of_bound": bound / max(seconds, 1e-9),
+            # The same, per CPU-second over torch's threads: what the cores did while this process ran
+            # (on a machine shared with other jobs, the wall-time fractions also count the time given away).
+            "roofline/update_frac_of_matmul_peak_cpu": _frac(flops / 1e9, update_cpu_seconds, self.peaks.matmul_gflops),
+            "roofline/generate_frac_of_bound_cpu": _frac(bound, gen_cpu, 1.0),
             "roofline/matmul_peak_gflops": self.peaks.matmul_gflops,
             "roofline/copy_peak_gbps": self.peaks.copy_gbps,
         }
@@ -332,6 +359,8 @@ class RooflineAccount:
                 "gen_flops": gen_flops,
                 "gen_bound_s": bound,
                 "gen_s": seconds,
+                "update_cpu_s": update_cpu_seconds,
+                "gen_cpu_s": gen_cpu,
             }
         )
         return out
@@ -352,10 +381,24 @@ class RooflineAccount:
             f"({gen_gbps:.1f} GB/s moved vs {self.peaks.copy_gbps:.1f} GB/s measured copy bandwidth; "
             f"bound {t['gen_bound_s']:.1f} s, took {t['gen_s']:.1f} s)"
         )
+        update_cpu = _frac(t["update_flops"] / 1e9, t["update_cpu_s"], self.peaks.matmul_gflops)
+        gen_cpu = _frac(t["gen_bound_s"], t["gen_cpu_s"], 1.0)
+        if update_cpu and gen_cpu:
+            line += (
+                f"\n[riskrl] roofline per CPU-second (the share of the cores this process got): update at "
+                f"{update_cpu:.0%}, generation at {gen_cpu:.0%}"
+            )
         if peak_memory_gb is not None:
             what = "peak accelerator memory (last step)" if on_cuda else "peak RSS"
             line += f"\n[riskrl] memory: {what} {peak_memory_gb:.2f} GB"
         return line
+
+
+def _frac(work: float, cpu_seconds: float, peak: float) -> float:
+    """work / (cpu_seconds / threads) / peak; 0 when no CPU time was recorded."""
+    if cpu_seconds <= 0:
+        return 0.0
+    return work / (cpu_seconds / max(torch.get_num_threads(), 1)) / peak
 
 
 def main(argv=None) -> None:

@@ -131,18 +131,21 @@ def test_account_fractions_and_summary(tokenizer):
     peaks = Peaks(matmul_gflops=50.0, copy_gbps=5.0)
     account = RooflineAccount(shapes, 4, peaks, {4: peaks})
     batch = {"prompt_ids": torch.zeros(6, 7, dtype=torch.long), "completion_ids": torch.zeros(6, 5, dtype=torch.long)}
-    call = GenerationCall(rows=6, prompt_len=7, new_tokens=5, seconds=0.25, element_size=4)
-    seconds = []
+    call = GenerationCall(rows=6, prompt_len=7, new_tokens=5, seconds=0.25, element_size=4, cpu_seconds=0.2)
     for update_s in (9.0, 2.0, 3.0):  # step 1 (warm-up) is left out of the summary
-        metrics = account.step(batch, update_s, [call])
-        seconds.append(update_s)
+        metrics = account.step(batch, update_s, [call], update_cpu_seconds=4.0)
     flops = update_flops(shapes, 6, 12, 5)
     assert metrics["roofline/update_frac_of_matmul_peak"] == pytest.approx(flops / 3.0 / 50e9)
     work = generation_work(shapes, 6, 7, 5, 4)
     bound = sum(max(b / 5e9, f / 50e9) for b, f in work)
     assert metrics["roofline/generate_frac_of_bound"] == pytest.approx(bound / 0.25)
     assert metrics["roofline/generate_gbps"] == pytest.approx(sum(b for b, _ in work) / 0.25 / 1e9)
+    # per CPU-second: the work over (CPU seconds / torch threads)
+    threads = torch.get_num_threads()
+    assert metrics["roofline/update_frac_of_matmul_peak_cpu"] == pytest.approx(flops / (4.0 / threads) / 50e9)
+    assert metrics["roofline/generate_frac_of_bound_cpu"] == pytest.approx(bound / (0.2 / threads))
     line = account.summary(peak_memory_gb=1.234)
+    assert f"update at {flops / (4.0 / threads) / 50e9:.0%}, generation at {bound / (0.2 / threads):.0%}" in line
     assert f"update at {flops / 2.5 / 50e9:.0%} of measured matmul peak" in line
     assert f"generation at {bound / 0.25:.0%} of the bandwidth bound" in line
     assert "peak RSS 1.23 GB" in line
