@@ -88,3 +88,21 @@ def test_hf_backend_bf16_rollout_copy_samples_from_synced_bf16_weights():
     assert torch.equal(backend._copy.model.norm.weight.float(), policy.model.norm.weight)
     with pytest.raises(ValueError, match="rollout_dtype"):
         HFGenerateBackend(tokenizer, max_new_tokens=6, temperature=1.0, top_p=1.0, rollout_dtype="bf17")
+
+
+def test_recorder_gathers_each_sampled_token_and_keeps_one_step_of_scores():
+    from llm.rollout import SampledLogprobRecorder
+
+    g = torch.Generator().manual_seed(0)
+    steps = [torch.randn(3, 11, generator=g) for _ in range(4)]
+    sampled = torch.randint(0, 11, (3, 4), generator=g)
+    recorder = SampledLogprobRecorder()
+    ids = torch.zeros(3, 2, dtype=torch.long)  # the prompt
+    for t, scores in enumerate(steps):
+        assert recorder(ids, scores) is scores  # a pass-through processor
+        ids = torch.cat([ids, sampled[:, t : t + 1]], 1)
+        assert len(recorder.logprobs) == t  # step t's token is gathered when step t + 1 arrives
+    got = recorder.finish(sampled)
+    expected = torch.stack([torch.log_softmax(s, -1)[torch.arange(3), sampled[:, t]] for t, s in enumerate(steps)], 1)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)  # fp32 logsumexp vs log_softmax
+    assert recorder._scores is None  # nothing (N, V) survives the call
