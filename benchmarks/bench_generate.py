@@ -154,6 +154,7 @@ def main() -> None:
             t0, c0 = time.perf_counter(), time.process_time()
             completion, logprobs, prompt_len, element_size = run(name, rep)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            print(f"  rep {rep} {name}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
             if rep == 0:
                 info[name] = {"warmup_s": wall, "prompt_len": prompt_len, "element_size": element_size}
                 if name == "bf16":  # mismatch of the bf16 rollout's log-probs against the fp32 policy
