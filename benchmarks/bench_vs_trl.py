@@ -98,6 +98,12 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
         "train_times": [r["time/train"] for r in rows],
         "lengths": [r["completion_length"] for r in rows],
         "rewards": [r["reward_mean"] for r in rows],
+        "cpu_times": [r["time/step_cpu"] for r in rows],
+        "update_frac_of_matmul_peak": [r["roofline/update_frac_of_matmul_peak"] for r in rows],
+        "generate_frac_of_bound": [r["roofline/generate_frac_of_bound"] for r in rows],
+        "generate_gbps": [r["roofline/generate_gbps"] for r in rows],
+        "update_gflops": [r["roofline/update_gflops"] for r in rows],
+        "peak_rss_gb": [rows[-1]["peak_memory_gb"]],
     }
 
 
@@ -135,13 +141,14 @@ def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path, backend
 
     class StepTimer(TrainerCallback):
         def __init__(self):
-            self.times, self.lengths, self._t0 = [], [], None
+            self.times, self.cpu_times, self.lengths, self._t0, self._c0 = [], [], [], None, None
 
         def on_step_begin(self, *a, **k):
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.process_time()
 
         def on_step_end(self, *a, **k):
             self.times.append(time.perf_counter() - self._t0)
+            self.cpu_times.append(time.process_time() - self._c0)
 
         def on_log(self, _args, state, control, logs=None, **k):
             if logs and "completions/mean_length" in logs:
@@ -208,7 +215,15 @@ def run_trl(args, prompts: list[str], answers: list[str], out_dir: Path, backend
     )
     trainer.train()
     reset_accelerate()
-    return {"step_times": timer.times[1:], "lengths": timer.lengths[1:], "rewards": getattr(timer, "rewards", [])[1:]}
+    import resource
+
+    return {
+        "step_times": timer.times[1:],
+        "cpu_times": timer.cpu_times[1:],
+        "lengths": timer.lengths[1:],
+        "rewards": getattr(timer, "rewards", [])[1:],
+        "peak_rss_gb": [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20],
+    }
 
 
 def summarize(runs: list[dict], args) -> dict:
@@ -223,9 +238,14 @@ def summarize(runs: list[dict], args) -> dict:
         "reward_mean": statistics.mean(pooled["rewards"]) if pooled["rewards"] else float("nan"),
     }
     out["tokens_per_s"] = out["completion_length"] * args.prompts * args.group_size / out["step_s_median"]
+    out["step_cpu_s_median"] = statistics.median(pooled["cpu_times"])
+    out["peak_rss_gb"] = max(pooled["peak_rss_gb"])
     for key in ("generate", "reward", "train"):
         if f"{key}_times" in pooled:
             out[f"{key}_s_median"] = statistics.median(pooled[f"{key}_times"])
+    for key in ("update_frac_of_matmul_peak", "generate_frac_of_bound", "generate_gbps", "update_gflops"):
+        if key in pooled:
+            out[key] = statistics.median(pooled[key])
     return out
 
 
@@ -416,18 +436,30 @@ def main() -> None:
     for backend in backends:
         ours, trl = summarize(results[f"ours/{backend}"], args), summarize(results[f"trl/{backend}"], args)
         ratio, ratio_min = ours["step_s_median"] / trl["step_s_median"], ours["step_s_min"] / trl["step_s_min"]
+        ratio_cpu = ours["step_cpu_s_median"] / trl["step_cpu_s_median"]
         result[backend] = {
             "ours": ours,
             "trl": trl,
             "step_time_ratio_ours_over_trl": ratio,
             "step_time_ratio_min": ratio_min,
+            "step_cpu_time_ratio_ours_over_trl": ratio_cpu,
         }
         for name, r in ((f"riskrl  {backend}", ours), (f"TRL GRPO {backend}", trl)):
             print(
                 f"{name:18s} {r['step_s_median']:9.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.1f} "
                 f"{r['completion_length']:6.1f} {r['reward_mean']:7.3f}"
             )
-        print(f"{'':18s} ratio ours/TRL step time ({backend} rollouts): median {ratio:.2f}, min {ratio_min:.2f}")
+        print(
+            f"{'':18s} ratio ours/TRL step time ({backend} rollouts): median {ratio:.2f}, min {ratio_min:.2f}; "
+            f"CPU time per step {ours['step_cpu_s_median']:.1f} s vs {trl['step_cpu_s_median']:.1f} s "
+            f"(ratio {ratio_cpu:.2f}); peak RSS {ours['peak_rss_gb']:.2f} GB vs {trl['peak_rss_gb']:.2f} GB"
+        )
+        if "update_frac_of_matmul_peak" in ours:
+            print(
+                f"{'':18s} our roofline (median per step): update at {ours['update_frac_of_matmul_peak']:.0%} of "
+                f"the matmul peak ({ours['update_gflops']:.0f} GFLOP/s), generation at "
+                f"{ours['generate_frac_of_bound']:.0%} of its bound ({ours['generate_gbps']:.1f} GB/s)"
+            )
         print(
             f"{'':18s} our breakdown (median s/step): generate+sync {ours['generate_s_median']:.2f}, "
             f"reward {ours['reward_s_median']:.2f}, train (fwd/bwd/opt) {ours['train_s_median']:.2f}"

@@ -47,6 +47,7 @@ __all__ = [
     "load_tokenizer",
     "load_model_and_tokenizer",
     "build_tiny_model",
+    "release_memory",
 ]
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -163,8 +164,38 @@ def _convert_gguf_model(gguf: Path, out_dir: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    del model
+    release_memory()  # the dequantised copy is garbage now: its pages are not carried into training
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer.save_pretrained(str(out_dir))
+
+
+def release_memory() -> bool:
+    """Give freed heap memory back to the OS: ``gc.collect()`` then glibc's ``malloc_trim(0)``.
+
+    PyTorch's CPU allocator is malloc; glibc keeps freed chunks of its arenas mapped
+    (resident) for reuse, so after a phase that allocated and freed a lot (a GGUF
+    dequantisation, a generate's KV cache and logits) the process stays that large
+    and the next phase's allocations land beside it instead of inside it.
+    ``malloc_trim`` returns the free pages of every arena. A no-op (False) where the
+    C library has no ``malloc_trim`` (macOS, musl).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    return bool(_LIBC) and bool(_LIBC.malloc_trim(0))
+
+
+_LIBC = None
 
 
 # What from_pretrained needs from a Hub repo (not its other formats: .bin/.gguf/.onnx copies).

@@ -21,13 +21,17 @@ truncated importance sampling divides by.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
 
+from llm.model import release_memory
+
 __all__ = [
     "Rollout",
     "HFGenerateBackend",
+    "SampledLogprobRecorder",
     "VLLMBackend",
     "build_backend",
     "completion_mask",
@@ -98,24 +102,114 @@ def _eos_ids(tokenizer, model=None) -> list[int]:
     return sorted(set(int(i) for i in ids))
 
 
+class SampledLogprobRecorder:
+    """Last logits processor of ``generate``: keeps log π(sampled token) per step, not the (N, V) scores.
+
+    Called with the scores of step t after temperature and top-p (it is placed after
+    those warpers), it stores them and their log-normaliser; at step t + 1 the token
+    sampled from them is ``input_ids[:, -1]``, and only its log-prob is kept. One
+    (N, V) tensor lives at a time instead of ``output_scores``' one per step.
+    """
+
+    def __init__(self):
+        self.logprobs: list[torch.Tensor] = []
+        self._scores = self._log_normaliser = None
+
+    def _gather_previous(self, sampled: torch.Tensor) -> None:
+        if self._scores is not None:
+            picked = self._scores.gather(-1, sampled[:, None]).squeeze(-1)
+            self.logprobs.append(picked - self._log_normaliser)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._gather_previous(input_ids[:, -1])
+        self._scores = scores.float()
+        self._log_normaliser = torch.logsumexp(self._scores, dim=-1)
+        return scores
+
+    def finish(self, completion_ids: torch.Tensor) -> torch.Tensor:
+        """(N, Lc) log-probs once generate returned: the last step's token is gathered here."""
+        if len(self.logprobs) < completion_ids.shape[1]:
+            self._gather_previous(completion_ids[:, -1])
+        self._scores = self._log_normaliser = None
+        return torch.stack(self.logprobs[: completion_ids.shape[1]], dim=1)
+
+
 class HFGenerateBackend:
-    """Sampling with ``transformers`` ``generate`` on the training model itself (no weight copy)."""
+    """Sampling with ``transformers`` ``generate`` on the training model itself (no weight copy).
+
+    Temperature and top-p are applied by processors passed to ``generate`` (the same
+    warpers, in the order ``generate`` would build them) so that
+    :class:`SampledLogprobRecorder` runs after them and sees exactly the distribution
+    each token is drawn from. ``calls`` records each batch's padded shapes and time for
+    the roofline account (llm/roofline.py).
+
+    ``rollout_dtype`` (e.g. ``"bfloat16"``) samples from a copy of the policy in that dtype
+    (half the bytes read per decoded token), refreshed by :meth:`sync_weights`; the
+    sampled log-probs are then the copy's, so the trainer's truncated importance
+    sampling (``tis_cap > 0``) must correct the rollout/trainer mismatch. ``None``:
+    generate on the policy itself.
+    """
 
     def __init__(
-        self, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float, max_prompt_tokens: int | None = None
+        self,
+        tokenizer,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        max_prompt_tokens: int | None = None,
+        rollout_dtype: str | None = None,
     ):
         self.tokenizer = tokenizer
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
         self.top_p = float(top_p)
         self.max_prompt_tokens = max_prompt_tokens
+        if rollout_dtype is not None and not isinstance(getattr(torch, str(rollout_dtype), None), torch.dtype):
+            raise ValueError(f"rollout_dtype={rollout_dtype!r} is not a torch dtype name (e.g. 'bfloat16')")
+        self.rollout_dtype = getattr(torch, rollout_dtype) if rollout_dtype else None
+        self._copy = None
+        self.calls: list = []
 
+    @torch.no_grad()
     def sync_weights(self, model) -> None:
-        """Nothing to do: generation uses the live training model."""
+        """With ``rollout_dtype``: copy the policy's weights into the rollout copy; otherwise nothing to do."""
+        if self.rollout_dtype is None or next(model.parameters()).dtype == self.rollout_dtype:
+            return
+        if self._copy is None:
+            import copy
+
+            self._copy = copy.deepcopy(model).to(self.rollout_dtype).eval().requires_grad_(False)
+            return
+        for mine, theirs in zip(self._copy.parameters(), model.parameters()):
+            mine.copy_(theirs)  # cast on copy: no full-precision temporary
+
+    def _sampler(self, model):
+        if self.rollout_dtype is None or next(model.parameters()).dtype == self.rollout_dtype:
+            return model
+        if self._copy is None:  # a caller that never synced: copy now
+            self.sync_weights(model)
+        return self._copy
+
+    def _processors(self):
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        processors = LogitsProcessorList()
+        if self.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(self.temperature))
+        if self.top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p=self.top_p, min_tokens_to_keep=1))
+        recorder = SampledLogprobRecorder()
+        processors.append(recorder)
+        return processors, recorder
 
     @torch.inference_mode()
     def generate(self, model, prompts: list[str], group_size: int, seed: int) -> Rollout:
+        from llm.roofline import GenerationCall
+
+        began, cpu_began = time.perf_counter(), time.process_time()
         tok = self.tokenizer
+        model = self._sampler(model)
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
         device = next(model.parameters()).device
         prompt_ids = input_ids.repeat_interleave(group_size, dim=0).to(device)
@@ -123,41 +217,41 @@ class HFGenerateBackend:
         eos = _eos_ids(tok, model)
         was_training = model.training
         model.eval()
+        processors, recorder = self._processors()
         # A private RNG stream per call: samples depend only on (seed, weights), and the
         # global torch RNG that dropout/shuffling use is left exactly as it was.
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            out = model.generate(
+            sequences = model.generate(
                 input_ids=prompt_ids,
                 attention_mask=prompt_mask,
                 do_sample=True,
-                temperature=self.temperature,
-                top_p=self.top_p,
+                temperature=1.0,  # the warpers are in `processors`, ahead of the recorder
+                top_p=1.0,
                 top_k=0,
+                logits_processor=processors,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=eos,
-                output_scores=True,  # the processed scores generate sampled from
-                return_dict_in_generate=True,
             )
         model.train(was_training)
-        completion_ids = out.sequences[:, prompt_ids.shape[1] :]
+        completion_ids = sequences[:, prompt_ids.shape[1] :]
         if completion_ids.shape[1] == 0:  # max_new_tokens reached nothing (cannot happen with >= 1)
             raise RuntimeError("generate returned no new tokens")
         mask = completion_mask(completion_ids, eos).to(device)
-        # out.scores[t] is the (N, V) score after every logits processor (temperature,
-        # top-p, ...) at step t: exactly the logits of the distribution token t came from.
-        logprobs = torch.stack(
-            [
-                torch.log_softmax(scores.float(), dim=-1).gather(-1, completion_ids[:, t : t + 1]).squeeze(-1)
-                for t, scores in enumerate(out.scores)
-            ],
-            dim=1,
-        )
-        logprobs = logprobs.masked_fill(mask == 0, 0.0)
+        logprobs = recorder.finish(completion_ids).masked_fill(mask == 0, 0.0)
         completion_ids = completion_ids.masked_fill(mask == 0, tok.pad_token_id)
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
+        del processors, recorder
+        release_memory()  # the KV cache and per-step logits are freed: hand their pages back before the update
+        element_size = next(model.parameters()).element_size()
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
+        self.calls.append(
+            GenerationCall(
+                len(prompt_ids), prompt_ids.shape[1], completion_ids.shape[1], seconds, element_size, cpu_seconds
+            )
+        )
         return Rollout(prompt_ids, prompt_mask, completion_ids, mask, texts, logprobs)
 
 
@@ -233,7 +327,7 @@ class VLLMBackend:
                 stacklevel=2,
             )
         self._sampling_params = SamplingParams
-        self.tokenizer = tokenizer
+        self.tokenizer, self.dtype, self.calls = tokenizer, dtype, []
         self.max_new_tokens, self.temperature, self.top_p = int(max_new_tokens), float(temperature), float(top_p)
         self.max_prompt_tokens = max_prompt_tokens
         on_cpu = current_platform.is_cpu()
@@ -282,6 +376,9 @@ class VLLMBackend:
     def generate(self, model, prompts: list[str], group_size: int, seed: int) -> Rollout:
         from vllm.inputs import TokensPrompt
 
+        from llm.roofline import GenerationCall
+
+        began, cpu_began = time.perf_counter(), time.process_time()
         tok = self.tokenizer
         input_ids, attention_mask = encode_prompts(tok, prompts, self.max_prompt_tokens)
         requests = [
@@ -320,6 +417,19 @@ class VLLMBackend:
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
         prompt_ids = input_ids.repeat_interleave(group_size, 0).to(device)
         prompt_mask = attention_mask.repeat_interleave(group_size, 0).to(device)
+        # Unpadded engine: rows decode for about the longest completion's steps over their own prompts.
+        element_size = torch.finfo(getattr(torch, self.dtype)).bits // 8
+        mean_prompt = round(float(attention_mask.sum(-1).float().mean()))
+        self.calls.append(
+            GenerationCall(
+                len(samples),
+                mean_prompt,
+                width,
+                time.perf_counter() - began,
+                element_size,
+                time.process_time() - cpu_began,  # the engine runs in this process
+            )
+        )
         return Rollout(prompt_ids, prompt_mask, completion_ids.to(device), mask.to(device), texts, logprobs.to(device))
 
 

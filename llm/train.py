@@ -27,7 +27,6 @@ import contextlib
 import copy
 import json
 import math
-import resource
 import shutil
 import sys
 import time
@@ -48,6 +47,7 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch llm/train.p
 from llm.checkpoint import save_run
 from llm.collect import StepTally, advantages, collect, enough_signal, prompt_groups, score, stack_groups
 from llm.config import TINY_MODEL, TrainConfig, check_batch_geometry
+from llm.run_summary import peak_memory_gb, run_summary
 from llm.seeding import seed_everything, set_rng_state
 from llm.sharding import full_params_for_generation
 from llm.update import ppo_update
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from llm.data import PromptSampler
     from llm.rewards import RewardPipeline
     from llm.rollout import HFGenerateBackend, VLLMBackend
+    from llm.roofline import RooflineAccount
     from theory.estimator_registry import AdvantageEstimator
 
 
@@ -127,6 +128,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         tracker.finish()
     if acc.is_main_process:
         print(run_summary(cfg, first, metrics, time.perf_counter() - began, checkpoint), file=sys.stderr)
+        print(run.roofline.summary(metrics.get("peak_memory_gb"), acc.device.type == "cuda"), file=sys.stderr)
     return TrainResult(metrics, run.unwrapped, run.estimator, acc.num_processes, checkpoint)
 
 
@@ -176,6 +178,7 @@ def step_metrics(run: Run, step: int, tally: StepTally, groups: list[dict], batc
         "completion_length_max": float(lengths.max()),
         **tally.estimator_metrics,
         **update_metrics,
+        **(run.roofline.trainer_step(run.cfg, batch, tally.seconds["train"], run.backend) if run.roofline else {}),
         "lr": run.scheduler.get_last_lr()[0],
         "dynamic_sampling_rounds": tally.rounds,
         "frac_zero_adv_groups_trained": float(zero_trained.mean()),
@@ -235,6 +238,7 @@ class Run(Checked):
     scheduler: LRScheduler
     backend: HFGenerateBackend | VLLMBackend
     system_prompt: str
+    roofline: RooflineAccount | None  # achieved FLOP/s and bytes/s vs the machine's peaks (main process only)
 
 
 def build_run(checked: Checked) -> Run:
@@ -245,6 +249,7 @@ def build_run(checked: Checked) -> Run:
     from llm.data import DEFAULT_SYSTEM_PROMPT
     from llm.model import enable_activation_checkpointing
     from llm.rollout import build_backend
+    from llm.roofline import RooflineAccount
     from llm.sharding import deepspeed_batch_config, shard_model
 
     cfg, acc = checked.cfg, checked.accelerator
@@ -259,7 +264,9 @@ def build_run(checked: Checked) -> Run:
     if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
         model = shard_model(model.to(acc.device))
         reference = shard_model(reference.to(acc.device)) if reference is not None else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Fused AdamW: one kernel per tensor, without the multi-tensor path's parameters-sized temporaries.
+    fused = True if not cfg.fsdp and acc.state.deepspeed_plugin is None else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     # Stepped by hand once per optimizer step: accelerate's prepared scheduler would step num_processes times.
     scheduler = get_scheduler(
         cfg.lr_scheduler,
@@ -292,6 +299,7 @@ def build_run(checked: Checked) -> Run:
         scheduler=scheduler,
         backend=backend,
         system_prompt=cfg.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        roofline=RooflineAccount.for_model(acc.unwrap_model(model), acc.device) if acc.is_main_process else None,
     )
     if run.resume_state is not None:
         _restore(run)
@@ -384,62 +392,7 @@ def setup(cfg: TrainConfig) -> Checked:
     )
 
 
-# Generated-token budget of the suggested evaluation: SmolLM2-135M generates ~100 tokens/s on 2 cores
-# (batched), so 4096 tokens take ~40 s plus ~15 s of loading: well inside 2 minutes.
-EVAL_TOKEN_BUDGET = 4096
-_HELDOUT_SPLIT = {"gsm8k": "gsm8k_test", "gsm8k_train": "gsm8k_test"}
-
-
-def heldout_eval_command(cfg: TrainConfig, n: int = 4) -> str:
-    """The ``llm.evaluate`` command the summary suggests: the training task's held-out prompts, small and quick.
-
-    Held out: a benchmark's test split (GSM8K train -> test), or for a generated task
-    (reasoning_gym) the same generator with another seed. The question count keeps
-    the generated tokens within ``EVAL_TOKEN_BUDGET`` (at least 4 questions).
-    """
-    import shlex
-
-    dataset, seed = _HELDOUT_SPLIT.get(cfg.dataset.strip().lower(), cfg.dataset), cfg.seed
-    if cfg.dataset.startswith("reasoning_gym:"):
-        seed = cfg.seed + 1000  # another generator seed: prompts not drawn in training
-    limit = max(4, min(16, EVAL_TOKEN_BUDGET // (n * cfg.max_new_tokens)))
-    return (
-        f"python -m llm.evaluate --model {shlex.quote(str(cfg.output_dir))} --datasets {shlex.quote(dataset)} "
-        f"--limit {limit} --n {n} --k 1,{n} --max-new-tokens {cfg.max_new_tokens} --temperature {cfg.temperature} "
-        f"--top-p {cfg.top_p} --seed {seed}"
-    )
-
-
-def run_summary(cfg: TrainConfig, first: dict | None, last: dict, seconds: float, checkpoint: Path | None) -> str:
-    """What a user wants to read when the run ends: progress, where the weights are, how to evaluate them."""
-    if not last:
-        return "[riskrl] no step ran"
-    lines = [
-        f"[riskrl] done: step {last['step']}/{cfg.steps} in {seconds / 60:.1f} min; "
-        f"reward_mean {first['reward_mean']:.3f} (step {first['step']}) -> {last['reward_mean']:.3f} "
-        f"(step {last['step']}); entropy {last['entropy']:.3f}",
-        f"[riskrl] checkpoint: {checkpoint}"
-        + (f"; weights: {Path(cfg.output_dir) / 'model'}" if cfg.save_model else ""),
-        f"[riskrl] evaluate (held-out prompts of the training task, about a minute on 2 cores): "
-        f"{heldout_eval_command(cfg)}",
-        f"[riskrl] continue: accelerate launch llm/train.py --output_dir {cfg.output_dir} --resume latest "
-        f"--steps {cfg.steps * 2}",
-    ]
-    return "\n".join(lines)
-
-
 # ============================================================================ helpers
-
-
-def peak_memory_gb(accelerator) -> float:
-    """Largest over ranks of: peak accelerator memory allocated this step (CUDA, reset after reading) or,
-    on CPU, the process's peak resident set size since it started (the kernel keeps no per-step peak)."""
-    if accelerator.device.type == "cuda":
-        used = torch.cuda.max_memory_allocated(accelerator.device)
-        torch.cuda.reset_peak_memory_stats(accelerator.device)
-    else:
-        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return float(accelerator.gather(torch.tensor([used / 2**30], device=accelerator.device, dtype=torch.float64)).max())
 
 
 def build_estimator(cfg: TrainConfig):

@@ -263,7 +263,7 @@ def test_train_summary_suggests_a_small_heldout_evaluation(tmp_path, dataset, ma
     import shlex
 
     from llm.config import TrainConfig
-    from llm.train import EVAL_TOKEN_BUDGET, heldout_eval_command
+    from llm.run_summary import EVAL_TOKEN_BUDGET, heldout_eval_command
 
     cfg = TrainConfig(dataset=dataset, max_new_tokens=max_new_tokens, output_dir=str(tmp_path / "run x"), seed=3)
     words = shlex.split(heldout_eval_command(cfg))

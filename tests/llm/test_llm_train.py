@@ -201,7 +201,7 @@ METRIC_KEYS = {
 }
 
 
-def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
+def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path, capsys):
     out = tmp_path / "run"
     # reward_max_error_frac=1: a function failing everywhere is tolerated (counted), not fatal, in this test.
     result = train(
@@ -228,6 +228,12 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path):
         assert row["clip_frac"] == 0.0 and row["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
         # entropy of a near-uniform random model is close to log(vocab)
         assert 0 < row["entropy"] <= math.log(result.model.config.vocab_size) + 1e-4
+        # the roofline account: achieved rates are positive fractions of the measured peaks
+        assert row["roofline/update_gflop"] > 0 and 0 < row["roofline/update_frac_of_matmul_peak"]
+        assert row["roofline/generate_gb"] > 0 and 0 < row["roofline/generate_frac_of_bound"]
+    summary = capsys.readouterr().err
+    assert "% of measured matmul peak" in summary and "% of the bandwidth bound" in summary
+    assert f"peak RSS {rows[-1]['peak_memory_gb']:.2f} GB" in summary
     # q_alpha/q_beta logged equal the tracker after the last step.
     tracker = result.estimator.tracker.values.tolist()
     assert rows[-1]["q_alpha"] == pytest.approx(tracker[0], abs=1e-12)
