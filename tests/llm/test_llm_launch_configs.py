@@ -64,7 +64,7 @@ def test_gpu_presets_fit_one_node_of_up_to_8_gpus(preset):
 
 def test_riskpo_on_two_nodes_needs_a_multiple_of_bundle_size_and_16():
     cfg = TrainConfig.from_yaml(PRESETS / "riskpo.yaml")
+    check_batch_geometry(cfg, 5, 16)  # the preset's 480 prompts: bundles of 5, 30 prompts per process on 2 x 8
+    cfg.prompts_per_step = 40  # a multiple of B = 5 and of 8 processes, but not of 16
     with pytest.raises(ValueError, match="divisible by the number of processes=16"):
         check_batch_geometry(cfg, 5, 16)
-    cfg.prompts_per_step = 80  # what docs/llm_train.md tells a 2 x 8 GPU user to pass
-    check_batch_geometry(cfg, 5, 16)
