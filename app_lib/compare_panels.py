@@ -190,7 +190,7 @@ def _simulated_on_request(st, loaded, key: str):
 
 
 def render(st, folders=None) -> None:
-    from app_lib.ui import chart
+    from app_lib.ui import chart, downloads
 
     """Draw the comparison view into ``st`` (the streamlit module or a container) for ``folders``."""
     st.header("Real-model comparison")
@@ -238,10 +238,14 @@ def render(st, folders=None) -> None:
     sim_curves, sim_passk = joined(sim_curves), joined(sim_passk)
     if not curves.empty:
         st.subheader("Training curves")
-        chart(st, curves_figure(curves, sim_curves), "compare_curves")
+        figure = curves_figure(curves, sim_curves)
+        chart(st, figure, "compare_curves")
+        downloads("compare_curves", curves, figure)
     if not passk.empty or not sim_passk.empty:
         st.subheader("pass@k vs k")
-        chart(st, passk_figure(passk, sim_passk), "compare_passk")
+        figure = passk_figure(passk, sim_passk)
+        chart(st, figure, "compare_passk")
+        downloads("compare_passk", passk if not passk.empty else sim_passk, figure)
     if not passk.empty:
         table = passk.pivot_table(index="label", columns="k", values="pass_at_k", sort=False)
         table.columns = [f"pass@{k}" for k in table.columns]

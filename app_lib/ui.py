@@ -69,6 +69,11 @@ FIGURE_SOURCES = {
 }
 
 
+#: The toolbar's camera button saves the figure as SVG (vector, for papers), drawn in the browser: no
+#: server-side image engine (kaleido) is needed. The HTML download keeps the interactive figure.
+IMAGE_EXPORT = {"toImageButtonOptions": {"format": "svg", "scale": 1}, "displaylogo": False}
+
+
 def chart(where, fig, key: str) -> None:
     """``where.plotly_chart`` with the figure's title saying what it shows and where in the papers it
     comes from (a link). Set once: a figure kept by ``memo`` already has it on later reruns (the
@@ -81,7 +86,7 @@ def chart(where, fig, key: str) -> None:
         fig.update_layout(
             title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), margin_t=top, modebar_orientation="v"
         )
-    where.plotly_chart(fig, key=key)
+    where.plotly_chart(fig, key=key, config=IMAGE_EXPORT)
 
 
 def show_errors(errors: list[str]) -> None:

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_lib import state
-from app_lib.ui import downloads, explain
+from app_lib.ui import IMAGE_EXPORT, downloads, explain
 from app_lib.views import Context, register_view
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "regime_map"
@@ -134,7 +134,7 @@ def render(ctx: Context) -> None:
         st.info("This claim has no comparison at this centre.")
         return
     fig = regime_heatmap(frame, f"{claim} · centre: {centre}")
-    st.plotly_chart(fig, key="fig_regime_map")
+    st.plotly_chart(fig, key="fig_regime_map", config=IMAGE_EXPORT)
     counts = frame["verdict"].value_counts()
     m1, m2, m3 = st.columns(3)
     m1.metric("holds", int(counts.get("holds", 0)))

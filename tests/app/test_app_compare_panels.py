@@ -110,3 +110,13 @@ def test_view_on_shipped_results():
         pytest.skip("no comparison results shipped under docs/compare/ yet")
     at = run_view([p.parent for p in shipped])
     assert not at.error and len(figures(at)) == 2
+
+
+def test_view_offers_downloads_and_svg_export(results_folder):
+    at = run_view([results_folder])
+    labels = [button.proto.label for button in at.get("download_button")]
+    # CSV + HTML for the curves and for pass@k vs k (issue 21: the LM comparison had no downloads)
+    assert labels.count("⬇ data (CSV)") == 2 and labels.count("⬇ figure (HTML)") == 2
+    for element in at.get("plotly_chart"):
+        config = json.loads(element.proto.config)
+        assert config["toImageButtonOptions"]["format"] == "svg"  # the toolbar's camera saves vector figures
