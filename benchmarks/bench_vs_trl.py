@@ -254,7 +254,7 @@ def run_rollout(args, prompts: list[str]) -> dict:
     from transformers import AutoModelForCausalLM
     from vllm import SamplingParams
 
-    from llm.rollout import VLLMBackend, vllm_sampling_kwargs
+    from llm.rollout_vllm import VLLMBackend, vllm_sampling_kwargs
 
     path = resolve_model_path(SMOLLM2)
     tokenizer = load_tokenizer(SMOLLM2)

@@ -1,14 +1,10 @@
 """The two sampling back-ends of ``llm.evaluate``: the trainer's HF rollout backend and vLLM's offline engine.
-Each is called with a chunk of examples and n, and returns n completions per example."""
+Each is called with a chunk of examples and n, and returns n completions per example. ``config`` is
+``llm.evaluate.EvalConfig`` (not imported here: llm.evaluate imports this module)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from llm.data import Example, format_prompt
-
-if TYPE_CHECKING:
-    from llm.evaluate import EvalConfig
 
 __all__ = ["HFGenerator", "VLLMGenerator"]
 
@@ -16,7 +12,7 @@ __all__ = ["HFGenerator", "VLLMGenerator"]
 class HFGenerator:
     """``transformers`` generate through the trainer's rollout backend (same sampling as training)."""
 
-    def __init__(self, model, tokenizer, config: EvalConfig):
+    def __init__(self, model, tokenizer, config):
         from llm.rollout import HFGenerateBackend
 
         self.model, self.tokenizer, self.config = model, tokenizer, config
@@ -36,7 +32,7 @@ class HFGenerator:
 class VLLMGenerator:
     """vLLM offline engine (GPU); needs the optional ``vllm`` extra."""
 
-    def __init__(self, model_path: str, tokenizer, config: EvalConfig):
+    def __init__(self, model_path: str, tokenizer, config):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
@@ -44,7 +40,7 @@ class VLLMGenerator:
                 "--backend vllm needs vLLM, which is not installed: pip install 'riskrl[vllm]' on a CUDA machine, "
                 "or use --backend hf"
             ) from None
-        from llm.rollout import vllm_sampling_kwargs
+        from llm.rollout_vllm import vllm_sampling_kwargs
 
         self.tokenizer, self.config = tokenizer, config
         self._params = lambda n: SamplingParams(

@@ -60,7 +60,8 @@ if TYPE_CHECKING:
 
     from llm.data import PromptSampler
     from llm.rewards import RewardPipeline
-    from llm.rollout import HFGenerateBackend, VLLMBackend
+    from llm.rollout import HFGenerateBackend
+    from llm.rollout_vllm import VLLMBackend
     from llm.roofline import RooflineAccount
     from theory.estimator_registry import AdvantageEstimator
 
@@ -245,10 +246,10 @@ def build_run(checked: Checked) -> Run:
     """Model, optimizer, scheduler, rollout backend (and the resumed state), after every cheap check passed."""
     from transformers import get_scheduler
 
+    from llm.backends import build_backend
     from llm.checkpoint import load_weights
     from llm.data import DEFAULT_SYSTEM_PROMPT
     from llm.model import enable_activation_checkpointing
-    from llm.rollout import build_backend
     from llm.roofline import RooflineAccount
     from llm.sharding import deepspeed_batch_config, shard_model
 

@@ -41,14 +41,18 @@ def test_update_flops_equal_torch_flop_counter_on_forward_and_backward(tokenizer
         ).logits
         torch.logsumexp(logits.float(), dim=-1).sum().backward()
     shapes = ModelShapes.of(model)
-    # Integer FLOPs of the same matmuls: exact.
-    assert counter.get_total_flops() == update_flops(shapes, rows, seq_len, completion_len)
+    # Integer FLOPs of the same matmuls: exact, up to the rotary-embedding frequencies (inv_freq ⊗ positions,
+    # 2 · head_dim/2 · seq_len FLOPs, forward only): transformers 5.10 computes them as a matmul the counter
+    # sees, 5.24 does not. They are not part of the update's cost model (176 of ~3e8 FLOPs here).
+    rotary = 2 * (H // HEADS // 2) * seq_len
+    total = counter.get_total_flops()
+    assert total - update_flops(shapes, rows, seq_len, completion_len) in (0, rotary)
     # and the closed form the docstring gives, written out for these shapes
     v = len(tokenizer)
     linear = 2 * rows * seq_len * LAYERS * (4 * H * H + 3 * H * 4 * H)
     head = 2 * rows * (completion_len + 1) * v * H
     attention = 4 * rows * LAYERS * HEADS * seq_len**2 * (H // HEADS)
-    assert counter.get_total_flops() == 3 * (linear + head + attention)
+    assert total - 3 * (linear + head + attention) in (0, rotary)
     assert update_flops(shapes, rows, seq_len, completion_len, epochs=2, no_grad_forwards=1) == 7 * (
         linear + head + attention
     )

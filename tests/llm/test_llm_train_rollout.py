@@ -5,7 +5,8 @@ import importlib.util
 import pytest
 import torch
 
-from llm.rollout import HFGenerateBackend, completion_mask, vllm_sampling_kwargs
+from llm.rollout import HFGenerateBackend, completion_mask
+from llm.rollout_vllm import vllm_sampling_kwargs
 
 
 def test_completion_mask_keeps_tokens_through_first_eos():
@@ -51,7 +52,7 @@ def test_vllm_sampling_kwargs_mapping():
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_vllm_backend_without_vllm_says_how_to_install():
-    from llm.rollout import build_backend
+    from llm.backends import build_backend
 
     with pytest.raises(ImportError, match=r"riskrl\[vllm\] on a CUDA machine"):
         build_backend("vllm", tokenizer=None, model_path="x", max_new_tokens=8, temperature=1.0, top_p=1.0)

@@ -19,7 +19,8 @@ vllm = pytest.importorskip("vllm")
 
 from llm.data import format_prompt  # noqa: E402
 from llm.model import SMOLLM2, load_tokenizer, resolve_model_path  # noqa: E402
-from llm.rollout import VLLM_TESTED_VERSION, HFGenerateBackend, VLLMBackend  # noqa: E402
+from llm.rollout import HFGenerateBackend  # noqa: E402
+from llm.rollout_vllm import VLLM_TESTED_VERSION, VLLMBackend  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_PROMPT_TOKENS = 48
