@@ -282,11 +282,11 @@ def test_quick_comparison_end_to_end(tmp_path):
         "report.md",
     ):
         assert (out / name).is_file(), name
-    policies = {"base", "grpo-s0", "riskpo-s0", "rs_grpo-s0"}
+    policies = {"base", "grpo-s0", "riskpo-s0", "dr_grpo-s0", "rs_grpo-s0"}  # every method of compare.yaml
     assert {p.stem for p in (out / "eval").glob("*.json")} == policies
     assert not list(out.rglob("*.safetensors")) and not list(out.rglob("checkpoints"))  # no weights in results
     curves = pd.read_csv(out / "curves.csv")
-    assert curves.groupby("method")["step"].max().to_dict() == {"grpo": 2, "riskpo": 2, "rs_grpo": 2}
+    assert curves.groupby("method")["step"].max().to_dict() == {"grpo": 2, "riskpo": 2, "dr_grpo": 2, "rs_grpo": 2}
     passk = pd.read_csv(out / "passk.csv")
     assert set(passk["policy"]) == policies
     for policy, group in passk.groupby("policy"):
