@@ -48,6 +48,15 @@ STEPS, SAVE_EVERY = 10, 2
 RANDOM_KILLS = 20
 # Metrics that measure the machine, not the run (wall-clock times, memory high-water mark).
 MACHINE_METRICS = ("time/", "peak_memory_gb")
+#: Roofline keys that are counts (model shapes x tokens) must match too; its rates, fractions and the
+#: machine's probed peaks are timings, like time/*.
+COUNTED_ROOFLINE = ("roofline/update_gflop", "roofline/generate_gb")
+
+
+def is_deterministic_metric(key: str) -> bool:
+    if key.startswith("roofline/"):
+        return key in COUNTED_ROOFLINE
+    return not key.startswith(MACHINE_METRICS)
 
 
 def trainer_command(output_dir: Path, resume: bool, steps: int = STEPS, save_every: int = SAVE_EVERY) -> list[str]:
@@ -108,7 +117,7 @@ def metric_rows(output_dir: Path) -> dict[int, dict]:
     if path.is_file():
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            rows[row["step"]] = {k: v for k, v in row.items() if not k.startswith(MACHINE_METRICS)}
+            rows[row["step"]] = {k: v for k, v in row.items() if is_deterministic_metric(k)}
     return rows
 
 
