@@ -37,6 +37,7 @@ DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # end to end (a whole training run or process launch): the default tier stays <= 90 s
 @pytest.mark.timeout(600)
 def test_two_ranks_stay_identical(tmp_path):
     run_dir = tmp_path / "run"

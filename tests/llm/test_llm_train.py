@@ -201,6 +201,7 @@ METRIC_KEYS = {
 }
 
 
+@pytest.mark.slow  # end to end (a whole training run or process launch): the default tier stays <= 90 s
 def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path, capsys):
     out = tmp_path / "run"
     # reward_max_error_frac=1: a function failing everywhere is tolerated (counted), not fatal, in this test.
@@ -253,6 +254,7 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path, capsys):
         assert torch.equal(v, initial.state_dict()[k]), k
 
 
+@pytest.mark.slow  # end to end (a whole training run or process launch): the default tier stays <= 90 s
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     """Train 2 steps saving every step; resume from step 1 elsewhere; step 2 must match exactly."""
     common = dict(  # 4-token completions: exactness does not depend on their length, and it is 3x cheaper

@@ -173,6 +173,7 @@ def test_riskrl_reward_adapts_signature_and_columns():
 # ----------------------------------------------------------------------------- tiny-model training
 
 
+@pytest.mark.slow  # end to end (a whole training run or process launch): the default tier stays <= 90 s
 def test_loss_receives_the_estimators_advantages(tmp_path):
     """Two generation batches of 8 (P=2 prompts x G=4, one bundle), each split into 2 shuffled optimiser steps."""
     reward = RecordingReward()
@@ -198,6 +199,7 @@ def test_loss_receives_the_estimators_advantages(tmp_path):
     assert [entry["riskrl/q_alpha"] for entry in logged][-1] == pytest.approx(reference.tracker.values[0].item())
 
 
+@pytest.mark.slow  # end to end (a whole training run or process launch): the default tier stays <= 90 s
 def test_checkpoint_saves_and_resume_restores_the_tracker(tmp_path):
     args = tiny_config(tmp_path / "run", save_strategy="steps", save_steps=1, max_completion_length=4)
     first = make_trainer(args, RecordingReward())
