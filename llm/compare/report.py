@@ -31,6 +31,22 @@ from llm.compare.results import curves_from_runs, load_folder
 __all__ = ["write_results", "claims", "markdown"]
 
 SANITY = "sanity check (not a paper claim)"
+#: The columns of claims.csv, in order; the report page shows the same table.
+CLAIM_COLUMNS = (
+    "claim",
+    "source",
+    "quantity",
+    "difference",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "seeds_a",
+    "seeds_b",
+    "prompt_ci_low",
+    "prompt_ci_high",
+    "simulator_difference",
+)
 # (claim, source, method a, method b, quantity, k): "a − b > 0" is what the paper predicts.
 CLAIMS = [
     (
@@ -130,24 +146,7 @@ def claims(
                 "simulator_difference": sim,
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "claim",
-            "source",
-            "quantity",
-            "difference",
-            "estimate",
-            "ci_low",
-            "ci_high",
-            "verdict",
-            "seeds_a",
-            "seeds_b",
-            "prompt_ci_low",
-            "prompt_ci_high",
-            "simulator_difference",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
 
 def _sim_difference(curves: pd.DataFrame, a: str, b: str, column: str) -> float:
@@ -247,23 +246,7 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
     held = loaded.heldout[["policy", "accuracy", "entropy", "entropy_ci_low", "entropy_ci_high", "completion_length"]]
     lines += ["", "### Held-out accuracy and token entropy", "", _table(held)]
     if not claim_rows.empty:
-        shown = claim_rows[
-            [
-                "claim",
-                "source",
-                "quantity",
-                "difference",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "verdict",
-                "seeds_a",
-                "seeds_b",
-                "prompt_ci_low",
-                "prompt_ci_high",
-                "simulator_difference",
-            ]
-        ]
+        shown = claim_rows[list(CLAIM_COLUMNS)]
         lines += [
             "",
             "### Reading (rule: 95% hierarchical bootstrap interval, seeds then prompts, above / below / containing 0)",
