@@ -12,8 +12,9 @@ updates (``ru_maxrss``), the RSS before the first update (weights + libraries), 
 parameters' bytes (weights + grads + AdamW = 4×), and the median CPU / wall seconds of
 the updates after the first, as ratios to the first variant.
 
-Variants (comma-separated; ``+`` combines): ``base`` (default.yaml), ``accumN``
-(grad_accum=N micro-batches), ``ckpt`` (gradient_checkpointing), ``foreach``
+Variants (comma-separated; ``+`` combines): ``base`` (default.yaml with no token cap), ``accumN``
+(grad_accum=N micro-batches), ``tokensN`` (micro_batch_max_tokens=N: row chunks of at most N
+padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``foreach``
 (AdamW's multi-tensor path instead of the trainer's choice), ``fused`` (fused AdamW).
 """
 
@@ -48,7 +49,9 @@ def worker(args) -> dict:
     for part in parts:
         if part.startswith("accum"):
             overrides["grad_accum"] = int(part[len("accum") :])
-    cfg = TrainConfig(**overrides)
+        if part.startswith("tokens"):
+            overrides["micro_batch_max_tokens"] = int(part[len("tokens") :])
+    cfg = TrainConfig(**{"micro_batch_max_tokens": 0, **overrides})
     acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     model, tok = load_model_and_tokenizer(SMOLLM2)
     if "ckpt" in parts:

@@ -87,6 +87,7 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
         save_model=False,
         rollout_backend=backend,
         dtype="float32",
+        micro_batch_max_tokens=0,  # like TRL below: the whole batch in one forward/backward
     )
     train(cfg)
     reset_accelerate()

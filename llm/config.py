@@ -153,6 +153,13 @@ class TrainConfig:
     dynamic_sampling: bool = _key(False, "DAPO: replace prompts whose advantages are all zero by fresh ones", LOSS)
     dynamic_sampling_max_rounds: int = _key(3, "extra generation rounds per step at most", LOSS)
 
+    micro_batch_max_tokens: int = _key(
+        0,
+        "cap on the padded tokens (rows x (prompt + completion width)) of one forward/backward: a "
+        "micro-batch over it runs as row chunks whose gradients add up to the same update, as verl's "
+        "ppo_max_token_len_per_gpu (0 = no cap; at least one row per chunk)",
+        MEMORY,
+    )
     gradient_checkpointing: bool = _key(
         False, "recompute activations in backward (less memory, about a third more compute)", MEMORY
     )
@@ -240,6 +247,7 @@ class TrainConfig:
             ("ppo_epochs", 1),
             ("mini_batches", 1),
             ("grad_accum", 1),
+            ("micro_batch_max_tokens", 0),
             ("dynamic_sampling_max_rounds", 0),
             ("seed", 0),
             ("steps", 1),

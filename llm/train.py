@@ -361,6 +361,12 @@ def setup(cfg: TrainConfig) -> Checked:
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.dist_timeout_s))],
     )
     check_batch_geometry(cfg, estimator.bundle_size, acc.num_processes)
+    if cfg.micro_batch_max_tokens and acc.distributed_type.name == "DEEPSPEED":
+        # DeepSpeed's engine counts backward calls as accumulation steps: chunks would step it early.
+        raise ValueError(
+            f"micro_batch_max_tokens={cfg.micro_batch_max_tokens} is not supported with DeepSpeed: "
+            "set micro_batch_max_tokens=0 and size micro-batches with grad_accum"
+        )
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
         raise ValueError(
             f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "

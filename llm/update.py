@@ -5,7 +5,9 @@ it. ``ppo_update`` reads top to bottom in four named pieces:
 
 1. ``frozen_logprobs``   no-grad pass: π_old (skipped on policy) and the frozen reference's log-probs;
 2. ``mini_batch_denominators``  tokens and sequences of one global mini-batch (over ranks);
-3. ``micro_step``        one micro-batch's loss, backward and (at the accumulation boundary) optimizer step;
+3. ``micro_step``        one micro-batch: ``chunk_backward`` over row chunks of at most
+                         ``micro_batch_max_tokens`` padded tokens, then (at the accumulation boundary)
+                         the optimizer step;
 4. ``reduce_metrics``    the step's named sums, reduced over ranks into the logged metrics.
 
 Every piece adds into one ``UpdateSums`` of named running sums; nothing is read back by position.
@@ -13,6 +15,7 @@ Every piece adds into one ``UpdateSums`` of named running sums; nothing is read 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -26,7 +29,7 @@ from theory.surrogate import truncated_importance_weights
 #: The sums every rank adds up over the step, summed over ranks at the end (in this order).
 SUMMED_OVER_RANKS = (
     "loss",  # mean over mini-batches of the mini-batch loss (the micro losses add up to it)
-    "clip_frac",  # mean over micro-batches
+    "clip_frac",  # mean over forward passes (micro-batch chunks)
     "kl",
     "ratio_mean",
     "grad_norm",  # mean over optimizer steps
@@ -118,35 +121,73 @@ def _tis_weights(cfg, old, mb: dict, first_epoch: bool, sums: UpdateSums):
     return correction.weights
 
 
-def micro_step(cfg, accelerator, model, optimizer, scheduler, mb: dict, step_inputs: dict, sums: UpdateSums):
-    """Loss, backward and (when gradients sync) clipping + optimizer/scheduler step of one micro-batch.
+def chunk_rows(cfg, accelerator, batch: dict) -> int:
+    """Rows of one forward/backward under ``micro_batch_max_tokens`` (padded tokens per pass).
+
+    Every micro-batch of the step has the same padded width; the widest rank's sets the chunk, so
+    every rank runs as many passes (FSDP gathers weights once per forward and reduces once per
+    backward, in lockstep). 0 = no cap: one pass per micro-batch."""
+    rows = batch["advantages"].shape[0]
+    if cfg.micro_batch_max_tokens <= 0:
+        return max(rows, 1)
+    width = batch["prompt_ids"].shape[1] + batch["completion_ids"].shape[1]
+    widest = int(accelerator.gather(torch.tensor([width], device=batch["advantages"].device)).max())
+    return max(1, cfg.micro_batch_max_tokens // widest)
+
+
+def chunk_backward(cfg, accelerator, model, mb: dict, step_inputs: dict, sums: UpdateSums) -> torch.Tensor:
+    """Loss and backward of one chunk of rows (the losses of a micro-batch's chunks add up to its loss:
+    the denominators ``num_tokens``/``num_sequences`` span the mini-batch). Returns the rows' sequence-mean
+    log-prob under π_old (for cov_logp_adv)."""
+    on_policy = step_inputs["on_policy"]
+    logprobs, entropy = _forward(cfg, model, mb, with_entropy=on_policy)
+    old = logprobs.detach() if on_policy else step_inputs["old"]
+    tis = _tis_weights(cfg, old, mb, step_inputs["first_epoch"], sums) if step_inputs["tis"] else None
+    loss, stats = policy_loss(
+        logprobs,
+        old,
+        mb["advantages"],
+        mb["completion_mask"],
+        clip_eps_low=cfg.clip_eps_low,
+        clip_eps_high=cfg.clip_eps_high,
+        importance_ratio=cfg.importance_ratio,
+        loss_agg=cfg.loss_agg,
+        ref_logprobs=step_inputs["ref"],
+        kl_coef=cfg.kl_coef,
+        num_tokens=step_inputs["num_tokens"],
+        num_sequences=step_inputs["num_sequences"],
+        tis_weights=tis,
+    )
+    # accelerate divides by grad_accum; our denominators already span the mini-batch.
+    accelerator.backward(loss * cfg.grad_accum)
+    if on_policy:
+        sums.entropy += (entropy * mb["completion_mask"]).sum()
+    sums.loss += float(loss.detach())
+    sums.clip_frac += float(stats["clip_frac"])
+    sums.kl += float(stats["kl"])
+    sums.ratio += float(stats["ratio"])
+    sums.micro += 1
+    return _sequence_mean(old.float(), mb["completion_mask"])
+
+
+def micro_step(cfg, accelerator, model, optimizer, scheduler, mb: dict, step_inputs: dict, sums: UpdateSums, rows: int):
+    """One micro-batch: backward over chunks of ``rows`` rows, then (when gradients sync) clipping and the
+    optimizer/scheduler step.
 
     ``step_inputs``: old (π_old log-probs of these rows), ref (or None), num_tokens, num_sequences,
-    on_policy, first_epoch. Returns the rows' sequence-mean log-prob under π_old (for cov_logp_adv)."""
-    on_policy = step_inputs["on_policy"]
+    on_policy, first_epoch, tis. Returns the rows' sequence-mean log-prob under π_old."""
+    total = mb["advantages"].shape[0]
+    sequence_logp = []
     with accelerator.accumulate(model):
-        logprobs, entropy = _forward(cfg, model, mb, with_entropy=on_policy)
-        old = logprobs.detach() if on_policy else step_inputs["old"]
-        tis = _tis_weights(cfg, old, mb, step_inputs["first_epoch"], sums) if step_inputs["tis"] else None
-        loss, stats = policy_loss(
-            logprobs,
-            old,
-            mb["advantages"],
-            mb["completion_mask"],
-            clip_eps_low=cfg.clip_eps_low,
-            clip_eps_high=cfg.clip_eps_high,
-            importance_ratio=cfg.importance_ratio,
-            loss_agg=cfg.loss_agg,
-            ref_logprobs=step_inputs["ref"],
-            kl_coef=cfg.kl_coef,
-            num_tokens=step_inputs["num_tokens"],
-            num_sequences=step_inputs["num_sequences"],
-            tis_weights=tis,
-        )
-        # accelerate divides by grad_accum; our denominators already span the mini-batch.
-        accelerator.backward(loss * cfg.grad_accum)
-        if on_policy:
-            sums.entropy += (entropy * mb["completion_mask"]).sum()
+        for start in range(0, total, rows):
+            part = slice(start, start + rows)
+            chunk = {k: v[part] for k, v in mb.items()}
+            inputs = {**step_inputs, "old": step_inputs["old"][part]}
+            inputs["ref"] = step_inputs["ref"][part] if step_inputs["ref"] is not None else None
+            # Only the last chunk's backward may all-reduce (DDP); the earlier ones only accumulate.
+            last = start + rows >= total
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                sequence_logp.append(chunk_backward(cfg, accelerator, model, chunk, inputs, sums))
         if accelerator.sync_gradients:
             if cfg.max_grad_norm > 0:
                 norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -158,12 +199,7 @@ def micro_step(cfg, accelerator, model, optimizer, scheduler, mb: dict, step_inp
         if accelerator.sync_gradients:
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-    sums.loss += float(loss.detach())
-    sums.clip_frac += float(stats["clip_frac"])
-    sums.kl += float(stats["kl"])
-    sums.ratio += float(stats["ratio"])
-    sums.micro += 1
-    return _sequence_mean(old.float(), mb["completion_mask"])
+    return torch.cat(sequence_logp)
 
 
 def reduce_metrics(cfg, accelerator, sums: UpdateSums, tokens: float, seq_logp, advantages, tis: bool) -> dict:
@@ -216,7 +252,8 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
     on_policy = cfg.ppo_epochs == 1 and cfg.mini_batches == 1
     tis = cfg.tis_cap > 0 and "sampled_logprobs" in batch
     sums = UpdateSums(entropy=torch.zeros((), device=device))
-    old_logprobs, ref_logprobs = frozen_logprobs(cfg, model, reference, batch, micro_size, on_policy, sums)
+    rows_per_pass = min(chunk_rows(cfg, accelerator, batch), micro_size)  # micro_batch_max_tokens
+    old_logprobs, ref_logprobs = frozen_logprobs(cfg, model, reference, batch, rows_per_pass, on_policy, sums)
 
     seq_logp = torch.zeros(rows, device=device)  # π_θ' sequence mean log-prob, for cov_logp_adv
     generator = torch.Generator().manual_seed(step_seed(cfg.seed, int(scheduler.last_epoch), accelerator.process_index))
@@ -237,7 +274,9 @@ def ppo_update(cfg, accelerator, model, reference, optimizer, scheduler, batch: 
                     "first_epoch": epoch == 0,
                     "tis": tis,
                 }
-                sequence_logp = micro_step(cfg, accelerator, model, optimizer, scheduler, mb, step_inputs, sums)
+                sequence_logp = micro_step(
+                    cfg, accelerator, model, optimizer, scheduler, mb, step_inputs, sums, rows_per_pass
+                )
                 if epoch == 0:
                     seq_logp[idx] = sequence_logp
     return reduce_metrics(cfg, accelerator, sums, float(mask.sum()), seq_logp, batch["advantages"], tis)

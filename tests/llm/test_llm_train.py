@@ -364,6 +364,51 @@ def test_grad_accumulation_matches_one_big_micro_batch(loss_agg):
     assert one["grad_norm"] > 0
 
 
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {"micro_batch_max_tokens": 24},  # 2 rows of 5 + 7 padded tokens per pass
+        {"micro_batch_max_tokens": 1},  # below one row: one row per pass
+        {"micro_batch_max_tokens": 36, "grad_accum": 2},  # 3 rows per pass, 4-row micro-batches
+        {"micro_batch_max_tokens": 24, "mini_batches": 2},  # off policy: the no-grad pass is chunked too
+    ],
+)
+def test_token_budget_chunks_give_the_unchunked_update(geometry):
+    """micro_batch_max_tokens splits each micro-batch into row chunks whose gradients add up: the same
+    loss, gradient norm and weights as one pass, with the forward count the budget implies."""
+    from llm.update import ppo_update
+
+    results, weights, passes = [], [], []
+    for budget in (0, geometry["micro_batch_max_tokens"]):
+        cfg, acc, model, optimizer, scheduler, batch = update_setup(
+            rows=8, max_grad_norm=1e9, **{**geometry, "micro_batch_max_tokens": budget}
+        )
+        calls = []
+        hook = acc.unwrap_model(model).register_forward_hook(lambda _m, _args, _out, calls=calls: calls.append(1))
+        results.append(ppo_update(cfg, acc, model, None, optimizer, scheduler, batch))
+        hook.remove()
+        passes.append(len(calls))
+        weights.append(torch.cat([p.detach().flatten() for p in acc.unwrap_model(model).parameters()]))
+    (plain, chunked), width = results, 5 + 7
+    per_pass = max(1, geometry["micro_batch_max_tokens"] // width)
+    micro = 8 // (geometry.get("mini_batches", 1) * geometry.get("grad_accum", 1))
+    forwards = -(-micro // per_pass) * (8 // micro)  # ceil per micro-batch, times micro-batches
+    off_policy = geometry.get("mini_batches", 1) > 1
+    assert passes == [8 // micro * (1 + off_policy), forwards * (1 + off_policy)]
+    # float32 sums in a different order: agreement to ~1e-6 relative (as grad_accum above).
+    assert chunked["loss"] == pytest.approx(plain["loss"], rel=1e-5, abs=1e-7)
+    assert chunked["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)
+    assert chunked["cov_logp_adv"] == pytest.approx(plain["cov_logp_adv"], rel=1e-5)
+    assert plain["grad_norm"] > 0
+    # AdamW's first step moves every weight by ~lr whatever the gradient's scale; 1e-6 absolute.
+    assert torch.allclose(weights[0], weights[1], rtol=0, atol=1e-6)
+
+
+def test_token_budget_must_be_a_nonnegative_integer():
+    with pytest.raises(ValueError, match="micro_batch_max_tokens"):
+        TrainConfig(micro_batch_max_tokens=-1).validate()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean"])
 def test_grad_accumulation_matches_one_big_micro_batch_end_to_end(tmp_path, loss_agg):
