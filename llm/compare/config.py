@@ -10,7 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TOP_LEVEL_KEYS = {"name", "train", "methods", "seeds", "eval", "simulator", "task_note", "quick"}
+TOP_LEVEL_KEYS = {"name", "train", "methods", "seeds", "eval", "simulator", "task_note", "horizon", "quick"}
+#: ``horizon:`` (llm.compare.horizon): the shorter run's results folder and the training seeds both runs share.
+HORIZON_KEYS = {"short_run", "seeds"}
 
 
 @dataclass
@@ -57,6 +59,7 @@ class CompareConfig:
     eval: EvalSettings
     simulator: dict
     task_note: str = ""
+    horizon: dict = field(default_factory=dict)  # {} = no longer-horizon reading
 
     def run_name(self, method: str, seed: int) -> str:
         return f"{method}-s{seed}"
@@ -83,6 +86,31 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _check_horizon(section, seeds: list, path: Path) -> dict:
+    """The ``horizon:`` block checked: {short_run: str, seeds: non-empty list of this run's seeds}."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: horizon={section!r} must be a mapping with keys {sorted(HORIZON_KEYS)}")
+    unknown = sorted(set(section) - HORIZON_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown horizon key(s) {unknown}; valid: {sorted(HORIZON_KEYS)}")
+    short_run = section.get("short_run")
+    if not isinstance(short_run, str) or not short_run.strip():
+        raise ValueError(f"{path}: horizon.short_run={short_run!r} must be the shorter run's results folder (a path)")
+    chosen = section.get("seeds", seeds)
+    if (
+        not isinstance(chosen, list)
+        or not chosen
+        or any(not isinstance(s, int) or isinstance(s, bool) for s in chosen)
+        or len(set(chosen)) != len(chosen)
+    ):
+        raise ValueError(f"{path}: horizon.seeds={chosen!r} must be a non-empty list of distinct integers")
+    if set(chosen) - set(seeds):
+        raise ValueError(f"{path}: horizon.seeds={chosen!r} must be among this run's seeds {seeds}")
+    return {"short_run": short_run, "seeds": list(chosen)}
+
+
 def load_config(path: str | os.PathLike, quick: bool = False) -> CompareConfig:
     """Read the YAML (``quick:`` merged over it when ``quick``) and check it, including every run's train config."""
     from llm.config import TrainConfig, read_yaml_mapping
@@ -93,8 +121,11 @@ def load_config(path: str | os.PathLike, quick: bool = False) -> CompareConfig:
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(TOP_LEVEL_KEYS)}")
     quick_section = raw.pop("quick", {}) or {}
+    # The short run a horizon block names is a full run: --quick drops the block unless quick: names its own.
+    horizon = raw.pop("horizon", None)
     if quick:
         raw = _merge(raw, quick_section)
+        horizon = raw.pop("horizon", None)
     for key in ("train", "methods"):
         if not isinstance(raw.get(key), dict) or not raw[key]:
             raise ValueError(f"{path}: '{key}' must be a non-empty mapping")
@@ -117,6 +148,7 @@ def load_config(path: str | os.PathLike, quick: bool = False) -> CompareConfig:
         eval=settings,
         simulator=dict(raw.get("simulator") or {}),
         task_note=str(raw.get("task_note") or ""),
+        horizon=_check_horizon(horizon, seeds, path),
     )
     for method, overrides in cfg.methods.items():
         if not isinstance(overrides, dict) or "estimator" not in overrides:

@@ -368,7 +368,8 @@ def machine() -> dict:
 
 def main(argv=None) -> Path:
     from llm.compare import report as compare_report
-    from llm.compare.results import simulate
+    from llm.compare.horizon import horizon_report
+    from llm.compare.results import read_evaluations, simulate
 
     args = parse_args(argv)
     cfg = load_config(args.config, quick=args.quick)
@@ -391,7 +392,7 @@ def main(argv=None) -> Path:
 
     steps = int(cfg.train.get("steps", 1))
     if args.report_only:
-        evaluations = {p.stem: json.loads(p.read_text()) for p in sorted((out / "eval").glob("*.json"))}
+        evaluations = read_evaluations(out)
     else:
         evaluations = train_and_evaluate(cfg, runs, out, args, timings)
     copy_run_logs(runs, out)
@@ -429,9 +430,11 @@ def main(argv=None) -> Path:
         "eval": cfg.eval.__dict__,
         "simulator": cfg.simulator,
         "task_note": cfg.task_note,
+        **({"horizon": cfg.horizon} if cfg.horizon else {}),
     }
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    compare_report.write_results(out, evaluations, cfg.eval.ks, cfg.eval.bootstrap, doc=doc)
+    horizon = horizon_report(out, cfg.horizon, cfg.eval.bootstrap) if cfg.horizon else ""  # appended to the page
+    compare_report.write_results(out, evaluations, cfg.eval.ks, cfg.eval.bootstrap, doc=doc, appendix=horizon)
     print(f"[compare] results in {out}" + (f", page {doc}" if doc else "") + f" ({timings['total_s'] / 60:.1f} min)")
     return out
 

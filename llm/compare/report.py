@@ -307,8 +307,11 @@ def _reading(claim_rows: pd.DataFrame, loaded) -> str:
 # ----------------------------------------------------------------------------- all files
 
 
-def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | None = None) -> None:
-    """curves.csv, passk.csv, heldout.csv, claims.csv, curves.png, passk.png, report.md (and ``doc``)."""
+def write_results(
+    out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | None = None, appendix: str = ""
+) -> None:
+    """curves.csv, passk.csv, heldout.csv, claims.csv, curves.png, passk.png, report.md (and ``doc``);
+    ``appendix`` (markdown, e.g. ``horizon.horizon_report``'s section) ends the page and the doc section."""
     import yaml
 
     out = Path(out)
@@ -359,17 +362,17 @@ def write_results(out: Path, evaluations: dict, ks, bootstrap: int, doc: Path | 
     plot_passk(loaded.passk, loaded.simulator_passk, out / "passk.png")
     config = yaml.safe_load((out / "config.yaml").read_text()) if (out / "config.yaml").is_file() else {}
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
-    (out / "report.md").write_text(markdown(out, loaded, claim_rows, config, summary, rel="."))
+    (out / "report.md").write_text(markdown(out, loaded, claim_rows, config, summary, rel=".") + appendix)
     if doc is not None:
-        _write_doc(Path(doc), out, loaded, claim_rows, config, summary)
+        _write_doc(Path(doc), out, loaded, claim_rows, config, summary, appendix)
 
 
-def _write_doc(doc: Path, out: Path, loaded, claim_rows, config, summary) -> None:
+def _write_doc(doc: Path, out: Path, loaded, claim_rows, config, summary, appendix: str = "") -> None:
     """Replace this run's section of the page (between markers), keeping the page's hand-written intro."""
     import os
 
     rel = os.path.relpath(out.resolve(), doc.resolve().parent)
-    section = markdown(out, loaded, claim_rows, config, summary, rel=rel)
+    section = markdown(out, loaded, claim_rows, config, summary, rel=rel) + appendix
     begin, end = f"<!-- compare:{loaded.name}:begin -->", f"<!-- compare:{loaded.name}:end -->"
     text = doc.read_text() if doc.is_file() else "# Real-model comparison: GRPO vs RiskPO vs RS-GRPO\n"
     block = f"{begin}\n{section}{end}"

@@ -25,7 +25,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-__all__ = ["CURVE_METRICS", "Loaded", "read_metrics", "load_run", "load_folder", "curves_from_runs", "simulate"]
+__all__ = [
+    "CURVE_METRICS",
+    "Loaded",
+    "read_metrics",
+    "read_evaluations",
+    "load_run",
+    "load_folder",
+    "curves_from_runs",
+    "simulate",
+]
 
 # What the comparison plots per step, in this order; other logged columns are kept as well.
 CURVE_METRICS = (
@@ -79,6 +88,11 @@ def read_metrics(path: str | Path) -> tuple[pd.DataFrame, int]:
     if not frame.empty:
         frame = frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
     return frame, skipped
+
+
+def read_evaluations(folder: str | Path) -> dict[str, dict]:
+    """policy -> its held-out evaluation record (``eval/<policy>.json``), in file-name order; {} if none."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted((Path(folder) / "eval").glob("*.json"))}
 
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, int]:
