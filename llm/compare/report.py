@@ -320,8 +320,10 @@ def write_results(
         if (out / "runs").is_dir()
         else []
     )
-    curves, _ = curves_from_runs(run_dirs)
-    curves.to_csv(out / "curves.csv", index=False)
+    if run_dirs or not (out / "curves.csv").is_file():
+        curves, _ = curves_from_runs(run_dirs)
+        curves.to_csv(out / "curves.csv", index=False)
+    # else: a shipped folder without its runs/ keeps the curves.csv written when the runs were there
     num_prompts = len(next(iter(evaluations.values()))["correct"]) if evaluations else 1
     indices = bootstrap_indices(num_prompts, bootstrap, seed=0)
     passk_rows, held_rows = [], []

@@ -259,6 +259,18 @@ def test_report_files_and_pass_at_k_table(tmp_path):
     assert doc.read_text().count("<!-- compare:") == 2
 
 
+def test_report_without_runs_keeps_the_shipped_curves(tmp_path):
+    """A shipped folder has curves.csv but not runs/ (git-ignored before): re-reporting keeps the curves."""
+    import shutil
+
+    evaluations = synthetic_results(tmp_path)
+    write_results(tmp_path, evaluations, [1, 2, 4, 8], bootstrap=50)
+    shipped = (tmp_path / "curves.csv").read_text()
+    shutil.rmtree(tmp_path / "runs")
+    write_results(tmp_path, evaluations, [1, 2, 4, 8], bootstrap=50)
+    assert (tmp_path / "curves.csv").read_text() == shipped and len(pd.read_csv(tmp_path / "curves.csv")) == 9
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -68,6 +68,10 @@ def test_two_ranks_stay_identical(tmp_path):
             "2",
             "--mini_batches",
             "2",
+            # one row per forward/backward: the chunks of a micro-batch accumulate without all-reducing
+            # (accelerator.no_sync) and only the last one syncs, so ranks must still end identical
+            "--micro_batch_max_tokens",
+            "1",
             "--lr",
             "1e-3",
             "--report_to",
