@@ -144,3 +144,19 @@ def test_band_runs_take_only_tracked_band_estimators_of_one_setting():
         BandRuns([get_estimator("riskpo", omega=0.5), get_estimator("riskpo", omega=1.0)])
     with pytest.raises(ValueError, match="one class"):
         BandRuns([get_estimator("riskpo"), get_estimator("riskpo_seeking")])
+
+
+def test_rs_grpo_batched_does_not_import_sympy():
+    """Its shape check once went through torch.broadcast_shapes, whose first call imports sympy
+    (~0.7 s of CPU): the explorer's first simulation of a fresh server paid for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from theory.advantages import rs_grpo_batched\n"
+        "rs_grpo_batched(torch.rand(2, 3, 4, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
