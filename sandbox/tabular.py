@@ -15,8 +15,8 @@ compute advantages with the registered estimator (bundles and quantile
 tracking included), then take a plain policy-gradient step
 θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) (``theory.updates.sampled_policy_gradient``)
 or ``ppo_epochs`` steps on the trainer's clipped surrogate (``theory.surrogate``; the response
-is the whole sequence, so its ratio is the sequence ratio), each a torch.optim SGD step. All runs are one
-tensor program: every estimator sees the same uniforms (common random numbers).
+is the whole sequence, so its ratio is the sequence ratio), each an SGD step (``theory.updates.AscentSGD``).
+All runs are one tensor program: every estimator sees the same uniforms (common random numbers).
 
 Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy quantities
 (mean reward, entropy, pass@1, pass@k, CVaR/RVaR/MVaR of the bundle-score law) and batch
@@ -39,7 +39,7 @@ from theory.checks import check_finite_number, check_int, check_positive, check_
 from theory.dynamics import covariance, softmax_entropy
 from theory.passk import exact_pass_at_ks
 from theory.surrogate import aggregate, clipped_surrogate
-from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
+from theory.updates import AscentSGD, ascent_optimizer, ascent_step, sampled_policy_gradient
 
 from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -296,7 +296,7 @@ def policy_step(
     logits: torch.Tensor,
     responses: torch.Tensor,
     adv: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
+    optimizer: AscentSGD,
 ) -> None:
     """Update ``logits`` (..., M) in place from G sampled responses (..., G) and their advantages.
 
