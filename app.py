@@ -19,7 +19,6 @@ import torch
 
 from app_lib import state
 from app_lib.choices import DEFAULT_ESTIMATORS, Knobs
-from app_lib.simulate import warm_up_in_background
 from app_lib.views import Context, find_view, load_views
 from theory import list_estimators
 
@@ -173,7 +172,6 @@ def main() -> None:
         for problem in state.url_problems():
             url_warnings.warning(problem, icon="🔗")
     state.sync_url()
-    warm_up_in_background()
 
 
 # Every tensor here is tiny (a few arms, a few dozen prompts): intra-op threads only add

@@ -8,7 +8,6 @@ with a progress callback that the page turns into a progress bar.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -88,27 +87,3 @@ def cached_runs(
 
 def all_cached(kind: str, choices: Sequence[Choice], seeds: int, settings_key: tuple) -> bool:
     return all(memo.has((kind, choice, settings_key, seeds)) for choice in choices)
-
-
-_WARMED = threading.Event()
-
-
-def warm_up_in_background() -> None:
-    """Once per server: import the simulators and what ``torch.optim`` loads lazily on its first
-    optimizer (torch._dynamo, ~1 s of CPU) in a daemon thread, after the first page is drawn, so
-    that the first simulation does not pay for them while the user waits."""
-    if _WARMED.is_set():
-        return
-    _WARMED.set()
-
-    def work() -> None:
-        import torch
-
-        import sandbox  # noqa: F401
-
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-
-    # A little later than the first page: the browser is still drawing it, on the same 2 cores.
-    timer = threading.Timer(1.5, work)
-    timer.name, timer.daemon = "riskrl-warm-up", True
-    timer.start()

@@ -8,8 +8,8 @@ one loop over steps updates all rows at once. Per step (rules in theory.updates)
     sampled  (batch_size=N):    a_1..a_N ~ π, r_i = μ(a_i) (+ noise), A = est(r),
              g = (1/N) Σ_i A_i (e_{a_i} − π)                          (sampled_policy_gradient)
 
-and a torch.optim step along g: SGD θ ← θ + η g ('sgd'), Adam ('adam'), or SGD along Ā,
-θ ← θ + η Ā ('natural', the tabular natural gradient, exact updates only).
+and an optimizer step along g (``theory.updates.ascent_optimizer``): SGD θ ← θ + η g ('sgd'), Adam
+('adam'), or SGD along Ā, θ ← θ + η Ā ('natural', the tabular natural gradient, exact updates only).
 
 Every estimator sees the same random numbers (one stream from ``seed``): adding an
 estimator never changes another one's trajectory, and estimators are compared on
@@ -203,7 +203,7 @@ def run_bandit(config: BanditConfig, estimators: Sequence, seeds: int = 4, progr
     init = (
         torch.tensor(config.init_logits, dtype=dtype) if config.init_logits is not None else torch.zeros(k, dtype=dtype)
     )
-    logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s; a leaf tensor that torch.optim updates in place
+    logits = init.repeat(num_est * seeds, 1)  # row e*seeds + s; a leaf tensor the optimizer updates in place
     generator = torch.Generator().manual_seed(config.seed)
     advantages = RunAdvantages(specs, seeds, seed=config.seed, default_bundle_size=1)
     for e in range(num_est):

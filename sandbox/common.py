@@ -10,6 +10,7 @@ import torch
 
 from theory import estimator_parameters, get_estimator
 from theory.advantages import rs_grpo_batched
+from theory.band_runs import BandRuns
 from theory.estimator_registry import AdvantageEstimator
 from theory.estimators import RSGRPO
 
@@ -92,8 +93,10 @@ class RunAdvantages:
     ``rewards`` (E, S, P, G): estimator e, seed s, P prompts (1 in a bandit) of G sampled rewards.
     Three kinds of estimator:
 
-    * stateful (tracked/batch quantiles, bundles): one instance per seed, called per run, so that
-      each run keeps its own quantile tracker and bundle permutation stream;
+    * stateful (tracked/batch quantiles, bundles): one instance per seed, so that each run keeps its
+      own quantile tracker and bundle permutation stream; the tracked quantile-band ones (RiskPO
+      family) step all their seeds in one ``theory.band_runs.BandRuns`` call (one batched tracker;
+      each row exactly its instance's ``compute``), the others are called per run;
     * RS-GRPO with β ≠ 0: every β in one call of ``theory.advantages.rs_grpo_batched`` (a tensor of
       temperatures, one per estimator row; each row is exactly what ``rs_grpo`` gives for its β);
     * every other estimator: one call on all its seeds' rows (its advantage is per-row).
@@ -109,6 +112,7 @@ class RunAdvantages:
         self.instances: list[list[AdvantageEstimator]] = []
         self.stateless: list[int] = []
         self.stateful: list[int] = []
+        self.band_runs: dict[int, BandRuns] = {}
         rs_rows, rs_betas = [], []
         for e, (name, params) in enumerate(specs):
             first = build_estimator(name, params, default_bundle_size=default_bundle_size, seed=seed)
@@ -120,6 +124,8 @@ class RunAdvantages:
                     ]
                 )
                 self.stateful.append(e)
+                if BandRuns.supports(first):
+                    self.band_runs[e] = BandRuns(self.instances[e])
                 continue
             self.instances.append([first])
             if isinstance(first, RSGRPO) and first.beta != 0.0:
@@ -158,6 +164,10 @@ class RunAdvantages:
             adv[e] = out.reshape(seeds, prompts, g)
             quantiles[e, :] = extra.get("q_alpha", np.nan), extra.get("q_beta", np.nan)
         for e in self.stateful:
+            if e in self.band_runs:
+                adv[e], q = self.band_runs[e](rewards[e])
+                quantiles[e] = q.numpy()
+                continue
             for s, est in enumerate(self.instances[e]):
                 adv[e, s], extra = est.compute(rewards[e, s], None)
                 quantiles[e, s] = extra.get("q_alpha", np.nan), extra.get("q_beta", np.nan)

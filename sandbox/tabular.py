@@ -15,8 +15,8 @@ compute advantages with the registered estimator (bundles and quantile
 tracking included), then take a plain policy-gradient step
 θ_p += η (1/G) Σ_i A_i ∇log π_p(y_i) (``theory.updates.sampled_policy_gradient``)
 or ``ppo_epochs`` steps on the trainer's clipped surrogate (``theory.surrogate``; the response
-is the whole sequence, so its ratio is the sequence ratio), each a torch.optim SGD step. All runs are one
-tensor program: every estimator sees the same uniforms (common random numbers).
+is the whole sequence, so its ratio is the sequence ratio), each an SGD step (``theory.updates.AscentSGD``).
+All runs are one tensor program: every estimator sees the same uniforms (common random numbers).
 
 Metrics (``METRIC_COLUMNS``) are documented in docs/sandbox.md: exact policy quantities
 (mean reward, entropy, pass@1, pass@k, CVaR/RVaR/MVaR of the bundle-score law) and batch
@@ -37,9 +37,9 @@ from theory import risk_measures as rm
 from theory.bundles import bundle_score_law
 from theory.checks import check_finite_number, check_int, check_positive, check_probability
 from theory.dynamics import covariance, softmax_entropy
-from theory.passk import exact_pass_at_k
+from theory.passk import exact_pass_at_ks
 from theory.surrogate import aggregate, clipped_surrogate
-from theory.updates import ascent_optimizer, ascent_step, sampled_policy_gradient
+from theory.updates import AscentSGD, ascent_optimizer, ascent_step, sampled_policy_gradient
 
 from .common import Progress, RunAdvantages, estimator_label, normalise_specs, sample_actions, single_thread
 
@@ -206,8 +206,9 @@ def _bundle_risk(config: TabularConfig, probs: torch.Tensor, level_index: torch.
     values = values.expand_as(law)
     law = law / law.sum(-1, keepdim=True)
     a, b, w = config.risk_alpha, config.risk_beta, config.risk_omega
-    cvar = rm.cvar(values, law, a) if a > 0 else rm.quantile(values, law, 0.0)
-    return cvar, rm.rvar(values, law, a, b), rm.mvar(values, law, a, b, w)
+    if a > 0:
+        return rm.tail_risks(values, law, a, b, w)  # the three from two quantile integrals
+    return rm.quantile(values, law, 0.0), rm.rvar(values, law, a, b), rm.mvar(values, law, a, b, w)
 
 
 @single_thread()
@@ -295,7 +296,7 @@ def policy_step(
     logits: torch.Tensor,
     responses: torch.Tensor,
     adv: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
+    optimizer: AscentSGD,
 ) -> None:
     """Update ``logits`` (..., M) in place from G sampled responses (..., G) and their advantages.
 
@@ -373,14 +374,15 @@ def _step_metrics(
     for bundle in sorted(set(bundle_sizes)):  # one call per bundle size, all its estimators at once
         rows = torch.tensor([e for e, b in enumerate(bundle_sizes) if b == bundle])
         risk[rows] = torch.stack(_bundle_risk(config, probs[rows], level_index, bundle), -1)
+    passk = exact_pass_at_ks(success.clamp(0, 1), [config.k, *config.passk_grid])
     return {
         "step": step,
         "mean_reward": exp_reward.mean(-1),
         "entropy": entropy,
         "cov_logp_adv": cov,
         "pass_at_1": success.mean(-1),
-        "pass_at_k": exact_pass_at_k(success.clamp(0, 1), config.k).mean(-1),
-        **{f"pass_at_k_{k}": exact_pass_at_k(success.clamp(0, 1), k).mean(-1) for k in config.passk_grid},
+        "pass_at_k": passk[0].mean(-1),
+        **{f"pass_at_k_{k}": at_k.mean(-1) for k, at_k in zip(config.passk_grid, passk[1:])},
         "rvar_lower": risk[..., 1],
         "mvar": risk[..., 2],
         "cvar": risk[..., 0],

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "HOLDS",
@@ -116,6 +115,8 @@ def t_interval(differences: Sequence[float] | np.ndarray, level: float = LEVEL) 
     """(mean, low, high): Student-t interval mean ± t_{n−1, (1+level)/2} · s/√n (s with ddof = 1)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level} must lie in (0, 1)")
+    from scipy import stats  # ~1 s of imports, needed only here: not paid by ``import sandbox``
+
     x = _differences(differences)
     n = x.size
     mean = float(x.mean())

@@ -88,6 +88,12 @@ def rs_grpo(rewards: Tensor, beta: float = 2.0) -> Tensor:
     return (shifted - mean_shifted) / (beta * (1.0 + mean_shifted))
 
 
+def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """numpy/torch broadcasting: aligned from the right, each pair of sizes equal or one of them 1.
+    (Not ``torch.broadcast_shapes``: its first call imports sympy, ~0.7 s of CPU.)"""
+    return all(x == y or x == 1 or y == 1 for x, y in zip(reversed(a), reversed(b)))
+
+
 def rs_grpo_batched(rewards: Tensor, beta: Tensor) -> Tensor:
     """RS-GRPO's advantage (Jiang et al., 2025, Eq. 6) with one β per group, in one call:
 
@@ -101,12 +107,10 @@ def rs_grpo_batched(rewards: Tensor, beta: Tensor) -> Tensor:
     if not isinstance(beta, Tensor):
         raise ValueError(f"beta must be a tensor (use rs_grpo for a float), got {type(beta).__name__}")
     check_finite("beta", beta)
-    try:
-        torch.broadcast_shapes(beta.shape, rewards.shape[:-1])
-    except RuntimeError:
+    if not _broadcastable(beta.shape, rewards.shape[:-1]):
         raise ValueError(
             f"beta shape {tuple(beta.shape)} must broadcast to rewards.shape[:-1] = {tuple(rewards.shape[:-1])}"
-        ) from None
+        )
     beta = beta.to(rewards.dtype).unsqueeze(-1)
     zero = beta == 0
     safe = torch.where(zero, torch.ones_like(beta), beta)

@@ -15,6 +15,7 @@ Tensor = torch.Tensor
 
 __all__ = [
     "exact_pass_at_k",
+    "exact_pass_at_ks",
     "log_binom",
     "pass_at_k",
     "pass_at_k_from_rewards",
@@ -37,12 +38,20 @@ def exact_pass_at_k(success_prob: Tensor, k: int) -> Tensor:
     (Chen et al., 2021: the quantity the unbiased estimator ρ(n, c, k) estimates.) The one
     place this formula is written; the sandbox, population forms and tests call it.
     """
-    if int(k) != k or k < 1:
-        raise ValueError(f"k={k} must be a positive integer")
+    return exact_pass_at_ks(success_prob, (k,))[0]
+
+
+def exact_pass_at_ks(success_prob: Tensor, ks) -> list[Tensor]:
+    """``[exact_pass_at_k(success_prob, k) for k in ks]``, the input checked once (a simulator logs
+    pass@k for a whole grid of k every step)."""
+    ks = list(ks)
+    for k in ks:
+        if int(k) != k or k < 1:
+            raise ValueError(f"k={k} must be a positive integer")
     p = torch.as_tensor(success_prob)
     if torch.is_complex(p) or bool(torch.isnan(p).any()) or bool(((p < 0) | (p > 1)).any()):
         raise ValueError("success_prob must lie in [0, 1]")
-    return 1.0 - (1.0 - p) ** int(k)
+    return [1.0 - (1.0 - p) ** int(k) for k in ks]
 
 
 def log_binom(n: Tensor, k: Tensor) -> Tensor:

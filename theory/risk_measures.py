@@ -38,6 +38,7 @@ __all__ = [
     "rvar",
     "cvar",
     "mvar",
+    "tail_risks",
     "entropic",
     "shifted_log_mean_exp",
     "empirical_distribution",
@@ -154,6 +155,18 @@ def mvar(values: Tensor, probs: Tensor, alpha: float, beta: float, omega: float)
     lower = quantile_integral(values, probs, 0.0, alpha)
     band = quantile_integral(values, probs, alpha, beta)
     return (1.0 + float(omega)) * lower + band
+
+
+def tail_risks(values: Tensor, probs: Tensor, alpha: float, beta: float, omega: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(CVaR_α, RVaR_{α:β}, MVaR^ω_{α:β}) of one law from its two quantile integrals ∫_0^α F⁻¹ and
+    ∫_α^β F⁻¹: bit for bit ``cvar``, ``rvar`` and ``mvar`` (the same operations), at half their cost
+    when all three are wanted (a simulator logging them every step). α > 0 (CVaR_0 is undefined)."""
+    check_probability("alpha", alpha, open_low=True)
+    check_levels(alpha, beta)
+    check_nonnegative("omega", omega)
+    lower = quantile_integral(values, probs, 0.0, alpha)
+    band = quantile_integral(values, probs, alpha, beta)
+    return lower / (float(alpha) - 0.0), band / (float(beta) - float(alpha)), (1.0 + float(omega)) * lower + band
 
 
 def entropic(values: Tensor, probs: Tensor, beta: float) -> Tensor:

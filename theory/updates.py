@@ -31,11 +31,13 @@ __all__ = [
     "bernoulli_outcomes",
     "population_arm_advantage",
     "OPTIMIZERS",
+    "AscentSGD",
     "ascent_optimizer",
     "ascent_step",
 ]
 
-#: torch.optim classes the simulators accept, by name.
+#: The optimizers the simulators accept, by name: torch.optim classes ("sgd" runs as ``AscentSGD``,
+#: the same arithmetic without torch.optim's machinery).
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
@@ -90,19 +92,37 @@ def population_arm_advantage(
     return (1 - mean_rewards) * adv[..., :k] + mean_rewards * adv[..., k:]
 
 
-def ascent_optimizer(name: str, param: Tensor, lr: float) -> torch.optim.Optimizer:
-    """torch.optim SGD (θ ← θ + η g) or Adam (default β₁ = 0.9, β₂ = 0.999, ε = 1e-8) climbing g.
+class AscentSGD:
+    """Plain SGD ascent θ ← θ + η g, bit for bit what ``torch.optim.SGD([θ], lr=η, maximize=True,
+    foreach=False)`` does (no momentum, no weight decay: ``θ.add_(−g, alpha=−η)``, and (−η)(−g) = η g
+    exactly), without torch.optim: its first optimizer imports torch._dynamo (~1.5 s of CPU), which a
+    cold explorer server would pay on its first simulation. Same use: set ``param.grad``, call ``step``.
+    """
 
-    ``maximize=True``: the step follows +g, the policy-gradient ascent direction.
+    def __init__(self, param: Tensor, lr: float):
+        self.param = param
+        self.lr = float(lr)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.param.add_(self.param.grad, alpha=self.lr)
+
+
+def ascent_optimizer(name: str, param: Tensor, lr: float) -> AscentSGD | torch.optim.Optimizer:
+    """SGD (θ ← θ + η g, ``AscentSGD``: torch.optim.SGD's arithmetic) or torch.optim Adam (default
+    β₁ = 0.9, β₂ = 0.999, ε = 1e-8, ``maximize=True``) climbing g.
+
     ``param`` must be a leaf tensor; ``ascent_step`` hands it its direction.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r} must be one of {tuple(OPTIMIZERS)}")
+    if name == "sgd":
+        return AscentSGD(param, lr)
     # foreach=False: one small tensor, the per-parameter loop is the cheaper path.
     return OPTIMIZERS[name]([param], lr=lr, maximize=True, foreach=False)
 
 
-def ascent_step(optimizer: torch.optim.Optimizer, param: Tensor, direction: Tensor) -> None:
+def ascent_step(optimizer: AscentSGD | torch.optim.Optimizer, param: Tensor, direction: Tensor) -> None:
     """One optimizer step of ``param`` along the ascent direction ``direction`` (same shape)."""
     if direction.shape != param.shape:
         raise ValueError(f"direction {tuple(direction.shape)} must match the parameter {tuple(param.shape)}")

@@ -12,6 +12,7 @@ and a single differently-sampled arm would move a metric by far more than that.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sandbox_reference import reference_bandit, reference_tabular
@@ -155,6 +156,43 @@ def test_tabular_reproduces_the_reference_simulator(kwargs, estimators, seeds):
     _assert_frames_close(
         reference, run_tabular(config, estimators, seeds=seeds, progress=SILENT).metrics, METRIC_COLUMNS
     )
+
+
+BAND_SPECS = [
+    ("riskpo", {"bundle_size": 4}),
+    ("riskpo_seeking", {"bundle_size": 2}),
+    ("riskpo_centred", {"bundle_size": 4}),
+    ("rvar", {"quantile_source": "tracker"}),
+    ("grpo", {}),
+]
+
+
+def _scalar_band_path(monkeypatch):
+    """Every RiskPO-family run through its own ``compute`` again (the path before BandRuns)."""
+    from theory.band_runs import BandRuns
+
+    monkeypatch.setattr(BandRuns, "supports", staticmethod(lambda estimator: False))
+
+
+@pytest.mark.parametrize("reward_type", ["binary", "graded"])
+def test_tabular_band_runs_batched_over_seeds_are_bit_identical_to_one_tracker_per_run(monkeypatch, reward_type):
+    config = TabularConfig(num_prompts=8, responses_per_prompt=6, group_size=6, steps=15, reward_type=reward_type)
+    assert len(RunAdvantages(BAND_SPECS, 3, seed=config.seed).band_runs) == 4  # the batched path is the one tested
+    batched = run_tabular(config, BAND_SPECS, seeds=3, progress=SILENT).metrics
+    _scalar_band_path(monkeypatch)
+    assert RunAdvantages(BAND_SPECS, 3, seed=config.seed).band_runs == {}
+    scalar = run_tabular(config, BAND_SPECS, seeds=3, progress=SILENT).metrics
+    pd.testing.assert_frame_equal(batched, scalar, check_exact=True)
+
+
+def test_sampled_bandit_band_runs_batched_over_seeds_are_bit_identical(monkeypatch):
+    config = BanditConfig.three_arm(steps=40, batch_size=8, reward_noise="bernoulli")
+    specs = [("riskpo", {"bundle_size": 1}), ("riskpo_seeking", {"bundle_size": 1}), ("grpo", {})]
+    batched = run_bandit(config, specs, seeds=3, progress=SILENT)
+    _scalar_band_path(monkeypatch)
+    scalar = run_bandit(config, specs, seeds=3, progress=SILENT)
+    pd.testing.assert_frame_equal(batched.metrics, scalar.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(batched.policy, scalar.policy, check_exact=True)
 
 
 def test_long_bandit_run_reports_progress_monotonically_to_one():

@@ -98,3 +98,65 @@ def test_rs_grpo_batched_rejects_bad_beta():
         rs_grpo_batched(rewards, torch.tensor([1.0, float("nan"), 2.0]).view(3))
     with pytest.raises(ValueError, match="broadcast"):
         rs_grpo_batched(rewards, torch.ones(5))
+
+
+# Every tracked quantile-band class, elementwise or not; riskpo_seeking with close levels and big
+# steps, so that its iterates cross (the ordered pair is what the advantage uses).
+BAND_CASES = [
+    ("riskpo", {"bundle_size": 4}),
+    ("riskpo_seeking", {"bundle_size": 2, "omega": 1.5, "alpha": 0.45, "beta": 0.55, "tracker_step_size": 3.0}),
+    ("rvar", {"bundle_size": 1, "quantile_source": "tracker", "alpha": 0.1, "beta": 0.6}),
+    ("cvar", {"bundle_size": 4, "quantile_source": "tracker", "alpha": 0.3}),
+    ("riskpo_centred", {"bundle_size": 2, "tracker_decay": 0.6}),
+]
+
+
+@pytest.mark.parametrize("name,params", BAND_CASES, ids=[c[0] for c in BAND_CASES])
+@pytest.mark.parametrize("graded", [False, True])
+def test_band_runs_equal_one_compute_per_run(name, params, graded):
+    from theory import get_estimator
+    from theory.band_runs import BandRuns
+
+    runs, prompts, group = 3, 8, 6
+    singles = [get_estimator(name, seed=100 + r, **params) for r in range(runs)]
+    batched = BandRuns([get_estimator(name, seed=100 + r, **params) for r in range(runs)])
+    g = torch.Generator().manual_seed(5)
+    for _ in range(40):
+        levels = 5 if graded else 2  # graded: rewards in {0, 1/4, ..., 1}, as the tabular simulator
+        rewards = torch.randint(0, levels, (runs, prompts, group), generator=g).to(torch.float64) / (levels - 1)
+        adv, q = batched(rewards)
+        for r, est in enumerate(singles):
+            expected, extra = est.compute(rewards[r], None)
+            assert torch.equal(adv[r], expected), (name, r)
+            assert (float(q[r, 0]), float(q[r, 1])) == (extra["q_alpha"], extra["q_beta"])
+    assert batched.tracker.crossings.tolist() == [est.tracker.crossings for est in singles]
+    if params.get("tracker_step_size", 0.1) > 1:  # the case that checks the crossed iterates are ordered
+        assert int(batched.tracker.crossings.sum()) > 0
+
+
+def test_band_runs_take_only_tracked_band_estimators_of_one_setting():
+    from theory import get_estimator
+    from theory.band_runs import BandRuns
+
+    assert not BandRuns.supports(get_estimator("grpo"))
+    assert not BandRuns.supports(get_estimator("rvar", quantile_source="group"))
+    with pytest.raises(ValueError, match="same parameters"):
+        BandRuns([get_estimator("riskpo", omega=0.5), get_estimator("riskpo", omega=1.0)])
+    with pytest.raises(ValueError, match="one class"):
+        BandRuns([get_estimator("riskpo"), get_estimator("riskpo_seeking")])
+
+
+def test_rs_grpo_batched_does_not_import_sympy():
+    """Its shape check once went through torch.broadcast_shapes, whose first call imports sympy
+    (~0.7 s of CPU): the explorer's first simulation of a fresh server paid for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from theory.advantages import rs_grpo_batched\n"
+        "rs_grpo_batched(torch.rand(2, 3, 4, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

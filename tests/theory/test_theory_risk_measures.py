@@ -320,3 +320,17 @@ def test_bad_inputs_raise_value_errors_naming_the_field():
         rm.entropic(v, p, float("nan"))
     with pytest.raises(ValueError, match="samples"):
         rm.empirical_mean(torch.tensor([1.0, float("nan")]))
+
+
+@pytest.mark.parametrize("alpha,beta,omega", [(0.2, 0.8, 0.5), (0.05, 0.35, 0.0), (0.5, 1.0, 2.5)])
+def test_tail_risks_are_cvar_rvar_mvar_bit_for_bit(alpha, beta, omega):
+    from theory.risk_measures import cvar, mvar, rvar, tail_risks
+
+    g = torch.Generator().manual_seed(11)
+    values = torch.randint(0, 7, (4, 3, 9), generator=g).to(torch.float64) / 6  # ties: atoms split by the levels
+    probs = torch.rand(4, 3, 9, generator=g, dtype=torch.float64)
+    probs = probs / probs.sum(-1, keepdim=True)
+    got = tail_risks(values, probs, alpha, beta, omega)
+    expected = (cvar(values, probs, alpha), rvar(values, probs, alpha, beta), mvar(values, probs, alpha, beta, omega))
+    for name, a, b in zip(("cvar", "rvar", "mvar"), got, expected):
+        assert torch.equal(a, b), name

@@ -88,6 +88,25 @@ def test_sgd_ascent_is_theta_plus_lr_times_direction():
     torch.testing.assert_close(param, theta + 0.3 * direction, rtol=0, atol=1e-15)
 
 
+def test_sgd_ascent_is_bit_for_bit_torch_optim_sgd():
+    # The simulators' SGD (theory.updates.AscentSGD) replaced torch.optim.SGD(maximize=True): every
+    # sandbox number depends on the two being identical, bits included, step after step.
+    gen = torch.Generator().manual_seed(3)
+    ours = torch.randn(5, 7, generator=gen, dtype=DTYPE) * 3
+    reference = ours.clone()
+    optimizer, torch_sgd = (
+        ascent_optimizer("sgd", ours, 0.37),
+        torch.optim.SGD([reference], lr=0.37, maximize=True, foreach=False),
+    )
+    for step in range(50):
+        direction = torch.randn(5, 7, generator=gen, dtype=DTYPE) * 10.0 ** (step % 5 - 2)
+        direction[0, step % 7] = 0.0
+        ascent_step(optimizer, ours, direction)
+        reference.grad = direction.clone()
+        torch_sgd.step()
+        assert torch.equal(ours.view(torch.int64), reference.view(torch.int64)), step
+
+
 def test_adam_ascent_matches_the_textbook_adam_the_bandit_used_to_inline():
     # The bandit's former inline Adam (Kingma & Ba 2015, Alg. 1, ascent): m, v moments, bias-corrected,
     # θ += η m̂ / (√v̂ + 1e-8). torch.optim.Adam divides √v by √(1 − β₂ᵗ) instead of √ of the ratio,
