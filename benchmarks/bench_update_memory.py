@@ -12,7 +12,7 @@ updates (``ru_maxrss``), the RSS before the first update (weights + libraries), 
 parameters' bytes (weights + grads + AdamW = 4×), and the median CPU / wall seconds of
 the updates after the first, as ratios to the first variant.
 
-Variants (comma-separated; ``+`` combines): ``base`` (default.yaml with no token cap), ``accumN``
+Variants (comma-separated; ``+`` combines): ``base`` (the whole batch in one pass, no recomputation), ``accumN``
 (grad_accum=N micro-batches), ``tokensN`` (micro_batch_max_tokens=N: row chunks of at most N
 padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``foreach``
 (AdamW's multi-tensor path instead of the trainer's choice), ``fused`` (fused AdamW).

@@ -87,7 +87,8 @@ def run_ours(args, examples_path: Path, out_dir: Path, backend: str) -> dict:
         save_model=False,
         rollout_backend=backend,
         dtype="float32",
-        micro_batch_max_tokens=0,  # like TRL below: the whole batch in one forward/backward
+        micro_batch_max_tokens=0,  # like TRL below: the whole batch in one forward/backward,
+        gradient_checkpointing=False,  # and no recomputation (TRL's is turned off below)
     )
     train(cfg)
     reset_accelerate()

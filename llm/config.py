@@ -154,14 +154,21 @@ class TrainConfig:
     dynamic_sampling_max_rounds: int = _key(3, "extra generation rounds per step at most", LOSS)
 
     micro_batch_max_tokens: int = _key(
-        0,
+        256,
         "cap on the padded tokens (rows x (prompt + completion width)) of one forward/backward: a "
         "micro-batch over it runs as row chunks whose gradients add up to the same update, as verl's "
         "ppo_max_token_len_per_gpu (0 = no cap; at least one row per chunk)",
         MEMORY,
     )
     gradient_checkpointing: bool = _key(
-        False, "recompute activations in backward (less memory, about a third more compute)", MEMORY
+        True, "recompute activations in backward (less memory, about a third more compute)", MEMORY
+    )
+    cpu_threads: int = _key(
+        0,
+        "torch threads per process on CPU; 0 = the cores this process may use divided by the processes on "
+        "this machine (accelerate launch exports OMP_NUM_THREADS=1 unless --cpu or "
+        "--num_cpu_threads_per_process is given, which leaves all cores but one idle)",
+        MEMORY,
     )
     fsdp: bool = _key(
         False,
@@ -248,6 +255,7 @@ class TrainConfig:
             ("mini_batches", 1),
             ("grad_accum", 1),
             ("micro_batch_max_tokens", 0),
+            ("cpu_threads", 0),
             ("dynamic_sampling_max_rounds", 0),
             ("seed", 0),
             ("steps", 1),

@@ -390,7 +390,8 @@ class RooflineAccount:
             )
         if peak_memory_gb is not None:
             what = "peak accelerator memory (last step)" if on_cuda else "peak RSS"
-            line += f"\n[riskrl] memory: {what} {peak_memory_gb:.2f} GB"
+            # peak_memory_gb is in GiB (2**30 bytes), as torch and ru_maxrss count; GB (1e9) beside it
+            line += f"\n[riskrl] memory: {what} {peak_memory_gb:.2f} GiB ({peak_memory_gb * 2**30 / 1e9:.2f} GB)"
         return line
 
 

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -340,6 +341,15 @@ def _restore(run: Run) -> None:
     set_rng_state(resume["rng"][acc.process_index])
 
 
+def cpu_threads(requested: int) -> int:
+    """torch threads for this process: ``requested``, or (0) its usable cores shared by this machine's processes."""
+    if requested:
+        return requested
+    local_processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // local_processes)
+
+
 def setup(cfg: TrainConfig) -> Checked:
     """Every check that needs no model (config, geometry, model path, data, rewards, checkpoint)."""
     from accelerate import Accelerator
@@ -361,6 +371,8 @@ def setup(cfg: TrainConfig) -> Checked:
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.dist_timeout_s))],
     )
     check_batch_geometry(cfg, estimator.bundle_size, acc.num_processes)
+    if acc.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.cpu_threads))
     if cfg.micro_batch_max_tokens and acc.distributed_type.name == "DEEPSPEED":
         # DeepSpeed's engine counts backward calls as accumulation steps: chunks would step it early.
         raise ValueError(

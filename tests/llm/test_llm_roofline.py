@@ -152,4 +152,4 @@ def test_account_fractions_and_summary(tokenizer):
     assert f"update at {flops / (4.0 / threads) / 50e9:.0%}, generation at {bound / (0.2 / threads):.0%}" in line
     assert f"update at {flops / 2.5 / 50e9:.0%} of measured matmul peak" in line
     assert f"generation at {bound / 0.25:.0%} of the bandwidth bound" in line
-    assert "peak RSS 1.23 GB" in line
+    assert "peak RSS 1.23 GiB (1.32 GB)" in line  # 1.23 * 2**30 / 1e9 = 1.3207

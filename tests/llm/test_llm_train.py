@@ -234,7 +234,7 @@ def test_two_step_run_logs_metrics_and_changes_the_model(tmp_path, capsys):
         assert row["roofline/generate_gb"] > 0 and 0 < row["roofline/generate_frac_of_bound"]
     summary = capsys.readouterr().err
     assert "% of measured matmul peak" in summary and "% of the bandwidth bound" in summary
-    assert f"peak RSS {rows[-1]['peak_memory_gb']:.2f} GB" in summary
+    assert f"peak RSS {rows[-1]['peak_memory_gb']:.2f} GiB" in summary
     # q_alpha/q_beta logged equal the tracker after the last step.
     tracker = result.estimator.tracker.values.tolist()
     assert rows[-1]["q_alpha"] == pytest.approx(tracker[0], abs=1e-12)
@@ -402,6 +402,24 @@ def test_token_budget_chunks_give_the_unchunked_update(geometry):
     assert plain["grad_norm"] > 0
     # AdamW's first step moves every weight by ~lr whatever the gradient's scale; 1e-6 absolute.
     assert torch.allclose(weights[0], weights[1], rtol=0, atol=1e-6)
+
+
+def test_cpu_threads_use_every_core_despite_accelerates_omp_default(monkeypatch):
+    """accelerate launch exports OMP_NUM_THREADS=1; cpu_threads=0 gives each local process its share of the
+    cores this process may run on, an explicit value is kept, a negative one is refused by name."""
+    import os
+
+    from llm.train import cpu_threads
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cpu_threads(0) == cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cpu_threads(0) == max(1, cores // 2)
+    assert cpu_threads(3) == 3
+    with pytest.raises(ValueError, match="cpu_threads"):
+        TrainConfig(cpu_threads=-1).validate()
 
 
 def test_token_budget_must_be_a_nonnegative_integer():
