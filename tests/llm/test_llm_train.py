@@ -288,6 +288,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert full.estimator.state_dict()["tracker"] == resumed.estimator.state_dict()["tracker"]
 
 
+@pytest.mark.slow  # end to end, several generation rounds (~20 s): the default tier stays <= 90 s
 def test_dynamic_sampling_replaces_zero_advantage_prompts(tmp_path):
     out = tmp_path / "run"
     train(

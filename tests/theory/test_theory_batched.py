@@ -146,6 +146,7 @@ def test_band_runs_take_only_tracked_band_estimators_of_one_setting():
         BandRuns([get_estimator("riskpo"), get_estimator("riskpo_seeking")])
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch (~10 s): the default tier stays <= 90 s
 def test_rs_grpo_batched_does_not_import_sympy():
     """Its shape check once went through torch.broadcast_shapes, whose first call imports sympy
     (~0.7 s of CPU): the explorer's first simulation of a fresh server paid for it."""
