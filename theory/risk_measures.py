@@ -132,7 +132,7 @@ def rvar(values: Tensor, probs: Tensor, alpha: float, beta: float) -> Tensor:
     RVaR_{0:α} is CVaR_α (lower tail); RVaR_{0:1} is the mean. (RiskPO, Eq. 3.)
     """
     check_levels(alpha, beta)
-    return quantile_integral(values, probs, alpha, beta) / (float(beta) - float(alpha))
+    return _band_mean(quantile_integral(values, probs, alpha, beta), alpha, beta)
 
 
 def cvar(values: Tensor, probs: Tensor, alpha: float) -> Tensor:
@@ -154,6 +154,16 @@ def mvar(values: Tensor, probs: Tensor, alpha: float, beta: float, omega: float)
     check_nonnegative("omega", omega)
     lower = quantile_integral(values, probs, 0.0, alpha)
     band = quantile_integral(values, probs, alpha, beta)
+    return _mixed(lower, band, omega)
+
+
+def _band_mean(integral: Tensor, lower_level: float, upper_level: float) -> Tensor:
+    """RVaR from its quantile integral: (1/(b−a)) ∫_a^b F⁻¹ (shared by ``rvar``/``cvar`` and ``tail_risks``)."""
+    return integral / (float(upper_level) - float(lower_level))
+
+
+def _mixed(lower: Tensor, band: Tensor, omega: float) -> Tensor:
+    """MVaR from its two quantile integrals: (1+ω) ∫_0^α F⁻¹ + ∫_α^β F⁻¹ (shared by ``mvar`` and ``tail_risks``)."""
     return (1.0 + float(omega)) * lower + band
 
 
@@ -166,7 +176,7 @@ def tail_risks(values: Tensor, probs: Tensor, alpha: float, beta: float, omega: 
     check_nonnegative("omega", omega)
     lower = quantile_integral(values, probs, 0.0, alpha)
     band = quantile_integral(values, probs, alpha, beta)
-    return lower / (float(alpha) - 0.0), band / (float(beta) - float(alpha)), (1.0 + float(omega)) * lower + band
+    return _band_mean(lower, 0.0, alpha), _band_mean(band, alpha, beta), _mixed(lower, band, omega)
 
 
 def entropic(values: Tensor, probs: Tensor, beta: float) -> Tensor:
