@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from llm.compare.heldout import hierarchical_difference
-from llm.compare.report import _method_values, _table
+from llm.compare.report import markdown_table, method_values
 from llm.compare.results import load_folder, read_evaluations
 
 __all__ = [
@@ -88,7 +88,7 @@ def _missing(records: dict, methods, seeds) -> list[str]:
 
 def _run_differences(records: dict, a: str, b: str, ks, bootstrap: int, bootstrap_seed: int) -> list[dict]:
     """Per k: estimate and hierarchical interval of pass@k(a) − pass@k(b) (NaN where a method is absent)."""
-    va, vb = _method_values(records, a, ks), _method_values(records, b, ks)
+    va, vb = method_values(records, a, ks), method_values(records, b, ks)
     if va is None or vb is None:
         nan = float("nan")
         return [{"estimate": nan, "ci_low": nan, "ci_high": nan, "seeds_a": 0, "seeds_b": 0} for _ in ks]
@@ -206,13 +206,13 @@ def markdown_section(result: dict) -> str:
         + "; ".join(f'"{word}": {text}' for word, text in RULE.items())
         + f". Other k: {NOT_IN_RULE}.",
         "",
-        _table(table),
+        markdown_table(table),
         "",
         f"**Verdict.** {verdicts}.",
         "",
         f"#### Mean training reward per step (seeds {seeds} averaged)",
         "",
-        _table(_curve_table(result["curves"])),
+        markdown_table(_curve_table(result["curves"])),
     ]
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,7 @@ from llm.compare.heldout import (
 )
 from llm.compare.results import curves_from_runs, load_folder
 
-__all__ = ["write_results", "claims", "markdown"]
+__all__ = ["write_results", "claims", "markdown", "method_values", "markdown_table"]
 
 SANITY = "sanity check (not a paper claim)"
 #: The columns of claims.csv, in order; the report page shows the same table.
@@ -85,7 +85,7 @@ CLAIMS = [
 ]
 
 
-def _method_values(evaluations: dict, method: str, ks) -> tuple[np.ndarray, np.ndarray] | None:
+def method_values(evaluations: dict, method: str, ks) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-seed, per-prompt pass@k (S, E, K) and entropy (S, E) of a method (seeds in increasing order)."""
     records = sorted(
         (r for r in evaluations.values() if r["method"] == method),
@@ -109,7 +109,7 @@ def claims(
     rows = []
     resamples = len(indices)
     for text, source, a, b, quantity, k in CLAIMS:
-        va, vb = _method_values(evaluations, a, ks), _method_values(evaluations, b, ks)
+        va, vb = method_values(evaluations, a, ks), method_values(evaluations, b, ks)
         if va is None or vb is None:
             continue
         if quantity == "entropy":
@@ -166,7 +166,7 @@ def _sim_passk_difference(passk: pd.DataFrame, a: str, b: str, k: int) -> float:
 # ----------------------------------------------------------------------------- plots
 
 
-def _table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
+def markdown_table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
     body = [
@@ -242,9 +242,9 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
         }
     )
     cells.insert(0, "policy", list(table.index))
-    lines += ["", "### pass@k on held-out prompts (mean [95% bootstrap CI])", "", _table(cells)]
+    lines += ["", "### pass@k on held-out prompts (mean [95% bootstrap CI])", "", markdown_table(cells)]
     held = loaded.heldout[["policy", "accuracy", "entropy", "entropy_ci_low", "entropy_ci_high", "completion_length"]]
-    lines += ["", "### Held-out accuracy and token entropy", "", _table(held)]
+    lines += ["", "### Held-out accuracy and token entropy", "", markdown_table(held)]
     if not claim_rows.empty:
         shown = claim_rows[list(CLAIM_COLUMNS)]
         lines += [
@@ -254,7 +254,7 @@ def markdown(out: Path, loaded, claim_rows: pd.DataFrame, config: dict, summary:
             "`ci_low`/`ci_high`: resample each method's training seeds, then the shared held-out prompts "
             "(the verdict's interval); `prompt_ci_*`: prompts only, seeds averaged (for reference).",
             "",
-            _table(shown),
+            markdown_table(shown),
             "",
             _reading(claim_rows, loaded),
         ]
