@@ -14,7 +14,7 @@ the updates after the first, as ratios to the first variant.
 
 Variants (comma-separated; ``+`` combines): ``base`` (the whole batch in one pass, no recomputation), ``accumN``
 (grad_accum=N micro-batches), ``tokensN`` (micro_batch_max_tokens=N: row chunks of at most N
-padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``foreach``
+padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``sparse`` (sparse_embedding_grad), ``foreach``
 (AdamW's multi-tensor path instead of the trainer's choice), ``fused`` (fused AdamW).
 """
 
@@ -40,7 +40,12 @@ def worker(args) -> dict:
     from accelerate import Accelerator
 
     from llm.config import TrainConfig
-    from llm.model import SMOLLM2, enable_activation_checkpointing, load_model_and_tokenizer
+    from llm.model import (
+        SMOLLM2,
+        enable_activation_checkpointing,
+        enable_sparse_embedding_grad,
+        load_model_and_tokenizer,
+    )
     from llm.update import ppo_update
 
     torch.set_num_threads(args.threads)
@@ -51,11 +56,13 @@ def worker(args) -> dict:
             overrides["grad_accum"] = int(part[len("accum") :])
         if part.startswith("tokens"):
             overrides["micro_batch_max_tokens"] = int(part[len("tokens") :])
-    cfg = TrainConfig(**{"micro_batch_max_tokens": 0, **overrides})
+    cfg = TrainConfig(**{"micro_batch_max_tokens": 0, "sparse_embedding_grad": "sparse" in parts, **overrides})
     acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     model, tok = load_model_and_tokenizer(SMOLLM2)
     if "ckpt" in parts:
         enable_activation_checkpointing(model)
+    if cfg.sparse_embedding_grad:
+        enable_sparse_embedding_grad(model)
     model.train()
     optim_kwargs = {"foreach": True} if "foreach" in parts else {"fused": True} if "fused" in parts else {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **optim_kwargs)
@@ -114,10 +121,10 @@ def main() -> None:
             subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
         results.append(json.loads(result_path.read_text()))
         r = results[-1]
-        print(f"  {variant} done: peak {r['peak_rss_gb']:.2f} GB", flush=True)
+        print(f"  {variant} done: peak {r['peak_rss_gb']:.2f} GiB", flush=True)
     base = results[0]
     base_cpu, base_wall = statistics.median(base["cpu_s"][1:]), statistics.median(base["wall_s"][1:])
-    print(f"{'variant':16s} {'peak GB':>8s} {'pre GB':>7s} {'4×params':>8s} {'cpu s':>6s} {'cpu ×':>6s} {'wall ×':>6s}")
+    print(f"{'variant':16s} {'peak GiB':>8s} {'pre GiB':>7s} {'4×params':>8s} {'cpu s':>6s} {'cpu ×':>6s} {'wall ×':>6s}")
     for r in results:
         cpu, wall = statistics.median(r["cpu_s"][1:]), statistics.median(r["wall_s"][1:])
         r["cpu_ratio_vs_first"], r["wall_ratio_vs_first"] = cpu / base_cpu, wall / base_wall

@@ -163,6 +163,13 @@ class TrainConfig:
     gradient_checkpointing: bool = _key(
         True, "recompute activations in backward (less memory, about a third more compute)", MEMORY
     )
+    sparse_embedding_grad: bool = _key(
+        True,
+        "tied embeddings: the token embedding's backward as sparse rows added into the LM head's dense "
+        "gradient, one vocabulary-sized buffer per pass instead of two (false for untied embeddings, "
+        "fsdp or DeepSpeed)",
+        MEMORY,
+    )
     cpu_threads: int = _key(
         0,
         "torch threads per process on CPU; 0 = the cores this process may use divided by the processes on "
@@ -294,6 +301,9 @@ class TrainConfig:
         if self.fsdp and self.rollout_backend == "vllm":
             # The engine's weight sync reads module.state_dict(), which FSDP2 keeps sharded (DTensors).
             raise ValueError("fsdp=true with rollout_backend='vllm' is not supported yet: use the hf backend or DDP")
+        if self.fsdp and self.sparse_embedding_grad:
+            # FSDP2 reduce-scatters dense shards; a sparse embedding gradient has no sharded form there.
+            raise ValueError("fsdp=true needs sparse_embedding_grad=false (sharded gradients are dense)")
         if not self.output_dir:
             raise ValueError("output_dir='' must be a directory path")
         for tracker in self.trackers():

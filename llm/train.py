@@ -250,7 +250,7 @@ def build_run(checked: Checked) -> Run:
     from llm.backends import build_backend
     from llm.checkpoint import load_weights
     from llm.data import DEFAULT_SYSTEM_PROMPT
-    from llm.model import enable_activation_checkpointing
+    from llm.model import enable_activation_checkpointing, enable_sparse_embedding_grad
     from llm.roofline import RooflineAccount
     from llm.sharding import deepspeed_batch_config, shard_model
 
@@ -262,6 +262,8 @@ def build_run(checked: Checked) -> Run:
         load_weights(model, checked.resumed_from / "model")
     if cfg.gradient_checkpointing:
         enable_activation_checkpointing(model)
+    if cfg.sparse_embedding_grad:
+        enable_sparse_embedding_grad(model)
     model.train()
     if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
         model = shard_model(model.to(acc.device))
@@ -379,6 +381,8 @@ def setup(cfg: TrainConfig) -> Checked:
             f"micro_batch_max_tokens={cfg.micro_batch_max_tokens} is not supported with DeepSpeed: "
             "set micro_batch_max_tokens=0 and size micro-batches with grad_accum"
         )
+    if cfg.sparse_embedding_grad and acc.distributed_type.name == "DEEPSPEED":
+        raise ValueError("sparse_embedding_grad=true is not supported with DeepSpeed: set sparse_embedding_grad=false")
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
         raise ValueError(
             f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import read_jsonl, tiny_args, update_setup
+from tiny import read_jsonl, tiny_args, tiny_model, update_setup
 
 import llm.train as train_mod
 from llm.config import TrainConfig, check_batch_geometry
@@ -421,6 +421,55 @@ def test_cpu_threads_use_every_core_despite_accelerates_omp_default(monkeypatch)
     assert cpu_threads(3) == 3
     with pytest.raises(ValueError, match="cpu_threads"):
         TrainConfig(cpu_threads=-1).validate()
+
+
+def test_sparse_embedding_grad_gives_the_dense_gradient():
+    """With tied embeddings the embedding's sparse rows are added into the LM head's dense gradient:
+    the parameter's gradient is dense and equals the all-dense one; the embedding alone really does
+    produce a sparse gradient (so the setting is not a no-op); untied embeddings are refused by name."""
+    from llm.loss import completion_logprobs
+    from llm.model import enable_sparse_embedding_grad
+
+    _cfg, _acc, _model, _opt, _sched, batch = update_setup(rows=6, sparse_embedding_grad=False)
+    grads = []
+    for sparse in (False, True):
+        model = tiny_model(seed=0)
+        if sparse:
+            enable_sparse_embedding_grad(model)
+        logprobs, _ = completion_logprobs(
+            model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"]
+        )
+        (logprobs * batch["completion_mask"]).sum().backward()
+        grads.append(model.get_input_embeddings().weight.grad)
+    dense, summed = grads
+    assert summed.layout == torch.strided and not summed.is_sparse
+    # float32 row sums in a different order: equal to ~1e-7 relative; 1e-6 of the largest entry.
+    assert torch.allclose(summed, dense, rtol=0, atol=1e-6 * float(dense.abs().max()))
+    embedding = model.get_input_embeddings()
+    alone = torch.autograd.grad(embedding(batch["prompt_ids"]).sum(), embedding.weight)[0]
+    assert alone.is_sparse
+
+    untied = tiny_model(seed=0)
+    untied.config.tie_word_embeddings = False
+    untied.lm_head.weight = torch.nn.Parameter(untied.lm_head.weight.detach().clone())
+    with pytest.raises(ValueError, match="sparse_embedding_grad"):
+        enable_sparse_embedding_grad(untied)
+    with pytest.raises(ValueError, match="sparse_embedding_grad"):
+        TrainConfig(fsdp=True).validate()
+
+
+def test_every_cpu_pass_returns_its_heap_pages(monkeypatch):
+    """After each forward/backward on CPU the freed activations' pages go back to the OS (malloc_trim):
+    one trim per pass, so the next pass and AdamW's moments reuse pages instead of growing the heap."""
+    import llm.update
+    from llm.model import trim_heap
+
+    assert trim_heap() is True  # glibc: the trim ran (this suite runs on Linux)
+    calls = []
+    monkeypatch.setattr(llm.update, "trim_heap", lambda: calls.append(1) or True)
+    cfg, acc, model, optimizer, scheduler, batch = update_setup(rows=8, micro_batch_max_tokens=24)
+    llm.update.ppo_update(cfg, acc, model, None, optimizer, scheduler, batch)
+    assert len(calls) == 8 // 2  # 2 rows of 12 padded tokens per pass
 
 
 def test_token_budget_must_be_a_nonnegative_integer():
