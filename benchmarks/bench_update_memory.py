@@ -124,7 +124,9 @@ def main() -> None:
         print(f"  {variant} done: peak {r['peak_rss_gb']:.2f} GiB", flush=True)
     base = results[0]
     base_cpu, base_wall = statistics.median(base["cpu_s"][1:]), statistics.median(base["wall_s"][1:])
-    print(f"{'variant':16s} {'peak GiB':>8s} {'pre GiB':>7s} {'4×params':>8s} {'cpu s':>6s} {'cpu ×':>6s} {'wall ×':>6s}")
+    print(
+        f"{'variant':16s} {'peak GiB':>8s} {'pre GiB':>7s} {'4×params':>8s} {'cpu s':>6s} {'cpu ×':>6s} {'wall ×':>6s}"
+    )
     for r in results:
         cpu, wall = statistics.median(r["cpu_s"][1:]), statistics.median(r["wall_s"][1:])
         r["cpu_ratio_vs_first"], r["wall_ratio_vs_first"] = cpu / base_cpu, wall / base_wall
