@@ -262,8 +262,6 @@ def build_run(checked: Checked) -> Run:
         load_weights(model, checked.resumed_from / "model")
     if cfg.gradient_checkpointing:
         enable_activation_checkpointing(model)
-    if cfg.sparse_embedding_grad:
-        enable_sparse_embedding_grad(model)
     model.train()
     if cfg.fsdp:  # FSDP2 applied here, so it also runs on CPU (gloo), where accelerate builds no FSDP
         model = shard_model(model.to(acc.device))
@@ -281,6 +279,11 @@ def build_run(checked: Checked) -> Run:
     if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
         acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
     model, reference, optimizer = _prepare(cfg, acc, model, reference, optimizer)
+    if cfg.sparse_embedding_grad:
+        # After DDP is built: it reads the embedding's ``sparse`` flag at construction and would then expect
+        # a sparse gradient, but the tied parameter's gradient is the dense sum (nn.Embedding reads the flag
+        # at every forward, so setting it now takes effect).
+        enable_sparse_embedding_grad(acc.unwrap_model(model))
     backend = build_backend(
         cfg.rollout_backend,
         tokenizer,
