@@ -164,11 +164,7 @@ class TrainConfig:
         True, "recompute activations in backward (less memory, about a third more compute)", MEMORY
     )
     sparse_embedding_grad: bool = _key(
-        True,
-        "tied embeddings: the token embedding's backward as sparse rows added into the LM head's dense "
-        "gradient, one vocabulary-sized buffer per pass instead of two (false for untied embeddings, "
-        "fsdp or DeepSpeed)",
-        MEMORY,
+        True, "tied embeddings: sparse embedding backward, one vocab-sized buffer per pass (not with fsdp)", MEMORY
     )
     cpu_threads: int = _key(
         0,
@@ -301,8 +297,7 @@ class TrainConfig:
         if self.fsdp and self.rollout_backend == "vllm":
             # The engine's weight sync reads module.state_dict(), which FSDP2 keeps sharded (DTensors).
             raise ValueError("fsdp=true with rollout_backend='vllm' is not supported yet: use the hf backend or DDP")
-        if self.fsdp and self.sparse_embedding_grad:
-            # FSDP2 reduce-scatters dense shards; a sparse embedding gradient has no sharded form there.
+        if self.fsdp and self.sparse_embedding_grad:  # FSDP2 reduce-scatters dense gradient shards
             raise ValueError("fsdp=true needs sparse_embedding_grad=false (sharded gradients are dense)")
         if not self.output_dir:
             raise ValueError("output_dir='' must be a directory path")

@@ -280,9 +280,7 @@ def build_run(checked: Checked) -> Run:
         acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
     model, reference, optimizer = _prepare(cfg, acc, model, reference, optimizer)
     if cfg.sparse_embedding_grad:
-        # After DDP is built: it reads the embedding's ``sparse`` flag at construction and would then expect
-        # a sparse gradient, but the tied parameter's gradient is the dense sum (nn.Embedding reads the flag
-        # at every forward, so setting it now takes effect).
+        # After DDP is built: DDP reads the flag once and would expect a sparse gradient (the tied one is dense).
         enable_sparse_embedding_grad(acc.unwrap_model(model))
     backend = build_backend(
         cfg.rollout_backend,
