@@ -14,8 +14,9 @@ the updates after the first, as ratios to the first variant.
 
 Variants (comma-separated; ``+`` combines): ``base`` (the whole batch in one pass, no recomputation), ``accumN``
 (grad_accum=N micro-batches), ``tokensN`` (micro_batch_max_tokens=N: row chunks of at most N
-padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``sparse`` (sparse_embedding_grad), ``foreach``
-(AdamW's multi-tensor path instead of the trainer's choice), ``fused`` (fused AdamW).
+padded tokens per forward/backward), ``ckpt`` (gradient_checkpointing), ``tiedgrad``
+(tied_embedding_grad_in_place), ``foreach`` (AdamW's multi-tensor path instead of the trainer's choice),
+``fused`` (fused AdamW).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def worker(args) -> dict:
     from llm.config import TrainConfig
     from llm.model import (
         SMOLLM2,
+        accumulate_tied_grad_in_place,
         enable_activation_checkpointing,
-        enable_sparse_embedding_grad,
         load_model_and_tokenizer,
     )
     from llm.update import ppo_update
@@ -56,13 +57,13 @@ def worker(args) -> dict:
             overrides["grad_accum"] = int(part[len("accum") :])
         if part.startswith("tokens"):
             overrides["micro_batch_max_tokens"] = int(part[len("tokens") :])
-    cfg = TrainConfig(**{"micro_batch_max_tokens": 0, "sparse_embedding_grad": "sparse" in parts, **overrides})
+    cfg = TrainConfig(**{"micro_batch_max_tokens": 0, "tied_embedding_grad_in_place": "tiedgrad" in parts, **overrides})
     acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     model, tok = load_model_and_tokenizer(SMOLLM2)
     if "ckpt" in parts:
         enable_activation_checkpointing(model)
-    if cfg.sparse_embedding_grad:
-        enable_sparse_embedding_grad(model)
+    if cfg.tied_embedding_grad_in_place:
+        accumulate_tied_grad_in_place(model)
     model.train()
     optim_kwargs = {"foreach": True} if "foreach" in parts else {"fused": True} if "fused" in parts else {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **optim_kwargs)

@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-tokens", type=int, default=240, help="micro_batch_max_tokens")
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
-    parser.add_argument("--sparse-embedding-grad", action="store_true", help="sparse_embedding_grad")
+    parser.add_argument("--tied-grad-in-place", action="store_true", help="tied_embedding_grad_in_place")
     parser.add_argument("--prompt-len", type=int, default=56)
     parser.add_argument("--completion-len", type=int, default=64)
     parser.add_argument("--rows", type=int, default=20)
@@ -40,8 +40,8 @@ def main() -> None:
     from llm.config import TrainConfig
     from llm.model import (
         SMOLLM2,
+        accumulate_tied_grad_in_place,
         enable_activation_checkpointing,
-        enable_sparse_embedding_grad,
         load_model_and_tokenizer,
     )
 
@@ -56,13 +56,13 @@ def main() -> None:
         marks.append((time.perf_counter(), name, process.memory_info().rss / GiB))
 
     threading.Thread(target=sample, daemon=True).start()
-    cfg = TrainConfig(micro_batch_max_tokens=args.max_tokens, sparse_embedding_grad=args.sparse_embedding_grad)
+    cfg = TrainConfig(micro_batch_max_tokens=args.max_tokens, tied_embedding_grad_in_place=args.tied_grad_in_place)
     acc = Accelerator()
     model, tok = load_model_and_tokenizer(SMOLLM2)
     if args.checkpointing:
         enable_activation_checkpointing(model)
-    if args.sparse_embedding_grad:
-        enable_sparse_embedding_grad(model)
+    if args.tied_grad_in_place:
+        accumulate_tied_grad_in_place(model)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)

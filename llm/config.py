@@ -163,8 +163,8 @@ class TrainConfig:
     gradient_checkpointing: bool = _key(
         True, "recompute activations in backward (less memory, about a third more compute)", MEMORY
     )
-    sparse_embedding_grad: bool = _key(
-        True, "tied embeddings: sparse embedding backward, one vocab-sized buffer per pass (not with fsdp)", MEMORY
+    tied_embedding_grad_in_place: bool = _key(
+        True, "tied embeddings: head gradient added into .grad, sparse embedding backward (not with fsdp)", MEMORY
     )
     cpu_threads: int = _key(
         0,
@@ -297,8 +297,8 @@ class TrainConfig:
         if self.fsdp and self.rollout_backend == "vllm":
             # The engine's weight sync reads module.state_dict(), which FSDP2 keeps sharded (DTensors).
             raise ValueError("fsdp=true with rollout_backend='vllm' is not supported yet: use the hf backend or DDP")
-        if self.fsdp and self.sparse_embedding_grad:  # FSDP2 reduce-scatters dense gradient shards
-            raise ValueError("fsdp=true needs sparse_embedding_grad=false (sharded gradients are dense)")
+        if self.fsdp and self.tied_embedding_grad_in_place:  # FSDP2 reduce-scatters dense gradient shards
+            raise ValueError("fsdp=true needs tied_embedding_grad_in_place=false (sharded gradients are dense)")
         if not self.output_dir:
             raise ValueError("output_dir='' must be a directory path")
         for tracker in self.trackers():

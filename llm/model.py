@@ -372,20 +372,59 @@ def enable_activation_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def enable_sparse_embedding_grad(model) -> None:
-    """The token embedding's backward as a sparse gradient (only the batch's token rows).
+class _HeadGradIntoParam(torch.autograd.Function):
+    """logits = h Wᵀ whose backward adds gᵀh straight into ``W.grad`` (``addmm_``) and returns no gradient
+    for W, as Megatron-LM's gradient-accumulation fusion: no vocabulary × hidden temporary per pass."""
 
-    With tied embeddings the LM head already produces the dense vocabulary × hidden gradient;
-    autograd adds the embedding's rows into it, so the parameter's ``.grad`` stays dense (what
-    AdamW needs) and each pass allocates one vocabulary-sized buffer instead of two (113 MB
-    each for SmolLM2-135M in fp32). The sum is the same gradient (the order of the row additions
-    differs: equal to float rounding). Untied embeddings would leave a sparse ``.grad``, which
-    AdamW refuses, so they are refused here.
+    @staticmethod
+    def forward(ctx, hidden, weight):
+        ctx.save_for_backward(hidden, weight)
+        return torch.nn.functional.linear(hidden, weight)
+
+    @staticmethod
+    def backward(ctx, grad_logits):
+        hidden, weight = ctx.saved_tensors
+        # In the parameter's dtype: under autocast (mixed precision) the logits and their gradient are
+        # half precision while W.grad stays fp32, and an in-place addmm_ does not cast by itself.
+        g = grad_logits.reshape(-1, grad_logits.shape[-1]).to(weight.dtype)
+        h = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
+        if weight.grad is None:
+            weight.grad = g.t() @ h
+        else:
+            weight.grad.addmm_(g.t(), h)
+        return (g @ weight).reshape(hidden.shape).to(hidden.dtype), None
+
+
+class _TiedHead(torch.nn.Linear):
+    """The LM head of ``tied_embedding_grad_in_place``: same weight and output, gradient added in place."""
+
+    def forward(self, hidden):
+        return _HeadGradIntoParam.apply(hidden, self.weight)
+
+
+def accumulate_tied_grad_in_place(model) -> None:
+    """Accumulate the tied embedding / LM-head gradient in place, without a vocabulary-sized buffer per pass.
+
+    By default each forward/backward builds two dense vocabulary × hidden gradients (113 MB each for
+    SmolLM2-135M in fp32), one from the head and one from the embedding, and sums them into ``.grad``.
+    Here the head's weight gradient is added straight into ``.grad`` (``_HeadGradIntoParam``) and the
+    embedding's backward is sparse (only the batch's token rows), which autograd adds into the dense
+    ``.grad`` in place. The same gradient up to the order of float additions. The head runs first in
+    backward (it is the last layer) so ``.grad`` holds its part before the embedding's gradient reaches
+    AccumulateGrad, where DDP's hook reads it. Untied embeddings are refused: their embedding would be
+    left with a sparse ``.grad``, which AdamW refuses.
     """
     embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
     if head is None or head.weight is not embedding.weight:
+        found = "untied embeddings"
+    elif type(head) not in (torch.nn.Linear, _TiedHead):
+        found = f"a {type(head).__name__} LM head"
+    else:
+        found = None
+    if found is not None:
         raise ValueError(
-            "sparse_embedding_grad=true needs tied input/output embeddings (the LM head's dense gradient "
-            f"absorbs the sparse one); {type(model).__name__} has untied embeddings: set sparse_embedding_grad=false"
+            "tied_embedding_grad_in_place=true needs an nn.Linear LM head tied to the input embedding; "
+            f"{type(model).__name__} has {found}: set tied_embedding_grad_in_place=false"
         )
+    head.__class__ = _TiedHead
     embedding.sparse = True

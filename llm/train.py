@@ -250,7 +250,7 @@ def build_run(checked: Checked) -> Run:
     from llm.backends import build_backend
     from llm.checkpoint import load_weights
     from llm.data import DEFAULT_SYSTEM_PROMPT
-    from llm.model import enable_activation_checkpointing, enable_sparse_embedding_grad
+    from llm.model import accumulate_tied_grad_in_place, enable_activation_checkpointing
     from llm.roofline import RooflineAccount
     from llm.sharding import deepspeed_batch_config, shard_model
 
@@ -279,9 +279,9 @@ def build_run(checked: Checked) -> Run:
     if acc.state.deepspeed_plugin is not None:  # untested here (no GPU): explicit sizes instead of "auto"
         acc.state.deepspeed_plugin.deepspeed_config.update(deepspeed_batch_config(cfg, acc.num_processes))
     model, reference, optimizer = _prepare(cfg, acc, model, reference, optimizer)
-    if cfg.sparse_embedding_grad:
-        # After DDP is built: DDP reads the flag once and would expect a sparse gradient (the tied one is dense).
-        enable_sparse_embedding_grad(acc.unwrap_model(model))
+    if cfg.tied_embedding_grad_in_place:
+        # After DDP is built: it reads the embedding's sparse flag once and would expect a sparse gradient.
+        accumulate_tied_grad_in_place(acc.unwrap_model(model))
     backend = build_backend(
         cfg.rollout_backend,
         tokenizer,
@@ -382,8 +382,8 @@ def setup(cfg: TrainConfig) -> Checked:
             f"micro_batch_max_tokens={cfg.micro_batch_max_tokens} is not supported with DeepSpeed: "
             "set micro_batch_max_tokens=0 and size micro-batches with grad_accum"
         )
-    if cfg.sparse_embedding_grad and acc.distributed_type.name == "DEEPSPEED":
-        raise ValueError("sparse_embedding_grad=true is not supported with DeepSpeed: set sparse_embedding_grad=false")
+    if cfg.tied_embedding_grad_in_place and acc.distributed_type.name == "DEEPSPEED":
+        raise ValueError("tied_embedding_grad_in_place=true is not supported with DeepSpeed: set it to false")
     if cfg.fsdp and (acc.num_processes < 2 or acc.distributed_type.name in ("FSDP", "DEEPSPEED")):
         raise ValueError(
             f"fsdp=true shards over several processes of a plain (DDP-style) launch; got "

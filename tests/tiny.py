@@ -82,10 +82,10 @@ def update_setup(rows: int = 6, **overrides):
 
     cfg = TrainConfig(**{"lr": 1e-3, "max_grad_norm": 0.0, "temperature": 1.0, **overrides})
     model = tiny_model(seed=0)
-    if cfg.sparse_embedding_grad:  # as the trainer does (the default)
-        from llm.model import enable_sparse_embedding_grad
+    if cfg.tied_embedding_grad_in_place:  # as the trainer does (the default)
+        from llm.model import accumulate_tied_grad_in_place
 
-        enable_sparse_embedding_grad(model)
+        accumulate_tied_grad_in_place(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     scheduler = get_scheduler("constant", optimizer)
     gen = torch.Generator().manual_seed(5)

@@ -51,7 +51,7 @@ NON_DEFAULT = {
     "dynamic_sampling_max_rounds": ("5", 5),
     "micro_batch_max_tokens": ("64", 64),
     "gradient_checkpointing": ("false", False),
-    "sparse_embedding_grad": ("false", False),
+    "tied_embedding_grad_in_place": ("false", False),
     "cpu_threads": ("3", 3),
     "fsdp": ("true", True),
     "seed": ("3", 3),

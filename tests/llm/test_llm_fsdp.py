@@ -88,7 +88,7 @@ def test_fsdp_two_processes_resume_exactly_and_match_ddp(tmp_path):
             "false",
             "--fsdp",
             "true",
-            "--sparse_embedding_grad",  # FSDP2's gradients are dense shards; the DDP run matches it
+            "--tied_embedding_grad_in_place",  # FSDP2's gradients are dense shards; the DDP run matches it
             "false",
         ],
         timeout=870,

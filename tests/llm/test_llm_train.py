@@ -423,38 +423,46 @@ def test_cpu_threads_use_every_core_despite_accelerates_omp_default(monkeypatch)
         TrainConfig(cpu_threads=-1).validate()
 
 
-def test_sparse_embedding_grad_gives_the_dense_gradient():
-    """With tied embeddings the embedding's sparse rows are added into the LM head's dense gradient:
-    the parameter's gradient is dense and equals the all-dense one; the embedding alone really does
-    produce a sparse gradient (so the setting is not a no-op); untied embeddings are refused by name."""
+def test_tied_embedding_grad_in_place_gives_the_dense_gradient():
+    """The LM head's weight gradient added straight into ``.grad`` plus the embedding's sparse rows: over
+    two accumulated passes (``.grad`` absent, then present) every parameter's gradient equals the plain
+    autograd one, and stays dense; the head really bypasses autograd and the embedding really is sparse
+    (so the setting is not a no-op); untied embeddings and fsdp are refused by name."""
     from llm.loss import completion_logprobs
-    from llm.model import enable_sparse_embedding_grad
+    from llm.model import accumulate_tied_grad_in_place
 
-    _cfg, _acc, _model, _opt, _sched, batch = update_setup(rows=6, sparse_embedding_grad=False)
+    _cfg, _acc, _model, _opt, _sched, batch = update_setup(rows=6, tied_embedding_grad_in_place=False)
     grads = []
-    for sparse in (False, True):
+    for in_place in (False, True):
         model = tiny_model(seed=0)
-        if sparse:
-            enable_sparse_embedding_grad(model)
-        logprobs, _ = completion_logprobs(
-            model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"]
-        )
-        (logprobs * batch["completion_mask"]).sum().backward()
-        grads.append(model.get_input_embeddings().weight.grad)
-    dense, summed = grads
-    assert summed.layout == torch.strided and not summed.is_sparse
-    # float32 row sums in a different order: equal to ~1e-7 relative; 1e-6 of the largest entry.
-    assert torch.allclose(summed, dense, rtol=0, atol=1e-6 * float(dense.abs().max()))
-    embedding = model.get_input_embeddings()
+        if in_place:
+            accumulate_tied_grad_in_place(model)
+        for rows in (slice(0, 3), slice(3, 6)):  # two passes accumulate, as row chunks do
+            mb = {k: v[rows] for k, v in batch.items()}
+            logprobs, _ = completion_logprobs(
+                model, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"], mb["completion_mask"]
+            )
+            (logprobs * mb["completion_mask"]).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    plain, in_place = grads
+    assert plain.keys() == in_place.keys()
+    for name, grad in plain.items():
+        assert in_place[name].layout == torch.strided and not in_place[name].is_sparse
+        # float32 sums in a different order: equal to ~1e-7 relative; 1e-6 of the largest entry.
+        assert torch.allclose(in_place[name], grad, rtol=0, atol=1e-6 * float(grad.abs().max())), name
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    assert embedding.weight.grad.abs().sum() > 0
+    hidden = torch.randn(2, embedding.weight.shape[1], requires_grad=True)
+    assert torch.autograd.grad(head(hidden).sum(), embedding.weight, allow_unused=True)[0] is None
     alone = torch.autograd.grad(embedding(batch["prompt_ids"]).sum(), embedding.weight)[0]
     assert alone.is_sparse
 
     untied = tiny_model(seed=0)
     untied.config.tie_word_embeddings = False
     untied.lm_head.weight = torch.nn.Parameter(untied.lm_head.weight.detach().clone())
-    with pytest.raises(ValueError, match="sparse_embedding_grad"):
-        enable_sparse_embedding_grad(untied)
-    with pytest.raises(ValueError, match="sparse_embedding_grad"):
+    with pytest.raises(ValueError, match="tied_embedding_grad_in_place"):
+        accumulate_tied_grad_in_place(untied)
+    with pytest.raises(ValueError, match="tied_embedding_grad_in_place"):
         TrainConfig(fsdp=True).validate()
 
 

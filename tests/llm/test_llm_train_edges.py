@@ -169,7 +169,7 @@ def test_fsdp_needs_several_processes_and_says_so_before_loading(tmp_path, monke
 
     monkeypatch.setattr(train_mod, "load_policy", forbidden)
     with pytest.raises(ValueError, match="fsdp=true shards over several processes"):
-        main(tiny_args(tmp_path / "run", fsdp="true", sparse_embedding_grad="false"))
+        main(tiny_args(tmp_path / "run", fsdp="true", tied_embedding_grad_in_place="false"))
     with pytest.raises(ValueError, match="fsdp=true with rollout_backend='vllm'"):
         main(tiny_args(tmp_path / "run", fsdp="true", rollout_backend="vllm"))
     with pytest.raises(ValueError, match="tis_cap=0.5"):
