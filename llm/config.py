@@ -154,7 +154,7 @@ class TrainConfig:
     dynamic_sampling_max_rounds: int = _key(3, "extra generation rounds per step at most", LOSS)
 
     micro_batch_max_tokens: int = _key(
-        256,
+        128,
         "cap on the padded tokens (rows x (prompt + completion width)) of one forward/backward: a "
         "micro-batch over it runs as row chunks whose gradients add up to the same update, as verl's "
         "ppo_max_token_len_per_gpu (0 = no cap; at least one row per chunk)",
