@@ -176,6 +176,10 @@ class HFGenerateBackend:
         for mine, theirs in zip(self._copy.parameters(), model.parameters()):
             mine.copy_(theirs)  # cast on copy: no full-precision temporary
 
+    def close(self) -> None:
+        """Drop the rollout copy, if any (the trainer closes every backend when training ends)."""
+        self._copy = None
+
     def _sampler(self, model):
         if self.rollout_dtype is None or next(model.parameters()).dtype == self.rollout_dtype:
             return model

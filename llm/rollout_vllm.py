@@ -124,6 +124,20 @@ class VLLMBackend:
             torch.set_num_threads = set_num_threads
             torch.set_num_threads(num_threads)
 
+    def close(self) -> None:
+        """Shut the in-process engine down now (idempotent).
+
+        vLLM's own shutdown runs at interpreter exit and destroys the process groups it made; by then
+        the trainer's ``main`` has destroyed the default group, and that shutdown fails with "Invalid
+        process group specified". The trainer closes the backend when training ends (also on error),
+        while the groups still exist. Under a multi-rank launch vLLM's cleanup also destroys the shared
+        default group, as its exit handler would.
+        """
+        llm, self.llm = getattr(self, "llm", None), None
+        engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
+
     @torch.no_grad()
     def sync_weights(self, model) -> None:
         """Overwrite the engine's weights with ``model``'s (HF checkpoint names; DDP wrapper stripped).

@@ -102,7 +102,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         checked.rewards.close()
         raise
     acc, metrics, first, began, checkpoint = run.accelerator, {}, None, time.perf_counter(), None
-    with run.rewards:
+    with run.rewards, contextlib.closing(run.backend):
         progress = tqdm(
             range(run.start_step, cfg.steps),
             initial=run.start_step,
