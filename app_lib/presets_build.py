@@ -1,11 +1,18 @@
 """Precompute the explorer's paper presets with the sandbox and write them as small CSV + JSON files.
 
-    python -m app_lib.presets_build            # all presets into app_lib/data/presets/
-    python -m app_lib.presets_build --only rs_bandit --seeds 4
+    ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 python -m app_lib.presets_build    # all presets into app_lib/data/presets/
+    ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 python -m app_lib.presets_build --only rs_bandit --seeds 4
 
 The files are committed, so the explorer shows a 25 000-update bandit sweep in one click
 without running it. Every file is a seed mean/std table plus ``<name>.json`` holding the
 exact settings and the command that regenerates it.
+
+The sandbox's runs depend on torch's kernel dispatch: its AVX-512 and AVX2 kernels sum in different
+orders, and a last-bit difference can flip one seed's trajectory (a RiskPO run on the tabular
+sandbox diverged at step 164 between an AVX-512 and an AVX2-only machine). Presets are therefore
+built with torch's AVX2 kernels (``ATEN_CPU_CAPABILITY=avx2``, which every x86-64 machine this
+project runs on supports) and MKL's AVX2 code path (``MKL_CBWR=AVX2``); the build refuses to run
+otherwise, and the test that rebuilds a preset uses the same two settings.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 DATA = Path(__file__).resolve().parent / "data" / "presets"
+REPRODUCIBLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
 RS_BETAS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PASSK_KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -152,6 +160,17 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="override each preset's number of seeds")
     parser.add_argument("--out", type=Path, default=DATA)
     args = parser.parse_args(argv)
+    import os
+
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != "AVX2" or os.environ.get("MKL_CBWR") != "AVX2":
+        raise SystemExit(
+            f"presets are built with torch's AVX2 kernels and MKL's AVX2 path so that every machine rebuilds them "
+            f"bit for bit (torch capability here: {capability}, MKL_CBWR={os.environ.get('MKL_CBWR')!r}): run "
+            "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 python -m app_lib.presets_build ..."
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(BUILDERS):
         builder, default_seeds = BUILDERS[name]
@@ -161,10 +180,13 @@ def main(argv=None) -> None:
         for stem, frame in frames.items():
             frame.to_csv(args.out / f"{stem}.csv", index=False, float_format="%.6g")
         settings.update(
-            command=f"python -m app_lib.presets_build --only {name} --seeds {seeds}",
+            command=" ".join(f"{k}={v}" for k, v in REPRODUCIBLE_ENV.items())
+            + f" python -m app_lib.presets_build --only {name} --seeds {seeds}",
             seconds=round(time.time() - start, 1),
             python=platform.python_version(),
             numpy=np.__version__,
+            torch=torch.__version__,
+            cpu_capability=capability,
         )
         (args.out / f"{name}.json").write_text(json.dumps(settings, indent=1, default=str) + "\n")
         print(f"{name}: {', '.join(frames)} in {time.time() - start:.1f}s")

@@ -93,13 +93,33 @@ def test_shipped_rs_bandit_preset_reproduces_the_paper():
     assert (final[[4, 8, 16, 32, 64]] >= 0.9).all()
 
 
-def test_shipped_riskpo_entropy_preset_is_what_the_sandbox_computes():
-    from app_lib.presets_build import build_riskpo_entropy
+def test_shipped_riskpo_entropy_preset_is_what_the_sandbox_computes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from app_lib.presets_build import REPRODUCIBLE_ENV
 
     shipped = pd.read_csv(PRESETS / "riskpo_entropy.csv")
-    rebuilt = build_riskpo_entropy(int(shipped["seeds"].iloc[0]))[0]["riskpo_entropy"]
+    settings = json.loads((PRESETS / "riskpo_entropy.json").read_text())
+    assert settings["cpu_capability"] == "AVX2"
+    # Rebuilt in a fresh interpreter with the kernels the preset was built with: torch's dispatch is
+    # chosen at import, and AVX-512 vs AVX2 kernels flip one RiskPO seed's trajectory (presets_build).
+    done = subprocess.run(
+        [sys.executable, "-m", "app_lib.presets_build", "--only", "riskpo_entropy", "--out", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, **REPRODUCIBLE_ENV},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rebuilt = pd.read_csv(tmp_path / "riskpo_entropy.csv")
+    assert int(rebuilt["seeds"].iloc[0]) == int(shipped["seeds"].iloc[0])
     numeric = [c for c in shipped.columns if c.endswith(("_mean", "_std"))]
-    # The file keeps 6 significant digits: agreement to a relative 1e-5 (absolute 1e-9 near 0).
+    # Both files keep 6 significant digits, written by the same code: equal up to that rounding
+    # (relative 1e-5, absolute 1e-9 near 0).
     np.testing.assert_allclose(rebuilt[numeric].to_numpy(float), shipped[numeric].to_numpy(float), rtol=1e-5, atol=1e-9)
 
 
