@@ -167,9 +167,10 @@ def main(argv=None) -> None:
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != "AVX2" or os.environ.get("MKL_CBWR") != "AVX2":
         raise SystemExit(
-            f"presets are built with torch's AVX2 kernels and MKL's AVX2 path so that every machine rebuilds them "
-            f"bit for bit (torch capability here: {capability}, MKL_CBWR={os.environ.get('MKL_CBWR')!r}): run "
-            "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 python -m app_lib.presets_build ..."
+            "presets are built with torch's AVX2 kernels and MKL's AVX2 path so that machines with other "
+            f"kernels (AVX-512) rebuild them with the same ones (torch capability here: {capability}, "
+            f"MKL_CBWR={os.environ.get('MKL_CBWR')!r}): run ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 "
+            "python -m app_lib.presets_build ..."
         )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(BUILDERS):
