@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 DATA = Path(__file__).resolve().parent / "data" / "presets"
-REPRODUCIBLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
 RS_BETAS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PASSK_KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -163,6 +162,8 @@ def main(argv=None) -> None:
     import os
 
     import torch
+
+    from sandbox.common import REPRODUCIBLE_ENV
 
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != "AVX2" or os.environ.get("MKL_CBWR") != "AVX2":

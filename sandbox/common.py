@@ -22,6 +22,14 @@ EstimatorSpec = tuple[str, dict]
 Progress = Callable[[float], None] | None
 
 
+# The environment under which the shipped results (results/sandbox/summary.json, the explorer's presets) are
+# computed and re-checked. Runs depend on torch's kernel dispatch: its AVX-512 and AVX2 kernels sum in
+# other orders, and a last-bit difference can flip a seed's trajectory (measured: one RiskPO seed of the
+# tabular sandbox from step 164; third-decimal changes in the claims table). AVX2 is supported by every
+# x86-64 machine the project runs on; set before torch is imported (a fresh interpreter).
+REPRODUCIBLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+
+
 def estimator_label(name: str, params: dict) -> str:
     """'rs_grpo(beta=4)': a readable, unique key for one estimator configuration."""
     if name == "negated" and "estimator" in params:  # 'negated[riskpo(bundle_size=5)]'

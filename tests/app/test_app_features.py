@@ -99,7 +99,7 @@ def test_shipped_riskpo_entropy_preset_is_what_the_sandbox_computes(tmp_path):
     import subprocess
     import sys
 
-    from app_lib.presets_build import REPRODUCIBLE_ENV
+    from sandbox.common import REPRODUCIBLE_ENV
 
     shipped = pd.read_csv(PRESETS / "riskpo_entropy.csv")
     settings = json.loads((PRESETS / "riskpo_entropy.json").read_text())
