@@ -159,19 +159,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="override each preset's number of seeds")
     parser.add_argument("--out", type=Path, default=DATA)
     args = parser.parse_args(argv)
-    import os
-
     import torch
 
-    from sandbox.common import REPRODUCIBLE_ENV
+    from sandbox.common import REPRODUCIBLE_PREFIX, reproducible_env_unmet
 
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability != "AVX2" or os.environ.get("MKL_CBWR") != "AVX2":
+    unmet = reproducible_env_unmet()
+    if unmet:
         raise SystemExit(
             "presets are built with torch's AVX2 kernels and MKL's AVX2 path so that machines with other "
-            f"kernels (AVX-512) rebuild them with the same ones (torch capability here: {capability}, "
-            f"MKL_CBWR={os.environ.get('MKL_CBWR')!r}): run ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 "
-            "python -m app_lib.presets_build ..."
+            f"kernels (AVX-512) rebuild them with the same ones (here: {unmet}): run "
+            f"{REPRODUCIBLE_PREFIX} python -m app_lib.presets_build ..."
         )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(BUILDERS):
@@ -182,13 +179,12 @@ def main(argv=None) -> None:
         for stem, frame in frames.items():
             frame.to_csv(args.out / f"{stem}.csv", index=False, float_format="%.6g")
         settings.update(
-            command=" ".join(f"{k}={v}" for k, v in REPRODUCIBLE_ENV.items())
-            + f" python -m app_lib.presets_build --only {name} --seeds {seeds}",
+            command=f"{REPRODUCIBLE_PREFIX} python -m app_lib.presets_build --only {name} --seeds {seeds}",
             seconds=round(time.time() - start, 1),
             python=platform.python_version(),
             numpy=np.__version__,
             torch=torch.__version__,
-            cpu_capability=capability,
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
         )
         (args.out / f"{name}.json").write_text(json.dumps(settings, indent=1, default=str) + "\n")
         print(f"{name}: {', '.join(frames)} in {time.time() - start:.1f}s")

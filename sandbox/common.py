@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -28,6 +29,17 @@ Progress = Callable[[float], None] | None
 # tabular sandbox from step 164; third-decimal changes in the claims table). AVX2 is supported by every
 # x86-64 machine the project runs on; set before torch is imported (a fresh interpreter).
 REPRODUCIBLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+REPRODUCIBLE_PREFIX = " ".join(f"{name}={value}" for name, value in REPRODUCIBLE_ENV.items())
+
+
+def reproducible_env_unmet() -> dict[str, str | None]:
+    """The ``REPRODUCIBLE_ENV`` settings this process does not run with, each with what it has instead
+    (torch's capability as dispatched, not the variable: an unset or unsupported value falls back)."""
+    have = {
+        "ATEN_CPU_CAPABILITY": torch.backends.cpu.get_cpu_capability().lower(),
+        "MKL_CBWR": os.environ.get("MKL_CBWR"),
+    }
+    return {name: have[name] for name, value in REPRODUCIBLE_ENV.items() if have[name] != value}
 
 
 def estimator_label(name: str, params: dict) -> str:

@@ -95,26 +95,15 @@ def test_shipped_rs_bandit_preset_reproduces_the_paper():
 
 def test_shipped_riskpo_entropy_preset_is_what_the_sandbox_computes(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
-    from sandbox.common import REPRODUCIBLE_ENV
+    from reproducible import run_module_reproducibly
 
     shipped = pd.read_csv(PRESETS / "riskpo_entropy.csv")
     settings = json.loads((PRESETS / "riskpo_entropy.json").read_text())
     assert settings["cpu_capability"] == "AVX2"
-    # Rebuilt in a fresh interpreter with the kernels the preset was built with: torch's dispatch is
-    # chosen at import, and AVX-512 vs AVX2 kernels flip one RiskPO seed's trajectory (presets_build).
-    done = subprocess.run(
-        [sys.executable, "-m", "app_lib.presets_build", "--only", "riskpo_entropy", "--out", str(tmp_path)],
-        cwd=REPO,
-        env={**os.environ, **REPRODUCIBLE_ENV},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Rebuilt with the kernels the preset was built with: AVX-512 vs AVX2 kernels flip one RiskPO seed's
+    # trajectory (presets_build).
+    run_module_reproducibly("app_lib.presets_build", "--only", "riskpo_entropy", "--out", str(tmp_path), timeout=600)
     rebuilt = pd.read_csv(tmp_path / "riskpo_entropy.csv")
     assert int(rebuilt["seeds"].iloc[0]) == int(shipped["seeds"].iloc[0])
     numeric = [c for c in shipped.columns if c.endswith(("_mean", "_std"))]

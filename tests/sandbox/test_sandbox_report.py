@@ -144,23 +144,11 @@ def test_replace_section_needs_both_markers_once():
 
 @pytest.mark.slow
 def test_shipped_summary_is_what_the_claims_measure_now(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from reproducible import run_module_reproducibly
 
-    from sandbox.common import REPRODUCIBLE_ENV
-
-    # The full default run (~20 s CPU) in a fresh interpreter with the kernels the summary was computed
-    # with (AVX-512 vs AVX2 kernels move its third decimals): verdicts and table must match the shipped one.
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "all", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env={**os.environ, **REPRODUCIBLE_ENV},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The full default run (~20 s CPU) with the kernels the summary was computed with (AVX-512 vs AVX2
+    # kernels move its third decimals): verdicts and table must match the shipped one.
+    run_module_reproducibly("sandbox", "all", "--out", str(tmp_path), timeout=1800)
     fresh = json.loads((tmp_path / "summary.json").read_text())
     shipped = _shipped()
     assert {n: e["verdict"] for n, e in fresh["claims"].items()} == {
